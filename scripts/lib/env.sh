@@ -1,0 +1,6 @@
+# shellcheck shell=bash
+# Sourced by every script: puts the pinned toolchain that scripts/tools.sh installed first on PATH.
+OUTRIGGER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUTRIGGER_TOOLS="${OUTRIGGER_TOOLS:-$OUTRIGGER_ROOT/.tools}"
+export OUTRIGGER_ROOT OUTRIGGER_TOOLS
+export PATH="$OUTRIGGER_TOOLS/bin:$OUTRIGGER_TOOLS/venv/bin:$PATH"
