@@ -1,0 +1,43 @@
+# Outrigger: one entry point for people and CI. Every install step lives in scripts/.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+CHECKS := $(sort $(wildcard scripts/check-*.sh))
+
+.PHONY: help tools demo test lint lint-rust test-rust checks bench bench-proxy bench-agent clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+tools: ## install the pinned toolchain into .tools/ (idempotent)
+	scripts/tools.sh
+
+demo: tools ## build, then run the local loopback demo (no cluster, no cloud, no root)
+	scripts/demo.sh
+
+test: tools lint-rust test-rust checks ## everything CI runs: lint, unit + integration tests, manifest checks
+	@echo "make test: all green"
+
+lint: tools lint-rust checks ## formatting, clippy and every manifest/chart/terraform/workflow check
+
+lint-rust:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+test-rust:
+	$(CARGO) test --workspace --locked
+
+checks:
+	@set -e; for c in $(CHECKS); do echo "==> $$c"; bash "$$c"; done
+
+bench: bench-proxy bench-agent ## run every benchmark (not part of test)
+
+bench-proxy: tools
+	bench/proxy.sh
+
+bench-agent: tools
+	bench/agent.sh
+
+clean: ## remove build output (keeps .tools/)
+	$(CARGO) clean
