@@ -1,1 +1,116 @@
-fn main() {}
+//! outrigger-proxy binary: parse and validate configuration (exit 64 on a bad setting, before any
+//! port is bound), set up logging, TLS and tracing, then serve until SIGTERM/SIGINT and drain.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use outrigger_proxy::config::{Config, EX_USAGE, Env, ParseOutcome};
+use outrigger_proxy::telemetry::Tracing;
+
+fn usage_exit(line: &str) -> ExitCode {
+    eprintln!("outrigger-proxy: {line}");
+    ExitCode::from(EX_USAGE as u8)
+}
+
+fn main() -> ExitCode {
+    let config = match Config::parse_from(std::env::args_os(), &Env) {
+        Ok(c) => c,
+        Err(ParseOutcome::Clap(e)) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EX_USAGE as u8)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+        Err(ParseOutcome::Invalid(e)) => return usage_exit(&e.to_string()),
+    };
+
+    let filter = match tracing_subscriber::EnvFilter::try_new(&config.log) {
+        Ok(f) => f,
+        Err(e) => {
+            return usage_exit(&format!(
+                "invalid configuration: --log (OUTRIGGER_LOG): {e}"
+            ));
+        }
+    };
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .init();
+
+    let tls = match &config.tls {
+        Some(t) => match outrigger_proxy::tls::server_config(t) {
+            Ok(setup) => Some(setup),
+            Err(e) => {
+                return usage_exit(&format!(
+                    "invalid configuration: --tls-cert/--tls-key/--client-ca: {e}"
+                ));
+            }
+        },
+        None => None,
+    };
+    // Built outside the async runtime: the OTLP HTTP exporter uses a blocking client.
+    let tracing = match &config.otel {
+        Some(o) => match Tracing::new(o) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                return usage_exit(&format!(
+                    "invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT: {e}"
+                ));
+            }
+        },
+        None => None,
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers)
+        .max_blocking_threads(4)
+        .thread_name("outrigger-proxy")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("outrigger-proxy: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(outrigger_proxy::run(
+        config,
+        tls,
+        tracing.clone(),
+        shutdown_signal(),
+    ));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    if let Some(t) = tracing {
+        t.shutdown();
+    }
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "outrigger-proxy failed");
+            eprintln!("outrigger-proxy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process can only be killed; never resolve.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

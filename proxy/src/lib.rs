@@ -1,0 +1,96 @@
+//! outrigger-proxy: the Outrigger sidecar data plane.
+//!
+//! [`run`] binds the inbound and admin listeners, serves until the shutdown future resolves
+//! (SIGTERM in the binary), then drains: `/ready` → 503 at once, keep serving for the drain
+//! delay, close the listener, shut connections down gracefully, and force the rest after the
+//! drain timeout. Everything else lives in one module per concern.
+
+pub mod admin;
+pub mod body;
+pub mod config;
+pub mod drain;
+pub mod headers;
+pub mod io;
+pub mod metrics;
+pub mod proxy;
+pub mod retry;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::proxy::Shared;
+use crate::telemetry::Tracing;
+
+/// How often the certificate files are checked for changes.
+pub const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// TLS state prepared (and validated) before any port is bound.
+pub type TlsSetup = (Arc<rustls::ServerConfig>, Arc<tls::CertStore>);
+
+/// Serve until `shutdown` resolves, then drain. Returns how the drain ended.
+pub async fn run(
+    config: Config,
+    tls: Option<TlsSetup>,
+    tracing: Option<Arc<Tracing>>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<drain::Outcome> {
+    let inbound = TcpListener::bind(config.inbound)
+        .await
+        .with_context(|| format!("binding --inbound {}", config.inbound))?;
+    let admin = TcpListener::bind(config.admin)
+        .await
+        .with_context(|| format!("binding --admin {}", config.admin))?;
+    let metrics = Arc::new(Metrics::new());
+    let (trigger, watcher) = drain::channel();
+    let drain_delay = config.drain_delay;
+    let drain_timeout = config.drain_timeout;
+    let tls_files = config.tls.clone();
+    let shared = Arc::new(Shared::new(config, metrics.clone(), tracing)?);
+
+    tokio::spawn(admin::serve(admin, shared.clone()));
+    let acceptor = match (tls, tls_files) {
+        (Some((server_config, store)), Some(files)) => {
+            tokio::spawn(tls::watch(
+                files,
+                store,
+                metrics.clone(),
+                TLS_RELOAD_INTERVAL,
+            ));
+            Some(tokio_rustls::TlsAcceptor::from(server_config))
+        }
+        _ => None,
+    };
+    ::tracing::info!(
+        inbound = %shared.config.inbound,
+        admin = %shared.config.admin,
+        app = %shared.config.app,
+        tls = acceptor.is_some(),
+        "outrigger-proxy started"
+    );
+    let accept = tokio::spawn(server::serve(inbound, shared.clone(), acceptor, watcher));
+
+    shutdown.await;
+    ::tracing::info!(
+        drain_delay_ms = drain_delay.as_millis() as u64,
+        drain_timeout_ms = drain_timeout.as_millis() as u64,
+        "shutdown signal: draining"
+    );
+    shared.draining.store(true, Ordering::Release);
+    metrics.draining.set(1);
+    trigger.start_draining();
+    tokio::time::sleep(drain_delay).await;
+    let outcome = trigger.shutdown(drain_timeout).await;
+    let _ = accept.await;
+    ::tracing::info!(?outcome, "drain finished");
+    Ok(outcome)
+}

@@ -1,0 +1,382 @@
+//! Golden metrics (`outrigger_proxy_*`), registered with `prometheus-client` and encoded for the
+//! admin `/metrics` endpoint. Label sets are small and fixed: no paths, no hosts, no pod names.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Request methods, normalised so the label set stays bounded.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+#[allow(clippy::upper_case_acronyms, missing_docs)]
+pub enum Method {
+    GET,
+    HEAD,
+    POST,
+    PUT,
+    DELETE,
+    PATCH,
+    OPTIONS,
+    TRACE,
+    CONNECT,
+    Other,
+}
+
+impl Method {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GET => "GET",
+            Self::HEAD => "HEAD",
+            Self::POST => "POST",
+            Self::PUT => "PUT",
+            Self::DELETE => "DELETE",
+            Self::PATCH => "PATCH",
+            Self::OPTIONS => "OPTIONS",
+            Self::TRACE => "TRACE",
+            Self::CONNECT => "CONNECT",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl EncodeLabelValue for Method {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+impl From<&http::Method> for Method {
+    fn from(m: &http::Method) -> Self {
+        match *m {
+            http::Method::GET => Self::GET,
+            http::Method::HEAD => Self::HEAD,
+            http::Method::POST => Self::POST,
+            http::Method::PUT => Self::PUT,
+            http::Method::DELETE => Self::DELETE,
+            http::Method::PATCH => Self::PATCH,
+            http::Method::OPTIONS => Self::OPTIONS,
+            http::Method::TRACE => Self::TRACE,
+            http::Method::CONNECT => Self::CONNECT,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// `{method,status_code}`
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Normalised method.
+    pub method: Method,
+    /// Response status code.
+    pub status_code: u16,
+}
+
+/// Inbound connection protocol.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.x
+    Http1,
+    /// HTTP/2
+    H2,
+}
+
+impl EncodeLabelValue for Protocol {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            Self::Http1 => "http1",
+            Self::H2 => "h2",
+        })
+    }
+}
+
+/// `{protocol,tls}`
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnLabels {
+    /// Protocol spoken on the connection.
+    pub protocol: Protocol,
+    /// Whether TLS terminates here.
+    pub tls: bool,
+}
+
+/// `{reason}` with a static reason string.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// `{version}`
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+/// `{result}`
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `success` or `error`.
+    pub result: &'static str,
+}
+
+/// Seconds buckets from 0.5 ms to 30 s: small and fixed, with resolution where a sidecar's
+/// added latency lives.
+const BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
+    30.0,
+];
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// All proxy metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// `outrigger_proxy_requests_total`
+    pub requests: Family<RequestLabels, Counter>,
+    /// `outrigger_proxy_request_duration_seconds`
+    pub request_duration: Histogram,
+    /// `outrigger_proxy_response_headers_duration_seconds`
+    pub response_headers_duration: Histogram,
+    /// `outrigger_proxy_requests_in_flight`
+    pub in_flight: Gauge,
+    /// `outrigger_proxy_open_connections`
+    pub open_connections: Family<ConnLabels, Gauge>,
+    /// `outrigger_proxy_connections_total`
+    pub connections: Family<ConnLabels, Counter>,
+    /// `outrigger_proxy_retries_total`
+    pub retries: Family<ReasonLabels, Counter>,
+    /// `outrigger_proxy_retries_skipped_total`
+    pub retries_skipped: Family<ReasonLabels, Counter>,
+    /// `outrigger_proxy_tls_handshake_errors_total`
+    pub tls_handshake_errors: Family<ReasonLabels, Counter>,
+    /// `outrigger_proxy_tls_cert_reloads_total`
+    pub tls_reloads: Family<ResultLabels, Counter>,
+    /// `outrigger_proxy_request_bytes_total`
+    pub request_bytes: Counter,
+    /// `outrigger_proxy_response_bytes_total`
+    pub response_bytes: Counter,
+    /// `outrigger_proxy_draining`
+    pub draining: Gauge,
+    /// `outrigger_proxy_draining_connections`
+    draining_connections: Gauge,
+    /// `outrigger_proxy_local_responses_total` (responses the proxy generated itself)
+    pub local_responses: Family<ReasonLabels, Counter>,
+    /// Open connections of any kind, for `draining_connections`.
+    open_total: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Register every family.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("outrigger_proxy");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by normalised method and status code",
+            requests.clone(),
+        );
+        let request_duration = histogram();
+        registry.register(
+            "request_duration_seconds",
+            "Time from request received to end of response body",
+            request_duration.clone(),
+        );
+        let response_headers_duration = histogram();
+        registry.register(
+            "response_headers_duration_seconds",
+            "Time from request received to response headers sent",
+            response_headers_duration.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "requests_in_flight",
+            "Requests received whose response has not completed",
+            in_flight.clone(),
+        );
+        let open_connections = Family::<ConnLabels, Gauge>::default();
+        registry.register(
+            "open_connections",
+            "Open inbound client connections",
+            open_connections.clone(),
+        );
+        let connections = Family::<ConnLabels, Counter>::default();
+        registry.register(
+            "connections",
+            "Inbound client connections accepted (after protocol detection)",
+            connections.clone(),
+        );
+        let retries = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "retries",
+            "Retries sent to the app, by cause",
+            retries.clone(),
+        );
+        let retries_skipped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "retries_skipped",
+            "Retryable failures that were not retried, by reason",
+            retries_skipped.clone(),
+        );
+        let tls_handshake_errors = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "tls_handshake_errors",
+            "Failed inbound TLS handshakes, by reason",
+            tls_handshake_errors.clone(),
+        );
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "tls_cert_reloads",
+            "Certificate/key reloads after a file change, by result",
+            tls_reloads.clone(),
+        );
+        let request_bytes = Counter::default();
+        registry.register(
+            "request_bytes",
+            "Request body bytes received from clients",
+            request_bytes.clone(),
+        );
+        let response_bytes = Counter::default();
+        registry.register(
+            "response_bytes",
+            "Response body bytes sent to clients",
+            response_bytes.clone(),
+        );
+        let draining = Gauge::default();
+        registry.register(
+            "draining",
+            "1 while the proxy drains after SIGTERM, else 0",
+            draining.clone(),
+        );
+        let draining_connections = Gauge::default();
+        registry.register(
+            "draining_connections",
+            "Connections still open while draining",
+            draining_connections.clone(),
+        );
+        let local_responses = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "local_responses",
+            "Responses generated by the proxy instead of the app, by reason",
+            local_responses.clone(),
+        );
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "Build information; always 1", build_info);
+        Self {
+            registry,
+            requests,
+            request_duration,
+            response_headers_duration,
+            in_flight,
+            open_connections,
+            connections,
+            retries,
+            retries_skipped,
+            tls_handshake_errors,
+            tls_reloads,
+            request_bytes,
+            response_bytes,
+            draining,
+            draining_connections,
+            local_responses,
+            open_total: AtomicI64::new(0),
+        }
+    }
+
+    /// A connection was accepted and classified.
+    pub fn conn_opened(&self, labels: &ConnLabels) {
+        self.connections.get_or_create(labels).inc();
+        self.open_connections.get_or_create(labels).inc();
+        self.open_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed.
+    pub fn conn_closed(&self, labels: &ConnLabels) {
+        self.open_connections.get_or_create(labels).dec();
+        self.open_total.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Count a retry with its reason.
+    pub fn retry(&self, reason: &'static str) {
+        self.retries.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Count a skipped retry with its reason.
+    pub fn retry_skipped(&self, reason: &'static str) {
+        self.retries_skipped
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Text exposition (OpenMetrics text format, which Prometheus scrapes natively).
+    pub fn encode(&self) -> String {
+        let draining = self.draining.get() != 0;
+        self.draining_connections.set(if draining {
+            self.open_total.load(Ordering::Relaxed)
+        } else {
+            0
+        });
+        let mut out = String::with_capacity(8192);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_contract() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                method: Method::from(&http::Method::from_bytes(b"PURGE").unwrap()),
+                status_code: 200,
+            })
+            .inc();
+        m.conn_opened(&ConnLabels {
+            protocol: Protocol::H2,
+            tls: true,
+        });
+        m.retry("connect_error");
+        let text = m.encode();
+        for needle in [
+            "outrigger_proxy_requests_total{method=\"other\",status_code=\"200\"} 1",
+            "outrigger_proxy_open_connections{protocol=\"h2\",tls=\"true\"} 1",
+            "outrigger_proxy_connections_total{protocol=\"h2\",tls=\"true\"} 1",
+            "outrigger_proxy_retries_total{reason=\"connect_error\"} 1",
+            "outrigger_proxy_build_info{version=\"",
+            "# TYPE outrigger_proxy_request_duration_seconds histogram",
+            "# TYPE outrigger_proxy_response_headers_duration_seconds histogram",
+            "outrigger_proxy_requests_in_flight 0",
+            "outrigger_proxy_draining 0",
+            "outrigger_proxy_draining_connections 0",
+            "outrigger_proxy_request_bytes_total 0",
+            "outrigger_proxy_response_bytes_total 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+}

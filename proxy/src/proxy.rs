@@ -1,0 +1,475 @@
+//! The request path: one inbound request in, one app request (plus bounded retries) out.
+//!
+//! Steps: limits (header count, body cap) → upgrade pass-through or normal forwarding → header
+//! rewrite (hop-by-hop, X-Forwarded-*, trace context) → body preparation (replay buffer only when
+//! a retry is possible) → attempts with budget, backoff and the whole-request deadline → response
+//! rewrite (hop-by-hop, `Connection: close` while draining) → completion telemetry on body end.
+
+use std::convert::Infallible;
+use std::error::Error as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::time::Instant;
+
+use crate::body::{self, BodyError, ReqBody, RespBody};
+use crate::config::Config;
+use crate::drain::{Phase, Watcher};
+use crate::headers;
+use crate::io::ConnTrack;
+use crate::metrics::{Method, Metrics, Protocol, ReasonLabels};
+use crate::retry::{self, Policy};
+use crate::telemetry::{Completion, LogFields, Tracing};
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub struct Shared {
+    /// Validated configuration.
+    pub config: Config,
+    /// Golden metrics.
+    pub metrics: Arc<Metrics>,
+    /// Pooled keep-alive client to the app.
+    pub client: Client<HttpConnector, ReqBody>,
+    /// Retry budget and backoff.
+    pub retry: Policy,
+    /// OTLP tracing when configured.
+    pub tracing: Option<Arc<Tracing>>,
+    /// Set at SIGTERM.
+    pub draining: AtomicBool,
+    app_authority: Authority,
+}
+
+impl Shared {
+    /// Build the app client and shared state.
+    pub fn new(
+        config: Config,
+        metrics: Arc<Metrics>,
+        tracing: Option<Arc<Tracing>>,
+    ) -> anyhow::Result<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.idle_timeout)
+            .pool_max_idle_per_host(1024)
+            .set_host(false)
+            .build(connector);
+        let app_authority: Authority = config.app.to_string().parse()?;
+        Ok(Self {
+            retry: Policy::new(&config.retry),
+            config,
+            metrics,
+            client,
+            tracing,
+            draining: AtomicBool::new(false),
+            app_authority,
+        })
+    }
+
+    /// Whether SIGTERM was received.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// Per-connection facts the request path needs.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// Client address.
+    pub client: SocketAddr,
+    /// TLS terminated here.
+    pub tls: bool,
+    /// Protocol of the connection.
+    pub protocol: Protocol,
+    /// Activity tracker.
+    pub track: Arc<ConnTrack>,
+    /// The connection's drain watcher; upgraded tunnels take a clone so the drain waits for them.
+    pub drain: Watcher,
+}
+
+/// hyper service for one inbound connection.
+#[derive(Debug, Clone)]
+pub struct ProxyService {
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Connection facts.
+    pub conn: Arc<ConnInfo>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ProxyService {
+    type Response = Response<RespBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RespBody>, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let shared = self.shared.clone();
+        let conn = self.conn.clone();
+        Box::pin(async move { Ok(handle(shared, conn, req).await) })
+    }
+}
+
+/// Outcome of forwarding, before telemetry is attached.
+struct Forwarded {
+    response: Response<RespBody>,
+    upstream: Option<Duration>,
+    retries: u32,
+}
+
+fn local(status: StatusCode, reason: &'static str, metrics: &Metrics) -> Forwarded {
+    metrics
+        .local_responses
+        .get_or_create(&ReasonLabels { reason })
+        .inc();
+    let body = match status {
+        StatusCode::BAD_GATEWAY => "app unavailable\n",
+        StatusCode::GATEWAY_TIMEOUT => "app timed out\n",
+        StatusCode::PAYLOAD_TOO_LARGE => "request body too large\n",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "request headers too large\n",
+        StatusCode::BAD_REQUEST => "bad request\n",
+        _ => "",
+    };
+    let mut response = Response::new(RespBody::full(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Forwarded {
+        response,
+        upstream: None,
+        retries: 0,
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<RespBody> {
+    let start = Instant::now();
+    let metrics = shared.metrics.clone();
+    metrics.in_flight.inc();
+    conn.track.begin();
+    let method = Method::from(req.method());
+    let protocol = match req.version() {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+
+    let bytes_in = shared
+        .config
+        .access_log
+        .then(|| Arc::new(AtomicU64::new(0)));
+    let mut log = bytes_in.as_ref().map(|b| {
+        Box::new(LogFields {
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            protocol,
+            client: conn.client,
+            trace_id: crate::telemetry::trace_id_from_headers(req.headers()),
+            bytes_in: b.clone(),
+        })
+    });
+
+    let mut span = None;
+    let fwd = forward(&shared, &conn, req, bytes_in, &mut span).await;
+    if let (Some(cx), Some(log)) = (&span, log.as_mut()) {
+        use opentelemetry::trace::TraceContextExt as _;
+        log.trace_id = Some(cx.span().span_context().trace_id().to_string());
+    }
+
+    let Forwarded {
+        mut response,
+        upstream,
+        retries,
+    } = fwd;
+    let status = response.status().as_u16();
+    if shared.is_draining() && conn.protocol == Protocol::Http1 {
+        // Tell HTTP/1 clients to reconnect elsewhere; hyper closes after this response.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    metrics
+        .response_headers_duration
+        .observe(start.elapsed().as_secs_f64());
+    let done = Completion {
+        metrics,
+        track: conn.track.clone(),
+        start,
+        method,
+        status,
+        upstream,
+        retries,
+        bytes_out: 0,
+        error: false,
+        log,
+        span,
+    };
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, body.with_completion(done))
+}
+
+fn upstream_uri(shared: &Shared, uri: &Uri) -> Uri {
+    let pq = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(shared.app_authority.clone());
+    parts.path_and_query = Some(pq);
+    Uri::from_parts(parts).unwrap_or_default()
+}
+
+async fn forward(
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    mut req: Request<Incoming>,
+    bytes_in: Option<Arc<AtomicU64>>,
+    span: &mut Option<opentelemetry::Context>,
+) -> Forwarded {
+    let cfg = &shared.config;
+    let metrics = &shared.metrics;
+
+    // HTTP/1 header limits are enforced by hyper (431); HTTP/2 header *count* is checked here.
+    if req.headers().len() > cfg.max_headers {
+        return local(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            metrics,
+        );
+    }
+    if *req.method() == http::Method::CONNECT {
+        return local(StatusCode::METHOD_NOT_ALLOWED, "connect_refused", metrics);
+    }
+    if let Some(limit) = cfg.max_body_bytes {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics);
+        }
+    }
+
+    let upgrade = conn.protocol == Protocol::Http1 && headers::wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let (mut parts, incoming) = req.into_parts();
+    let mut headers = std::mem::take(&mut parts.headers);
+    if !headers.contains_key(header::HOST) {
+        // HTTP/2 carries the host in :authority; HTTP/1.1 apps need a Host header.
+        if let Some(a) = parts.uri.authority()
+            && let Ok(v) = HeaderValue::from_str(a.as_str())
+        {
+            headers.insert(header::HOST, v);
+        }
+    }
+    let original = if shared.tracing.is_some() {
+        Some(headers.clone())
+    } else {
+        None
+    };
+    headers::strip_hop_by_hop(&mut headers, upgrade, true);
+    headers::add_forwarded(&mut headers, conn.client.ip(), conn.tls);
+    if let (Some(t), Some(orig)) = (&shared.tracing, &original) {
+        let proto = if conn.protocol == Protocol::H2 {
+            "2"
+        } else {
+            "1.1"
+        };
+        *span = Some(t.start(&parts.method, parts.uri.path(), orig, &mut headers, proto));
+    }
+    let uri = upstream_uri(shared, &parts.uri);
+    let method = parts.method;
+
+    let idempotent = retry::is_idempotent(&method, &headers);
+    let retries_enabled = shared.retry.attempts > 0 && !upgrade;
+    let replay_cap = (idempotent && retries_enabled).then_some(shared.retry.max_body);
+    let counter = metrics.request_bytes.clone();
+    let prepared = body::prepare(incoming, replay_cap, cfg.max_body_bytes, counter, bytes_in).await;
+    let (first_body, replayable) = match prepared {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics);
+        }
+        Err(BodyError::Read(_)) => {
+            return local(StatusCode::BAD_REQUEST, "client_body_error", metrics);
+        }
+    };
+    shared.retry.deposit();
+
+    let build = |body: ReqBody, headers: http::HeaderMap| {
+        let mut r = Request::new(body);
+        *r.method_mut() = method.clone();
+        *r.uri_mut() = uri.clone();
+        *r.version_mut() = Version::HTTP_11;
+        *r.headers_mut() = headers;
+        r
+    };
+
+    let deadline = cfg.request_timeout.map(|t| Instant::now() + t);
+    let attempt_loop = async {
+        let mut retries = 0u32;
+        let mut body = Some(first_body);
+        let mut headers = Some(headers);
+        loop {
+            let this_body = body.take().unwrap_or_else(ReqBody::empty);
+            // Keep a copy only when another attempt is possible.
+            let can_retry_more = retries < shared.retry.attempts && retries_enabled;
+            let next_body = if can_retry_more {
+                this_body.replay()
+            } else {
+                None
+            };
+            let this_headers = if can_retry_more && next_body.is_some() {
+                headers.clone().unwrap_or_default()
+            } else {
+                headers.take().unwrap_or_default()
+            };
+            let sent = Instant::now();
+            let result = shared.client.request(build(this_body, this_headers)).await;
+            let reason = match &result {
+                Ok(resp) => match retry::status_reason(resp.status()) {
+                    Some(r) => r,
+                    None => return (result, retries, sent),
+                },
+                Err(e) if e.is_connect() => "connect_error",
+                Err(e) if body_too_large(e) => return (result, retries, sent),
+                Err(_) => "connection_error",
+            };
+            if !retries_enabled || retries >= shared.retry.attempts {
+                return (result, retries, sent);
+            }
+            if !idempotent {
+                metrics.retry_skipped(retry::skip::NON_IDEMPOTENT);
+                return (result, retries, sent);
+            }
+            if !replayable || next_body.is_none() {
+                metrics.retry_skipped(retry::skip::BODY_TOO_LARGE);
+                return (result, retries, sent);
+            }
+            if !shared.retry.withdraw() {
+                metrics.retry_skipped(retry::skip::BUDGET_EXHAUSTED);
+                return (result, retries, sent);
+            }
+            metrics.retry(reason);
+            drop(result);
+            tokio::time::sleep(shared.retry.backoff(retries)).await;
+            retries += 1;
+            body = next_body;
+        }
+    };
+    let (result, retries, sent) = match deadline {
+        Some(d) => match tokio::time::timeout_at(d, attempt_loop).await {
+            Ok(r) => r,
+            Err(_) => return local(StatusCode::GATEWAY_TIMEOUT, "request_timeout", metrics),
+        },
+        None => attempt_loop.await,
+    };
+
+    let mut fwd = match result {
+        Ok(mut resp) => {
+            let upstream = Some(sent.elapsed());
+            let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+            if switching && let Some(client_upgrade) = client_upgrade {
+                let app_upgrade = hyper::upgrade::on(&mut resp);
+                spawn_tunnel(conn.drain.clone(), client_upgrade, app_upgrade);
+            }
+            let (mut parts, app_body) = resp.into_parts();
+            headers::strip_hop_by_hop(&mut parts.headers, switching && upgrade, false);
+            Forwarded {
+                response: Response::from_parts(parts, RespBody::stream(app_body)),
+                upstream,
+                retries,
+            }
+        }
+        Err(e) if body_too_large(&e) => {
+            local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics)
+        }
+        Err(e) => {
+            let timed_out = is_timeout(&e);
+            tracing::debug!(error = %e, source = ?e.source(), "app request failed");
+            if timed_out {
+                local(StatusCode::GATEWAY_TIMEOUT, "connect_timeout", metrics)
+            } else {
+                local(StatusCode::BAD_GATEWAY, "app_error", metrics)
+            }
+        }
+    };
+    fwd.retries = retries;
+    fwd
+}
+
+fn body_too_large(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = src {
+        if matches!(s.downcast_ref::<BodyError>(), Some(BodyError::TooLarge)) {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
+fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        if s.to_string().contains("timed out") {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// Splice an upgraded client connection to the upgraded app connection until either side closes
+/// or the drain is forced.
+pub fn spawn_tunnel(
+    mut drain: Watcher,
+    client: hyper::upgrade::OnUpgrade,
+    app: hyper::upgrade::OnUpgrade,
+) {
+    tokio::spawn(async move {
+        let (client, app) = match tokio::try_join!(client, app) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut app = TokioIo::new(app);
+        tokio::select! {
+            res = tokio::io::copy_bidirectional(&mut client, &mut app) => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "tunnel closed with error");
+                }
+            }
+            _ = drain.reached(Phase::Forced) => {}
+        }
+    });
+}

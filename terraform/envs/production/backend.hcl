@@ -1,0 +1,12 @@
+# Spaces bucket (create it once, with versioning, before the first init; see terraform/README.md).
+bucket = "outrigger-tfstate"
+key    = "envs/production/terraform.tfstate"
+region = "us-east-1" # required by the S3 client; Spaces ignores it
+endpoints = {
+  s3 = "https://fra1.digitaloceanspaces.com"
+}
+skip_credentials_validation = true
+skip_requesting_account_id  = true
+skip_metadata_api_check     = true
+skip_region_validation      = true
+skip_s3_checksum            = true

@@ -1,0 +1,66 @@
+# shellcheck shell=bash
+# Every pinned version of the verification toolchain, in one place. scripts/tools.sh sources this;
+# docs/tools.md explains each line. Changing a pin here makes the next tools.sh run rebuild that tool
+# (stamp files in $OUTRIGGER_TOOLS/stamps carry the version).
+# shellcheck disable=SC2034  # consumed by the scripts/lib/tools-*.sh files that source this one
+
+# Debian 12 (bookworm) packages, exact `name=version` as `apt-cache policy` showed on 2026-11-26.
+# Debian keeps only the newest build of a package per suite, so a security update can retire a pin:
+# tools.sh then fails with a clear message; bump the pin (or OUTRIGGER_APT_ALLOW_DRIFT=1 for one run).
+APT_PINS=(
+  prometheus=2.42.0+ds-5+deb12u1
+  nginx=1.22.1-9+deb12u11
+  haproxy=2.6.12-1+deb12u4
+  wrk=4.1.0-3+b2
+  nghttp2-client=1.52.0-1+deb12u3
+  etcd-server=3.4.23-4+b4
+  etcd-client=3.4.23-4+b4
+  iptables=1.8.9-2
+  nftables=1.0.6-2+deb12u2
+  iproute2=6.1.0-3
+  shellcheck=0.9.0-1
+  curl=7.88.1-10+deb12u15
+  openssl=3.0.22-1~deb12u2
+  ca-certificates=20250419~deb12u2
+  jq=1.6-2.1+deb12u3
+  git=1:2.39.5-0+deb12u3
+  procps=2:4.0.2-3
+  psmisc=23.6-1
+)
+
+# Python tools (PyPI), installed into $OUTRIGGER_TOOLS/venv; transitive pins in tools/python/*.lock.
+PY_TOOLS_REQ=tools/python/requirements.txt
+PY_TOOLS_LOCK=tools/python/requirements.lock
+CHECKOV_REQ=tools/python/checkov-requirements.txt
+CHECKOV_LOCK=tools/python/checkov-requirements.lock
+
+# Go-built CLIs (Go module proxy), `go install MODULE/PKG@VERSION` with GOBIN=$OUTRIGGER_TOOLS/bin.
+HELM_VERSION=v3.22.0
+KUBECONFORM_VERSION=v0.8.0
+ACTIONLINT_VERSION=v1.7.12
+KUSTOMIZE_VERSION=v5.8.2   # v5.8.3 needs Go 1.27
+# flux2 v2.9.5 (the Flux release whose CRDs are used below): its CLI is not built, see docs/tools.md.
+FLUX_VERSION=v2.9.5
+H2SPEC_VERSION=v2.2.1+incompatible
+
+# Kubernetes: schemas and kube-apiserver come from the same k8s.io/kubernetes module version.
+KUBERNETES_VERSION=v1.36.3
+# CRD sources: Go modules whose zips carry the CRD YAMLs, as MODULE@VERSION:DIR. Flux controller
+# versions are the ones flux2 $FLUX_VERSION requires (its go.mod).
+CRD_YAML_MODULES=(
+  github.com/fluxcd/source-controller@v1.9.5:config/crd/bases
+  github.com/fluxcd/kustomize-controller@v1.9.5:config/crd/bases
+  github.com/fluxcd/helm-controller@v1.6.4:config/crd/bases
+  github.com/cert-manager/cert-manager@v1.21.2:deploy/crds
+  github.com/prometheus-operator/prometheus-operator@v0.85.0:example/prometheus-operator-crd
+  sigs.k8s.io/gateway-api@v1.6.3:config/crd/experimental
+)
+# The Go module proxy refuses the root modules of these three Flux controllers (403 "This module
+# version is not available"), so their CRDs are generated with controller-gen from the published
+# `api` modules (the Go types the controllers' own CRDs are generated from), as MODULE@VERSION.
+CONTROLLER_GEN_VERSION=v0.19.0
+CRD_GEN_MODULES=(
+  github.com/fluxcd/notification-controller/api@v1.9.4
+  github.com/fluxcd/image-reflector-controller/api@v1.2.5
+  github.com/fluxcd/image-automation-controller/api@v1.2.5
+)
