@@ -113,6 +113,8 @@ for path in sys.argv[1:]:
         where = f"{path.rsplit('/', 1)[-1]}: {doc['kind']}/{doc['metadata']['name']}"
         if doc["kind"] == "Pod":
             pss(where, doc["spec"])
+        if doc["kind"] in ("StatefulSet", "DaemonSet", "Job"):
+            pss(where, doc["spec"]["template"]["spec"])
         if doc["kind"] != "Deployment":
             continue
         spec = doc["spec"]
@@ -149,6 +151,45 @@ if errors:
     sys.exit(1)
 print(f"  {len(sys.argv) - 1} renders: Pod Security restricted and invariants hold")
 PY
+# The library must serve any chart, not only flask-hello-world: a StatefulSet fixture with TLS,
+# mTLS, tracing, custom ports and drain knobs (charts/outrigger-sidecar/tests/consumer).
+consumer="$work/charts/outrigger-sidecar/tests/consumer"
+echo "check-charts-app: [library consumer] helm template | kubeconform (strict)"
+helm dependency build --skip-refresh "$consumer" >/dev/null
+helm template consumer "$consumer" --kube-version "$KUBE_VERSION" --namespace "$NAMESPACE" >"$work/render/consumer.yaml"
+"$OUTRIGGER_ROOT/scripts/kubeconform.sh" "$work/render/consumer.yaml"
+python3 - "$work/render/consumer.yaml" <<'PY'
+import sys
+
+import yaml
+
+docs = {d["kind"]: d for d in yaml.safe_load_all(open(sys.argv[1])) if d}
+pod = docs["StatefulSet"]["spec"]["template"]["spec"]
+proxy = pod["initContainers"][0]
+env = {e["name"]: e.get("value") for e in proxy["env"]}
+want = {
+    "OUTRIGGER_INBOUND": "0.0.0.0:8443", "OUTRIGGER_APP": "127.0.0.1:9000",
+    "OUTRIGGER_TERMINATION_GRACE_PERIOD": "60", "OUTRIGGER_DRAIN_DELAY": "3s",
+    "OUTRIGGER_DRAIN_TIMEOUT": "40s", "OUTRIGGER_TLS_CERT": "/var/run/outrigger/tls/tls.crt",
+    "OUTRIGGER_TLS_KEY": "/var/run/outrigger/tls/tls.key", "OUTRIGGER_CLIENT_CA": "/var/run/outrigger/tls/ca.crt",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318", "OTEL_SERVICE_NAME": "consumer",
+    "OUTRIGGER_REQUEST_TIMEOUT": "5s", "OUTRIGGER_RETRY_ATTEMPTS": "0",
+}
+errors = [f"env {k}={env.get(k)!r}, want {v!r}" for k, v in want.items() if env.get(k) != v]
+if proxy.get("restartPolicy") != "Always":
+    errors.append("sidecar is not a native sidecar")
+if {"name": "outrigger-tls", "mountPath": "/var/run/outrigger/tls", "readOnly": True} not in proxy.get("volumeMounts", []):
+    errors.append("TLS secret not mounted read-only")
+if not any(v.get("secret", {}).get("secretName") == "consumer-mesh-tls" for v in pod.get("volumes", [])):
+    errors.append("TLS secret volume missing")
+https = next((p for p in docs["Service"]["spec"]["ports"] if p["name"] == "https"), {})
+if https.get("targetPort") != "outrigger" or https.get("appProtocol") != "https":
+    errors.append(f"Service port https does not target the TLS proxy: {https}")
+if errors:
+    sys.exit("library consumer: " + "; ".join(errors))
+print("  library consumer: env, TLS volume and Service port as configured")
+PY
+
 echo "check-charts-app: Pod Security restricted + rollout/sidecar invariants"
 python3 "$work/pss.py" "$work/render"/*.yaml
 # The checker itself must catch a violation (a render with privilege escalation and maxUnavailable 1).
@@ -158,6 +199,107 @@ helm template flask-hello-world "$app" --kube-version "$KUBE_VERSION" --namespac
 if python3 "$work/pss.py" "$work/bad/bad.yaml" 2>/dev/null; then
   echo "check-charts-app: the Pod Security checker accepted a privileged render" >&2
   exit 1
+fi
+
+# The real thing: a kube-apiserver (scripts/kube-test-env.sh) with the PodSecurity admission
+# plugin. Every rendered built-in object goes through a server-side dry-run with strict field
+# validation, and a Pod made from every workload's pod template must be admitted into a namespace
+# that *enforces* "restricted"; an unhardened control Pod must be refused there.
+cat >"$work/admit.py" <<'PY'
+import json
+import ssl
+import sys
+import urllib.error
+import urllib.request
+
+import yaml
+
+state, renders = sys.argv[1], sys.argv[2:]
+api = open(f"{state}/api-url").read().strip()
+ctx = ssl.create_default_context(cafile=f"{state}/ca.crt")
+ctx.load_cert_chain(f"{state}/admin.crt", f"{state}/admin.key")
+NS = "pss-restricted"
+# kind -> (API prefix, resource); CRD kinds (ServiceMonitor, HTTPRoute) are kubeconform's job.
+REST = {
+    "Deployment": ("apis/apps/v1", "deployments"), "StatefulSet": ("apis/apps/v1", "statefulsets"),
+    "Service": ("api/v1", "services"), "ServiceAccount": ("api/v1", "serviceaccounts"),
+    "Pod": ("api/v1", "pods"), "PodDisruptionBudget": ("apis/policy/v1", "poddisruptionbudgets"),
+    "HorizontalPodAutoscaler": ("apis/autoscaling/v2", "horizontalpodautoscalers"),
+    "NetworkPolicy": ("apis/networking.k8s.io/v1", "networkpolicies"),
+    "Ingress": ("apis/networking.k8s.io/v1", "ingresses"),
+}
+
+
+def call(method, path, body, dry_run=True):
+    query = "?dryRun=All&fieldValidation=Strict" if dry_run else "?fieldValidation=Strict"
+    req = urllib.request.Request(f"{api}/{path}{query}", data=json.dumps(body).encode(), method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+            return resp.status, json.load(resp), resp.headers.get_all("Warning") or []
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err), []
+
+
+def create(kind, obj):
+    prefix, resource = REST[kind]
+    return call("POST", f"{prefix}/namespaces/{NS}/{resource}", obj)
+
+
+status, body, _ = call("POST", "api/v1/namespaces", {
+    "apiVersion": "v1", "kind": "Namespace",
+    "metadata": {"name": NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
+                                        "pod-security.kubernetes.io/enforce-version": "latest"}}}, dry_run=False)
+if status not in (201, 409):
+    sys.exit(f"cannot create namespace: {status} {body.get('message')}")
+
+errors, admitted, checked = [], 0, 0
+for path in renders:
+    name = path.rsplit("/", 1)[-1]
+    for doc in yaml.safe_load_all(open(path)):
+        if not doc or doc["kind"] not in REST:
+            continue
+        doc["metadata"]["namespace"] = NS
+        status, body, warnings = create(doc["kind"], doc)
+        checked += 1
+        where = f"{name}: {doc['kind']}/{doc['metadata']['name']}"
+        if status != 201:
+            errors.append(f"{where}: API server refused ({status}): {body.get('message')}")
+        errors += [f"{where}: warning: {w}" for w in warnings]
+        template = doc.get("spec", {}).get("template")
+        if doc["kind"] in ("Deployment", "StatefulSet") and template:
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": f"{doc['metadata']['name']}-pss", "namespace": NS,
+                                "labels": template["metadata"].get("labels", {})},
+                   "spec": template["spec"]}
+            status, body, _ = create("Pod", pod)
+            if status != 201:
+                errors.append(f"{where}: pod template refused under enforce=restricted ({status}): {body.get('message')}")
+            else:
+                admitted += 1
+        elif doc["kind"] == "Pod" and status == 201:
+            admitted += 1
+
+# Control: the same admission must refuse a pod that breaks "restricted".
+# (No securityContext at all: root allowed, escalation allowed, capabilities kept, no seccomp.)
+status, body, _ = create("Pod", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "unhardened"},
+                                 "spec": {"containers": [{"name": "c", "image": "x"}]}})
+if status != 403 or 'violates PodSecurity "restricted' not in body.get("message", ""):
+    errors.append(f"control: an unhardened pod was not refused by PodSecurity ({status}: {body.get('message')})")
+if errors:
+    sys.exit("\n".join(errors))
+print(f"  {checked} objects accepted by a real API server (dry-run, strict fields); "
+      f"{admitted} pods admitted under enforce=restricted; unhardened control pod refused")
+PY
+echo "check-charts-app: kube-apiserver: server-side dry-run (strict) + PodSecurity enforce=restricted"
+if command -v kube-apiserver >/dev/null && command -v etcd >/dev/null; then
+  export OUTRIGGER_KUBE_TEST_DIR="$work/kube"
+  trap '"$OUTRIGGER_ROOT/scripts/kube-test-env.sh" stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+  "$OUTRIGGER_ROOT/scripts/kube-test-env.sh" start >/dev/null
+  python3 "$work/admit.py" "$OUTRIGGER_KUBE_TEST_DIR" "$work/render"/*.yaml
+  "$OUTRIGGER_ROOT/scripts/kube-test-env.sh" stop >/dev/null 2>&1
+else
+  echo "SKIPPED: kube-apiserver or etcd not installed (scripts/tools.sh apt kube): no admission check" >&2
 fi
 
 echo "check-charts-app: negative cases (schema and template guards must reject bad values)"
@@ -185,7 +327,7 @@ expect_failure "a non-OUTRIGGER proxy setting" --set outrigger.config.PATH=/tmp
 #   CKV_K8S_43 image digest: supported (image.digest, exercised by ci/ingress-values.yaml), but the
 #              GitOps flow promotes by semver tag (Flux image policies); cosign signatures bind tags.
 # The helm test Pod skips the probe checks (CKV_K8S_8/9) itself, by annotation (one-shot pod).
-echo "check-charts-app: checkov (kubernetes) on ${#values_sets[@]} renders"
+echo "check-charts-app: checkov (kubernetes) on every render"
 checkov --directory "$work/render" --framework kubernetes --quiet --compact --skip-download \
   --skip-check CKV_K8S_11,CKV_K8S_15,CKV_K8S_43
 echo "check-charts-app: ok"

@@ -53,7 +53,9 @@ CRD_YAML_MODULES=(
   github.com/fluxcd/helm-controller@v1.6.4:config/crd/bases
   github.com/cert-manager/cert-manager@v1.21.2:deploy/crds
   github.com/prometheus-operator/prometheus-operator@v0.85.0:example/prometheus-operator-crd
+  # experimental first, then standard: a kind in both ends up with the standard-channel schema.
   sigs.k8s.io/gateway-api@v1.6.3:config/crd/experimental
+  sigs.k8s.io/gateway-api@v1.6.3:config/crd/standard
 )
 # The Go module proxy refuses the root modules of these three Flux controllers (403 "This module
 # version is not available"), so their CRDs are generated with controller-gen from the published
@@ -63,4 +65,16 @@ CRD_GEN_MODULES=(
   github.com/fluxcd/notification-controller/api@v1.9.4
   github.com/fluxcd/image-reflector-controller/api@v1.2.5
   github.com/fluxcd/image-automation-controller/api@v1.2.5
+)
+
+# Terraform: the machine image ships terraform (checked, not installed). Without one, OpenTofu is
+# built from the Go module proxy (wrapper module tools/opentofu) and linked as `terraform`.
+TERRAFORM_EXPECTED=1.11.4
+OPENTOFU_VERSION=v1.10.10
+# Providers for the offline filesystem mirror, as NAMESPACE/NAME|GO_MODULE|VERSION. The Go module
+# proxy refuses both modules (403 "This module version is not available", every version, even the
+# version list), so today the mirror stays empty: docs/tools.md. tools.sh retries on every run.
+TF_PROVIDERS=(
+  "digitalocean/digitalocean|github.com/digitalocean/terraform-provider-digitalocean|v2.60.0"
+  "fluxcd/flux|github.com/fluxcd/terraform-provider-flux|v1.7.0"
 )

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::proxy::Shared;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROM_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
@@ -56,10 +57,23 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Byt
             }
         }
         "/metrics" => {
-            let mut r = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
+            // Content negotiation: OpenMetrics for scrapers that ask for it (Prometheus does),
+            // the classic text format otherwise.
+            let openmetrics = req
+                .headers()
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("application/openmetrics-text"));
+            let (body, content_type) = if openmetrics {
+                (shared.metrics.encode(), OPENMETRICS)
+            } else {
+                (shared.metrics.encode_prometheus_text(), PROM_TEXT)
+            };
+            let mut r = Response::new(Full::new(Bytes::from(body)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                header::HeaderValue::from_static(OPENMETRICS),
+                header::HeaderValue::from_static(content_type),
             );
             r
         }

@@ -61,13 +61,32 @@ fn bad(setting: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+const AFTER_HELP: &str = "\
+Other environment variables:
+  OUTRIGGER_TERMINATION_GRACE_PERIOD  Pod terminationGracePeriodSeconds (e.g. 30 or 30s). When set,
+                                      drain defaults become: margin = clamp(grace/10, 1s, 5s),
+                                      delay = min(5s, (grace - margin)/4),
+                                      timeout = grace - margin - delay (30s -> 5s + 22s).
+  OTEL_EXPORTER_OTLP_ENDPOINT         OTLP/HTTP base URL; enables tracing (spans to <url>/v1/traces).
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  Full traces URL (overrides the above).
+  OTEL_EXPORTER_OTLP_PROTOCOL         Only http/protobuf is supported.
+  OTEL_SERVICE_NAME                   service.name resource attribute [default: outrigger-proxy].
+  OTEL_RESOURCE_ATTRIBUTES            Extra resource attributes, key=value,key2=value2.
+  OTEL_TRACES_SAMPLER                 always_on | always_off | traceidratio | parentbased_always_on
+                                      (default) | parentbased_always_off | parentbased_traceidratio.
+  OTEL_TRACES_SAMPLER_ARG             Ratio for the *traceidratio samplers, 0..1.
+
+Signals: SIGTERM/SIGINT start the drain (/ready -> 503, serve for the drain delay with
+Connection: close / GOAWAY, close the listener, finish in-flight requests up to the drain timeout,
+exit 0). Exit status 64 means bad configuration.";
+
 /// outrigger-proxy: the Outrigger sidecar data plane.
 ///
 /// Every flag can also be set through the environment variable shown next to it. Durations accept
 /// `ms`, `s`, `m` or `h` suffixes (a bare number means seconds). Sizes accept `KiB`/`MiB`/`GiB`
 /// suffixes (a bare number means bytes).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "outrigger-proxy", version, about, long_about = None)]
+#[command(name = "outrigger-proxy", version, about, long_about = None, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Address clients connect to.
     #[arg(long, env = "OUTRIGGER_INBOUND", default_value = "0.0.0.0:4143")]

@@ -327,7 +327,38 @@ impl Metrics {
             .inc();
     }
 
-    /// Text exposition (OpenMetrics text format, which Prometheus scrapes natively).
+    /// Classic Prometheus text format (0.0.4), for scrapers and tools that do not ask for
+    /// OpenMetrics (e.g. `promtool check metrics`): counter families are named with their
+    /// `_total` suffix in `# HELP`/`# TYPE`, and the OpenMetrics-only `# EOF`/`# UNIT` lines go.
+    pub fn encode_prometheus_text(&self) -> String {
+        let om = self.encode();
+        let counters: std::collections::HashSet<&str> = om
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(om.len() + 256);
+        for line in om.lines() {
+            if line == "# EOF" || line.starts_with("# UNIT ") {
+                continue;
+            }
+            let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                let (name, tail) = rest.split_once(' ')?;
+                counters
+                    .contains(name)
+                    .then(|| format!("{prefix}{name}_total {tail}"))
+            });
+            match rewritten {
+                Some(l) => out.push_str(&l),
+                None => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// OpenMetrics text exposition, which Prometheus asks for and scrapes natively.
     pub fn encode(&self) -> String {
         let draining = self.draining.get() != 0;
         self.draining_connections.set(if draining {

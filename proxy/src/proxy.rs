@@ -166,6 +166,7 @@ async fn handle(
     metrics.in_flight.inc();
     conn.track.begin();
     let method = Method::from(req.method());
+    let version = req.version();
     let protocol = match req.version() {
         Version::HTTP_2 => "HTTP/2",
         Version::HTTP_10 => "HTTP/1.0",
@@ -200,6 +201,8 @@ async fn handle(
         retries,
     } = fwd;
     let status = response.status().as_u16();
+    // The app may speak HTTP/1.0; the client gets the protocol it used.
+    *response.version_mut() = version;
     if shared.is_draining() && conn.protocol == Protocol::Http1 {
         // Tell HTTP/1 clients to reconnect elsewhere; hyper closes after this response.
         response

@@ -17,7 +17,7 @@ why a real manifest passes or fails the way the API server would treat it):
   its ``definitions``), so nothing is fetched at validation time;
 * "strict": an object schema that lists ``properties`` gets ``additionalProperties: false`` unless it
   says otherwise or preserves unknown fields, so a misspelt field is an error;
-* optional fields also accept ``null`` (the API server treats ``field: null`` as unset);
+* optional scalar and array fields also accept ``null`` (the API server treats ``null`` as unset);
 * int-or-string fields accept both; ``Quantity`` accepts strings and numbers (``cpu: 1``);
 * ``apiVersion`` and ``kind`` are pinned with ``enum`` so a schema only matches its own GVK;
 * descriptions are dropped (kubeconform never prints them; they would triple the size);
@@ -44,9 +44,13 @@ DROPPED_KEYS = {"description", "x-kubernetes-group-version-kind"}
 
 
 def nullable(schema: Schema) -> Schema:
-    """Let an optional field be ``null`` as well as its declared type."""
+    """Let an optional field be ``null`` as well as its declared type.
+
+    A ``$ref`` stays as it is: wrapping it in ``anyOf [ref, null]`` would bury every error inside it
+    under "anyOf failed ... want null" noise, and ``field: null`` for an object is rare.
+    """
     if "$ref" in schema:
-        return {"anyOf": [schema, {"type": "null"}]}
+        return schema
     if "oneOf" in schema and "type" not in schema:
         return {**schema, "oneOf": [*schema["oneOf"], {"type": "null"}]}
     kind = schema.get("type")
@@ -160,8 +164,15 @@ def gen_kubernetes(swagger: Path, out: Path, strict: bool) -> int:
     return len(written)
 
 
+class CrdLoader(yaml.SafeLoader):
+    """SafeLoader that reads a bare ``=`` (YAML 1.1's "value" tag, found in CRD enums) as a string."""
+
+
+CrdLoader.add_constructor("tag:yaml.org,2002:value", CrdLoader.construct_yaml_str)
+
+
 def load_crds(path: Path) -> list[Schema]:
-    docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    docs = [d for d in yaml.load_all(path.read_text(), Loader=CrdLoader) if isinstance(d, dict)]  # noqa: S506
     return [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
 
 

@@ -97,8 +97,12 @@ fn classify(ev: notify::Result<notify::Event>, out: &mut Changes) {
                 out.rescan = true;
             }
             match ev.kind {
-                EventKind::Modify(notify::event::ModifyKind::Data(_))
-                | EventKind::Access(_) => out.modified.extend(ev.paths),
+                EventKind::Modify(notify::event::ModifyKind::Data(_)) => {
+                    out.modified.extend(ev.paths);
+                }
+                // Our own reads produce open/close events and metadata changes carry no data:
+                // reacting to them would make reading feed itself.
+                EventKind::Access(_) | EventKind::Modify(notify::event::ModifyKind::Metadata(_)) => {}
                 _ => out.structural.extend(ev.paths),
             }
         }

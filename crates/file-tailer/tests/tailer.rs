@@ -47,7 +47,7 @@ impl Harness {
                     self.lines.push((id, s));
                     self.acks.push((id, end));
                 }
-                Owned::Eof(id, _) => self.eofs.push(id),
+                Owned::Eof(id) => self.eofs.push(id),
             }
         }
         if self.auto_ack {
@@ -80,14 +80,14 @@ impl Harness {
 enum Owned {
     Opened(u64, PathBuf),
     Line(u64, u64, String),
-    Eof(u64, u64),
+    Eof(u64),
 }
 
 fn own(e: Event<'_>) -> Owned {
     match e {
         Event::Opened { file, path, .. } => Owned::Opened(file, path.to_path_buf()),
         Event::Line(l) => Owned::Line(l.file, l.end, String::from_utf8_lossy(l.data).into()),
-        Event::Eof { file, offset } => Owned::Eof(file, offset),
+        Event::Eof { file, .. } => Owned::Eof(file),
     }
 }
 
@@ -211,8 +211,14 @@ fn restart_resumes_from_acked_offset_and_counts_lost() {
     assert_eq!(h.texts(), expected("r", 40..120));
     h.tailer.checkpoint().unwrap();
     drop(h);
-    // Rotate while "down", and delete the rotated file unread: its unread bytes are lost.
+    // Read 10 more lines without acknowledging them, then stop.
     append(&live, 120..130, "r");
+    let mut h = Harness::new(cfg(root.path(), state.path(), false), false);
+    h.until("10 more", |h| h.lines.len() >= 10);
+    assert_eq!(h.texts(), expected("r", 120..130));
+    h.tailer.checkpoint().unwrap();
+    drop(h);
+    // Rotate while "down", and delete the rotated file unread: its unread bytes are lost.
     let rotated = d.join("0.log.20240101-000009");
     fs::rename(&live, &rotated).unwrap();
     fs::remove_file(&rotated).unwrap();

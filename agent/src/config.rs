@@ -1,0 +1,196 @@
+//! Command line and environment configuration. Every flag can also come from the environment
+//! variable shown in `--help`. Validation happens before anything else; a bad configuration exits
+//! with status 64 (EX_USAGE) and one clear line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::sink::loki::Encoding;
+
+/// Whether to enrich from the Kubernetes API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KubeMetadata {
+    /// On when running in a cluster (`KUBERNETES_SERVICE_HOST` set).
+    Auto,
+    On,
+    Off,
+}
+
+/// outrigger-agent: ships container logs (Loki, OTLP) with end-to-end acknowledgement and exposes
+/// node and self metrics.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "outrigger-agent", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Kubelet pod logs directory (`<root>/<ns>_<pod>_<uid>/<container>/<n>.log`).
+    #[arg(long, env = "OUTRIGGER_LOG_ROOT", default_value = "/var/log/pods")]
+    pub log_root: PathBuf,
+    /// Directory for the checkpoint file (must survive restarts: a hostPath).
+    #[arg(long, env = "OUTRIGGER_STATE_DIR", default_value = "/var/lib/outrigger-agent")]
+    pub state_dir: PathBuf,
+    /// Loki push endpoint, e.g. http://loki:3100/loki/api/v1/push.
+    #[arg(long, env = "OUTRIGGER_LOKI_URL")]
+    pub loki_url: Option<String>,
+    /// Loki push encoding: protobuf (snappy-compressed logproto.PushRequest) or json.
+    #[arg(long, env = "OUTRIGGER_LOKI_ENCODING", value_enum, default_value = "protobuf")]
+    pub loki_encoding: Encoding,
+    /// Loki tenant, sent as X-Scope-OrgID.
+    #[arg(long, env = "OUTRIGGER_LOKI_TENANT")]
+    pub loki_tenant: Option<String>,
+    /// OTLP/HTTP protobuf logs endpoint, e.g. http://otel-collector:4318/v1/logs.
+    #[arg(long, env = "OUTRIGGER_OTLP_LOGS_URL")]
+    pub otlp_logs_url: Option<String>,
+    /// Listen address for GET /metrics, /live and /ready.
+    #[arg(long, env = "OUTRIGGER_METRICS", default_value = "0.0.0.0:4192")]
+    pub metrics: String,
+    /// This node's name (label `node`; field selector of the pod watch).
+    #[arg(long, env = "NODE_NAME", default_value = "")]
+    pub node_name: String,
+    /// Pod metadata from the Kubernetes API: auto = on when running in a cluster.
+    #[arg(long, env = "OUTRIGGER_KUBE_METADATA", value_enum, default_value = "auto")]
+    pub kube_metadata: KubeMetadata,
+    /// Where the host's /proc and /sys are mounted.
+    #[arg(long, env = "OUTRIGGER_HOST_ROOT", default_value = "/")]
+    pub host_root: PathBuf,
+    /// Largest batch, in bytes of log lines.
+    #[arg(long, env = "OUTRIGGER_BATCH_MAX_BYTES", default_value_t = 1024 * 1024)]
+    pub batch_max_bytes: usize,
+    /// Longest a batch waits to fill, in milliseconds.
+    #[arg(long, env = "OUTRIGGER_BATCH_MAX_WAIT_MS", default_value_t = 1000)]
+    pub batch_max_wait_ms: u64,
+    /// Memory bound for lines read but not yet acknowledged; reading pauses when it is used up.
+    #[arg(long, env = "OUTRIGGER_MAX_BUFFER_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_buffer_bytes: usize,
+    /// Cap on a joined (partial-line) entry; longer ones are truncated and marked.
+    #[arg(long, env = "OUTRIGGER_MAX_LINE_BYTES", default_value_t = 256 * 1024)]
+    pub max_line_bytes: usize,
+    /// On SIGTERM, how long to keep delivering before writing checkpoints and exiting (seconds).
+    #[arg(long, env = "OUTRIGGER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
+    /// How often acknowledged offsets are written to the checkpoint file (milliseconds).
+    #[arg(long, env = "OUTRIGGER_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
+    pub checkpoint_interval_ms: u64,
+    /// Poll the log root instead of using inotify.
+    #[arg(long, env = "OUTRIGGER_POLL")]
+    pub poll: bool,
+    /// Polling interval (milliseconds), also the inotify fallback's.
+    #[arg(long, env = "OUTRIGGER_POLL_INTERVAL_MS", default_value_t = 250)]
+    pub poll_interval_ms: u64,
+    /// How long a rotated file must stay unchanged at its end before it is let go (ms).
+    #[arg(long, env = "OUTRIGGER_ROTATE_GRACE_MS", default_value_t = 1000)]
+    pub rotate_grace_ms: u64,
+    /// First retry delay (milliseconds); doubles per attempt, with jitter.
+    #[arg(long, env = "OUTRIGGER_RETRY_MIN_MS", default_value_t = 250)]
+    pub retry_min_ms: u64,
+    /// Largest retry delay (milliseconds).
+    #[arg(long, env = "OUTRIGGER_RETRY_MAX_MS", default_value_t = 30_000)]
+    pub retry_max_ms: u64,
+    /// Per-request timeout (seconds).
+    #[arg(long, env = "OUTRIGGER_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Log filter (tracing syntax), e.g. info or outrigger_agent=debug.
+    #[arg(long, env = "OUTRIGGER_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub cli: Cli,
+    pub loki_url: Option<hyper::Uri>,
+    pub otlp_url: Option<hyper::Uri>,
+    pub metrics_addr: SocketAddr,
+    pub kube: bool,
+}
+
+fn parse_url(flag: &str, s: &str) -> Result<hyper::Uri, String> {
+    let u: hyper::Uri = s
+        .parse()
+        .map_err(|e| format!("--{flag} {s:?} is not a valid URL: {e}"))?;
+    match u.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "--{flag} {s:?}: https is not supported by this build; use an http:// in-cluster URL"
+            ));
+        }
+        _ => return Err(format!("--{flag} {s:?} must be an http:// URL")),
+    }
+    if u.host().is_none_or(str::is_empty) {
+        return Err(format!("--{flag} {s:?} has no host"));
+    }
+    Ok(u)
+}
+
+impl Cli {
+    /// Checks everything that can be checked without side effects (besides creating the
+    /// state directory, which must be writable).
+    pub fn validate(self) -> Result<Config, String> {
+        let loki_url = self
+            .loki_url
+            .as_deref()
+            .map(|u| parse_url("loki-url", u))
+            .transpose()?;
+        let otlp_url = self
+            .otlp_logs_url
+            .as_deref()
+            .map(|u| parse_url("otlp-logs-url", u))
+            .transpose()?;
+        if loki_url.is_none() && otlp_url.is_none() {
+            return Err("no sink configured: set --loki-url and/or --otlp-logs-url".into());
+        }
+        let metrics_addr: SocketAddr = self
+            .metrics
+            .parse()
+            .map_err(|e| format!("--metrics {:?} is not an ADDR:PORT: {e}", self.metrics))?;
+        if !self.log_root.is_dir() {
+            return Err(format!("--log-root {} is not a directory", self.log_root.display()));
+        }
+        if !self.host_root.join("proc").is_dir() {
+            return Err(format!("--host-root {} has no proc directory", self.host_root.display()));
+        }
+        std::fs::create_dir_all(&self.state_dir).map_err(|e| {
+            format!("--state-dir {} cannot be created: {e}", self.state_dir.display())
+        })?;
+        if self.batch_max_bytes == 0 || self.batch_max_wait_ms == 0 {
+            return Err("--batch-max-bytes and --batch-max-wait-ms must be > 0".into());
+        }
+        if self.max_buffer_bytes < 2 * self.batch_max_bytes.min(1 << 20) {
+            return Err(format!(
+                "--max-buffer-bytes {} must be at least twice --batch-max-bytes (capped at 1 MiB)",
+                self.max_buffer_bytes
+            ));
+        }
+        if self.max_line_bytes < 1024 {
+            return Err("--max-line-bytes must be at least 1024".into());
+        }
+        if self.retry_min_ms == 0 || self.retry_max_ms < self.retry_min_ms {
+            return Err("--retry-min-ms must be > 0 and <= --retry-max-ms".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return Err(format!("--log {:?} is not a valid filter", self.log));
+        }
+        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+        let kube = match self.kube_metadata {
+            KubeMetadata::Auto => in_cluster,
+            KubeMetadata::On => true,
+            KubeMetadata::Off => false,
+        };
+        if kube && self.node_name.is_empty() {
+            return Err("--kube-metadata needs --node-name (NODE_NAME) for the node-scoped pod watch".into());
+        }
+        Ok(Config {
+            loki_url,
+            otlp_url,
+            metrics_addr,
+            kube,
+            cli: self,
+        })
+    }
+
+    pub fn batch_wait(&self) -> Duration {
+        Duration::from_millis(self.batch_max_wait_ms)
+    }
+}

@@ -1,0 +1,142 @@
+//! The reader thread: drives the tailer, assembles records, hands them to the sinks, applies the
+//! sinks' acknowledgements (a file's offset advances to the minimum acknowledged by every sink)
+//! and writes checkpoints. Memory is bounded by the byte budget: when it is used up, reading
+//! pauses and the kubelet's files are the buffer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use file_tailer::{FileId, Tailer};
+use tokio::sync::mpsc;
+
+use crate::assemble::Assembler;
+use crate::metrics::{Metrics, now_ns};
+use crate::record::{ByteBudget, Record};
+use crate::sink::Ack;
+
+/// Reader settings.
+#[derive(Debug, Clone)]
+pub struct ReaderConfig {
+    pub tailer: file_tailer::Config,
+    pub max_joined: usize,
+    pub checkpoint_interval: Duration,
+    /// How long to wait for the sinks' last acknowledgements at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// Smallest read worth waking up for when the budget is nearly used up.
+const MIN_READ: usize = 64 * 1024;
+
+type Chunk = Arc<[Arc<Record>]>;
+
+struct AckState {
+    sinks: usize,
+    per_file: HashMap<FileId, Vec<u64>>,
+}
+
+impl AckState {
+    fn apply(&mut self, tailer: &mut Tailer, ack: Ack) {
+        for (file, off) in ack.offsets {
+            if self.sinks == 1 {
+                tailer.ack(file, off);
+                continue;
+            }
+            let v = self
+                .per_file
+                .entry(file)
+                .or_insert_with(|| vec![0; self.sinks]);
+            v[ack.sink] = v[ack.sink].max(off);
+            let min = v.iter().copied().min().unwrap_or(0);
+            tailer.ack(file, min);
+            if v.iter().all(|x| *x == min) {
+                self.per_file.remove(&file);
+            }
+        }
+    }
+}
+
+fn send(out: &mut Vec<Record>, sinks: &[mpsc::Sender<Chunk>]) {
+    if out.is_empty() {
+        return;
+    }
+    let chunk: Chunk = out.drain(..).map(Arc::new).collect::<Vec<_>>().into();
+    for s in sinks {
+        // A closed sink only happens at shutdown; its records are read again after restart.
+        let _ = s.blocking_send(chunk.clone());
+    }
+}
+
+fn publish(tailer: &Tailer, metrics: &Metrics) {
+    let s = tailer.stats();
+    metrics.lag_bytes.set(s.lag_bytes as i64);
+    metrics.open_files.set(s.open_files as i64);
+    metrics.rotation_lost_bytes.set_total(s.rotation_lost_bytes);
+    if let Some(t) = s.last_checkpoint.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
+        metrics.last_checkpoint_unix.set(t.as_secs() as i64);
+    }
+}
+
+/// Runs the reader until `stop` is set, then waits (bounded) for the sinks to finish and writes
+/// the final checkpoint.
+pub fn run_reader(
+    cfg: &ReaderConfig,
+    mut tailer: Tailer,
+    sinks: Vec<mpsc::Sender<Chunk>>,
+    acks: &std::sync::mpsc::Receiver<Ack>,
+    budget: &ByteBudget,
+    metrics: &Arc<Metrics>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut asm = Assembler::new(cfg.max_joined, budget.clone(), metrics.clone());
+    let mut ack_state = AckState {
+        sinks: sinks.len(),
+        per_file: HashMap::new(),
+    };
+    let mut out: Vec<Record> = Vec::new();
+    asm.set_now(now_ns());
+    tailer.start(&mut |ev| asm.handle(ev, &mut out));
+    send(&mut out, &sinks);
+    tailer.checkpoint()?;
+    publish(&tailer, metrics);
+    metrics.ready.store(true, Ordering::Relaxed);
+    let mut last_cp = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok(a) = acks.try_recv() {
+            ack_state.apply(&mut tailer, a);
+        }
+        let avail = budget.available();
+        if avail < MIN_READ {
+            budget.wait_available(MIN_READ, Duration::from_millis(100));
+        } else {
+            asm.set_now(now_ns());
+            let n = tailer.step(avail, &mut |ev| asm.handle(ev, &mut out));
+            send(&mut out, &sinks);
+            if n == 0 && !tailer.has_work() {
+                tailer.wait(Duration::from_millis(200));
+            }
+        }
+        if last_cp.elapsed() >= cfg.checkpoint_interval {
+            if let Err(e) = tailer.checkpoint() {
+                tracing::error!(error = %e, "checkpoint write failed");
+            }
+            publish(&tailer, metrics);
+            last_cp = Instant::now();
+        }
+    }
+    // Shutdown: no more reading; let the sinks deliver what they hold, take their acks.
+    drop(sinks);
+    let deadline = Instant::now() + cfg.shutdown_timeout + Duration::from_secs(1);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match acks.recv_timeout(left) {
+            Ok(a) => ack_state.apply(&mut tailer, a),
+            Err(_) => break,
+        }
+    }
+    tailer.checkpoint()?;
+    publish(&tailer, metrics);
+    tracing::info!("final checkpoint written");
+    Ok(())
+}

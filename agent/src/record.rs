@@ -1,0 +1,125 @@
+//! What flows from the reader to the sinks: one log record per (joined) line, carrying the file
+//! offset that may be acknowledged once it is delivered, plus the byte budget that bounds memory.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use file_tailer::{ContainerInfo, FileId};
+
+use crate::parse::Stream;
+
+/// Per-file data shared by all of the file's records.
+#[derive(Debug)]
+pub struct FileMeta {
+    pub container: Arc<ContainerInfo>,
+    pub restart: u32,
+    pub path: String,
+}
+
+/// Record flags (structured metadata in Loki, attributes in OTLP).
+pub const FLAG_TRUNCATED: u8 = 1;
+pub const FLAG_MALFORMED: u8 = 2;
+pub const FLAG_UNTERMINATED: u8 = 4;
+
+/// One log record.
+#[derive(Debug)]
+pub struct Record {
+    pub file: FileId,
+    /// File offset that may be acknowledged once this record (and all before it) is delivered.
+    pub commit: u64,
+    pub ts_ns: i64,
+    /// `None` for malformed lines shipped raw.
+    pub stream: Option<Stream>,
+    pub line: String,
+    pub flags: u8,
+    pub meta: Arc<FileMeta>,
+    /// Unix ns when the line was read (OTLP observed time, lag).
+    pub read_ns: i64,
+    pub guard: BudgetGuard,
+}
+
+impl Record {
+    pub fn stream_str(&self) -> &'static str {
+        self.stream.map_or("unknown", Stream::as_str)
+    }
+}
+
+/// A byte budget shared by the reader (which waits when it is used up) and the records (which
+/// give their bytes back when dropped, i.e. when every sink is done with them).
+#[derive(Debug, Clone)]
+pub struct ByteBudget {
+    inner: Arc<(Mutex<usize>, Condvar)>,
+    limit: usize,
+}
+
+impl ByteBudget {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            inner: Arc::new((Mutex::new(0), Condvar::new())),
+            limit,
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes currently held by records.
+    pub fn used(&self) -> usize {
+        *self.inner.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Bytes that may be read now.
+    pub fn available(&self) -> usize {
+        self.limit.saturating_sub(self.used())
+    }
+
+    /// Waits until at least `min` bytes are available or `timeout` passes.
+    pub fn wait_available(&self, min: usize, timeout: Duration) -> usize {
+        let (m, cv) = &*self.inner;
+        let g = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (g, _) = cv
+            .wait_timeout_while(g, timeout, |used| self.limit.saturating_sub(*used) < min)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.limit.saturating_sub(*g)
+    }
+
+    /// Takes `n` bytes (may overshoot the limit by one record; the reader checks before reading).
+    pub fn take(&self, n: usize) -> BudgetGuard {
+        let mut g = self.inner.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *g += n;
+        BudgetGuard {
+            budget: Some(self.clone()),
+            n,
+        }
+    }
+
+    fn give_back(&self, n: usize) {
+        let (m, cv) = &*self.inner;
+        let mut g = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *g = g.saturating_sub(n);
+        cv.notify_all();
+    }
+}
+
+/// Returns its bytes to the budget when dropped.
+#[derive(Debug)]
+pub struct BudgetGuard {
+    budget: Option<ByteBudget>,
+    n: usize,
+}
+
+impl BudgetGuard {
+    /// A guard that holds nothing (tests, tools).
+    pub fn none() -> Self {
+        Self { budget: None, n: 0 }
+    }
+}
+
+impl Drop for BudgetGuard {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.give_back(self.n);
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! Sinks: batching by bytes and time, HTTP delivery with retries, and acknowledgements back to
+//! the reader. A batch is acknowledged (its files' offsets may be checkpointed) only when the
+//! sink answered success, or answered a non-retryable rejection (counted). Network errors, 408,
+//! 429 and 5xx are retried with exponential backoff and full jitter, honouring `Retry-After`,
+//! until they succeed or the shutdown deadline passes; an unacknowledged batch is simply read
+//! again after restart, so an outage never loses data while the files are on disk.
+
+pub mod loki;
+pub mod otlp;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use file_tailer::FileId;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use prost::Message as _;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::kube_meta::MetaStore;
+use crate::metrics::{Metrics, SinkMetrics};
+use crate::record::Record;
+
+/// Which sink.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Loki {
+        encoding: loki::Encoding,
+        tenant: Option<String>,
+    },
+    Otlp,
+}
+
+/// Sink settings.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub kind: Kind,
+    pub url: hyper::Uri,
+    pub node: String,
+    pub batch_bytes: usize,
+    pub batch_wait: Duration,
+    pub request_timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+/// Acknowledgement from sink `sink`: offsets per file.
+#[derive(Debug)]
+pub struct Ack {
+    pub sink: usize,
+    pub offsets: Vec<(FileId, u64)>,
+}
+
+/// Outcome of one attempt.
+enum Outcome {
+    Delivered,
+    /// Not retried; `n` entries counted as rejected.
+    Rejected(u64, String),
+    Retry(&'static str, Option<Duration>),
+}
+
+/// Runs one sink until its input closes and everything is delivered (or the shutdown deadline
+/// passed: `deadline` switches to `true`).
+pub async fn run(
+    idx: usize,
+    cfg: SinkConfig,
+    mut rx: mpsc::Receiver<Arc<[Arc<Record>]>>,
+    acks: std::sync::mpsc::Sender<Ack>,
+    metrics: Arc<Metrics>,
+    meta: Arc<MetaStore>,
+    mut deadline: watch::Receiver<bool>,
+) {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let sm: &SinkMetrics = match cfg.kind {
+        Kind::Loki { .. } => &metrics.loki,
+        Kind::Otlp => &metrics.otlp,
+    };
+    let mut pending: Vec<Arc<Record>> = Vec::new();
+    let mut closed = false;
+    while !closed || !pending.is_empty() {
+        // Fill a batch: up to batch_bytes, or batch_wait after its first record.
+        let mut bytes: usize = pending.iter().map(|r| r.line.len()).sum();
+        let started = Instant::now();
+        while !closed && bytes < cfg.batch_bytes {
+            let wait = if pending.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                cfg.batch_wait.saturating_sub(started.elapsed())
+            };
+            if wait.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(wait, rx.recv()).await {
+                Ok(Some(chunk)) => {
+                    for r in chunk.iter() {
+                        bytes += r.line.len();
+                        pending.push(r.clone());
+                    }
+                }
+                Ok(None) => closed = true,
+                Err(_) => break,
+            }
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        // Take up to batch_bytes (at least one record).
+        let mut take = 0;
+        let mut b = 0;
+        for r in &pending {
+            if take > 0 && b + r.line.len() > cfg.batch_bytes {
+                break;
+            }
+            b += r.line.len();
+            take += 1;
+        }
+        let batch: Vec<Arc<Record>> = pending.drain(..take).collect();
+        if !deliver(&cfg, &client, &batch, sm, &meta, &mut deadline).await {
+            tracing::warn!(sink = idx, entries = batch.len(), "shutdown deadline: batch not delivered, it will be read again after restart");
+            return;
+        }
+        let mut offsets: HashMap<FileId, u64> = HashMap::new();
+        for r in &batch {
+            let e = offsets.entry(r.file).or_insert(0);
+            *e = (*e).max(r.commit);
+        }
+        let _ = acks.send(Ack {
+            sink: idx,
+            offsets: offsets.into_iter().collect(),
+        });
+    }
+}
+
+/// Delivers one batch, retrying as needed. Returns false if the shutdown deadline hit first.
+async fn deliver(
+    cfg: &SinkConfig,
+    client: &Client<HttpConnector, Full<Bytes>>,
+    batch: &[Arc<Record>],
+    sm: &SinkMetrics,
+    meta: &MetaStore,
+    deadline: &mut watch::Receiver<bool>,
+) -> bool {
+    let (body, ctype) = match &cfg.kind {
+        Kind::Loki {
+            encoding: loki::Encoding::Protobuf,
+            ..
+        } => (loki::encode_protobuf(batch, &cfg.node, meta), "application/x-protobuf"),
+        Kind::Loki {
+            encoding: loki::Encoding::Json,
+            ..
+        } => (loki::encode_json(batch, &cfg.node, meta), "application/json"),
+        Kind::Otlp => (otlp::encode(batch, &cfg.node, meta), "application/x-protobuf"),
+    };
+    let body = Bytes::from(body);
+    let line_bytes: u64 = batch.iter().map(|r| r.line.len() as u64).sum();
+    let oldest = batch.iter().map(|r| r.ts_ns).min().unwrap_or(0);
+    sm.oldest_unacked_ns.set(oldest.max(1));
+    let mut backoff = cfg.backoff_min;
+    let mut attempt = 0u32;
+    loop {
+        if *deadline.borrow() {
+            return false;
+        }
+        attempt += 1;
+        let outcome = attempt_once(cfg, client, body.clone(), ctype).await;
+        match outcome {
+            Outcome::Delivered => {
+                sm.lines_sent.add(batch.len() as u64);
+                sm.bytes_sent.add(line_bytes);
+                sm.batches.inc();
+                sm.oldest_unacked_ns.set(0);
+                return true;
+            }
+            Outcome::Rejected(n, why) => {
+                let n = if n == 0 { batch.len() as u64 } else { n };
+                tracing::error!(url = %cfg.url, entries = n, reason = %why, "sink rejected batch; not retrying");
+                sm.rejected.add(n);
+                sm.error("rejected");
+                if n < batch.len() as u64 {
+                    sm.lines_sent.add(batch.len() as u64 - n);
+                }
+                sm.batches.inc();
+                sm.oldest_unacked_ns.set(0);
+                return true;
+            }
+            Outcome::Retry(kind, retry_after) => {
+                sm.error(kind);
+                sm.retries.inc();
+                // Full jitter on the exponential backoff; Retry-After wins when given.
+                let jittered = Duration::from_millis(fastrand::u64(
+                    backoff.as_millis() as u64 / 2..=backoff.as_millis().max(1) as u64,
+                ));
+                let wait = retry_after.map_or(jittered, |r| r.min(cfg.backoff_max * 4));
+                if attempt <= 3 || attempt % 20 == 0 {
+                    tracing::warn!(url = %cfg.url, kind, attempt, wait_ms = wait.as_millis() as u64, "send failed, retrying");
+                }
+                backoff = (backoff * 2).min(cfg.backoff_max);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = deadline.wait_for(|d| *d) => return false,
+                }
+            }
+        }
+    }
+}
+
+fn parse_retry_after(v: &hyper::header::HeaderValue) -> Option<Duration> {
+    let s = v.to_str().ok()?.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(s).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+async fn attempt_once(
+    cfg: &SinkConfig,
+    client: &Client<HttpConnector, Full<Bytes>>,
+    body: Bytes,
+    ctype: &'static str,
+) -> Outcome {
+    let mut req = hyper::Request::post(cfg.url.clone())
+        .header(hyper::header::CONTENT_TYPE, ctype)
+        .header(hyper::header::USER_AGENT, concat!("outrigger-agent/", env!("CARGO_PKG_VERSION")));
+    if let Kind::Loki {
+        tenant: Some(t), ..
+    } = &cfg.kind
+    {
+        req = req.header("X-Scope-OrgID", t.as_str());
+    }
+    let Ok(req) = req.body(Full::new(body)) else {
+        return Outcome::Rejected(0, "cannot build request".into());
+    };
+    let resp = match tokio::time::timeout(cfg.request_timeout, client.request(req)).await {
+        Err(_) => return Outcome::Retry("timeout", None),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "request failed");
+            return Outcome::Retry("network", None);
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(hyper::header::RETRY_AFTER)
+        .and_then(parse_retry_after);
+    let body = match tokio::time::timeout(cfg.request_timeout, resp.into_body().collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return Outcome::Retry("network", None),
+        Err(_) => return Outcome::Retry("timeout", None),
+    };
+    classify(&cfg.kind, status, &body, retry_after)
+}
+
+fn classify(kind: &Kind, status: u16, body: &[u8], retry_after: Option<Duration>) -> Outcome {
+    let text = || String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+    match (kind, status) {
+        // Loki's block_ingestion status: 2xx, but nothing was stored.
+        (Kind::Loki { .. }, 260) => Outcome::Rejected(0, "ingestion blocked (260)".into()),
+        (Kind::Otlp, 200..=299) => {
+            match crate::proto::opentelemetry::proto::collector::logs::v1::ExportLogsServiceResponse::decode(body) {
+                Ok(r) => match r.partial_success {
+                    Some(p) if p.rejected_log_records > 0 => {
+                        Outcome::Rejected(p.rejected_log_records as u64, p.error_message)
+                    }
+                    _ => Outcome::Delivered,
+                },
+                Err(_) => Outcome::Delivered,
+            }
+        }
+        (_, 200..=299) => Outcome::Delivered,
+        (_, 429) => Outcome::Retry("http_429", retry_after),
+        (_, 408) => Outcome::Retry("timeout", retry_after),
+        (Kind::Otlp, 502..=504) | (Kind::Loki { .. }, 500..=599) => {
+            Outcome::Retry("http_5xx", retry_after)
+        }
+        _ => Outcome::Rejected(0, format!("HTTP {status}: {}", text())),
+    }
+}

@@ -1,0 +1,425 @@
+//! Shared integration-test harness: a real upstream app (hyper, HTTP/1.1) with scriptable
+//! routes, the real `outrigger-proxy` binary as a child process, HTTP clients and tool lookup.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+
+pub type TestBody = BoxBody<Bytes, hyper::Error>;
+
+fn full(b: impl Into<Bytes>) -> TestBody {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+/// Observable state of the test app.
+#[derive(Default)]
+pub struct AppState {
+    pub hits: Mutex<HashMap<String, u32>>,
+    pub connections: AtomicU32,
+    pub last_headers: Mutex<Option<HeaderMap>>,
+    /// `/drop-once`: how many more requests to drop without a response.
+    pub drops_left: AtomicU32,
+}
+
+impl AppState {
+    pub fn hits(&self, path: &str) -> u32 {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+/// A real HTTP/1.1 upstream on 127.0.0.1.
+pub struct App {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn app_route(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<TestBody>, std::io::Error> {
+    let path = req.uri().path().to_owned();
+    *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    *state.last_headers.lock().unwrap() = Some(req.headers().clone());
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let resp = match seg.as_slice() {
+        ["hello"] => Response::new(full("hello")),
+        ["headers"] => {
+            let mut out = String::new();
+            for (k, v) in req.headers() {
+                let _ = writeln!(out, "{}: {}", k, v.to_str().unwrap_or("?"));
+            }
+            Response::new(full(out))
+        }
+        ["echo"] => {
+            // Stream the request body straight back.
+            Response::new(req.into_body().boxed())
+        }
+        ["slow", ms] => {
+            let ms: u64 = ms.parse().unwrap_or(100);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Response::new(full("slow done"))
+        }
+        ["consume", code] => {
+            // Read the whole request body, then answer with `code`.
+            let n = req
+                .into_body()
+                .collect()
+                .await
+                .map_or(0, |b| b.to_bytes().len());
+            let mut r = Response::new(full(format!("read {n}")));
+            *r.status_mut() = StatusCode::from_u16(code.parse().unwrap_or(500)).unwrap();
+            r
+        }
+        ["status", code] => {
+            let mut r = Response::new(full(format!("status {code}")));
+            *r.status_mut() = StatusCode::from_u16(code.parse().unwrap_or(500)).unwrap();
+            r
+        }
+        ["drop-once"] => {
+            if state
+                .drops_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                // Returning an error makes hyper close the connection without a response.
+                return Err(std::io::Error::other("dropping connection on purpose"));
+            }
+            Response::new(full("recovered"))
+        }
+        ["big", n] => {
+            let n: usize = n.parse().unwrap_or(1024);
+            Response::new(full(vec![b'x'; n]))
+        }
+        _ => {
+            let mut r = Response::new(full("not found"));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            r
+        }
+    };
+    Ok(resp)
+}
+
+impl App {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener)
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        Self::serve(listener)
+    }
+
+    fn serve(listener: TcpListener) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(AppState::default());
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                st.connections.fetch_add(1, Ordering::SeqCst);
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| app_route(st.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Self { addr, state, task }
+    }
+}
+
+/// A WebSocket echo server (tokio-tungstenite) on 127.0.0.1.
+pub async fn websocket_echo() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_close() {
+                        break;
+                    }
+                    if ws.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// An unused loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// The real proxy binary as a child process.
+pub struct Proxy {
+    pub child: Child,
+    pub inbound: SocketAddr,
+    pub admin: SocketAddr,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_outrigger-proxy")
+}
+
+impl Proxy {
+    /// Start with `--app app` plus `args`; waits until `/live` answers.
+    pub async fn start(app: SocketAddr, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let inbound = free_addr();
+        let admin = free_addr();
+        let mut cmd = Command::new(binary());
+        cmd.arg("--inbound")
+            .arg(inbound.to_string())
+            .arg("--admin")
+            .arg(admin.to_string())
+            .arg("--app")
+            .arg(app.to_string())
+            .args(args)
+            .env_remove("OUTRIGGER_TERMINATION_GRACE_PERIOD")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env("OUTRIGGER_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn outrigger-proxy");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let so = stdout.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                so.lock().unwrap().push(line);
+            }
+        });
+        let se = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                se.lock().unwrap().push(line);
+            }
+        });
+        let proxy = Self {
+            child,
+            inbound,
+            admin,
+            stdout,
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((status, _)) = proxy.admin_get("/live").await
+                && status == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "proxy did not come up; stderr: {:?}",
+                proxy.stderr.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        proxy
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.inbound, path)
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Result<(u16, String), String> {
+        let client = h1_client();
+        let req = Request::get(format!("http://{}{}", self.admin, path))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(5), client.request(req))
+            .await
+            .map_err(|_| "timeout".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((
+            status,
+            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        ))
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.admin_get("/metrics").await.unwrap().1
+    }
+
+    pub fn sigterm(&self) {
+        let ok = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM failed");
+    }
+
+    /// Wait for exit (hang guard: `limit`).
+    pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "proxy did not exit within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sum of the samples of `name` whose label text contains every `labels` fragment.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|f| l.contains(f))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+pub fn h1_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub fn h2_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+/// Send a request and collect the response (hang guard 20 s).
+pub async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    let fut = async {
+        let resp = client.request(req).await.map_err(|e| format!("{e:?}"))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e:?}"))?
+            .to_bytes();
+        Ok((status, headers, body))
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .map_err(|_| "timeout".to_owned())?
+}
+
+pub async fn get(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    send(
+        client,
+        Request::get(url).body(Full::new(Bytes::new())).unwrap(),
+    )
+    .await
+}
+
+/// Write raw bytes, then read until EOF (hang guard `limit`).
+pub async fn raw(addr: SocketAddr, data: &[u8], limit: Duration) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(data).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Find an external tool on PATH or in `$OUTRIGGER_ROOT/.tools/bin`.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("OUTRIGGER_ROOT").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+        PathBuf::from,
+    );
+    let mut dirs = vec![root.join(".tools/bin")];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.push(PathBuf::from("/usr/sbin"));
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// Like [`tool`], but prints the loud skip line when missing.
+pub fn require(name: &str) -> Option<PathBuf> {
+    let found = tool(name);
+    if found.is_none() {
+        eprintln!("SKIPPED: {name} not installed");
+    }
+    found
+}

@@ -1,0 +1,101 @@
+//! Timeouts with short configured values: request-header read (slowloris → 408), whole request
+//! (504), idle keep-alive close. Durations are hang guards, never performance assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{App, Proxy, get, h1_client, raw};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+#[tokio::test]
+async fn slowloris_gets_408() {
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &["--header-read-timeout", "800ms"], &[]).await;
+
+    // Trickle header bytes forever: the head never completes within the timeout.
+    let mut s = tokio::net::TcpStream::connect(proxy.inbound).await.unwrap();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = async {
+        for i in 0..14 {
+            if s.write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    };
+    let mut s2 = tokio::net::TcpStream::connect(proxy.inbound).await.unwrap();
+    trickle.await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 408"), "{out:?}");
+    assert_eq!(app.state.hits("/hello"), 0);
+
+    // A connection that never sends anything is answered 408 and closed as well.
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s2.read_to_end(&mut out)).await;
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408"));
+
+    // On a keep-alive connection the next head gets its own deadline.
+    let mut s3 = tokio::net::TcpStream::connect(proxy.inbound).await.unwrap();
+    s3.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s3.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(1200)).await; // idle, not slow: no 408 yet
+    s3.write_all(b"GET /hello HTTP/1.1\r\n").await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s3.read_to_end(&mut out)).await;
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408"),
+        "{out:?}"
+    );
+
+    // Normal clients are unaffected.
+    let (status, _, _) = get(&h1_client(), &proxy.url("/hello")).await.unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn slow_app_gets_504_at_the_request_timeout() {
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &["--request-timeout", "500ms"], &[]).await;
+    let t0 = Instant::now();
+    let (status, _, _) = get(&h1_client(), &proxy.url("/slow/5000")).await.unwrap();
+    assert_eq!(status, 504);
+    assert!(t0.elapsed() < Duration::from_secs(4));
+    let (status, _, _) = get(&h1_client(), &proxy.url("/slow/10")).await.unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn idle_keepalive_connections_are_closed() {
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &["--idle-timeout", "500ms"], &[]).await;
+    let mut s = tokio::net::TcpStream::connect(proxy.inbound).await.unwrap();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The server closes the idle connection cleanly (EOF, no bytes).
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("idle connection was not closed")
+        .unwrap();
+    assert_eq!(n, 0);
+    // Fresh connections still work, and a connection reset by a client mid-head is harmless.
+    let _ = raw(proxy.inbound, b"GET /hel", Duration::from_millis(10)).await;
+    let (status, _, _) = get(&h1_client(), &proxy.url("/hello")).await.unwrap();
+    assert_eq!(status, 200);
+}

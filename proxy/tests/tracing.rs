@@ -1,0 +1,159 @@
+//! W3C trace context and OTLP export: an in-test OTLP/HTTP receiver decodes the protobuf the
+//! proxy sends (opentelemetry-proto types) and checks the server span continues the client's
+//! trace, while the app receives the proxy's span as parent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{App, Proxy, h1_client, send};
+use http::{Request, Response};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+type Received = Arc<Mutex<Vec<(String, Span)>>>;
+
+/// OTLP/HTTP receiver: decodes every POST /v1/traces body as protobuf.
+async fn otlp_receiver() -> (std::net::SocketAddr, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got: Received = Arc::default();
+    let g = got.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let g = g.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let g = g.clone();
+                    async move {
+                        assert_eq!(req.uri().path(), "/v1/traces");
+                        assert_eq!(req.headers()["content-type"], "application/x-protobuf");
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let export = ExportTraceServiceRequest::decode(body).unwrap();
+                        for rs in export.resource_spans {
+                            let service = rs
+                                .resource
+                                .iter()
+                                .flat_map(|r| r.attributes.iter())
+                                .find(|kv| kv.key == "service.name")
+                                .and_then(|kv| kv.value.as_ref())
+                                .map(|v| format!("{:?}", v.value))
+                                .unwrap_or_default();
+                            for ss in rs.scope_spans {
+                                for span in ss.spans {
+                                    g.lock().unwrap().push((service.clone(), span));
+                                }
+                            }
+                        }
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, got)
+}
+
+fn hex(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_span_continues_the_client_trace_and_is_exported() {
+    let (otlp, received) = otlp_receiver().await;
+    let app = App::start().await;
+    let endpoint = format!("http://{otlp}");
+    let mut proxy = Proxy::start(
+        app.addr,
+        &["--drain-delay", "0s", "--drain-timeout", "2s"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SERVICE_NAME", "proxy-under-test"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    let req = Request::get(proxy.url("/headers"))
+        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+        .header("tracestate", "vendor=abc")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, _) = send(&h1_client(), req).await.unwrap();
+    assert_eq!(status, 200);
+
+    // The app sees the same trace, the proxy's span as parent, and the tracestate.
+    let seen = app.state.last_headers.lock().unwrap().clone().unwrap();
+    let tp = seen["traceparent"].to_str().unwrap().to_owned();
+    let parts: Vec<&str> = tp.split('-').collect();
+    assert_eq!(parts[1], TRACE_ID, "{tp}");
+    assert_ne!(
+        parts[2], CLIENT_SPAN,
+        "the app's parent must be the proxy span: {tp}"
+    );
+    assert_eq!(parts[3], "01");
+    assert_eq!(seen["tracestate"], "vendor=abc");
+
+    // SIGTERM flushes the batch exporter on the way out.
+    proxy.sigterm();
+    assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (service, span) = loop {
+        if let Some(s) = received.lock().unwrap().first().cloned() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no span exported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(service.contains("proxy-under-test"), "{service}");
+    assert_eq!(hex(&span.trace_id), TRACE_ID);
+    assert_eq!(hex(&span.parent_span_id), CLIENT_SPAN);
+    assert_eq!(hex(&span.span_id), parts[2]);
+    assert_eq!(span.kind, 2, "SPAN_KIND_SERVER");
+    assert_eq!(span.name, "GET");
+    let status_attr = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "http.response.status_code")
+        .map(|kv| format!("{:?}", kv.value));
+    assert!(status_attr.unwrap().contains("200"));
+
+    // The access log carries the trace id.
+    let log: serde_json::Value = serde_json::from_str(&proxy.stdout_lines()[0]).unwrap();
+    assert_eq!(log["trace_id"], TRACE_ID);
+}
+
+#[tokio::test]
+async fn without_otlp_trace_context_passes_through_untouched() {
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &[], &[]).await;
+    let tp = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
+    let req = Request::get(proxy.url("/headers"))
+        .header("traceparent", &tp)
+        .header("tracestate", "vendor=abc")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&h1_client(), req).await.unwrap().0, 200);
+    let seen = app.state.last_headers.lock().unwrap().clone().unwrap();
+    assert_eq!(seen["traceparent"], tp.as_str());
+    assert_eq!(seen["tracestate"], "vendor=abc");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log: serde_json::Value = serde_json::from_str(&proxy.stdout_lines()[0]).unwrap();
+    assert_eq!(log["trace_id"], TRACE_ID);
+}

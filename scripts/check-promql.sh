@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# PromQL in charts/outrigger (dashboards and alert rules):
+#   promtool check rules on the PrometheusRule's groups; promtool test rules (alert unit tests:
+#   each alert fires on bad input and stays quiet on good input); every expression of every
+#   dashboard parsed by promtool, and every metric name it references must be documented in
+#   docs/metrics.md (or, for kube-prometheus-stack names, in scripts/lib/platform-known-metrics.txt).
+# shellcheck source=scripts/lib/env.sh
+source "$(dirname "$0")/lib/env.sh"
+set -euo pipefail
+CHECK_NAME=check-promql
+# shellcheck source=scripts/lib/platform-common.sh
+source "$OUTRIGGER_ROOT/scripts/lib/platform-common.sh"
+
+require python3 promtool
+chart="$OUTRIGGER_ROOT/charts/outrigger"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+say "promtool check rules (charts/outrigger/files/prometheusrule.yaml .spec)"
+python3 - "$chart/files/prometheusrule.yaml" "$work/outrigger.rules.yaml" <<'PY'
+import sys
+
+import yaml
+
+doc = yaml.safe_load(open(sys.argv[1]))
+assert doc["kind"] == "PrometheusRule", doc["kind"]
+yaml.safe_dump(doc["spec"], open(sys.argv[2], "w"))
+PY
+promtool check rules "$work/outrigger.rules.yaml"
+
+say "promtool test rules (charts/outrigger/tests/prometheusrule-test.yaml)"
+cp "$chart/tests/prometheusrule-test.yaml" "$work/"
+promtool test rules "$work/prometheusrule-test.yaml"
+
+say "dashboard and rule expressions: promtool parse + metric names vs docs/metrics.md"
+python3 "$PLATFORM_CHECKS" promql
+say "ok"
