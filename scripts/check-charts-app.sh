@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Charts of issue 5: the outrigger-sidecar library chart and the flask-hello-world app chart.
 #   helm lint --strict (library + app with every values file)
-#   helm template with default, values-production.yaml and ci/*-values.yaml
+#   helm template with default, values-production.yaml and ci/*-values.yaml, plus a second chart
+#   that consumes the library (charts/outrigger-sidecar/tests/consumer)
 #     -> kubeconform strict (offline schemas: Kubernetes + CRDs)
-#     -> Pod Security "restricted" + zero-downtime invariants (embedded checker below)
+#     -> Pod Security "restricted" + zero-downtime invariants (embedded checker, with a control)
+#     -> a real kube-apiserver: server-side dry-run with strict field validation, and a Pod from
+#        every pod template admitted into a namespace enforcing "restricted" (SKIPPED loudly when
+#        kube-apiserver/etcd are not installed)
 #     -> checkov (kubernetes framework) on the rendered manifests
 #   negative cases: values.schema.json and the template guards must reject bad values.
 # Works on a temporary copy, so the tree is never modified (helm dependency build writes charts/).

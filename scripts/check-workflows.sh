@@ -4,13 +4,14 @@
 #   yamllint (.yamllint.yaml) over .github and the charts' non-template YAML,
 #   hadolint on every Dockerfile in the repository,
 #   every `uses:` pinned to a 40-hex commit SHA with a version comment (local actions excepted),
-#   release-please config/manifest and dependabot directories consistent with the tree.
+#   release-please config/manifest and dependabot directories consistent with the tree,
+#   .github/scripts/promote.py (used by promote.yml) against a copy of the real Flux tree.
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
 set -euo pipefail
 cd "$OUTRIGGER_ROOT"
 
-for tool in actionlint yamllint hadolint python3; do
+for tool in actionlint yamllint hadolint ruff python3; do
   command -v "$tool" >/dev/null || { echo "check-workflows: $tool not installed (run scripts/tools.sh)" >&2; exit 1; }
 done
 
@@ -104,5 +105,54 @@ if errors:
     print("\n".join(errors), file=sys.stderr)
     sys.exit(1)
 print(f"  {count} uses: references in {len(files)} files pinned; release-please and dependabot consistent")
+PY
+echo "check-workflows: ruff on .github/scripts"
+ruff check --no-cache .github/scripts
+ruff format --no-cache --check .github/scripts
+
+echo "check-workflows: promote.py on a copy of the real Flux tree (pin, unpin, refusals)"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+cp -R flux "$tmp/flux"
+python3 - "$tmp/flux" <<'PY'
+import pathlib
+import subprocess
+import sys
+
+root = pathlib.Path(sys.argv[1])
+promote = ".github/scripts/promote.py"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, promote, "--root", str(root), *args], capture_output=True, text=True)
+
+
+def text():
+    return "".join(p.read_text() for p in sorted(root.rglob("*.yaml")))
+
+
+errors = []
+staging_before = text().count("-staging:tag")
+for comp in ("flask-hello-world", "outrigger-proxy", "outrigger-agent"):
+    policy = f'{{"$imagepolicy": "flux-system:{comp}-production:tag"}}'
+    if policy not in text():
+        errors.append(f"{comp}: no production setter in flux/ to promote")
+        continue
+    r = run(comp, "9.9.9", "pin")
+    after = text()
+    if r.returncode != 0 or f'"9.9.9" # {{"outrigger-pin": "{comp}-production"}}' not in after or policy in after:
+        errors.append(f"{comp}: pin did not rewrite the setter ({r.returncode}: {r.stderr.strip()})")
+    r = run(comp, "9.9.10", "unpin")
+    if r.returncode != 0 or f'"9.9.10" # {policy}' not in text():
+        errors.append(f"{comp}: unpin did not restore the automation marker ({r.returncode}: {r.stderr.strip()})")
+if text().count("-staging:tag") != staging_before:
+    errors.append("staging setters were touched")
+if run("no-such-component", "1.0.0", "pin").returncode != 1:
+    errors.append("an unknown component was not refused")
+if run("flask-hello-world", "1.0.0-rc.1", "pin").returncode != 2:
+    errors.append("a pre-release version was not refused")
+if errors:
+    sys.exit("promote.py: " + "; ".join(errors))
+print("  pin/unpin rewrite only the production setters; bad input refused")
 PY
 echo "check-workflows: ok"

@@ -40,7 +40,7 @@ assert_no_default_route() {
 up() {
   local name=$1 pods=$2 outer i ns
   [[ $name =~ ^[a-z0-9]{1,8}$ ]] || die "NAME must be 1-8 lowercase letters/digits (interface names are short)"
-  [[ $pods =~ ^[0-9]+$ ]] && [ "$pods" -ge 1 ] && [ "$pods" -le 200 ] || die "PODS must be 1..200"
+  if ! [[ $pods =~ ^[0-9]+$ ]] || [ "$pods" -lt 1 ] || [ "$pods" -gt 200 ]; then die "PODS must be 1..200"; fi
   require_root
   down "$name"
   outer=$(outer_ns "$name")

@@ -69,7 +69,9 @@ def convert(schema: Any, refs: set[str], *, strict: bool, crd: bool = False) -> 
         name = schema["$ref"].rsplit("/", 1)[-1]
         refs.add(name)
         return {"$ref": f"#/definitions/{name}"}
-    int_or_string = schema.get("format") == "int-or-string" or schema.get("x-kubernetes-int-or-string")
+    int_or_string = schema.get("format") == "int-or-string" or schema.get(
+        "x-kubernetes-int-or-string"
+    )
     out: Schema = {}
     for key, value in schema.items():
         if key in DROPPED_KEYS:
@@ -96,7 +98,12 @@ def convert(schema: Any, refs: set[str], *, strict: bool, crd: bool = False) -> 
     if crd and out.pop("nullable", False):
         out = nullable(out)
     preserves = out.get("x-kubernetes-preserve-unknown-fields") is True
-    if strict and "properties" in out and "additionalProperties" not in out and not preserves:
+    if (
+        strict
+        and "properties" in out
+        and "additionalProperties" not in out
+        and not preserves
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -116,7 +123,9 @@ def with_gvk(schema: Schema, api_version: str, kind: str) -> Schema:
     return schema
 
 
-def closure(names: set[str], defs: dict[str, Schema], strict: bool) -> dict[str, Schema]:
+def closure(
+    names: set[str], defs: dict[str, Schema], strict: bool
+) -> dict[str, Schema]:
     """Converted definitions for ``names`` and everything they reference."""
     done: dict[str, Schema] = {}
     todo = sorted(names)
@@ -154,13 +163,19 @@ def gen_kubernetes(swagger: Path, out: Path, strict: bool) -> int:
             if filename in written and written[filename] != name:
                 # Same kind in two groups sharing a first label: kubeconform cannot tell them
                 # apart either. Keep the first, say so.
-                print(f"warning: {filename}: {name} collides with {written[filename]}", file=sys.stderr)
+                print(
+                    f"warning: {filename}: {name} collides with {written[filename]}",
+                    file=sys.stderr,
+                )
                 continue
             written[filename] = name
             write_json(out / filename, root)
     # The ObjectMeta closure, for CRD metadata (see gen_crds).
     meta = closure({OBJECT_META}, defs, strict)
-    write_json(out / "_objectmeta.json", {"definitions": meta, "$ref": f"#/definitions/{OBJECT_META}"})
+    write_json(
+        out / "_objectmeta.json",
+        {"definitions": meta, "$ref": f"#/definitions/{OBJECT_META}"},
+    )
     return len(written)
 
 
@@ -172,11 +187,17 @@ CrdLoader.add_constructor("tag:yaml.org,2002:value", CrdLoader.construct_yaml_st
 
 
 def load_crds(path: Path) -> list[Schema]:
-    docs = [d for d in yaml.load_all(path.read_text(), Loader=CrdLoader) if isinstance(d, dict)]  # noqa: S506
+    docs = [
+        d
+        for d in yaml.load_all(path.read_text(), Loader=CrdLoader)
+        if isinstance(d, dict)
+    ]
     return [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
 
 
-def gen_crds(files: list[Path], out: Path, objectmeta: Path | None, strict: bool) -> int:
+def gen_crds(
+    files: list[Path], out: Path, objectmeta: Path | None, strict: bool
+) -> int:
     meta = json.loads(objectmeta.read_text()) if objectmeta else None
     count = 0
     for path in files:
@@ -194,7 +215,9 @@ def gen_crds(files: list[Path], out: Path, objectmeta: Path | None, strict: bool
                 root = with_gvk(root, f"{group}/{ver['name']}", kind)
                 root["$schema"] = "http://json-schema.org/schema#"
                 if meta is not None:
-                    root["properties"]["metadata"] = nullable({"$ref": f"#/definitions/{OBJECT_META}"})
+                    root["properties"]["metadata"] = nullable(
+                        {"$ref": f"#/definitions/{OBJECT_META}"}
+                    )
                     root["definitions"] = meta["definitions"]
                 write_json(out / group / f"{kind.lower()}_{ver['name']}.json", root)
                 count += 1
@@ -203,14 +226,18 @@ def gen_crds(files: list[Path], out: Path, objectmeta: Path | None, strict: bool
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--non-strict", action="store_true", help="do not forbid unknown fields")
+    parser.add_argument(
+        "--non-strict", action="store_true", help="do not forbid unknown fields"
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     k8s = sub.add_parser("kubernetes", help="schemas from a Kubernetes swagger.json")
     k8s.add_argument("--swagger", type=Path, required=True)
     k8s.add_argument("--out", type=Path, required=True)
     crds = sub.add_parser("crds", help="schemas from CRD YAML files")
     crds.add_argument("--out", type=Path, required=True)
-    crds.add_argument("--objectmeta", type=Path, help="_objectmeta.json written by `kubernetes`")
+    crds.add_argument(
+        "--objectmeta", type=Path, help="_objectmeta.json written by `kubernetes`"
+    )
     crds.add_argument("files", type=Path, nargs="+")
     args = parser.parse_args()
     strict = not args.non_strict

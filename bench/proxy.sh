@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# Benchmark: direct-to-app vs outrigger-proxy vs nginx vs HAProxy as one-core HTTP/1.1 reverse
+# proxies in front of the same upstream, in one run. Prints a markdown table (and writes it to
+# $OUT, default bench/proxy/results.md) with: max req/s (wrk), p50/p99/p99.9 at fixed 1k and 5k
+# req/s (h2load --rps, per-request log), added latency vs direct, CPU-ms per 1,000 requests
+# (from /proc, during the 5k req/s run), RSS idle and at 1,000 keep-alive connections.
+#
+# Layout on a 2-core machine: the proxy under test is pinned to CPU 0; the load generator and the
+# upstream (nginx returning a 12-byte body) share CPU 1. Every variant sees the same upstream.
+#
+# Usage: bench/proxy.sh            (DURATION=10 by default; e.g. DURATION=5 for a quick run)
+# Needs: nginx, haproxy, wrk, h2load (nghttp2-client), python3, taskset; builds the release
+# binary with cargo when it is missing.
+# shellcheck source=scripts/lib/env.sh
+source "$(dirname "$0")/../scripts/lib/env.sh"
+set -euo pipefail
+
+DURATION="${DURATION:-10}"
+OUT="${OUT:-$OUTRIGGER_ROOT/bench/proxy/results.md}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$OUTRIGGER_ROOT/target}"
+BIN="${OUTRIGGER_PROXY_BIN:-$CARGO_TARGET_DIR/release/outrigger-proxy}"
+PROXY_CPU="${PROXY_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+UP_PORT=18081 OR_PORT=18443 OR_ADMIN=18191 NG_PORT=18444 HA_PORT=18445
+
+for tool in nginx haproxy wrk h2load python3 taskset; do
+  command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool not installed" >&2; exit 1; }
+done
+if [[ ! -x "$BIN" ]]; then
+  echo "building release binary..." >&2
+  (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy >&2)
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n 8192
+
+T="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2
+  exit 1
+}
+
+# --- upstream app: nginx, 1 worker, on the load-generator CPU --------------------------------
+mkdir -p "$T/up" "$T/ng"
+cat >"$T/up/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $T/up/nginx.pid;
+error_log $T/up/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $T/up; proxy_temp_path $T/up; fastcgi_temp_path $T/up;
+  uwsgi_temp_path $T/up; scgi_temp_path $T/up;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP_PORT backlog=4096;
+    location / { default_type text/plain; return 200 "hello world\n"; }
+  }
+}
+EOF
+taskset -c "$LOAD_CPU" nginx -p "$T/up" -e "$T/up/error.log" -c "$T/up/nginx.conf" &
+PIDS+=($!)
+wait_port "$UP_PORT"
+
+# --- proxies under test, each pinned to PROXY_CPU ---------------------------------------------
+cat >"$T/ng/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $T/ng/nginx.pid;
+error_log $T/ng/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $T/ng; proxy_temp_path $T/ng; fastcgi_temp_path $T/ng;
+  uwsgi_temp_path $T/ng; scgi_temp_path $T/ng;
+  keepalive_requests 1000000;
+  upstream app { server 127.0.0.1:$UP_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NG_PORT backlog=4096;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+EOF
+cat >"$T/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 20000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+frontend f
+  bind 127.0.0.1:$HA_PORT
+  default_backend b
+backend b
+  server app 127.0.0.1:$UP_PORT
+EOF
+
+start_variant() { # name -> sets VPID (pid whose process tree is measured) and VPORT
+  case "$1" in
+    direct) VPID="" VPORT=$UP_PORT ;;
+    outrigger-proxy)
+      OUTRIGGER_ACCESS_LOG=false taskset -c "$PROXY_CPU" "$BIN" --inbound "127.0.0.1:$OR_PORT" \
+        --admin "127.0.0.1:$OR_ADMIN" --app "127.0.0.1:$UP_PORT" --workers 1 \
+        >"$T/or.out" 2>"$T/or.err" &
+      VPID=$! VPORT=$OR_PORT ;;
+    nginx)
+      taskset -c "$PROXY_CPU" nginx -p "$T/ng" -e "$T/ng/error.log" -c "$T/ng/nginx.conf" &
+      VPID=$! VPORT=$NG_PORT ;;
+    haproxy)
+      taskset -c "$PROXY_CPU" haproxy -db -f "$T/haproxy.cfg" >"$T/ha.log" 2>&1 &
+      VPID=$! VPORT=$HA_PORT ;;
+  esac
+  [[ -n "$VPID" ]] && PIDS+=("$VPID")
+  wait_port "$VPORT"
+  sleep 0.3
+}
+
+stop_variant() {
+  if [[ -n "$VPID" ]]; then
+    kill "$VPID" 2>/dev/null || true
+    wait "$VPID" 2>/dev/null || true
+  fi
+}
+
+tree_pids() { # pid and its children (nginx master + worker)
+  echo "$1"
+  pgrep -P "$1" || true
+}
+
+rss_kib() { # summed VmRSS of the process tree
+  local total=0 p v
+  for p in $(tree_pids "$1"); do
+    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+cpu_ticks() { # utime+stime of the process tree, in clock ticks
+  local total=0 p v
+  for p in $(tree_pids "$1"); do
+    # Fields 14 and 15 of /proc/PID/stat; strip "pid (comm)" first since comm may hold spaces.
+    v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+percentiles() { # h2load --log-file -> "p50 p99 p99.9" in ms
+  awk -F'\t' '$2 == 200 {print $3}' "$1" | sort -n | awk '
+    { v[NR] = $1 }
+    END {
+      if (NR == 0) { print "- - -"; exit }
+      i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
+      i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
+      i999 = int(NR * 0.999); if (i999 < 1) i999 = 1
+      printf "%.3f %.3f %.3f\n", v[i50] / 1000, v[i99] / 1000, v[i999] / 1000
+    }'
+}
+
+fixed_rate() { # port rate-per-second logfile -> prints succeeded count
+  local port=$1 rate=$2 log=$3 clients rps
+  if (( rate >= 5000 )); then clients=25; else clients=10; fi
+  rps=$(( rate / clients ))
+  taskset -c "$LOAD_CPU" h2load --h1 -c "$clients" --rps "$rps" -D "$DURATION" \
+    --warm-up-time 1 --log-file "$log" "http://127.0.0.1:$port/" >"$log.report" 2>&1 || true
+  awk '/^requests:/ {print $8}' "$log.report"
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+declare -A MAXRPS P1K P5K CPU RSS0 RSS1K
+VARIANTS=(direct outrigger-proxy nginx haproxy)
+for v in "${VARIANTS[@]}"; do
+  echo "== $v" >&2
+  start_variant "$v"
+  # warm up, then idle RSS
+  taskset -c "$LOAD_CPU" wrk -t1 -c4 -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
+  sleep 0.5
+  if [[ -n "$VPID" ]]; then RSS0[$v]=$(rss_kib "$VPID"); else RSS0[$v]="-"; fi
+
+  MAXRPS[$v]=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${DURATION}s" "http://127.0.0.1:$VPORT/" \
+    | awk '/^Requests\/sec:/ {printf "%d", $2}')
+  fixed_rate "$VPORT" 1000 "$T/$v-1k.log" >/dev/null
+  P1K[$v]=$(percentiles "$T/$v-1k.log")
+
+  if [[ -n "$VPID" ]]; then c0=$(cpu_ticks "$VPID"); fi
+  done5k=$(fixed_rate "$VPORT" 5000 "$T/$v-5k.log")
+  if [[ -n "$VPID" ]]; then
+    c1=$(cpu_ticks "$VPID")
+    CPU[$v]=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="${done5k:-0}" \
+      'BEGIN { if (n > 0) printf "%.1f", d * 1000 / hz / (n / 1000); else print "-" }')
+  else
+    CPU[$v]="-"
+  fi
+  P5K[$v]=$(percentiles "$T/$v-5k.log")
+
+  if [[ -n "$VPID" ]]; then
+    coproc HOLD { taskset -c "$LOAD_CPU" python3 "$OUTRIGGER_ROOT/bench/proxy/hold_conns.py" 127.0.0.1 "$VPORT" 1000; }
+    read -r ready_line <&"${HOLD[0]}" || true
+    sleep 0.5
+    RSS1K[$v]=$(rss_kib "$VPID")
+    eval "exec ${HOLD[1]}>&-"
+    wait "$HOLD_PID" 2>/dev/null || true
+    [[ "$ready_line" == "ready 1000" ]] || RSS1K[$v]="failed"
+  else
+    RSS1K[$v]="-"
+  fi
+  stop_variant
+done
+
+mib() { [[ "$1" =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || echo "$1"; }
+added() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%+.3f", a - b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+read -r d1p50 d1p99 d1p999 <<<"${P1K[direct]}"
+read -r d5p50 d5p99 d5p999 <<<"${P5K[direct]}"
+{
+  echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)"
+  echo "Tools: $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}'), h2load $(h2load --version | awk '{print $2}'); outrigger-proxy $("$BIN" --version | awk '{print $2}') --workers 1, access log off"
+  echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; HTTP/1.1 keep-alive; ${DURATION}s per measurement"
+  echo
+  echo "| variant | max req/s (wrk -c64) | vs nginx | p50 / p99 / p99.9 @1k (ms) | added p50 / p99 @1k (ms) | p50 / p99 / p99.9 @5k (ms) | added p99 @5k (ms) | CPU-ms per 1k req | RSS idle (MiB) | RSS 1k conns (MiB) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  for v in "${VARIANTS[@]}"; do
+    read -r a b c <<<"${P1K[$v]}"
+    read -r e f g <<<"${P5K[$v]}"
+    echo "| $v | ${MAXRPS[$v]} | $(ratio "${MAXRPS[$v]}" "${MAXRPS[nginx]}") | $a / $b / $c | $(added "$a" "$d1p50") / $(added "$b" "$d1p99") | $e / $f / $g | $(added "$f" "$d5p99") | ${CPU[$v]} | $(mib "${RSS0[$v]}") | $(mib "${RSS1K[$v]}") |"
+  done
+} | tee "$OUT"
+: "${d1p999:=}" "${d5p50:=}" "${d5p999:=}"

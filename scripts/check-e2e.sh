@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Cross-component end-to-end tests: the real Flask app, outrigger-proxy, outrigger-agent and
+# Debian's Prometheus on loopback (tests/e2e). Builds the binaries first if needed.
+source "$(dirname "$0")/lib/env.sh"
+set -euo pipefail
+cd "$OUTRIGGER_ROOT"
+echo "check-e2e: building outrigger-proxy and outrigger-agent"
+cargo build --locked -q -p outrigger-proxy -p outrigger-agent
+echo "check-e2e: pytest tests/e2e"
+python -m pytest -q -p no:cacheprovider tests/e2e
