@@ -34,4 +34,11 @@ promtool test rules "$work/prometheusrule-test.yaml"
 
 say "dashboard and rule expressions: promtool parse + metric names vs docs/metrics.md"
 python3 "$PLATFORM_CHECKS" promql
+
+say "self-test: a metric missing from docs/metrics.md must fail the check"
+grep -v '^| `outrigger_proxy_requests_total' "$OUTRIGGER_ROOT/docs/metrics.md" >"$work/metrics.md"
+if PLATFORM_METRICS_MD="$work/metrics.md" python3 "$PLATFORM_CHECKS" promql >/dev/null 2>&1; then
+  echo "check-promql: accepted dashboards that use an undocumented metric" >&2
+  exit 1
+fi
 say "ok"

@@ -51,7 +51,7 @@ unset TF_DATA_DIR
 
 # Provider-backed roots: only through a filesystem mirror (scripts/tools.sh, docs/tools.md), so
 # `terraform init` never reaches for registry.terraform.io.
-mirror_has() { compgen -G "$OUTRIGGER_TOOLS/terraform-providers/registry.terraform.io/$1/*" >/dev/null; }
+mirror_has() { compgen -G "$OUTRIGGER_TOOLS/terraform-mirror/registry.terraform.io/$1/*" >/dev/null; }
 for root in modules/doks envs/staging envs/production bootstrap; do
   need=(digitalocean/digitalocean)
   [[ "$root" == bootstrap ]] && need+=(fluxcd/flux)

@@ -5,7 +5,8 @@
 #   hadolint on every Dockerfile in the repository,
 #   every `uses:` pinned to a 40-hex commit SHA with a version comment (local actions excepted),
 #   release-please config/manifest and dependabot directories consistent with the tree,
-#   .github/scripts/promote.py (used by promote.yml) against a copy of the real Flux tree.
+#   .github/scripts/promote.py (used by promote.yml) against a copy of the real Flux tree,
+#   .github/scripts/release_plan.py (release.yml's publish plan) on release/pre-release/no-op cases.
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
 set -euo pipefail
@@ -154,5 +155,41 @@ if run("flask-hello-world", "1.0.0-rc.1", "pin").returncode != 2:
 if errors:
     sys.exit("promote.py: " + "; ".join(errors))
 print("  pin/unpin rewrite only the production setters; bad input refused")
+PY
+echo "check-workflows: release_plan.py decisions (release, pre-release, nothing)"
+python3 - <<'PY'
+import importlib.util
+import json
+import sys
+
+spec = importlib.util.spec_from_file_location("release_plan", ".github/scripts/release_plan.py")
+rp = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(rp)
+manifest = json.load(open(".release-please-manifest.json"))
+errors = []
+
+# 1. proxy + sidecar released (linked group), app sources changed: proxy at its release, app rc.
+images, charts = rp.plan({"proxy--release_created": "true", "proxy--version": "7.1.0",
+                          "charts/outrigger-sidecar--release_created": "true",
+                          "charts/outrigger-sidecar--version": "7.1.0"},
+                         manifest, 42, ["apps/flask-hello-world/src/flask_hello_world/app.py", "docs/x.md"])
+got = {i["name"]: (i["version"], i["release"]) for i in images["include"]}
+major, minor, patch = manifest["apps/flask-hello-world"].split(".")
+want = {"outrigger-proxy": ("7.1.0", True), "flask-hello-world": (f"{major}.{minor}.{int(patch) + 1}-rc.42", False)}
+if got != want:
+    errors.append(f"release + change: got {got}, want {want}")
+if [c["name"] for c in charts["include"]] != ["outrigger-sidecar"]:
+    errors.append(f"charts: got {charts}")
+# 2. nothing released, only docs changed: nothing to publish.
+images, charts = rp.plan({}, manifest, 43, ["docs/ci-cd.md"])
+if images["include"] or charts["include"]:
+    errors.append(f"docs-only push published {images} {charts}")
+# 3. a shared crate changed: both Rust images get a pre-release.
+images, _ = rp.plan({}, manifest, 44, ["crates/file-tailer/src/lib.rs"])
+if sorted(i["name"] for i in images["include"]) != ["outrigger-agent", "outrigger-proxy"]:
+    errors.append(f"crate change: got {images}")
+if errors:
+    sys.exit("release_plan.py: " + "; ".join(errors))
+print("  release, pre-release and no-op pushes planned as expected")
 PY
 echo "check-workflows: ok"

@@ -38,7 +38,9 @@ pub struct Assembler {
 
 impl std::fmt::Debug for Assembler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Assembler").field("files", &self.files.len()).finish()
+        f.debug_struct("Assembler")
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,6 +71,7 @@ impl Assembler {
         st.pending.iter().flatten().map(|p| p.start).min()
     }
 
+    #[allow(clippy::too_many_arguments)] // one call site per record kind, all fields differ
     fn record(
         &self,
         file: FileId,
@@ -200,10 +203,22 @@ impl Assembler {
                 // Fragments whose final part never came: ship what there is, marked.
                 for idx in 0..2 {
                     if let Some(p) = st.pending[idx].take() {
-                        let stream = if idx == 0 { Stream::Stdout } else { Stream::Stderr };
-                        let flags = FLAG_UNTERMINATED | if p.truncated { FLAG_TRUNCATED } else { 0 };
-                        let r =
-                            self.record(file, &st, offset, p.ts_ns, Some(stream), lossy(&p.buf), flags);
+                        let stream = if idx == 0 {
+                            Stream::Stdout
+                        } else {
+                            Stream::Stderr
+                        };
+                        let flags =
+                            FLAG_UNTERMINATED | if p.truncated { FLAG_TRUNCATED } else { 0 };
+                        let r = self.record(
+                            file,
+                            &st,
+                            offset,
+                            p.ts_ns,
+                            Some(stream),
+                            lossy(&p.buf),
+                            flags,
+                        );
                         out.push(r);
                     }
                 }

@@ -28,13 +28,22 @@ pub struct Cli {
     #[arg(long, env = "OUTRIGGER_LOG_ROOT", default_value = "/var/log/pods")]
     pub log_root: PathBuf,
     /// Directory for the checkpoint file (must survive restarts: a hostPath).
-    #[arg(long, env = "OUTRIGGER_STATE_DIR", default_value = "/var/lib/outrigger-agent")]
+    #[arg(
+        long,
+        env = "OUTRIGGER_STATE_DIR",
+        default_value = "/var/lib/outrigger-agent"
+    )]
     pub state_dir: PathBuf,
     /// Loki push endpoint, e.g. http://loki:3100/loki/api/v1/push.
     #[arg(long, env = "OUTRIGGER_LOKI_URL")]
     pub loki_url: Option<String>,
     /// Loki push encoding: protobuf (snappy-compressed logproto.PushRequest) or json.
-    #[arg(long, env = "OUTRIGGER_LOKI_ENCODING", value_enum, default_value = "protobuf")]
+    #[arg(
+        long,
+        env = "OUTRIGGER_LOKI_ENCODING",
+        value_enum,
+        default_value = "protobuf"
+    )]
     pub loki_encoding: Encoding,
     /// Loki tenant, sent as X-Scope-OrgID.
     #[arg(long, env = "OUTRIGGER_LOKI_TENANT")]
@@ -49,7 +58,12 @@ pub struct Cli {
     #[arg(long, env = "NODE_NAME", default_value = "")]
     pub node_name: String,
     /// Pod metadata from the Kubernetes API: auto = on when running in a cluster.
-    #[arg(long, env = "OUTRIGGER_KUBE_METADATA", value_enum, default_value = "auto")]
+    #[arg(
+        long,
+        env = "OUTRIGGER_KUBE_METADATA",
+        value_enum,
+        default_value = "auto"
+    )]
     pub kube_metadata: KubeMetadata,
     /// Where the host's /proc and /sys are mounted.
     #[arg(long, env = "OUTRIGGER_HOST_ROOT", default_value = "/")]
@@ -146,13 +160,22 @@ impl Cli {
             .parse()
             .map_err(|e| format!("--metrics {:?} is not an ADDR:PORT: {e}", self.metrics))?;
         if !self.log_root.is_dir() {
-            return Err(format!("--log-root {} is not a directory", self.log_root.display()));
+            return Err(format!(
+                "--log-root {} is not a directory",
+                self.log_root.display()
+            ));
         }
         if !self.host_root.join("proc").is_dir() {
-            return Err(format!("--host-root {} has no proc directory", self.host_root.display()));
+            return Err(format!(
+                "--host-root {} has no proc directory",
+                self.host_root.display()
+            ));
         }
         std::fs::create_dir_all(&self.state_dir).map_err(|e| {
-            format!("--state-dir {} cannot be created: {e}", self.state_dir.display())
+            format!(
+                "--state-dir {} cannot be created: {e}",
+                self.state_dir.display()
+            )
         })?;
         if self.batch_max_bytes == 0 || self.batch_max_wait_ms == 0 {
             return Err("--batch-max-bytes and --batch-max-wait-ms must be > 0".into());
@@ -179,7 +202,10 @@ impl Cli {
             KubeMetadata::Off => false,
         };
         if kube && self.node_name.is_empty() {
-            return Err("--kube-metadata needs --node-name (NODE_NAME) for the node-scoped pod watch".into());
+            return Err(
+                "--kube-metadata needs --node-name (NODE_NAME) for the node-scoped pod watch"
+                    .into(),
+            );
         }
         Ok(Config {
             loki_url,

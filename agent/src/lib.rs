@@ -3,6 +3,7 @@
 
 pub mod assemble;
 pub mod config;
+pub mod fuzzing;
 pub mod kube_meta;
 pub mod metrics;
 pub mod node;

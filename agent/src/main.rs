@@ -14,8 +14,8 @@ use outrigger_agent::metrics::Metrics;
 use outrigger_agent::node::NodeCollector;
 use outrigger_agent::pipeline::{ReaderConfig, run_reader};
 use outrigger_agent::record::ByteBudget;
+use outrigger_agent::server;
 use outrigger_agent::sink::{self, Kind, SinkConfig};
-use outrigger_agent::{server};
 
 const EX_USAGE: u8 = 64;
 
@@ -30,7 +30,10 @@ fn main() -> ExitCode {
             }
             let msg = e.to_string();
             let first = msg.lines().next().unwrap_or("invalid arguments");
-            eprintln!("outrigger-agent: bad configuration: {}", first.trim_start_matches("error: "));
+            eprintln!(
+                "outrigger-agent: bad configuration: {}",
+                first.trim_start_matches("error: ")
+            );
             return ExitCode::from(EX_USAGE);
         }
     };

@@ -56,7 +56,10 @@ pub struct SinkMetrics {
 
 impl SinkMetrics {
     pub fn error(&self, kind: &'static str) {
-        let mut g = self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self
+            .errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(e) = g.iter_mut().find(|(k, _)| *k == kind) {
             e.1 += 1;
         } else {
@@ -124,10 +127,19 @@ impl Metrics {
 
     /// Renders the agent's own metrics.
     pub fn render(&self, out: &mut String) {
+        type Get = fn(&SinkMetrics) -> u64;
         let p = "outrigger_agent_";
         let simple: [(&str, &str, u64); 5] = [
-            ("lines_read_total", "Log lines read from files.", self.lines_read.get()),
-            ("bytes_read_total", "Bytes read from log files.", self.bytes_read.get()),
+            (
+                "lines_read_total",
+                "Log lines read from files.",
+                self.lines_read.get(),
+            ),
+            (
+                "bytes_read_total",
+                "Bytes read from log files.",
+                self.bytes_read.get(),
+            ),
             (
                 "truncated_lines_total",
                 "Lines cut at the line or join size cap.",
@@ -141,23 +153,53 @@ impl Metrics {
             ("build_info", "Build information (always 1).", 1),
         ];
         for (name, help, v) in simple {
-            let kind = if name == "build_info" { "gauge" } else { "counter" };
+            let kind = if name == "build_info" {
+                "gauge"
+            } else {
+                "counter"
+            };
             header(out, &format!("{p}{name}"), kind, help);
             if name == "build_info" {
-                let _ = writeln!(out, "{p}{name}{{version=\"{}\"}} {v}", env!("CARGO_PKG_VERSION"));
+                let _ = writeln!(
+                    out,
+                    "{p}{name}{{version=\"{}\"}} {v}",
+                    env!("CARGO_PKG_VERSION")
+                );
             } else {
                 let _ = writeln!(out, "{p}{name} {v}");
             }
         }
-        header(out, &format!("{p}malformed_lines_total"), "counter", "Lines that matched no format, shipped raw.");
-        let _ = writeln!(out, "{p}malformed_lines_total{{format=\"cri\"}} {}", self.malformed_cri.get());
-        let _ = writeln!(out, "{p}malformed_lines_total{{format=\"docker\"}} {}", self.malformed_docker.get());
+        header(
+            out,
+            &format!("{p}malformed_lines_total"),
+            "counter",
+            "Lines that matched no format, shipped raw.",
+        );
+        let _ = writeln!(
+            out,
+            "{p}malformed_lines_total{{format=\"cri\"}} {}",
+            self.malformed_cri.get()
+        );
+        let _ = writeln!(
+            out,
+            "{p}malformed_lines_total{{format=\"docker\"}} {}",
+            self.malformed_docker.get()
+        );
         let sinks = self.sinks();
-        type Get = fn(&SinkMetrics) -> u64;
         let per_sink: [(&str, &str, Get); 5] = [
-            ("lines_sent_total", "Log entries acknowledged by the sink.", |s| s.lines_sent.get()),
-            ("bytes_sent_total", "Log line bytes acknowledged by the sink.", |s| s.bytes_sent.get()),
-            ("batches_total", "Batches acknowledged by the sink.", |s| s.batches.get()),
+            (
+                "lines_sent_total",
+                "Log entries acknowledged by the sink.",
+                |s| s.lines_sent.get(),
+            ),
+            (
+                "bytes_sent_total",
+                "Log line bytes acknowledged by the sink.",
+                |s| s.bytes_sent.get(),
+            ),
+            ("batches_total", "Batches acknowledged by the sink.", |s| {
+                s.batches.get()
+            }),
             ("retries_total", "Batch send retries.", |s| s.retries.get()),
             (
                 "rejected_lines_total",
@@ -171,15 +213,27 @@ impl Metrics {
                 let _ = writeln!(out, "{p}{name}{{sink=\"{sink}\"}} {}", get(s));
             }
         }
-        header(out, &format!("{p}send_errors_total"), "counter", "Failed send attempts by kind.");
+        header(
+            out,
+            &format!("{p}send_errors_total"),
+            "counter",
+            "Failed send attempts by kind.",
+        );
         for (sink, s) in &sinks {
             for (kind, n) in s.errors() {
-                let _ = writeln!(out, "{p}send_errors_total{{sink=\"{sink}\",kind=\"{kind}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "{p}send_errors_total{{sink=\"{sink}\",kind=\"{kind}\"}} {n}"
+                );
             }
         }
         let now = now_ns();
         let last = self.last_checkpoint_unix.get();
-        let age = if last == 0 { 0.0 } else { (now as f64 / 1e9 - last as f64).max(0.0) };
+        let age = if last == 0 {
+            0.0
+        } else {
+            (now as f64 / 1e9 - last as f64).max(0.0)
+        };
         let oldest = sinks
             .iter()
             .map(|(_, s)| s.oldest_unacked_ns.get())
@@ -187,14 +241,26 @@ impl Metrics {
             .min();
         let lag_s = oldest.map_or(0.0, |o| ((now - o) as f64 / 1e9).max(0.0));
         let gauges: [(&str, &str, f64); 4] = [
-            ("checkpoint_age_seconds", "Seconds since the checkpoint file was last written.", age),
-            ("lag_bytes", "Bytes in log files not yet acknowledged by every sink.", self.lag_bytes.get() as f64),
+            (
+                "checkpoint_age_seconds",
+                "Seconds since the checkpoint file was last written.",
+                age,
+            ),
+            (
+                "lag_bytes",
+                "Bytes in log files not yet acknowledged by every sink.",
+                self.lag_bytes.get() as f64,
+            ),
             (
                 "lag_seconds",
                 "Age of the oldest log entry read but not yet acknowledged.",
                 lag_s,
             ),
-            ("open_files", "Log files currently open.", self.open_files.get() as f64),
+            (
+                "open_files",
+                "Log files currently open.",
+                self.open_files.get() as f64,
+            ),
         ];
         for (name, help, v) in gauges {
             header(out, &format!("{p}{name}"), "gauge", help);

@@ -11,9 +11,31 @@ const USER_HZ: f64 = 100.0;
 
 /// File system types node_exporter ignores by default.
 const IGNORED_FS: &[&str] = &[
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-    "devtmpfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc", "procfs",
-    "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "erofs", "sysfs", "tracefs",
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "procfs",
+    "pstore",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "erofs",
+    "sysfs",
+    "tracefs",
 ];
 
 /// Collects node metrics from a host root.
@@ -23,7 +45,9 @@ pub struct NodeCollector {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -33,9 +57,18 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// Mount points node_exporter ignores by default.
 fn ignored_mount(mp: &str) -> bool {
-    ["/dev", "/proc", "/sys", "/run/credentials/", "/var/lib/docker/", "/var/lib/containers/storage/"]
-        .iter()
-        .any(|p| mp == p.trim_end_matches('/') || mp.starts_with(&format!("{}/", p.trim_end_matches('/'))))
+    [
+        "/dev",
+        "/proc",
+        "/sys",
+        "/run/credentials/",
+        "/var/lib/docker/",
+        "/var/lib/containers/storage/",
+    ]
+    .iter()
+    .any(|p| {
+        mp == p.trim_end_matches('/') || mp.starts_with(&format!("{}/", p.trim_end_matches('/')))
+    })
 }
 
 /// Partitions and virtual devices node_exporter's diskstats ignores by default.
@@ -45,12 +78,11 @@ fn ignored_disk(dev: &str) -> bool {
         return true;
     }
     // Partitions: sda1, vda2, xvda1, nvme0n1p1.
-    let is_part = (["sd", "hd", "vd", "xvd"].iter().any(|p| {
+    (["sd", "hd", "vd", "xvd"].iter().any(|p| {
         base.strip_prefix(p)
             .is_some_and(|r| r.len() == 1 && r.chars().all(|c| c.is_ascii_lowercase()))
     }) && base.len() != dev.len())
-        || (dev.starts_with("nvme") && dev.contains('p') && dev.rfind('p') > dev.find('n'));
-    is_part
+        || (dev.starts_with("nvme") && dev.contains('p') && dev.rfind('p') > dev.find('n'))
 }
 
 impl NodeCollector {
@@ -70,7 +102,12 @@ impl NodeCollector {
         self.filesystems(out);
         self.netdev(out);
         self.diskstats(out);
-        header(out, "node_time_seconds", "gauge", "System time in seconds since epoch (1970).");
+        header(
+            out,
+            "node_time_seconds",
+            "gauge",
+            "System time in seconds since epoch (1970).",
+        );
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -81,8 +118,15 @@ impl NodeCollector {
         let Some(s) = self.read("proc/stat") else {
             return;
         };
-        let modes = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
-        header(out, "node_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.");
+        let modes = [
+            "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+        ];
+        header(
+            out,
+            "node_cpu_seconds_total",
+            "counter",
+            "Seconds the CPUs spent in each mode.",
+        );
         let mut btime = None;
         for line in s.lines() {
             let mut it = line.split_ascii_whitespace();
@@ -93,14 +137,23 @@ impl NodeCollector {
                 }
                 for (mode, v) in modes.iter().zip(it) {
                     let v: f64 = v.parse().unwrap_or(0.0);
-                    let _ = writeln!(out, "node_cpu_seconds_total{{cpu=\"{n}\",mode=\"{mode}\"}} {}", v / USER_HZ);
+                    let _ = writeln!(
+                        out,
+                        "node_cpu_seconds_total{{cpu=\"{n}\",mode=\"{mode}\"}} {}",
+                        v / USER_HZ
+                    );
                 }
             } else if name == "btime" {
                 btime = it.next().and_then(|v| v.parse::<u64>().ok());
             }
         }
         if let Some(b) = btime {
-            header(out, "node_boot_time_seconds", "gauge", "Node boot time, in unixtime.");
+            header(
+                out,
+                "node_boot_time_seconds",
+                "gauge",
+                "Node boot time, in unixtime.",
+            );
             let _ = writeln!(out, "node_boot_time_seconds {b}");
         }
     }
@@ -110,15 +163,24 @@ impl NodeCollector {
             return;
         };
         for line in s.lines() {
-            let Some((k, v)) = line.split_once(':') else { continue };
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
             if !["MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached"].contains(&k) {
                 continue;
             }
             let mut it = v.split_ascii_whitespace();
-            let Some(n) = it.next().and_then(|n| n.parse::<u64>().ok()) else { continue };
+            let Some(n) = it.next().and_then(|n| n.parse::<u64>().ok()) else {
+                continue;
+            };
             let bytes = if it.next() == Some("kB") { n * 1024 } else { n };
             let name = format!("node_memory_{k}_bytes");
-            header(out, &name, "gauge", &format!("Memory information field {k}_bytes."));
+            header(
+                out,
+                &name,
+                "gauge",
+                &format!("Memory information field {k}_bytes."),
+            );
             let _ = writeln!(out, "{name} {bytes}");
         }
     }
@@ -128,7 +190,11 @@ impl NodeCollector {
             return;
         };
         let mut it = s.split_ascii_whitespace();
-        for (name, help) in [("node_load1", "1m"), ("node_load5", "5m"), ("node_load15", "15m")] {
+        for (name, help) in [
+            ("node_load1", "1m"),
+            ("node_load5", "5m"),
+            ("node_load15", "15m"),
+        ] {
             if let Some(v) = it.next().and_then(|v| v.parse::<f64>().ok()) {
                 header(out, name, "gauge", &format!("{help} load average."));
                 let _ = writeln!(out, "{name} {v}");
@@ -137,7 +203,11 @@ impl NodeCollector {
     }
 
     fn filesystems(&self, out: &mut String) {
-        let Some(s) = self.read("proc/1/mounts").or_else(|| self.read("proc/mounts")) else {
+        type Get = fn(&(String, String, String, f64, f64, f64)) -> f64;
+        let Some(s) = self
+            .read("proc/1/mounts")
+            .or_else(|| self.read("proc/mounts"))
+        else {
             return;
         };
         let mut rows = Vec::new();
@@ -165,11 +235,22 @@ impl NodeCollector {
                 st.blocks_free() as f64 * frsize,
             ));
         }
-        type Get = fn(&(String, String, String, f64, f64, f64)) -> f64;
         let metrics: [(&str, &str, Get); 3] = [
-            ("node_filesystem_size_bytes", "Filesystem size in bytes.", |r| r.3),
-            ("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes.", |r| r.4),
-            ("node_filesystem_free_bytes", "Filesystem free space in bytes.", |r| r.5),
+            (
+                "node_filesystem_size_bytes",
+                "Filesystem size in bytes.",
+                |r| r.3,
+            ),
+            (
+                "node_filesystem_avail_bytes",
+                "Filesystem space available to non-root users in bytes.",
+                |r| r.4,
+            ),
+            (
+                "node_filesystem_free_bytes",
+                "Filesystem free space in bytes.",
+                |r| r.5,
+            ),
         ];
         for (name, help, get) in metrics {
             header(out, name, "gauge", help);
@@ -192,23 +273,47 @@ impl NodeCollector {
         };
         let mut rows = Vec::new();
         for line in s.lines().skip(2) {
-            let Some((dev, rest)) = line.split_once(':') else { continue };
-            let f: Vec<u64> = rest.split_ascii_whitespace().filter_map(|v| v.parse().ok()).collect();
+            let Some((dev, rest)) = line.split_once(':') else {
+                continue;
+            };
+            let f: Vec<u64> = rest
+                .split_ascii_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
             if f.len() >= 9 {
                 rows.push((dev.trim().to_owned(), f[0], f[8]));
             }
         }
-        header(out, "node_network_receive_bytes_total", "counter", "Network device statistic receive_bytes.");
+        header(
+            out,
+            "node_network_receive_bytes_total",
+            "counter",
+            "Network device statistic receive_bytes.",
+        );
         for (d, rx, _) in &rows {
-            let _ = writeln!(out, "node_network_receive_bytes_total{{device=\"{}\"}} {rx}", escape(d));
+            let _ = writeln!(
+                out,
+                "node_network_receive_bytes_total{{device=\"{}\"}} {rx}",
+                escape(d)
+            );
         }
-        header(out, "node_network_transmit_bytes_total", "counter", "Network device statistic transmit_bytes.");
+        header(
+            out,
+            "node_network_transmit_bytes_total",
+            "counter",
+            "Network device statistic transmit_bytes.",
+        );
         for (d, _, tx) in &rows {
-            let _ = writeln!(out, "node_network_transmit_bytes_total{{device=\"{}\"}} {tx}", escape(d));
+            let _ = writeln!(
+                out,
+                "node_network_transmit_bytes_total{{device=\"{}\"}} {tx}",
+                escape(d)
+            );
         }
     }
 
     fn diskstats(&self, out: &mut String) {
+        type Get = fn(&(String, f64, f64, f64)) -> f64;
         let Some(s) = self.read("proc/diskstats") else {
             return;
         };
@@ -223,11 +328,22 @@ impl NodeCollector {
             // 13 = ms doing I/O. Sectors are always 512 bytes in this interface.
             rows.push((f[2].to_owned(), n(5) * 512.0, n(9) * 512.0, n(12) / 1000.0));
         }
-        type Get = fn(&(String, f64, f64, f64)) -> f64;
         let metrics: [(&str, &str, Get); 3] = [
-            ("node_disk_read_bytes_total", "The total number of bytes read successfully.", |r| r.1),
-            ("node_disk_written_bytes_total", "The total number of bytes written successfully.", |r| r.2),
-            ("node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", |r| r.3),
+            (
+                "node_disk_read_bytes_total",
+                "The total number of bytes read successfully.",
+                |r| r.1,
+            ),
+            (
+                "node_disk_written_bytes_total",
+                "The total number of bytes written successfully.",
+                |r| r.2,
+            ),
+            (
+                "node_disk_io_time_seconds_total",
+                "Total seconds spent doing I/Os.",
+                |r| r.3,
+            ),
         ];
         for (name, help, get) in metrics {
             header(out, name, "counter", help);
@@ -244,7 +360,15 @@ mod tests {
 
     #[test]
     fn disk_filter_matches_node_exporter_defaults() {
-        for d in ["sda1", "vda2", "xvda1", "nvme0n1p1", "loop0", "ram1", "zram0"] {
+        for d in [
+            "sda1",
+            "vda2",
+            "xvda1",
+            "nvme0n1p1",
+            "loop0",
+            "ram1",
+            "zram0",
+        ] {
             assert!(ignored_disk(d), "{d}");
         }
         for d in ["sda", "vda", "nvme0n1", "dm-0", "md0"] {

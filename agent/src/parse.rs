@@ -168,7 +168,12 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 /// Go's `time.RFC3339Nano` layout as `time.Parse` accepts it: `YYYY-MM-DDTHH:MM:SS[.f{1,9}]`
 /// then `Z` or `±HH:MM`. Returns Unix nanoseconds.
 pub fn parse_rfc3339_nano(b: &[u8]) -> Option<i64> {
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':'
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return None;
     }
@@ -254,8 +259,14 @@ mod tests {
     fn cri_offsets_and_fractions() {
         let z = cri("2024-02-29T12:00:00Z stdout F x").ts_ns;
         assert_eq!(cri("2024-02-29T07:00:00-05:00 stdout F x").ts_ns, z);
-        assert_eq!(cri("2024-02-29T12:00:00.5Z stdout F x").ts_ns, z + 500_000_000);
-        assert_eq!(cri("2024-02-29T12:00:00.000000001Z stdout F x").ts_ns, z + 1);
+        assert_eq!(
+            cri("2024-02-29T12:00:00.5Z stdout F x").ts_ns,
+            z + 500_000_000
+        );
+        assert_eq!(
+            cri("2024-02-29T12:00:00.000000001Z stdout F x").ts_ns,
+            z + 1
+        );
     }
 
     #[test]
@@ -279,14 +290,20 @@ mod tests {
 
     #[test]
     fn docker_json() {
-        let p = parse_line(br#"{"log":"hello \"w\"\n","stream":"stderr","time":"2016-10-06T00:17:09.669794202Z"}"#)
-            .unwrap();
+        let p = parse_line(
+            br#"{"log":"hello \"w\"\n","stream":"stderr","time":"2016-10-06T00:17:09.669794202Z"}"#,
+        )
+        .unwrap();
         assert_eq!(&*p.msg, b"hello \"w\"");
         assert!(!p.partial);
         assert_eq!(p.stream, Stream::Stderr);
-        let p = parse_line(br#"{"log":"frag","stream":"stdout","time":"2016-10-06T00:17:09Z"}"#).unwrap();
+        let p = parse_line(br#"{"log":"frag","stream":"stdout","time":"2016-10-06T00:17:09Z"}"#)
+            .unwrap();
         assert!(p.partial);
-        assert_eq!(parse_line(br#"{"log":"x\n","stream":"x","time":"2016-10-06T00:17:09Z"}"#), Err(Format::Docker));
+        assert_eq!(
+            parse_line(br#"{"log":"x\n","stream":"x","time":"2016-10-06T00:17:09Z"}"#),
+            Err(Format::Docker)
+        );
         assert_eq!(parse_line(b"{not json"), Err(Format::Docker));
     }
 }

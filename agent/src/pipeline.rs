@@ -73,7 +73,10 @@ fn publish(tailer: &Tailer, metrics: &Metrics) {
     metrics.lag_bytes.set(s.lag_bytes as i64);
     metrics.open_files.set(s.open_files as i64);
     metrics.rotation_lost_bytes.set_total(s.rotation_lost_bytes);
-    if let Some(t) = s.last_checkpoint.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
+    if let Some(t) = s
+        .last_checkpoint
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+    {
         metrics.last_checkpoint_unix.set(t.as_secs() as i64);
     }
 }

@@ -66,7 +66,11 @@ impl ByteBudget {
 
     /// Bytes currently held by records.
     pub fn used(&self) -> usize {
-        *self.inner.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .inner
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Bytes that may be read now.
@@ -86,7 +90,11 @@ impl ByteBudget {
 
     /// Takes `n` bytes (may overshoot the limit by one record; the reader checks before reading).
     pub fn take(&self, n: usize) -> BudgetGuard {
-        let mut g = self.inner.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self
+            .inner
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *g += n;
         BudgetGuard {
             budget: Some(self.clone()),

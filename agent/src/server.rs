@@ -16,7 +16,11 @@ use tokio::net::TcpListener;
 use crate::metrics::Metrics;
 use crate::node::NodeCollector;
 
-fn respond(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    ctype: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
@@ -39,21 +43,33 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, node: NodeColle
                 let node = node.clone();
                 async move {
                     let resp = if req.method() != Method::GET && req.method() != Method::HEAD {
-                        respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n")
+                        respond(
+                            StatusCode::METHOD_NOT_ALLOWED,
+                            "text/plain",
+                            "method not allowed\n",
+                        )
                     } else {
                         match req.uri().path() {
                             "/metrics" => {
                                 let mut out = String::with_capacity(16 * 1024);
                                 metrics.render(&mut out);
                                 node.render(&mut out);
-                                respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", out)
+                                respond(
+                                    StatusCode::OK,
+                                    "text/plain; version=0.0.4; charset=utf-8",
+                                    out,
+                                )
                             }
                             "/live" => respond(StatusCode::OK, "text/plain", "ok\n"),
                             "/ready" => {
                                 if metrics.ready.load(Ordering::Relaxed) {
                                     respond(StatusCode::OK, "text/plain", "ready\n")
                                 } else {
-                                    respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n")
+                                    respond(
+                                        StatusCode::SERVICE_UNAVAILABLE,
+                                        "text/plain",
+                                        "starting\n",
+                                    )
                                 }
                             }
                             _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),

@@ -1,6 +1,10 @@
 //! End-to-end tests: the real `outrigger-agent` binary against kubelet-style files in a temp root
 //! and an in-test HTTP sink that decodes what it receives.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::many_single_char_names
+)]
 
 mod common;
 
@@ -11,7 +15,8 @@ use std::time::Duration;
 use common::{Agent, Container, Mode, Sink, per_stream, wait_for};
 
 fn msgs(tag: &str, r: std::ops::Range<u32>) -> Vec<String> {
-    r.map(|i| format!("{tag} line {i:06} {}", "x".repeat(40))).collect()
+    r.map(|i| format!("{tag} line {i:06} {}", "x".repeat(40)))
+        .collect()
 }
 
 #[test]
@@ -23,7 +28,11 @@ fn ships_every_line_once_in_order_with_labels_protobuf() {
     let b = Container::new(root.path(), "shop", "web-7d9f-abcde", "sidecar");
     let c = Container::new(root.path(), "kube-system", "dns-1", "coredns");
     a.write("stdout", &msgs("a-out", 0..100));
-    let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url(), "--loki-tenant", "team-a"]);
+    let agent = Agent::spawn(
+        root.path(),
+        state.path(),
+        &["--loki-url", &sink.loki_url(), "--loki-tenant", "team-a"],
+    );
     a.write("stderr", &msgs("a-err", 0..50));
     b.write("stdout", &msgs("b-out", 0..70));
     // Partial lines: stdout fragments interleaved with a full stderr line.
@@ -33,22 +42,39 @@ fn ships_every_line_once_in_order_with_labels_protobuf() {
     // Malformed line: shipped raw and counted.
     c.write_raw(b"this is not CRI\n");
     // Docker json-file line in the same file (format detected per line).
-    c.write_raw(br#"{"log":"docker says hi\n","stream":"stdout","time":"2024-01-02T03:04:05.000000006Z"}"#);
+    c.write_raw(
+        br#"{"log":"docker says hi\n","stream":"stdout","time":"2024-01-02T03:04:05.000000006Z"}"#,
+    );
     c.write_raw(b"\n");
     wait_for("all entries", 30, || sink.count() >= 100 + 50 + 70 + 5);
     std::thread::sleep(Duration::from_millis(500));
     let got = sink.entries();
     assert_eq!(got.len(), 225, "exactly once");
     let ps = per_stream(&got);
-    assert_eq!(ps[&("web-7d9f-abcde".into(), "nginx".into(), "stdout".into())], msgs("a-out", 0..100));
-    assert_eq!(ps[&("web-7d9f-abcde".into(), "nginx".into(), "stderr".into())], msgs("a-err", 0..50));
-    assert_eq!(ps[&("web-7d9f-abcde".into(), "sidecar".into(), "stdout".into())], msgs("b-out", 0..70));
+    assert_eq!(
+        ps[&("web-7d9f-abcde".into(), "nginx".into(), "stdout".into())],
+        msgs("a-out", 0..100)
+    );
+    assert_eq!(
+        ps[&("web-7d9f-abcde".into(), "nginx".into(), "stderr".into())],
+        msgs("a-err", 0..50)
+    );
+    assert_eq!(
+        ps[&("web-7d9f-abcde".into(), "sidecar".into(), "stdout".into())],
+        msgs("b-out", 0..70)
+    );
     assert_eq!(
         ps[&("dns-1".into(), "coredns".into(), "stdout".into())],
         vec!["first second third", "solo", "docker says hi"]
     );
-    assert_eq!(ps[&("dns-1".into(), "coredns".into(), "stderr".into())], vec!["err between"]);
-    assert_eq!(ps[&("dns-1".into(), "coredns".into(), "unknown".into())], vec!["this is not CRI"]);
+    assert_eq!(
+        ps[&("dns-1".into(), "coredns".into(), "stderr".into())],
+        vec!["err between"]
+    );
+    assert_eq!(
+        ps[&("dns-1".into(), "coredns".into(), "unknown".into())],
+        vec!["this is not CRI"]
+    );
     let e = got.iter().find(|e| e.line == "err between").unwrap();
     let want: BTreeMap<String, String> = [
         ("container", "coredns"),
@@ -69,10 +95,20 @@ fn ships_every_line_once_in_order_with_labels_protobuf() {
     assert_eq!(m.meta.get("malformed").map(String::as_str), Some("true"));
     let st = sink.state.lock().unwrap();
     assert!(st.tenants.iter().all(|t| t.as_deref() == Some("team-a")));
-    assert!(st.content_types.iter().all(|c| c == "application/x-protobuf"));
+    assert!(
+        st.content_types
+            .iter()
+            .all(|c| c == "application/x-protobuf")
+    );
     drop(st);
-    assert_eq!(agent.metric("outrigger_agent_malformed_lines_total{format=\"cri\"}"), Some(1.0));
-    assert_eq!(agent.metric("outrigger_agent_lines_sent_total{sink=\"loki\"}"), Some(225.0));
+    assert_eq!(
+        agent.metric("outrigger_agent_malformed_lines_total{format=\"cri\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        agent.metric("outrigger_agent_lines_sent_total{sink=\"loki\"}"),
+        Some(225.0)
+    );
 }
 
 #[test]
@@ -93,7 +129,13 @@ fn json_encoding_and_rotation_by_rename_and_gzip() {
     {
         use std::io::Write;
         let mut f = fs::OpenOptions::new().append(true).open(&r1).unwrap();
-        writeln!(f, "{} stdout F {}", common::rfc3339_now(), msgs("r", 200..201)[0]).unwrap();
+        writeln!(
+            f,
+            "{} stdout F {}",
+            common::rfc3339_now(),
+            msgs("r", 200..201)[0]
+        )
+        .unwrap();
     }
     c.write("stdout", &msgs("r", 201..400));
     wait_for("400", 20, || sink.count() >= 400);
@@ -105,8 +147,18 @@ fn json_encoding_and_rotation_by_rename_and_gzip() {
     std::thread::sleep(Duration::from_millis(1500));
     let got = sink.entries();
     let ps = per_stream(&got);
-    assert_eq!(ps[&("rot-1".into(), "app".into(), "stdout".into())], msgs("r", 0..600));
-    assert!(sink.state.lock().unwrap().content_types.iter().all(|c| c == "application/json"));
+    assert_eq!(
+        ps[&("rot-1".into(), "app".into(), "stdout".into())],
+        msgs("r", 0..600)
+    );
+    assert!(
+        sink.state
+            .lock()
+            .unwrap()
+            .content_types
+            .iter()
+            .all(|c| c == "application/json")
+    );
 }
 
 #[test]
@@ -122,9 +174,12 @@ fn copytruncate_rotation_loses_nothing() {
     c.copytruncate("20240101-000001");
     c.write("stdout", &msgs("t", 150..250));
     wait_for("250", 20, || sink.count() >= 250);
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_secs(1));
     let ps = per_stream(&sink.entries());
-    assert_eq!(ps[&("ct-1".into(), "app".into(), "stdout".into())], msgs("t", 0..250));
+    assert_eq!(
+        ps[&("ct-1".into(), "app".into(), "stdout".into())],
+        msgs("t", 0..250)
+    );
 }
 
 #[test]
@@ -133,7 +188,14 @@ fn thousand_containers() {
     let state = tempfile::tempdir().unwrap();
     let sink = Sink::start(Mode::Accept);
     let cs: Vec<Container> = (0..1000)
-        .map(|i| Container::new(root.path(), "load", &format!("pod-{}", i / 2), &format!("c{}", i % 2)))
+        .map(|i| {
+            Container::new(
+                root.path(),
+                "load",
+                &format!("pod-{}", i / 2),
+                &format!("c{}", i % 2),
+            )
+        })
         .collect();
     for (i, c) in cs.iter().enumerate().take(500) {
         c.write("stdout", &msgs(&format!("c{i}"), 0..10));
@@ -150,7 +212,10 @@ fn thousand_containers() {
     let ps = per_stream(&got);
     assert_eq!(ps.len(), 1000);
     for (i, c) in cs.iter().enumerate() {
-        assert_eq!(ps[&(c.pod.clone(), c.name.clone(), "stdout".into())], msgs(&format!("c{i}"), 0..10));
+        assert_eq!(
+            ps[&(c.pod.clone(), c.name.clone(), "stdout".into())],
+            msgs(&format!("c{i}"), 0..10)
+        );
     }
     assert_eq!(agent.metric("outrigger_agent_open_files"), Some(1000.0));
 }
@@ -162,14 +227,26 @@ fn kill_9_at_random_points_loses_nothing() {
     let root = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let sink = Sink::start(Mode::Accept);
-    let cs: Vec<Container> = (0..20).map(|i| Container::new(root.path(), "k9", &format!("p{i}"), "app")).collect();
+    let cs: Vec<Container> = (0..20)
+        .map(|i| Container::new(root.path(), "k9", &format!("p{i}"), "app"))
+        .collect();
     let total_per = 600u32;
     let writer = {
-        let dirs: Vec<(usize, std::path::PathBuf)> = cs.iter().enumerate().map(|(i, c)| (i, c.dir.clone())).collect();
+        let dirs: Vec<(usize, std::path::PathBuf)> = cs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.dir.clone()))
+            .collect();
         std::thread::spawn(move || {
             for step in 0..(total_per / 20) {
                 for (i, d) in &dirs {
-                    let c = Container { dir: d.clone(), ns: String::new(), pod: String::new(), uid: String::new(), name: String::new() };
+                    let c = Container {
+                        dir: d.clone(),
+                        ns: String::new(),
+                        pod: String::new(),
+                        uid: String::new(),
+                        name: String::new(),
+                    };
                     c.write("stdout", &msgs(&format!("k{i}"), step * 20..step * 20 + 20));
                     if step == 10 {
                         // One rotation in the middle.
@@ -184,7 +261,18 @@ fn kill_9_at_random_points_loses_nothing() {
     };
     let mut kills = 0;
     for _ in 0..5 {
-        let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url(), "--checkpoint-interval-ms", "50", "--batch-max-bytes", "4096"]);
+        let agent = Agent::spawn(
+            root.path(),
+            state.path(),
+            &[
+                "--loki-url",
+                &sink.loki_url(),
+                "--checkpoint-interval-ms",
+                "50",
+                "--batch-max-bytes",
+                "4096",
+            ],
+        );
         std::thread::sleep(Duration::from_millis(fastrand::u64(100..700)));
         agent.kill9();
         kills += 1;
@@ -196,7 +284,15 @@ fn kill_9_at_random_points_loses_nothing() {
     let _ = lines_per;
     wait_for("all lines after restarts", 60, || {
         let ps = per_stream(&sink.entries());
-        ps.values().map(|v| { let mut s = v.clone(); s.sort(); s.dedup(); s.len() }).sum::<usize>() >= expected_total
+        ps.values()
+            .map(|v| {
+                let mut s = v.clone();
+                s.sort();
+                s.dedup();
+                s.len()
+            })
+            .sum::<usize>()
+            >= expected_total
     });
     std::thread::sleep(Duration::from_millis(500));
     let got = sink.entries();
@@ -206,11 +302,22 @@ fn kill_9_at_random_points_loses_nothing() {
         let v = &ps[&(c.pod.clone(), "app".into(), "stdout".into())];
         // Order: first occurrences are in write order.
         let mut seen = std::collections::HashSet::new();
-        let firsts: Vec<String> = v.iter().filter(|l| seen.insert((*l).clone())).cloned().collect();
-        assert_eq!(firsts, msgs(&format!("k{i}"), 0..total_per), "container {i}: lost or reordered");
+        let firsts: Vec<String> = v
+            .iter()
+            .filter(|l| seen.insert((*l).clone()))
+            .cloned()
+            .collect();
+        assert_eq!(
+            firsts,
+            msgs(&format!("k{i}"), 0..total_per),
+            "container {i}: lost or reordered"
+        );
         dups += v.len() - firsts.len();
     }
-    eprintln!("kill -9 x{kills}: {} entries received for {expected_total} lines, {dups} duplicates", got.len());
+    eprintln!(
+        "kill -9 x{kills}: {} entries received for {expected_total} lines, {dups} duplicates",
+        got.len()
+    );
     // Duplicates come only from batches in flight at each kill (batch cap 4 KiB ≈ 50 lines,
     // 20 files): bounded by kills × one batch per file.
     assert!(dups <= kills * 20 * 60, "too many duplicates: {dups}");
@@ -218,7 +325,10 @@ fn kill_9_at_random_points_loses_nothing() {
 }
 
 fn outage_secs() -> u64 {
-    std::env::var("OUTRIGGER_TEST_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
+    std::env::var("OUTRIGGER_TEST_OUTAGE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60)
 }
 
 /// Sink answers 503 for a long outage while logs keep coming; memory stays bounded (small
@@ -233,7 +343,16 @@ fn long_503_outage_loses_nothing() {
     let agent = Agent::spawn(
         root.path(),
         state.path(),
-        &["--loki-url", &sink.loki_url(), "--max-buffer-bytes", "262144", "--batch-max-bytes", "65536", "--retry-max-ms", "2000"],
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--max-buffer-bytes",
+            "262144",
+            "--batch-max-bytes",
+            "65536",
+            "--retry-max-ms",
+            "2000",
+        ],
     );
     let start = std::time::Instant::now();
     let mut n = 0;
@@ -243,15 +362,29 @@ fn long_503_outage_loses_nothing() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(sink.count(), 0);
-    assert!(agent.metric("outrigger_agent_send_errors_total{sink=\"loki\",kind=\"http_5xx\"}").unwrap() > 0.0);
-    assert!(agent.metric("outrigger_agent_retries_total{sink=\"loki\"}").unwrap() > 0.0);
+    assert!(
+        agent
+            .metric("outrigger_agent_send_errors_total{sink=\"loki\",kind=\"http_5xx\"}")
+            .unwrap()
+            > 0.0
+    );
+    assert!(
+        agent
+            .metric("outrigger_agent_retries_total{sink=\"loki\"}")
+            .unwrap()
+            > 0.0
+    );
     assert!(agent.metric("outrigger_agent_lag_bytes").unwrap() > 0.0);
     assert!(agent.metric("outrigger_agent_lag_seconds").unwrap() > 0.0);
     sink.set_mode(Mode::Accept);
     wait_for("recovery", 60, || sink.count() >= n as usize);
     std::thread::sleep(Duration::from_millis(500));
     let ps = per_stream(&sink.entries());
-    assert_eq!(ps[&("outage".into(), "app".into(), "stdout".into())], msgs("o", 0..n), "exactly once, in order");
+    assert_eq!(
+        ps[&("outage".into(), "app".into(), "stdout".into())],
+        msgs("o", 0..n),
+        "exactly once, in order"
+    );
     eprintln!("{secs}s outage: {n} lines delivered after recovery");
 }
 
@@ -263,7 +396,9 @@ fn http_400_is_counted_not_retried_forever() {
     let c = Container::new(root.path(), "ns", "bad", "app");
     c.write("stdout", &msgs("b", 0..10));
     let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    wait_for("rejected", 20, || agent.metric("outrigger_agent_rejected_lines_total{sink=\"loki\"}") == Some(10.0));
+    wait_for("rejected", 20, || {
+        agent.metric("outrigger_agent_rejected_lines_total{sink=\"loki\"}") == Some(10.0)
+    });
     let reqs = sink.requests();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(sink.requests(), reqs, "a 400 is not retried");
@@ -275,14 +410,21 @@ fn http_400_is_counted_not_retried_forever() {
     wait_for("new lines", 20, || sink.count() >= 2);
     std::thread::sleep(Duration::from_millis(500));
     let ps = per_stream(&sink.entries());
-    assert_eq!(ps[&("bad".into(), "app".into(), "stdout".into())], msgs("b", 10..12));
+    assert_eq!(
+        ps[&("bad".into(), "app".into(), "stdout".into())],
+        msgs("b", 10..12)
+    );
 }
 
 #[test]
 fn retry_after_is_honoured_on_429() {
     let root = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::RetryAfter { status: 429, secs: 2, n: 1 });
+    let sink = Sink::start(Mode::RetryAfter {
+        status: 429,
+        secs: 2,
+        n: 1,
+    });
     let c = Container::new(root.path(), "ns", "ra", "app");
     c.write("stdout", &msgs("q", 0..5));
     let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
@@ -293,7 +435,10 @@ fn retry_after_is_honoured_on_429() {
     // Retry-After: 2 beats the 50 ms backoff configured for the test.
     assert!(gap >= Duration::from_millis(1900), "retried after {gap:?}");
     drop(st);
-    assert_eq!(agent.metric("outrigger_agent_send_errors_total{sink=\"loki\",kind=\"http_429\"}"), Some(1.0));
+    assert_eq!(
+        agent.metric("outrigger_agent_send_errors_total{sink=\"loki\",kind=\"http_429\"}"),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -304,12 +449,24 @@ fn sigterm_flushes_and_checkpoints() {
     let c = Container::new(root.path(), "ns", "term", "app");
     c.write("stdout", &msgs("s", 0..300));
     // Long batch wait: the lines sit in a batch until SIGTERM flushes them.
-    let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url(), "--batch-max-wait-ms", "60000"]);
-    wait_for("read", 20, || agent.metric("outrigger_agent_lines_read_total") == Some(300.0));
+    let agent = Agent::spawn(
+        root.path(),
+        state.path(),
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--batch-max-wait-ms",
+            "60000",
+        ],
+    );
+    wait_for("read", 20, || {
+        agent.metric("outrigger_agent_lines_read_total") == Some(300.0)
+    });
     assert_eq!(sink.count(), 0);
     assert_eq!(agent.sigterm().code(), Some(0));
     assert_eq!(sink.count(), 300);
-    let cp: serde_json::Value = serde_json::from_slice(&fs::read(state.path().join("checkpoints.json")).unwrap()).unwrap();
+    let cp: serde_json::Value =
+        serde_json::from_slice(&fs::read(state.path().join("checkpoints.json")).unwrap()).unwrap();
     let size = fs::metadata(c.live()).unwrap().len();
     assert_eq!(cp["files"][0]["offset"].as_u64(), Some(size));
     // Restart: nothing is shipped twice.
@@ -331,11 +488,19 @@ fn otlp_sink_with_k8s_resource_attributes() {
     let _agent = Agent::spawn(
         root.path(),
         state.path(),
-        &["--otlp-logs-url", &sink.otlp_url(), "--loki-url", &loki.loki_url()],
+        &[
+            "--otlp-logs-url",
+            &sink.otlp_url(),
+            "--loki-url",
+            &loki.loki_url(),
+        ],
     );
     wait_for("otlp", 20, || sink.count() >= 20 && loki.count() >= 20);
     let got = sink.entries();
-    assert_eq!(got.iter().map(|g| g.line.clone()).collect::<Vec<_>>(), msgs("o", 0..20));
+    assert_eq!(
+        got.iter().map(|g| g.line.clone()).collect::<Vec<_>>(),
+        msgs("o", 0..20)
+    );
     let g = &got[0];
     for (k, v) in [
         ("k8s.namespace.name", "shop"),
@@ -356,7 +521,12 @@ fn bad_config_exits_64_with_one_line() {
     let cases: Vec<Vec<&str>> = vec![
         vec![],
         vec!["--loki-url", "not a url"],
-        vec!["--loki-url", "http://x/push", "--log-root", "/nonexistent/dir"],
+        vec![
+            "--loki-url",
+            "http://x/push",
+            "--log-root",
+            "/nonexistent/dir",
+        ],
         vec!["--loki-url", "http://x/push", "--metrics", "nope"],
         vec!["--loki-url", "http://x/push", "--loki-encoding", "xml"],
         vec!["--unknown-flag"],
@@ -373,10 +543,27 @@ fn bad_config_exits_64_with_one_line() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
     }
-    let out = std::process::Command::new(common::agent_bin()).arg("--help").output().unwrap();
+    let out = std::process::Command::new(common::agent_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--log-root", "OUTRIGGER_LOG_ROOT", "--state-dir", "--loki-url", "--loki-encoding", "--loki-tenant", "--otlp-logs-url", "--metrics", "--node-name", "NODE_NAME", "--kube-metadata", "--host-root", "OUTRIGGER_HOST_ROOT"] {
+    for flag in [
+        "--log-root",
+        "OUTRIGGER_LOG_ROOT",
+        "--state-dir",
+        "--loki-url",
+        "--loki-encoding",
+        "--loki-tenant",
+        "--otlp-logs-url",
+        "--metrics",
+        "--node-name",
+        "NODE_NAME",
+        "--kube-metadata",
+        "--host-root",
+        "OUTRIGGER_HOST_ROOT",
+    ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
 }

@@ -28,6 +28,8 @@ pub struct ConnTrack {
     idle_since_ms: AtomicU64,
     /// Incremented whenever a request starts, so the guard can tell a new head from an old one.
     generation: AtomicU64,
+    /// The connection switched protocols (101): its bytes are no longer HTTP/1 heads.
+    upgraded: std::sync::atomic::AtomicBool,
 }
 
 impl ConnTrack {
@@ -38,7 +40,17 @@ impl ConnTrack {
             active: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            upgraded: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The connection was upgraded; the head timeout no longer applies.
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+    }
+
+    fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Acquire)
     }
 
     /// A request started on this connection.
@@ -219,6 +231,9 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for HeadGuard<T> {
                     return Poll::Ready(Ok(()));
                 }
                 GuardState::Watching => {
+                    if this.track.is_upgraded() {
+                        return this.inner.as_mut().poll_read(cx, buf);
+                    }
                     let generation = this.track.generation();
                     if generation != *this.seen_generation {
                         // A head was parsed since we last looked: that head met its deadline.

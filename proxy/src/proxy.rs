@@ -165,6 +165,13 @@ async fn handle(
     let metrics = shared.metrics.clone();
     metrics.in_flight.inc();
     conn.track.begin();
+    // If the client cancels before response headers (HTTP/2 RST_STREAM, disconnect), this future
+    // is dropped: the guard undoes the in-flight accounting that the completion would have done.
+    let mut guard = InFlightGuard {
+        metrics: &metrics,
+        track: &conn.track,
+        armed: true,
+    };
     let method = Method::from(req.method());
     let version = req.version();
     let protocol = match req.version() {
@@ -212,6 +219,8 @@ async fn handle(
     metrics
         .response_headers_duration
         .observe(start.elapsed().as_secs_f64());
+    guard.armed = false;
+    drop(guard);
     let done = Completion {
         metrics,
         track: conn.track.clone(),
@@ -227,6 +236,21 @@ async fn handle(
     };
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, body.with_completion(done))
+}
+
+struct InFlightGuard<'a> {
+    metrics: &'a Metrics,
+    track: &'a ConnTrack,
+    armed: bool,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.metrics.in_flight.dec();
+            self.track.end();
+        }
+    }
 }
 
 fn upstream_uri(shared: &Shared, uri: &Uri) -> Uri {
@@ -394,6 +418,7 @@ async fn forward(
             let upstream = Some(sent.elapsed());
             let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
             if switching && let Some(client_upgrade) = client_upgrade {
+                conn.track.mark_upgraded();
                 let app_upgrade = hyper::upgrade::on(&mut resp);
                 spawn_tunnel(conn.drain.clone(), client_upgrade, app_upgrade);
             }
@@ -439,9 +464,6 @@ fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
         if let Some(io) = s.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut
         {
-            return true;
-        }
-        if s.to_string().contains("timed out") {
             return true;
         }
         src = s.source();

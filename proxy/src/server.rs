@@ -190,7 +190,7 @@ async fn serve_conn<IO>(
     match protocol {
         Protocol::Http1 => {
             let timed_out = Arc::new(AtomicBool::new(false));
-            let io = HeadGuard::new(io, track.clone(), cfg.header_read_timeout, timed_out);
+            let io = HeadGuard::new(io, track.clone(), cfg.header_read_timeout, timed_out.clone());
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(None)
@@ -200,6 +200,15 @@ async fn serve_conn<IO>(
                 .serve_connection(TokioIo::new(io), svc)
                 .with_upgrades();
             drive(conn, protocol, &shared, &track, drain).await;
+            if timed_out.load(std::sync::atomic::Ordering::Acquire) {
+                shared
+                    .metrics
+                    .local_responses
+                    .get_or_create(&crate::metrics::ReasonLabels {
+                        reason: "header_timeout",
+                    })
+                    .inc();
+            }
         }
         Protocol::H2 => {
             let conn = http2::Builder::new(TokioExecutor::new())

@@ -239,7 +239,8 @@ async fn websocket_upgrade_passes_through() {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
     let (ws_addr, _task) = common::websocket_echo().await;
-    let proxy = Proxy::start(ws_addr, &[], &[]).await;
+    // A short header timeout must not cut an upgraded connection that idles longer than it.
+    let proxy = Proxy::start(ws_addr, &["--header-read-timeout", "300ms"], &[]).await;
     let stream = tokio::net::TcpStream::connect(proxy.inbound).await.unwrap();
     let (mut ws, resp) =
         tokio_tungstenite::client_async(format!("ws://{}/chat", proxy.inbound), stream)
@@ -247,6 +248,7 @@ async fn websocket_upgrade_passes_through() {
             .unwrap();
     assert_eq!(resp.status(), 101);
     for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
         ws.send(Message::text(format!("ping {i}"))).await.unwrap();
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -283,4 +285,25 @@ async fn access_log_can_be_switched_off() {
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(proxy.stdout_lines().is_empty());
+}
+
+#[tokio::test]
+async fn cancelled_requests_leave_nothing_in_flight() {
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &[], &[]).await;
+    for client in [h2_client(), h1_client()] {
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(300), get(&client, &proxy.url("/slow/2000")))
+                .await;
+        assert!(cancelled.is_err(), "the request should still be running");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = proxy.metrics().await;
+        if metric(&m, "outrigger_proxy_requests_in_flight", &[]) == 0.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "in-flight gauge leaked:\n{m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

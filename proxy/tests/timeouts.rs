@@ -60,6 +60,11 @@ async fn slowloris_gets_408() {
         "{out:?}"
     );
 
+    let m = proxy.metrics().await;
+    assert!(
+        common::metric(&m, "outrigger_proxy_local_responses_total", &["reason=\"header_timeout\""]) >= 3.0,
+        "{m}"
+    );
     // Normal clients are unaffected.
     let (status, _, _) = get(&h1_client(), &proxy.url("/hello")).await.unwrap();
     assert_eq!(status, 200);
@@ -98,4 +103,33 @@ async fn idle_keepalive_connections_are_closed() {
     let _ = raw(proxy.inbound, b"GET /hel", Duration::from_millis(10)).await;
     let (status, _, _) = get(&h1_client(), &proxy.url("/hello")).await.unwrap();
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn app_connect_timeout_gets_504() {
+    // A listener whose accept queue is full and never drained: further SYNs are dropped, so
+    // connecting hangs until the proxy's connect timeout.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = sock.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let proxy = Proxy::start(addr, &["--connect-timeout", "300ms", "--retry-attempts", "0"], &[]).await;
+    let t0 = Instant::now();
+    let (status, _, _) = get(&h1_client(), &proxy.url("/hello")).await.unwrap();
+    assert_eq!(status, 504);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    let m = proxy.metrics().await;
+    assert_eq!(
+        common::metric(&m, "outrigger_proxy_local_responses_total", &["reason=\"connect_timeout\""]),
+        1.0
+    );
+    drop(fillers);
 }

@@ -190,6 +190,7 @@ def standin_render(hr: dict, work: Path) -> list[dict]:
     labels = {"app.kubernetes.io/name": name}
     pod = {
         "terminationGracePeriodSeconds": 30,
+        "volumes": [{"name": "data", "emptyDir": {}}],
         "containers": [
             {
                 "name": "podinfo",
@@ -197,9 +198,12 @@ def standin_render(hr: dict, work: Path) -> list[dict]:
                 "ports": [{"name": "http", "containerPort": 9898, "protocol": "TCP"}],
                 "securityContext": values.get("securityContext") or {},
                 "resources": values.get("resources") or {},
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
             }
         ],
     }
+    if values.get("podSecurityContext"):
+        pod["securityContext"] = values["podSecurityContext"]
     for key in ("nodeSelector", "tolerations", "affinity"):
         if values.get(key):
             pod[key] = values[key]
@@ -209,6 +213,7 @@ def standin_render(hr: dict, work: Path) -> list[dict]:
         "metadata": {"name": name, "namespace": meta["namespace"], "labels": labels},
         "spec": {
             "replicas": values.get("replicaCount", 1),
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
             "selector": {"matchLabels": labels},
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
@@ -233,6 +238,8 @@ def standin_render(hr: dict, work: Path) -> list[dict]:
     ports = {p["name"]: p["containerPort"] for p in sidecars[0].get("ports") or []}
     if ports.get("outrigger") != 4143 or ports.get("outrigger-admin") != 4191:
         fail(f"{name}: the sidecar must expose outrigger (4143) and outrigger-admin (4191), got {ports}")
+    if d["spec"]["strategy"]["rollingUpdate"].get("maxUnavailable") != 0:
+        fail(f"{name}: the post-renderer must make rollouts keep every replica (maxUnavailable: 0)")
     svc = next(x for x in docs if x["kind"] == "Service")
     if [p.get("targetPort") for p in svc["spec"]["ports"]] != ["outrigger"]:
         fail(f"{name}: the Service must send traffic through the proxy (targetPort outrigger)")

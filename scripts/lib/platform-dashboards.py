@@ -305,7 +305,7 @@ def mesh() -> dict:
         12,
         8,
     )
-    lay.row("Retries")
+    lay.row("Retries and proxy-generated responses")
     lay.add(
         timeseries(
             "Retries / s by reason",
@@ -333,6 +333,37 @@ def mesh() -> dict:
             "ops",
             "non_idempotent, body_too_large, budget_exhausted: failures that were not retried.",
             stack=True,
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Proxy-generated responses / s by reason",
+            [
+                target(
+                    f"sum by (workload, reason) (rate(outrigger_proxy_local_responses_total{{{sel}}}{rate}))",
+                    "{{workload}} {{reason}}",
+                )
+            ],
+            "ops",
+            "Answers the proxy produced instead of the app: 502 app_error/connect_refused, 504 timeouts, 413/431 limits.",
+            stack=True,
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Certificate reloads",
+            [
+                target(
+                    f"sum by (workload, result) (increase(outrigger_proxy_tls_cert_reloads_total{{{sel}}}{rate}))",
+                    "{{workload}} {{result}}",
+                )
+            ],
+            "short",
+            "TLS certificate/key reloads after a file change (cert-manager renewals); errors keep the old certificate.",
         ),
         12,
         8,

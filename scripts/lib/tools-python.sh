@@ -23,7 +23,7 @@ install_python_tools() {
   done
   key="py$pyver $(key_of "$PY_TOOLS_REQ" "$PY_TOOLS_LOCK" "${extra[@]}")"
   if stamp_ok python-tools "$key" "$venv/bin/pytest" "$venv/bin/ruff" "$venv/bin/yamllint" "$venv/bin/hadolint"; then
-    skip_msg "python venv" "($key)"
+    skip_msg "python venv" "$(grep -v '^#' "$PY_TOOLS_REQ" | tr '\n' ' ')"
   else
     log "install python venv $venv (python $pyver): $(grep -v '^#' "$PY_TOOLS_REQ" | tr '\n' ' ')"
     make_venv "$venv"
@@ -36,13 +36,13 @@ install_python_tools() {
         "${extra[@]/#/-r}"
     fi
     stamp_write python-tools "$key"
+    log "version pytest $("$venv/bin/pytest" --version 2>&1 | awk '{print $2}'), ruff $("$venv/bin/ruff" --version | awk '{print $2}'), yamllint $("$venv/bin/yamllint" --version | awk '{print $2}'), hadolint $("$venv/bin/hadolint" --version | awk '{print $NF}')"
   fi
-  log "version pytest $("$venv/bin/pytest" --version 2>&1 | awk '{print $2}'), ruff $("$venv/bin/ruff" --version | awk '{print $2}'), yamllint $("$venv/bin/yamllint" --version | awk '{print $2}'), hadolint $("$venv/bin/hadolint" --version | awk '{print $NF}')"
 
   local cvenv="$OUTRIGGER_TOOLS/checkov-venv"
   key="py$pyver $(key_of "$CHECKOV_REQ" "$CHECKOV_LOCK")"
   if stamp_ok checkov "$key" "$cvenv/bin/checkov" "$OUTRIGGER_TOOLS/bin/checkov"; then
-    skip_msg checkov "($key)"
+    skip_msg checkov "$(grep -v '^#' "$CHECKOV_REQ" | tr '\n' ' ')"
   else
     log "install checkov venv $cvenv: $(grep -v '^#' "$CHECKOV_REQ" | tr '\n' ' ')"
     make_venv "$cvenv"
@@ -51,6 +51,7 @@ install_python_tools() {
     mkdir -p "$OUTRIGGER_TOOLS/bin"
     ln -sfn "$cvenv/bin/checkov" "$OUTRIGGER_TOOLS/bin/checkov"
     stamp_write checkov "$key"
+    # `checkov --version` takes seconds (it imports everything), so only after an install.
+    log "version checkov $("$OUTRIGGER_TOOLS/bin/checkov" --version)"
   fi
-  log "version checkov $("$OUTRIGGER_TOOLS/bin/checkov" --version)"
 }

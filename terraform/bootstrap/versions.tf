@@ -4,11 +4,11 @@ terraform {
   required_providers {
     digitalocean = {
       source  = "digitalocean/digitalocean"
-      version = "~> 2.0"
+      version = "~> 2.99" # docs followed: provider v2.99.1
     }
     flux = {
       source  = "fluxcd/flux"
-      version = "~> 1.3"
+      version = "~> 1.8" # flux_bootstrap_git as of provider v1.8.5
     }
   }
 

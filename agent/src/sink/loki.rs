@@ -85,14 +85,13 @@ pub fn structured_metadata(r: &Record, meta: &MetaStore) -> Vec<(&'static str, S
     v
 }
 
+/// A stream's labels and its records in order.
+type Group<'a> = (Vec<(&'static str, String)>, Vec<&'a Record>);
+
 /// Groups records into streams, preserving per-stream order (streams ordered by first entry).
-fn group<'a>(
-    batch: &'a [Arc<Record>],
-    node: &str,
-    meta: &MetaStore,
-) -> Vec<(Vec<(&'static str, String)>, Vec<&'a Record>)> {
+fn group<'a>(batch: &'a [Arc<Record>], node: &str, meta: &MetaStore) -> Vec<Group<'a>> {
     let mut index: HashMap<(usize, &'static str), usize> = HashMap::new();
-    let mut groups: Vec<(Vec<(&'static str, String)>, Vec<&Record>)> = Vec::new();
+    let mut groups: Vec<Group<'a>> = Vec::new();
     for r in batch {
         let key = (Arc::as_ptr(&r.meta) as usize, r.stream_str());
         let i = *index.entry(key).or_insert_with(|| {
@@ -102,7 +101,7 @@ fn group<'a>(
         groups[i].1.push(r);
     }
     // Records of different files of one container share labels: merge those groups in order.
-    let mut merged: Vec<(Vec<(&'static str, String)>, Vec<&Record>)> = Vec::new();
+    let mut merged: Vec<Group<'a>> = Vec::new();
     let mut by_labels: HashMap<String, usize> = HashMap::new();
     for (l, rs) in groups {
         let k = label_string(&l);
@@ -165,10 +164,11 @@ pub fn encode_json(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> Vec<u
             let values: Vec<serde_json::Value> = rs
                 .into_iter()
                 .map(|r| {
-                    let sm: serde_json::Map<String, serde_json::Value> = structured_metadata(r, meta)
-                        .into_iter()
-                        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
-                        .collect();
+                    let sm: serde_json::Map<String, serde_json::Value> =
+                        structured_metadata(r, meta)
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+                            .collect();
                     serde_json::json!([r.ts_ns.to_string(), r.line, sm])
                 })
                 .collect();

@@ -122,7 +122,11 @@ pub async fn run(
         }
         let batch: Vec<Arc<Record>> = pending.drain(..take).collect();
         if !deliver(&cfg, &client, &batch, sm, &meta, &mut deadline).await {
-            tracing::warn!(sink = idx, entries = batch.len(), "shutdown deadline: batch not delivered, it will be read again after restart");
+            tracing::warn!(
+                sink = idx,
+                entries = batch.len(),
+                "shutdown deadline: batch not delivered, it will be read again after restart"
+            );
             return;
         }
         let mut offsets: HashMap<FileId, u64> = HashMap::new();
@@ -150,12 +154,21 @@ async fn deliver(
         Kind::Loki {
             encoding: loki::Encoding::Protobuf,
             ..
-        } => (loki::encode_protobuf(batch, &cfg.node, meta), "application/x-protobuf"),
+        } => (
+            loki::encode_protobuf(batch, &cfg.node, meta),
+            "application/x-protobuf",
+        ),
         Kind::Loki {
             encoding: loki::Encoding::Json,
             ..
-        } => (loki::encode_json(batch, &cfg.node, meta), "application/json"),
-        Kind::Otlp => (otlp::encode(batch, &cfg.node, meta), "application/x-protobuf"),
+        } => (
+            loki::encode_json(batch, &cfg.node, meta),
+            "application/json",
+        ),
+        Kind::Otlp => (
+            otlp::encode(batch, &cfg.node, meta),
+            "application/x-protobuf",
+        ),
     };
     let body = Bytes::from(body);
     let line_bytes: u64 = batch.iter().map(|r| r.line.len() as u64).sum();
@@ -230,7 +243,10 @@ async fn attempt_once(
 ) -> Outcome {
     let mut req = hyper::Request::post(cfg.url.clone())
         .header(hyper::header::CONTENT_TYPE, ctype)
-        .header(hyper::header::USER_AGENT, concat!("outrigger-agent/", env!("CARGO_PKG_VERSION")));
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("outrigger-agent/", env!("CARGO_PKG_VERSION")),
+        );
     if let Kind::Loki {
         tenant: Some(t), ..
     } = &cfg.kind

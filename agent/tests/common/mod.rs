@@ -1,7 +1,14 @@
 //! Shared test harness: an in-test HTTP sink that decodes Loki protobuf+snappy (with the real
 //! `logproto` messages compiled by prost), Loki JSON and OTLP; kubelet-style CRI log writers;
 //! and helpers to run the real `outrigger-agent` binary.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::format_push_string,
+    clippy::unused_self,
+    clippy::ref_option
+)]
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -40,7 +47,11 @@ pub enum Mode {
     Accept,
     Status(u16),
     /// Answer `status` with `Retry-After: secs` for the next `n` requests, then accept.
-    RetryAfter { status: u16, secs: u64, n: usize },
+    RetryAfter {
+        status: u16,
+        secs: u64,
+        n: usize,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -98,7 +109,9 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
 }
 
 fn decode_loki_protobuf(body: &[u8]) -> Vec<Got> {
-    let raw = snap::raw::Decoder::new().decompress_vec(body).expect("snappy block format");
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .expect("snappy block format");
     let req = PushRequest::decode(raw.as_slice()).expect("logproto.PushRequest");
     let mut out = Vec::new();
     for s in req.streams {
@@ -151,7 +164,9 @@ fn decode_loki_json(body: &[u8]) -> Vec<Got> {
     out
 }
 
-fn anyvalue_str(v: &Option<outrigger_agent::proto::opentelemetry::proto::common::v1::AnyValue>) -> String {
+fn anyvalue_str(
+    v: &Option<outrigger_agent::proto::opentelemetry::proto::common::v1::AnyValue>,
+) -> String {
     match v.as_ref().and_then(|v| v.value.as_ref()) {
         Some(any_value::Value::StringValue(s)) => s.clone(),
         Some(any_value::Value::IntValue(i)) => i.to_string(),
@@ -197,7 +212,10 @@ impl Sink {
         let (tx, rx) = std::sync::mpsc::channel();
         let (st, md) = (state.clone(), mode.clone());
         let rt = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(l.local_addr().unwrap()).unwrap();
@@ -215,7 +233,12 @@ impl Sink {
             });
         });
         let addr = rx.recv().unwrap();
-        Sink { addr, state, mode, _rt: rt }
+        Sink {
+            addr,
+            state,
+            mode,
+            _rt: rt,
+        }
     }
 
     pub fn loki_url(&self) -> String {
@@ -243,7 +266,11 @@ impl Sink {
     }
 }
 
-async fn handle(req: Request<hyper::body::Incoming>, st: &Mutex<SinkState>, md: &Mutex<Mode>) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    st: &Mutex<SinkState>,
+    md: &Mutex<Mode>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let ctype = req
         .headers()
@@ -279,7 +306,8 @@ async fn handle(req: Request<hyper::body::Incoming>, st: &Mutex<SinkState>, md: 
         let mut r = Response::new(Full::new(Bytes::from_static(b"nope")));
         *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap();
         if let Some(secs) = ra {
-            r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+            r.headers_mut()
+                .insert("retry-after", secs.to_string().parse().unwrap());
         }
         return r;
     }
@@ -358,7 +386,11 @@ impl Container {
     }
 
     fn open(&self) -> File {
-        OpenOptions::new().create(true).append(true).open(self.live()).unwrap()
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.live())
+            .unwrap()
     }
 
     /// Full lines, one write each.
@@ -396,7 +428,8 @@ impl Container {
         let data = fs::read(rotated).unwrap();
         let gz = PathBuf::from(format!("{}.gz", rotated.display()));
         let tmp = PathBuf::from(format!("{}.tmp", gz.display()));
-        let mut enc = flate2::write::GzEncoder::new(File::create(&tmp).unwrap(), flate2::Compression::fast());
+        let mut enc =
+            flate2::write::GzEncoder::new(File::create(&tmp).unwrap(), flate2::Compression::fast());
         enc.write_all(&data).unwrap();
         enc.finish().unwrap();
         fs::rename(&tmp, &gz).unwrap();
@@ -406,7 +439,12 @@ impl Container {
     /// logrotate copytruncate.
     pub fn copytruncate(&self, stamp: &str) {
         fs::copy(self.live(), self.dir.join(format!("0.log.{stamp}"))).unwrap();
-        OpenOptions::new().write(true).open(self.live()).unwrap().set_len(0).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(self.live())
+            .unwrap()
+            .set_len(0)
+            .unwrap();
     }
 }
 
@@ -418,7 +456,11 @@ pub struct Agent {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn agent_bin() -> &'static str {
@@ -430,21 +472,38 @@ impl Agent {
         let port = free_port();
         let metrics_addr = format!("127.0.0.1:{port}");
         let stderr_path = state.join(format!("agent-{port}.log"));
-        let child = Command::new(agent_bin())
+        // Test defaults, unless the test sets the flag itself.
+        let defaults = [
+            ("--node-name", "node-a"),
+            ("--kube-metadata", "off"),
+            ("--batch-max-wait-ms", "100"),
+            ("--rotate-grace-ms", "300"),
+            ("--retry-min-ms", "50"),
+            ("--retry-max-ms", "1000"),
+        ];
+        let mut cmd = Command::new(agent_bin());
+        for (k, v) in defaults {
+            if !args.contains(&k) {
+                cmd.args([k, v]);
+            }
+        }
+        let child = cmd
             .arg("--log-root")
             .arg(root)
             .arg("--state-dir")
             .arg(state)
             .arg("--metrics")
             .arg(&metrics_addr)
-            .args(["--node-name", "node-a", "--kube-metadata", "off"])
-            .args(["--batch-max-wait-ms", "100", "--rotate-grace-ms", "300", "--retry-min-ms", "50", "--retry-max-ms", "1000"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(File::create(&stderr_path).unwrap())
             .spawn()
             .unwrap();
-        let a = Agent { child, metrics_addr, stderr_path };
+        let mut a = Agent {
+            child,
+            metrics_addr,
+            stderr_path,
+        };
         a.wait_ready();
         a
     }
@@ -453,22 +512,31 @@ impl Agent {
         http_get(&self.metrics_addr, path)
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("agent exited ({st}); log:\n{}", self.log());
+            }
             if let Some((200, _)) = self.get("/ready") {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("agent not ready; log:\n{}", fs::read_to_string(&self.stderr_path).unwrap_or_default());
+        panic!(
+            "agent not ready; log:\n{}",
+            fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        );
     }
 
     /// Value of a metric sample line (exact name+labels as rendered).
     pub fn metric(&self, series: &str) -> Option<f64> {
         let (_, body) = self.get("/metrics")?;
-        body.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        body.lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|r| r.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
     }
 
     pub fn kill9(mut self) {
@@ -477,13 +545,19 @@ impl Agent {
     }
 
     pub fn sigterm(mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return st;
             }
-            assert!(Instant::now() < deadline, "agent did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -509,7 +583,10 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status: u16 = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 

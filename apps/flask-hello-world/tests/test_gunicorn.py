@@ -75,6 +75,8 @@ def start_server(tmp_path: Path, **env_overrides: str) -> Server:
         "GUNICORN_THREADS": "4",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "LOG_LEVEL": "info",
+        # A HOME the server must not write to (the container's root filesystem is read-only).
+        "HOME": str(tmp_path / "home"),
         **env_overrides,
     }
     log_path = tmp_path / "server.log"
@@ -129,6 +131,14 @@ def test_every_endpoint_over_real_http(server: Server) -> None:
     assert status == 200
     assert headers["content-type"].startswith("text/plain; version=")
     assert b"# TYPE http_requests_total counter" in body
+
+
+def test_writes_nothing_outside_tmp(server: Server, tmp_path: Path) -> None:
+    # gunicorn >= 24 would open a control socket under $HOME; on a read-only root filesystem that
+    # is a crash, so the runner disables it. Only the metrics shard dir and the log may appear.
+    assert server.request("/json")[0] == 200
+    assert not (tmp_path / "home").exists()
+    assert {p.name for p in tmp_path.iterdir()} == {"metrics", "server.log"}
 
 
 def test_metrics_aggregate_all_workers(server: Server) -> None:

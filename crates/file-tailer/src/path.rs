@@ -36,7 +36,11 @@ pub struct FileName {
 impl FileName {
     /// Sort key: older files first.
     pub fn order_key(&self) -> (u32, bool, String) {
-        (self.restart, self.kind == FileKind::Live, self.stamp.clone())
+        (
+            self.restart,
+            self.kind == FileKind::Live,
+            self.stamp.clone(),
+        )
     }
 }
 
@@ -65,6 +69,8 @@ pub fn parse_file_name(name: &str) -> Option<FileName> {
         });
     }
     let rest = rest.strip_prefix('.')?;
+    // The kubelet writes these suffixes in lower case only.
+    #[allow(clippy::case_sensitive_file_extension_comparisons)]
     if rest.is_empty() || rest.ends_with(".tmp") {
         return None;
     }
@@ -104,11 +110,17 @@ mod tests {
 
     #[test]
     fn parses_names() {
-        assert_eq!(parse_file_name("0.log").map(|f| f.kind), Some(FileKind::Live));
+        assert_eq!(
+            parse_file_name("0.log").map(|f| f.kind),
+            Some(FileKind::Live)
+        );
         let r = parse_file_name("3.log.20240101-101010").unwrap();
         assert_eq!((r.restart, r.kind), (3, FileKind::Rotated));
         let g = parse_file_name("0.log.20240101-101010.gz").unwrap();
-        assert_eq!((g.kind, g.stamp.as_str()), (FileKind::Gz, "20240101-101010"));
+        assert_eq!(
+            (g.kind, g.stamp.as_str()),
+            (FileKind::Gz, "20240101-101010")
+        );
         assert!(parse_file_name("0.log.20240101-101010.tmp").is_none());
         assert!(parse_file_name("x.log").is_none());
         assert!(parse_file_name("0.txt").is_none());
@@ -119,7 +131,11 @@ mod tests {
     fn parses_pod_dir() {
         assert_eq!(
             parse_pod_dir("kube-system_coredns-abc_1234-5678"),
-            Some(("kube-system".into(), "coredns-abc".into(), "1234-5678".into()))
+            Some((
+                "kube-system".into(),
+                "coredns-abc".into(),
+                "1234-5678".into()
+            ))
         );
         assert!(parse_pod_dir("nounderscore").is_none());
         assert!(parse_pod_dir("a__b").is_none());

@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::Error;
 use crate::checkpoint::{Checkpointer, Entry};
 use crate::fingerprint::fingerprint_path;
 use crate::path::{ContainerInfo, FileKind, FileName, container_info, parse_file_name};
 use crate::watch::Watch;
-use crate::Error;
 
 /// Identifies one tracked file for the lifetime of the process.
 pub type FileId = u64;
@@ -95,7 +95,10 @@ pub enum Event<'a> {
     Line(Line<'a>),
     /// No more lines will come from this file; `offset` is its final end. Once acknowledged up
     /// to there the file is let go.
-    Eof { file: FileId, offset: u64 },
+    Eof {
+        file: FileId,
+        offset: u64,
+    },
 }
 
 /// Counters and gauges for metrics.
@@ -376,8 +379,7 @@ impl Tailer {
     /// lets go of rotated files that stayed at their end for the grace period. Returns the
     /// number of bytes read.
     pub fn step(&mut self, budget: usize, sink: &mut dyn FnMut(Event<'_>)) -> usize {
-        if self.watch.is_inotify() && self.last_reconcile.elapsed() >= self.cfg.reconcile_interval
-        {
+        if self.watch.is_inotify() && self.last_reconcile.elapsed() >= self.cfg.reconcile_interval {
             self.queue_full_scan();
         }
         if !self.dirty_dirs.is_empty() {
@@ -632,8 +634,7 @@ impl Tailer {
             self.fp_cache.insert(key, fp);
             return None;
         }
-        if self.done.contains_key(&fp)
-            || self.tracked.values().any(|t| t.fp == fp && t.dir == dir)
+        if self.done.contains_key(&fp) || self.tracked.values().any(|t| t.fp == fp && t.dir == dir)
         {
             self.fp_cache.insert(key, fp);
             return None;
@@ -792,7 +793,10 @@ impl Tailer {
                     t.size = m.len();
                 }
             }
-            while !truncated_file {
+            loop {
+                if truncated_file {
+                    break;
+                }
                 if total >= budget {
                     more = true;
                     break;

@@ -21,7 +21,10 @@ pub struct Changes {
 
 /// inotify watcher; `None` inside means polling mode.
 pub struct Watch {
-    inner: Option<(notify::RecommendedWatcher, Receiver<notify::Result<notify::Event>>)>,
+    inner: Option<(
+        notify::RecommendedWatcher,
+        Receiver<notify::Result<notify::Event>>,
+    )>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -102,7 +105,8 @@ fn classify(ev: notify::Result<notify::Event>, out: &mut Changes) {
                 }
                 // Our own reads produce open/close events and metadata changes carry no data:
                 // reacting to them would make reading feed itself.
-                EventKind::Access(_) | EventKind::Modify(notify::event::ModifyKind::Metadata(_)) => {}
+                EventKind::Access(_)
+                | EventKind::Modify(notify::event::ModifyKind::Metadata(_)) => {}
                 _ => out.structural.extend(ev.paths),
             }
         }

@@ -98,7 +98,11 @@ fn container(root: &Path, pod: &str, c: &str) -> PathBuf {
 }
 
 fn append(p: &Path, lines: std::ops::Range<u32>, tag: &str) {
-    let mut f = OpenOptions::new().create(true).append(true).open(p).unwrap();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .unwrap();
     for i in lines {
         writeln!(f, "{tag}-{i:06}").unwrap();
     }
@@ -121,7 +125,8 @@ fn cfg(root: &Path, state: &Path, poll: bool) -> Config {
 fn gzip(src: &Path, dst: &Path) {
     let data = fs::read(src).unwrap();
     let tmp = dst.with_extension("tmp");
-    let mut enc = flate2::write::GzEncoder::new(File::create(&tmp).unwrap(), flate2::Compression::fast());
+    let mut enc =
+        flate2::write::GzEncoder::new(File::create(&tmp).unwrap(), flate2::Compression::fast());
     enc.write_all(&data).unwrap();
     enc.finish().unwrap();
     fs::rename(&tmp, dst).unwrap();
@@ -178,7 +183,12 @@ fn copytruncate_loses_nothing() {
     append(&live, 50..80, "c");
     // copytruncate: copy, then truncate in place.
     fs::copy(&live, d.join("0.log.20240101-000001")).unwrap();
-    OpenOptions::new().write(true).open(&live).unwrap().set_len(0).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     append(&live, 80..120, "c");
     h.until("120", |h| h.lines.len() >= 120);
     for _ in 0..5 {

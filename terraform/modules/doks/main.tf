@@ -65,6 +65,13 @@ resource "digitalocean_kubernetes_cluster" "this" {
     start_time = var.maintenance_window.start_time
   }
 
+  # Scale down a node once it is under half used for 10 minutes; add capacity where least is wasted.
+  cluster_autoscaler_configuration {
+    scale_down_utilization_threshold = 0.5
+    scale_down_unneeded_time         = "10m"
+    expanders                        = ["least-waste"]
+  }
+
   dynamic "control_plane_firewall" {
     for_each = length(var.control_plane_allowed_addresses) > 0 ? [1] : []
     content {

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Checks the verification toolchain itself: shellcheck of the toolchain scripts, ruff on the
+# generators, and tools/tests (schema generator rules, kubeconform over the generated schemas,
+# the real kube-apiserver via kube-test-env.sh, terraform's mirror-only config, tools.sh idempotence).
+# shellcheck source=scripts/lib/env.sh
+source "$(dirname "$0")/lib/env.sh"
+set -euo pipefail
+cd "$OUTRIGGER_ROOT"
+
+echo "check-toolchain: shellcheck toolchain scripts"
+shellcheck -x scripts/tools.sh scripts/kubeconform.sh scripts/kube-test-env.sh scripts/check-toolchain.sh \
+  scripts/lib/env.sh scripts/lib/tools-*.sh tools/versions.sh tools/kube-apiserver/regen.sh
+
+echo "check-toolchain: ruff tools/"
+ruff check tools/
+ruff format --check tools/
+
+echo "check-toolchain: pytest tools/tests"
+pytest -q -p no:cacheprovider tools/tests
