@@ -30,7 +30,7 @@ if [[ ! -x "$BIN" ]]; then
   echo "building release binary..." >&2
   (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy >&2)
 fi
-ulimit -n 65536 2>/dev/null || ulimit -n 8192
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 T="$(mktemp -d)"
 PIDS=()
@@ -100,7 +100,7 @@ EOF
 cat >"$T/haproxy.cfg" <<EOF
 global
   nbthread 1
-  maxconn 20000
+  maxconn 4000
 defaults
   mode http
   timeout connect 1s

@@ -2,6 +2,7 @@
 # charts/outrigger (agent DaemonSet, ServiceMonitor/PodMonitor, dashboards, PrometheusRule):
 #   helm lint --strict + helm template with the defaults and every ci/*-values.yaml
 #     -> kubeconform strict (Kubernetes + prometheus-operator CRD schemas)
+#     -> server-side dry run on a real kube-apiserver (must also reject a selector mismatch)
 #     -> agent invariants (tolerates everything, read-only host mounts, pods-only RBAC, no
 #        privilege, ports 4192/4191) -> checkov
 #   values.schema.json and template guards reject bad values; dashboards are current, parse as
@@ -17,7 +18,7 @@ require python3 helm yamllint checkov
 require_kubeconform
 chart="$OUTRIGGER_ROOT/charts/outrigger"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'stop_kube_api; rm -rf "$work"' EXIT
 mkdir -p "$work/render"
 
 say "yamllint charts/outrigger (values, ci values, rule files, rule tests)"
@@ -109,6 +110,20 @@ if errors:
     sys.exit(1)
 print(f"  {len(sys.argv) - 1} renders: agent invariants hold")
 PY
+say "server-side dry run on a real kube-apiserver (dryRun=All, fieldValidation=Strict)"
+if with_kube_api; then
+  python3 "$PLATFORM_CHECKS" dryrun "$KUBE_STATE" "$work"/render/*.yaml
+  # ... and the API server must reject what the schema cannot see: a selector that does not
+  # match the pod template's labels.
+  mkdir -p "$work/bad-api"
+  helm template outrigger "$chart" --kube-version "$PLATFORM_KUBE_VERSION" --namespace outrigger-system \
+    --set agent.podLabels.app\\.kubernetes\\.io/component=other >"$work/bad-api/bad.yaml"
+  if python3 "$PLATFORM_CHECKS" dryrun "$KUBE_STATE" "$work/bad-api/bad.yaml" >/dev/null 2>&1; then
+    echo "check-charts-platform: the API server dry run accepted a DaemonSet whose selector misses its pods" >&2
+    exit 1
+  fi
+fi
+
 say "agent invariants on every render"
 python3 "$work/invariants.py" "$work"/render/*.yaml
 # The invariant checker itself must catch a violation: an agent that tolerates only one taint.

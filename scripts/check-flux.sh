@@ -2,9 +2,13 @@
 # Flux tree (flux/) as Flux would apply it, per cluster:
 #   yamllint; kustomize build of every overlay; render every cluster (Flux Kustomization paths
 #   built without load restrictions, postBuild variables substituted, HelmReleases of charts in
-#   this repo templated with their values and post-renderers) -> kubeconform strict (Kubernetes +
-#   CRD schemas, no missing-schema skips) -> current Flux API versions only -> node-pool placement
-#   -> checkov; plus self-tests proving the placement/API/substitution checks reject bad input.
+#   this repo templated with their values and post-renderers, podinfo's post-renderer applied to a
+#   stand-in of its chart) -> kubeconform strict (Kubernetes + CRD schemas, no missing-schema
+#   skips) -> server-side dry run of every core object on a real kube-apiserver -> current Flux
+#   API versions only -> node-pool placement (+ Terraform's pools/taint) -> checkov; plus
+#   self-tests proving the placement/API/substitution checks reject bad input.
+# Every overlay is validated in the context of the cluster that deploys it (after postBuild
+# substitution, as Flux applies it); an overlay no cluster deploys fails the render.
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
 set -euo pipefail
@@ -15,7 +19,7 @@ source "$OUTRIGGER_ROOT/scripts/lib/platform-common.sh"
 require python3 helm yamllint checkov kustomize
 require_kubeconform
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'stop_kube_api; rm -rf "$work"' EXIT
 cd "$OUTRIGGER_ROOT"
 
 say "yamllint ($(yamllint_config | sed "s|$OUTRIGGER_ROOT/||")) flux/ .sops.yaml"
@@ -39,6 +43,11 @@ mapfile -t rendered < <(find "$work/out" -name '*.yaml' | sort)
 
 say "kubeconform -strict on ${#rendered[@]} rendered files (Kubernetes $PLATFORM_KUBE_VERSION + CRDs)"
 "$KUBECONFORM" "${rendered[@]}"
+
+say "server-side dry run on a real kube-apiserver (dryRun=All, fieldValidation=Strict)"
+if with_kube_api; then
+  python3 "$PLATFORM_CHECKS" dryrun "$KUBE_STATE" "${rendered[@]}"
+fi
 
 say "Flux API versions (sources + rendered)"
 mapfile -t flux_sources < <(find flux -name '*.yaml' -not -name '.yamllint.yaml' | sort)

@@ -65,9 +65,13 @@ for root in modules/doks envs/staging envs/production bootstrap; do
     continue
   fi
   say "$root: init -backend=false + validate (real providers from the mirror)"
+  # On a copy: init writes .terraform.lock.hcl; a committed lock file must match (readonly).
+  [[ -d "$work/tf" ]] || cp -R "$tf" "$work/tf"
+  lock=()
+  [[ -f "$tf/$root/.terraform.lock.hcl" ]] && lock=(-lockfile=readonly)
   export TF_DATA_DIR="$work/${root//\//-}"
-  terraform -chdir="$tf/$root" init -backend=false -no-color -lockfile=readonly >/dev/null
-  terraform -chdir="$tf/$root" validate -no-color
+  terraform -chdir="$work/tf/$root" init -backend=false -no-color "${lock[@]}" >/dev/null
+  terraform -chdir="$work/tf/$root" validate -no-color
   unset TF_DATA_DIR
 done
 

@@ -70,6 +70,26 @@ impl MetaStore {
             .retain(|uid, m| !m.deleted || live_uids.contains(uid));
     }
 
+    /// UIDs currently known.
+    pub fn uids(&self) -> Vec<String> {
+        self.pods
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Number of deleted pods still kept for their files.
+    pub fn deleted(&self) -> usize {
+        self.pods
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter(|m| m.deleted)
+            .count()
+    }
+
     pub fn len(&self) -> usize {
         self.pods
             .read()

@@ -80,7 +80,8 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
         NodeCollector::new(&cli.host_root),
     ));
     if cfg.kube {
-        tracing::warn!("pod metadata watch is not available in this build; shipping without it");
+        metrics.kube_enabled.store(true, Ordering::Relaxed);
+        outrigger_agent::kube_watch::spawn(&cli.node_name, meta.clone()).await?;
     }
 
     let mut tcfg = file_tailer::Config::new(&cli.log_root, &cli.state_dir);
@@ -141,6 +142,7 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
         max_joined: cli.max_line_bytes,
         checkpoint_interval: Duration::from_millis(cli.checkpoint_interval_ms),
         shutdown_timeout: Duration::from_secs(cli.shutdown_timeout_secs),
+        meta: cfg.kube.then(|| meta.clone()),
     };
     let reader = {
         let stop = stop.clone();

@@ -93,6 +93,9 @@ pub struct Metrics {
     pub open_files: Gauge,
     pub rotation_lost_bytes: Counter,
     pub ready: AtomicBool,
+    pub kube_enabled: AtomicBool,
+    pub kube_pods: Gauge,
+    pub kube_deleted_pods: Gauge,
 }
 
 pub fn now_ns() -> i64 {
@@ -265,6 +268,22 @@ impl Metrics {
         for (name, help, v) in gauges {
             header(out, &format!("{p}{name}"), "gauge", help);
             let _ = writeln!(out, "{p}{name} {v}");
+        }
+        if self.kube_enabled.load(Ordering::Relaxed) {
+            header(
+                out,
+                &format!("{p}kube_pods"),
+                "gauge",
+                "Pods of this node in the metadata cache (deleted ones included).",
+            );
+            let _ = writeln!(out, "{p}kube_pods {}", self.kube_pods.get());
+            header(
+                out,
+                &format!("{p}kube_deleted_pods"),
+                "gauge",
+                "Deleted pods kept until their files are fully read.",
+            );
+            let _ = writeln!(out, "{p}kube_deleted_pods {}", self.kube_deleted_pods.get());
         }
     }
 }

@@ -12,6 +12,7 @@ use file_tailer::{FileId, Tailer};
 use tokio::sync::mpsc;
 
 use crate::assemble::Assembler;
+use crate::kube_meta::MetaStore;
 use crate::metrics::{Metrics, now_ns};
 use crate::record::{ByteBudget, Record};
 use crate::sink::Ack;
@@ -24,6 +25,8 @@ pub struct ReaderConfig {
     pub checkpoint_interval: Duration,
     /// How long to wait for the sinks' last acknowledgements at shutdown.
     pub shutdown_timeout: Duration,
+    /// Pod metadata to garbage-collect once a deleted pod's files are drained.
+    pub meta: Option<Arc<MetaStore>>,
 }
 
 /// Smallest read worth waking up for when the budget is nearly used up.
@@ -68,7 +71,12 @@ fn send(out: &mut Vec<Record>, sinks: &[mpsc::Sender<Chunk>]) {
     }
 }
 
-fn publish(tailer: &Tailer, metrics: &Metrics) {
+fn publish(tailer: &Tailer, metrics: &Metrics, meta: Option<&MetaStore>) {
+    if let Some(m) = meta {
+        m.gc(&tailer.tracked_uids());
+        metrics.kube_pods.set(m.len() as i64);
+        metrics.kube_deleted_pods.set(m.deleted() as i64);
+    }
     let s = tailer.stats();
     metrics.lag_bytes.set(s.lag_bytes as i64);
     metrics.open_files.set(s.open_files as i64);
@@ -102,7 +110,7 @@ pub fn run_reader(
     tailer.start(&mut |ev| asm.handle(ev, &mut out));
     send(&mut out, &sinks);
     tailer.checkpoint()?;
-    publish(&tailer, metrics);
+    publish(&tailer, metrics, cfg.meta.as_deref());
     metrics.ready.store(true, Ordering::Relaxed);
     let mut last_cp = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -124,7 +132,7 @@ pub fn run_reader(
             if let Err(e) = tailer.checkpoint() {
                 tracing::error!(error = %e, "checkpoint write failed");
             }
-            publish(&tailer, metrics);
+            publish(&tailer, metrics, cfg.meta.as_deref());
             last_cp = Instant::now();
         }
     }
@@ -139,7 +147,7 @@ pub fn run_reader(
         }
     }
     tailer.checkpoint()?;
-    publish(&tailer, metrics);
+    publish(&tailer, metrics, cfg.meta.as_deref());
     tracing::info!("final checkpoint written");
     Ok(())
 }

@@ -190,7 +190,12 @@ async fn serve_conn<IO>(
     match protocol {
         Protocol::Http1 => {
             let timed_out = Arc::new(AtomicBool::new(false));
-            let io = HeadGuard::new(io, track.clone(), cfg.header_read_timeout, timed_out.clone());
+            let io = HeadGuard::new(
+                io,
+                track.clone(),
+                cfg.header_read_timeout,
+                timed_out.clone(),
+            );
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(None)

@@ -292,9 +292,11 @@ async fn cancelled_requests_leave_nothing_in_flight() {
     let app = App::start().await;
     let proxy = Proxy::start(app.addr, &[], &[]).await;
     for client in [h2_client(), h1_client()] {
-        let cancelled =
-            tokio::time::timeout(Duration::from_millis(300), get(&client, &proxy.url("/slow/2000")))
-                .await;
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(300),
+            get(&client, &proxy.url("/slow/2000")),
+        )
+        .await;
         assert!(cancelled.is_err(), "the request should still be running");
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -303,7 +305,10 @@ async fn cancelled_requests_leave_nothing_in_flight() {
         if metric(&m, "outrigger_proxy_requests_in_flight", &[]) == 0.0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "in-flight gauge leaked:\n{m}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "in-flight gauge leaked:\n{m}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -62,7 +62,11 @@ async fn slowloris_gets_408() {
 
     let m = proxy.metrics().await;
     assert!(
-        common::metric(&m, "outrigger_proxy_local_responses_total", &["reason=\"header_timeout\""]) >= 3.0,
+        common::metric(
+            &m,
+            "outrigger_proxy_local_responses_total",
+            &["reason=\"header_timeout\""]
+        ) >= 3.0,
         "{m}"
     );
     // Normal clients are unaffected.
@@ -115,20 +119,32 @@ async fn app_connect_timeout_gets_504() {
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
     for _ in 0..8 {
-        if let Ok(Ok(s)) =
-            tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
         {
             fillers.push(s);
         }
     }
-    let proxy = Proxy::start(addr, &["--connect-timeout", "300ms", "--retry-attempts", "0"], &[]).await;
+    let proxy = Proxy::start(
+        addr,
+        &["--connect-timeout", "300ms", "--retry-attempts", "0"],
+        &[],
+    )
+    .await;
     let t0 = Instant::now();
     let (status, _, _) = get(&h1_client(), &proxy.url("/hello")).await.unwrap();
     assert_eq!(status, 504);
     assert!(t0.elapsed() < Duration::from_secs(5));
     let m = proxy.metrics().await;
     assert_eq!(
-        common::metric(&m, "outrigger_proxy_local_responses_total", &["reason=\"connect_timeout\""]),
+        common::metric(
+            &m,
+            "outrigger_proxy_local_responses_total",
+            &["reason=\"connect_timeout\""]
+        ),
         1.0
     );
     drop(fillers);

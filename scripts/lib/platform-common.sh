@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034  # variables used by the scripts that source this file
+# shellcheck disable=SC2034,SC2154  # variables used by / taken from the scripts sourcing this file
 # Shared by the platform check scripts (check-flux.sh, check-charts-platform.sh, check-promql.sh,
 # check-terraform.sh): tool lookup and the Kubernetes version every render and schema uses.
 
@@ -29,13 +29,28 @@ require_kubeconform() {
   }
 }
 
-# The repository's yamllint config when it exists, the platform one otherwise.
+# The repository's shared yamllint config.
 yamllint_config() {
-  if [[ -f "$OUTRIGGER_ROOT/.yamllint.yaml" ]]; then
-    echo "$OUTRIGGER_ROOT/.yamllint.yaml"
-  else
-    echo "$OUTRIGGER_ROOT/flux/.yamllint.yaml"
-  fi
+  echo "$OUTRIGGER_ROOT/.yamllint.yaml"
 }
 
 say() { echo "${CHECK_NAME:-check}: $*"; }
+
+# with_kube_api: start a private kube-apiserver (scripts/kube-test-env.sh, state in $work/kube) for
+# server-side dry runs; sets KUBE_STATE. Returns 1 (after a loud SKIPPED) when the toolchain could
+# not build kube-apiserver. The caller's EXIT trap must run stop_kube_api.
+KUBE_STATE=""
+with_kube_api() {
+  if [[ ! -x "$OUTRIGGER_TOOLS/bin/kube-apiserver" ]]; then
+    echo "SKIPPED: server-side dry run: kube-apiserver not built by scripts/tools.sh (step kube)" >&2
+    return 1
+  fi
+  KUBE_STATE="$work/kube"
+  OUTRIGGER_KUBE_TEST_DIR="$KUBE_STATE" "$OUTRIGGER_ROOT/scripts/kube-test-env.sh" start >/dev/null
+}
+
+stop_kube_api() {
+  if [[ -n "$KUBE_STATE" ]]; then
+    OUTRIGGER_KUBE_TEST_DIR="$KUBE_STATE" "$OUTRIGGER_ROOT/scripts/kube-test-env.sh" stop >/dev/null 2>&1 || true
+  fi
+}

@@ -3,12 +3,9 @@
 //! join.
 #![no_main]
 
-use std::sync::Arc;
-
 use libfuzzer_sys::fuzz_target;
 use outrigger_agent::fuzzing::run_lines;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = Arc::new(());
     run_lines(data);
 });

@@ -469,6 +469,10 @@ pub fn agent_bin() -> &'static str {
 
 impl Agent {
     pub fn spawn(root: &Path, state: &Path, args: &[&str]) -> Agent {
+        Self::spawn_env(root, state, args, &[])
+    }
+
+    pub fn spawn_env(root: &Path, state: &Path, args: &[&str], envs: &[(&str, &str)]) -> Agent {
         let port = free_port();
         let metrics_addr = format!("127.0.0.1:{port}");
         let stderr_path = state.join(format!("agent-{port}.log"));
@@ -482,6 +486,8 @@ impl Agent {
             ("--retry-max-ms", "1000"),
         ];
         let mut cmd = Command::new(agent_bin());
+        cmd.env_remove("KUBERNETES_SERVICE_HOST");
+        cmd.envs(envs.iter().copied());
         for (k, v) in defaults {
             if !args.contains(&k) {
                 cmd.args([k, v]);

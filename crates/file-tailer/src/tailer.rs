@@ -312,6 +312,14 @@ impl Tailer {
         s
     }
 
+    /// Pod UIDs that still have files being read or awaiting acknowledgement.
+    pub fn tracked_uids(&self) -> HashSet<String> {
+        self.tracked
+            .values()
+            .map(|t| t.container.uid.clone())
+            .collect()
+    }
+
     /// Whether reading work is queued (the caller should not block in `wait`).
     pub fn has_work(&self) -> bool {
         !self.queue.is_empty() || !self.dirty_dirs.is_empty()
