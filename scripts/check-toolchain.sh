@@ -11,9 +11,9 @@ echo "check-toolchain: shellcheck toolchain scripts"
 shellcheck -x scripts/tools.sh scripts/kubeconform.sh scripts/kube-test-env.sh scripts/check-toolchain.sh \
   scripts/lib/env.sh scripts/lib/tools-*.sh tools/versions.sh tools/kube-apiserver/regen.sh
 
-echo "check-toolchain: ruff tools/"
-ruff check tools/
-ruff format --check tools/
+echo "check-toolchain: ruff tools/schemas tools/tests"
+ruff check tools/schemas tools/tests
+ruff format --check tools/schemas tools/tests
 
 echo "check-toolchain: pytest tools/tests"
 pytest -q -p no:cacheprovider tools/tests

@@ -37,10 +37,20 @@ source scripts/lib/tools-kube.sh
 ALL_STEPS=(apt python go schemas terraform kube extra)
 # Steps whose failure fails the run; the others are "if it builds" (issue 2) and only warn.
 REQUIRED_STEPS=" apt python go schemas "
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+fi
 steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=("${ALL_STEPS[@]}")
 
 mkdir -p "$OUTRIGGER_TOOLS/bin" "$OUTRIGGER_TOOLS/logs" "$OUTRIGGER_TOOLS/stamps"
+# One tools.sh at a time per toolchain dir (several `make test` may run at once on one machine).
+exec 9>"$OUTRIGGER_TOOLS/.lock"
+if ! flock -n 9; then
+  log "another scripts/tools.sh is running on $OUTRIGGER_TOOLS; waiting for it"
+  flock 9
+fi
 rm -f "$OUTRIGGER_TOOLS/logs/.changed"
 log "toolchain dir $OUTRIGGER_TOOLS"
 

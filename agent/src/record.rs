@@ -1,6 +1,7 @@
 //! What flows from the reader to the sinks: one log record per (joined) line, carrying the file
 //! offset that may be acknowledged once it is delivered, plus the byte budget that bounds memory.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -45,17 +46,31 @@ impl Record {
 }
 
 /// A byte budget shared by the reader (which waits when it is used up) and the records (which
-/// give their bytes back when dropped, i.e. when every sink is done with them).
+/// give their bytes back when dropped, i.e. when every sink is done with them). The counter is
+/// atomic so the per-record path takes no lock; only a waiting reader uses the condvar.
 #[derive(Debug, Clone)]
 pub struct ByteBudget {
-    inner: Arc<(Mutex<usize>, Condvar)>,
+    inner: Arc<BudgetInner>,
     limit: usize,
+}
+
+#[derive(Debug)]
+struct BudgetInner {
+    used: AtomicUsize,
+    waiting: AtomicBool,
+    lock: Mutex<()>,
+    cv: Condvar,
 }
 
 impl ByteBudget {
     pub fn new(limit: usize) -> Self {
         Self {
-            inner: Arc::new((Mutex::new(0), Condvar::new())),
+            inner: Arc::new(BudgetInner {
+                used: AtomicUsize::new(0),
+                waiting: AtomicBool::new(false),
+                lock: Mutex::new(()),
+                cv: Condvar::new(),
+            }),
             limit,
         }
     }
@@ -66,11 +81,7 @@ impl ByteBudget {
 
     /// Bytes currently held by records.
     pub fn used(&self) -> usize {
-        *self
-            .inner
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.used.load(Ordering::Acquire)
     }
 
     /// Bytes that may be read now.
@@ -80,22 +91,33 @@ impl ByteBudget {
 
     /// Waits until at least `min` bytes are available or `timeout` passes.
     pub fn wait_available(&self, min: usize, timeout: Duration) -> usize {
-        let (m, cv) = &*self.inner;
-        let g = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (g, _) = cv
-            .wait_timeout_while(g, timeout, |used| self.limit.saturating_sub(*used) < min)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.limit.saturating_sub(*g)
-    }
-
-    /// Takes `n` bytes (may overshoot the limit by one record; the reader checks before reading).
-    pub fn take(&self, n: usize) -> BudgetGuard {
+        let deadline = std::time::Instant::now() + timeout;
         let mut g = self
             .inner
-            .0
+            .lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *g += n;
+        loop {
+            self.inner.waiting.store(true, Ordering::SeqCst);
+            let avail = self.available();
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if avail >= min || left.is_zero() {
+                self.inner.waiting.store(false, Ordering::SeqCst);
+                return avail;
+            }
+            // Short waits: a release racing with the flag store is caught on the next round.
+            let (ng, _) = self
+                .inner
+                .cv
+                .wait_timeout(g, left.min(Duration::from_millis(10)))
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            g = ng;
+        }
+    }
+
+    /// Takes `n` bytes (may overshoot the limit by one read; the reader checks before reading).
+    pub fn take(&self, n: usize) -> BudgetGuard {
+        self.inner.used.fetch_add(n, Ordering::AcqRel);
         BudgetGuard {
             budget: Some(self.clone()),
             n,
@@ -103,10 +125,15 @@ impl ByteBudget {
     }
 
     fn give_back(&self, n: usize) {
-        let (m, cv) = &*self.inner;
-        let mut g = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *g = g.saturating_sub(n);
-        cv.notify_all();
+        self.inner.used.fetch_sub(n, Ordering::AcqRel);
+        if self.inner.waiting.load(Ordering::SeqCst) {
+            let _g = self
+                .inner
+                .lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.inner.cv.notify_all();
+        }
     }
 }
 

@@ -67,7 +67,8 @@ Other environment variables:
                                       drain defaults become: margin = clamp(grace/10, 1s, 5s),
                                       delay = min(5s, (grace - margin)/4),
                                       timeout = grace - margin - delay (30s -> 5s + 22s).
-  OTEL_EXPORTER_OTLP_ENDPOINT         OTLP/HTTP base URL; enables tracing (spans to <url>/v1/traces).
+  OTEL_EXPORTER_OTLP_ENDPOINT         OTLP/HTTP base URL (http:// only); enables tracing (spans
+                                      to <url>/v1/traces).
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  Full traces URL (overrides the above).
   OTEL_EXPORTER_OTLP_PROTOCOL         Only http/protobuf is supported.
   OTEL_SERVICE_NAME                   service.name resource attribute [default: outrigger-proxy].
@@ -616,10 +617,12 @@ fn otel_from(env: &dyn Strings) -> Result<Option<OtelConfig>, ConfigError> {
     } else {
         return Ok(None);
     };
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+    // The exporter is built without a TLS stack (the sidecar talks to a node/cluster-local
+    // collector), so only plain http:// endpoints are accepted.
+    if !endpoint.starts_with("http://") {
         return Err(bad(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("{endpoint:?} must be an http:// or https:// URL"),
+            format!("{endpoint:?} must be an http:// URL (https is not supported)"),
         ));
     }
     if let Some(p) = non_empty("OTEL_EXPORTER_OTLP_PROTOCOL")
@@ -777,6 +780,10 @@ mod tests {
         );
         assert_eq!(
             invalid(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://x:4317")]).setting,
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        );
+        assert_eq!(
+            invalid(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x:4318")]).setting,
             "OTEL_EXPORTER_OTLP_ENDPOINT"
         );
         assert_eq!(

@@ -210,7 +210,10 @@ async fn handle(
     let status = response.status().as_u16();
     // The app may speak HTTP/1.0; the client gets the protocol it used.
     *response.version_mut() = version;
-    if shared.is_draining() && conn.protocol == Protocol::Http1 {
+    if shared.is_draining()
+        && conn.protocol == Protocol::Http1
+        && response.status() != StatusCode::SWITCHING_PROTOCOLS
+    {
         // Tell HTTP/1 clients to reconnect elsewhere; hyper closes after this response.
         response
             .headers_mut()

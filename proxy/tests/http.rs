@@ -177,6 +177,12 @@ async fn enforces_limits_and_rejects_malformed_input() {
         .unwrap();
     let (status, _, _) = send(&h1, req).await.unwrap();
     assert_eq!(status, 431);
+    let req = Request::get(proxy.url("/hello"))
+        .header("x-big", "a".repeat(16 * 1024))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, _) = send(&h2_client(), req).await.unwrap();
+    assert_eq!(status, 431);
     // Too many headers → 431 (HTTP/1 and HTTP/2).
     for client in [h1_client(), h2_client()] {
         let mut b = Request::get(proxy.url("/hello"));

@@ -18,8 +18,16 @@ go_env_setup() {
   mkdir -p "$GOBIN" "$OUTRIGGER_TOOLS/logs"
 }
 
-# go_tool_key NAME VERSION: the stamp key (pin + Go version, since a new Go means a new binary).
-go_tool_key() { printf '%s %s' "$2" "$(go env GOVERSION)"; }
+# go_tool_key VERSION TARGET: the stamp key: pin + Go version (a new Go means a new binary) + for a
+# wrapper module, the hash of its go.mod/go.sum (a changed dependency graph means a rebuild).
+go_tool_key() {
+  local dir
+  printf '%s %s' "$1" "$(go env GOVERSION)"
+  if [[ "$2" == wrapper:* ]]; then
+    IFS=: read -r _ dir _ <<<"$2"
+    printf ' %s' "$(key_of "tools/$dir/go.mod" "tools/$dir/go.sum")"
+  fi
+}
 
 # build_go_tool NAME VERSION TARGET [LDFLAGS]: TARGET is PKG@VERSION for `go install`, or
 # wrapper:DIR:PKG for a wrapper module in tools/DIR. Runs in the background-safe way: all output
@@ -31,6 +39,11 @@ build_go_tool() {
   if [[ "$target" == wrapper:* ]]; then
     local dir pkg
     IFS=: read -r _ dir pkg <<<"$target"
+    # The pin in tools/versions.sh and the wrapper's go.mod must agree.
+    if ! grep -v '^//' "tools/$dir/go.mod" | grep -qE "[[:space:]]${version//+/\\+}(\$|[[:space:]])"; then
+      echo "tools/$dir/go.mod does not require $version (tools/versions.sh); update one of them" >"$log"
+      return 1
+    fi
     (cd "tools/$dir" && go build -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
   else
     go install -ldflags="$ldflags" "$target" >"$log" 2>&1 || return 1
@@ -46,7 +59,7 @@ install_go_tools() {
   local -A running=()
   for spec in "$@"; do
     IFS='|' read -r name version target ldflags <<<"$spec"
-    if stamp_ok "go-$name" "$(go_tool_key "$name" "$version")" "$GOBIN/$name"; then
+    if stamp_ok "go-$name" "$(go_tool_key "$version" "$target")" "$GOBIN/$name"; then
       skip_msg "$name" "$version"
     else
       todo+=("$spec")
@@ -59,7 +72,7 @@ install_go_tools() {
     IFS='|' read -r name version target ldflags <<<"$spec"
     log "build   $name $version ($target)"
     build_go_tool "$name" "$version" "$target" "$ldflags" &
-    running[$!]="$name|$version"
+    running[$!]="$name|$version|$target"
   done
   while [[ ${#running[@]} -gt 0 ]]; do
     reap_one_go_build || failed=1
@@ -69,12 +82,12 @@ install_go_tools() {
 
 # reap_one_go_build: waits for any build in the caller's `running` map and stamps it if it succeeded.
 reap_one_go_build() {
-  local pid rc=0 name version
+  local pid rc=0 name version target
   wait -n -p pid "${!running[@]}" || rc=$?
-  IFS='|' read -r name version <<<"${running[$pid]}"
+  IFS='|' read -r name version target <<<"${running[$pid]}"
   unset "running[$pid]"
   if [[ $rc -eq 0 ]]; then
-    stamp_write "go-$name" "$(go_tool_key "$name" "$version")"
+    stamp_write "go-$name" "$(go_tool_key "$version" "$target")"
     log "$(tail -n 1 "$OUTRIGGER_TOOLS/logs/go-$name.log")"
     return 0
   fi

@@ -48,6 +48,10 @@ install_schemas() {
   (cd tools/crdgen && go build -ldflags='-s -w' -o "$OUTRIGGER_TOOLS/bin/controller-gen" \
     sigs.k8s.io/controller-tools/cmd/controller-gen)
   local paths=() pkg
+  for mv in "${CRD_GEN_MODULES[@]}" "sigs.k8s.io/controller-tools@$CONTROLLER_GEN_VERSION"; do
+    grep -qE "^[[:space:]]*(require )?${mv%@*} ${mv#*@}\$" tools/crdgen/go.mod \
+      || die "tools/crdgen/go.mod does not require $mv (tools/versions.sh); update one of them"
+  done
   for mv in "${CRD_GEN_MODULES[@]}"; do
     dir=$(cd tools/crdgen && mod_dir "$mv")
     for pkg in "$dir"/v*/; do

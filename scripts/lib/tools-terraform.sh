@@ -19,7 +19,7 @@ install_terraform_binary() {
   # No terraform on the machine: OpenTofu (same CLI, same provider protocol) as `terraform`.
   install_go_tools "tofu|$OPENTOFU_VERSION|wrapper:opentofu:github.com/opentofu/opentofu/cmd/tofu|-X github.com/opentofu/opentofu/version.dev=no"
   ln -sfn tofu "$OUTRIGGER_TOOLS/bin/terraform"
-  log "ok      terraform = OpenTofu $("$OUTRIGGER_TOOLS/bin/tofu" version | head -n 1) (fallback, built from the Go module proxy)"
+  log "ok      terraform = $("$OUTRIGGER_TOOLS/bin/tofu" version | head -n 1) (fallback, built from the Go module proxy)"
 }
 
 # install_provider NS/NAME MODULE VERSION: builds one provider into the mirror. A module the proxy
@@ -49,12 +49,6 @@ install_provider() {
 
 install_terraform() {
   go_env_setup
-  install_terraform_binary
-  local spec source module version
-  for spec in "${TF_PROVIDERS[@]}"; do
-    IFS='|' read -r source module version <<<"$spec"
-    install_provider "$source" "$module" "$version"
-  done
   # Always written, even with an empty mirror: no `direct` block means terraform never reaches for
   # a registry, so a missing provider fails fast and offline instead of after DNS timeouts.
   local rc="$OUTRIGGER_TOOLS/terraformrc" want
@@ -66,5 +60,12 @@ install_terraform() {
     tools_changed
     log "wrote   $rc (filesystem mirror only)"
   fi
+  export TF_CLI_CONFIG_FILE="$rc"
+  install_terraform_binary
+  local spec source module version
+  for spec in "${TF_PROVIDERS[@]}"; do
+    IFS='|' read -r source module version <<<"$spec"
+    install_provider "$source" "$module" "$version"
+  done
   log "mirror  providers: $(cd "$OUTRIGGER_TOOLS/terraform-mirror" && find . -name 'terraform-provider-*' | sed 's|^\./||' | tr '\n' ' ')"
 }

@@ -115,8 +115,118 @@ fn group<'a>(batch: &'a [Arc<Record>], node: &str, meta: &MetaStore) -> Vec<Grou
     merged
 }
 
-/// Snappy-compressed protobuf body.
+fn varint_len(v: u64) -> usize {
+    prost::encoding::encoded_len_varint(v)
+}
+
+/// Length of a length-delimited field (key + length prefix + payload) with a 1-byte key.
+fn ld_len(payload: usize) -> usize {
+    1 + varint_len(payload as u64) + payload
+}
+
+fn put_ld(buf: &mut Vec<u8>, field: u32, payload_len: usize) {
+    prost::encoding::encode_key(field, prost::encoding::WireType::LengthDelimited, buf);
+    prost::encoding::encode_varint(payload_len as u64, buf);
+}
+
+/// Encoded size of a proto3 string field (empty strings are not encoded).
+fn str_len(s: &str) -> usize {
+    if s.is_empty() { 0 } else { ld_len(s.len()) }
+}
+
+fn put_str(buf: &mut Vec<u8>, field: u32, s: &str) {
+    if s.is_empty() {
+        return;
+    }
+    put_ld(buf, field, s.len());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn split_ts(ts_ns: i64) -> (i64, i32) {
+    (
+        ts_ns.div_euclid(1_000_000_000),
+        ts_ns.rem_euclid(1_000_000_000) as i32,
+    )
+}
+
+/// Encoded size of a `google.protobuf.Timestamp` body.
+fn ts_body_len(secs: i64, nanos: i32) -> usize {
+    let mut n = 0;
+    if secs != 0 {
+        n += 1 + varint_len(secs as u64);
+    }
+    if nanos != 0 {
+        n += 1 + varint_len(i64::from(nanos) as u64);
+    }
+    n
+}
+
+fn pair_body_len(name: &str, value: &str) -> usize {
+    str_len(name) + str_len(value)
+}
+
+/// Snappy-compressed `logproto.PushRequest`. Encoded straight from the records (same wire format
+/// as prost's generated `PushRequest`, which the tests decode) to avoid copying every line into
+/// intermediate message structs.
 pub fn encode_protobuf(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> Vec<u8> {
+    let groups = group(batch, node, meta);
+    let mut raw: Vec<u8> = Vec::with_capacity(batch.iter().map(|r| r.line.len() + 96).sum());
+    for (l, rs) in groups {
+        let labels = label_string(&l);
+        // Sizes first (protobuf needs each length before its payload). Entries of one file
+        // without flags share one structured-metadata set.
+        let mut sets: Vec<(Vec<(&'static str, String)>, usize)> = Vec::new();
+        let mut entry_set: Vec<usize> = Vec::with_capacity(rs.len());
+        let mut entry_lens: Vec<usize> = Vec::with_capacity(rs.len());
+        let mut stream_len = str_len(&labels);
+        let mut shared: Option<(usize, usize)> = None;
+        for r in &rs {
+            let key = Arc::as_ptr(&r.meta) as usize;
+            let set = match shared {
+                Some((k, i)) if r.flags == 0 && k == key => i,
+                _ => {
+                    let sm = structured_metadata(r, meta);
+                    let len: usize = sm.iter().map(|(n, v)| ld_len(pair_body_len(n, v))).sum();
+                    sets.push((sm, len));
+                    if r.flags == 0 {
+                        shared = Some((key, sets.len() - 1));
+                    }
+                    sets.len() - 1
+                }
+            };
+            let (secs, nanos) = split_ts(r.ts_ns);
+            let e = ld_len(ts_body_len(secs, nanos)) + str_len(&r.line) + sets[set].1;
+            stream_len += ld_len(e);
+            entry_lens.push(e);
+            entry_set.push(set);
+        }
+        put_ld(&mut raw, 1, stream_len);
+        put_str(&mut raw, 1, &labels);
+        for ((r, e), set) in rs.iter().zip(entry_lens).zip(entry_set) {
+            put_ld(&mut raw, 2, e);
+            let (secs, nanos) = split_ts(r.ts_ns);
+            put_ld(&mut raw, 1, ts_body_len(secs, nanos));
+            if secs != 0 {
+                prost::encoding::int64::encode(1, &secs, &mut raw);
+            }
+            if nanos != 0 {
+                prost::encoding::int32::encode(2, &nanos, &mut raw);
+            }
+            put_str(&mut raw, 2, &r.line);
+            for (n, v) in &sets[set].0 {
+                put_ld(&mut raw, 3, pair_body_len(n, v));
+                put_str(&mut raw, 1, n);
+                put_str(&mut raw, 2, v);
+            }
+        }
+    }
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .unwrap_or_default()
+}
+
+/// The same request built with prost's generated messages (reference for the direct encoder).
+pub fn encode_protobuf_messages(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> Vec<u8> {
     let streams = group(batch, node, meta)
         .into_iter()
         .map(|(l, rs)| StreamAdapter {
@@ -142,14 +252,72 @@ pub fn encode_protobuf(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> V
             hash: 0,
         })
         .collect();
-    let req = PushRequest {
+    PushRequest {
         streams,
         format: String::new(),
-    };
-    let raw = req.encode_to_vec();
-    snap::raw::Encoder::new()
-        .compress_vec(&raw)
-        .unwrap_or_default()
+    }
+    .encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use file_tailer::ContainerInfo;
+
+    use super::*;
+    use crate::parse::Stream;
+    use crate::record::{BudgetGuard, FileMeta};
+
+    fn rec(meta: &Arc<FileMeta>, ts_ns: i64, stream: Option<Stream>, line: &str, flags: u8) -> Arc<Record> {
+        Arc::new(Record {
+            file: 1,
+            commit: 0,
+            ts_ns,
+            stream,
+            line: line.into(),
+            flags,
+            meta: meta.clone(),
+            read_ns: 0,
+            guard: BudgetGuard::none(),
+        })
+    }
+
+    #[test]
+    fn direct_encoder_matches_prost_messages() {
+        let m1 = Arc::new(FileMeta {
+            container: Arc::new(ContainerInfo {
+                namespace: "ns".into(),
+                pod: "p\"q".into(),
+                uid: "u-1".into(),
+                container: "c".into(),
+            }),
+            restart: 3,
+            path: "/x".into(),
+        });
+        let m2 = Arc::new(FileMeta {
+            container: Arc::new(ContainerInfo {
+                namespace: "other".into(),
+                pod: "p2".into(),
+                uid: "u-2".into(),
+                container: "c2".into(),
+            }),
+            restart: 0,
+            path: "/y".into(),
+        });
+        let batch = vec![
+            rec(&m1, 1_700_000_000_123_456_789, Some(Stream::Stdout), "hello", 0),
+            rec(&m1, 0, Some(Stream::Stdout), "", FLAG_TRUNCATED),
+            rec(&m2, -5, None, "raw ünïcode", FLAG_MALFORMED),
+            rec(&m1, 1_700_000_000_000_000_000, Some(Stream::Stderr), &"x".repeat(300), 0),
+            rec(&m1, 1_700_000_000_000_000_001, Some(Stream::Stdout), "again", 0),
+        ];
+        let store = MetaStore::default();
+        let direct = snap::raw::Decoder::new()
+            .decompress_vec(&encode_protobuf(&batch, "node-1", &store))
+            .unwrap();
+        assert_eq!(direct, encode_protobuf_messages(&batch, "node-1", &store));
+    }
 }
 
 /// JSON body.
