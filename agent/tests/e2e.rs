@@ -217,7 +217,10 @@ fn thousand_containers() {
             msgs(&format!("c{i}"), 0..10)
         );
     }
-    assert_eq!(agent.metric("outrigger_agent_open_files"), Some(1000.0));
+    // Gauges are published with each checkpoint (every second).
+    wait_for("open_files gauge", 10, || {
+        agent.metric("outrigger_agent_open_files") == Some(1000.0)
+    });
 }
 
 /// Writes lines continuously while the agent is killed with SIGKILL at random points and

@@ -514,6 +514,22 @@ def agent() -> dict:
     lay.add(
         timeseries("Open files", [target(f"max by (node) (outrigger_agent_open_files{{{sel}}})", "{{node}}")]), 12, 8
     )
+    lay.add(
+        timeseries(
+            "Pod metadata cache",
+            [
+                target(f"max by (node) (outrigger_agent_kube_pods{{{sel}}})", "pods {{node}}", "A"),
+                target(
+                    f"max by (node) (outrigger_agent_kube_deleted_pods{{{sel}}})",
+                    "deleted, still draining {{node}}",
+                    "B",
+                ),
+            ],
+            desc="Pods of the node known from the API watch; deleted ones stay until their files are fully read.",
+        ),
+        24,
+        6,
+    )
     lay.row("Lag (written by the kubelet, not yet acknowledged by the sink)")
     lay.add(
         timeseries("Lag (seconds)", [target(f"max by (node) (outrigger_agent_lag_seconds{{{sel}}})", "{{node}}")], "s"),

@@ -73,17 +73,20 @@ pub async fn run(
     acks: std::sync::mpsc::Sender<Ack>,
     metrics: Arc<Metrics>,
     meta: Arc<MetaStore>,
-    mut deadline: watch::Receiver<bool>,
+    deadline: watch::Receiver<bool>,
 ) {
+    let cfg = Arc::new(cfg);
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let sm: &SinkMetrics = match cfg.kind {
-        Kind::Loki { .. } => &metrics.loki,
-        Kind::Otlp => &metrics.otlp,
-    };
     let mut pending: Vec<Arc<Record>> = Vec::new();
     let mut closed = false;
-    while !closed || !pending.is_empty() {
+    // One batch in flight while the next one is filled and encoded: overlaps our encoding with
+    // the network and the receiver, and still delivers (and acknowledges) batches in order.
+    let mut inflight: Option<tokio::task::JoinHandle<(bool, Encoded)>> = None;
+    loop {
+        if closed && pending.is_empty() {
+            break;
+        }
         // Fill a batch: up to batch_bytes, or batch_wait after its first record.
         let mut bytes: usize = pending.iter().map(|r| r.line.len()).sum();
         let started = Instant::now();
@@ -121,56 +124,116 @@ pub async fn run(
             take += 1;
         }
         let batch: Vec<Arc<Record>> = pending.drain(..take).collect();
-        if !deliver(&cfg, &client, &batch, sm, &meta, &mut deadline).await {
-            tracing::warn!(
-                sink = idx,
-                entries = batch.len(),
-                "shutdown deadline: batch not delivered, it will be read again after restart"
-            );
+        let enc = encode(&cfg, batch, &meta);
+        if let Some(prev) = inflight.take()
+            && !finish(idx, prev, &acks).await
+        {
             return;
         }
-        let mut offsets: HashMap<FileId, u64> = HashMap::new();
-        for r in &batch {
-            let e = offsets.entry(r.file).or_insert(0);
-            *e = (*e).max(r.commit);
-        }
-        let _ = acks.send(Ack {
-            sink: idx,
-            offsets: offsets.into_iter().collect(),
-        });
+        inflight = Some(tokio::spawn(deliver(
+            cfg.clone(),
+            client.clone(),
+            enc,
+            metrics.clone(),
+            deadline.clone(),
+        )));
+    }
+    if let Some(prev) = inflight.take() {
+        finish(idx, prev, &acks).await;
     }
 }
 
-/// Delivers one batch, retrying as needed. Returns false if the shutdown deadline hit first.
-async fn deliver(
-    cfg: &SinkConfig,
-    client: &Client<HttpConnector, Full<Bytes>>,
-    batch: &[Arc<Record>],
-    sm: &SinkMetrics,
-    meta: &MetaStore,
-    deadline: &mut watch::Receiver<bool>,
+/// Waits for an in-flight batch and acknowledges its offsets. False if it was not delivered.
+async fn finish(
+    idx: usize,
+    h: tokio::task::JoinHandle<(bool, Encoded)>,
+    acks: &std::sync::mpsc::Sender<Ack>,
 ) -> bool {
+    let Ok((ok, enc)) = h.await else {
+        return false;
+    };
+    if !ok {
+        tracing::warn!(
+            sink = idx,
+            entries = enc.batch.len(),
+            "shutdown deadline: batch not delivered, it will be read again after restart"
+        );
+        return false;
+    }
+    let mut offsets: HashMap<FileId, u64> = HashMap::new();
+    for r in &enc.batch {
+        let e = offsets.entry(r.file).or_insert(0);
+        *e = (*e).max(r.commit);
+    }
+    let _ = acks.send(Ack {
+        sink: idx,
+        offsets: offsets.into_iter().collect(),
+    });
+    true
+}
+
+/// A batch encoded and ready to send.
+struct Encoded {
+    batch: Vec<Arc<Record>>,
+    body: Bytes,
+    ctype: &'static str,
+}
+
+fn encode(cfg: &SinkConfig, batch: Vec<Arc<Record>>, meta: &MetaStore) -> Encoded {
     let (body, ctype) = match &cfg.kind {
         Kind::Loki {
             encoding: loki::Encoding::Protobuf,
             ..
         } => (
-            loki::encode_protobuf(batch, &cfg.node, meta),
+            loki::encode_protobuf(&batch, &cfg.node, meta),
             "application/x-protobuf",
         ),
         Kind::Loki {
             encoding: loki::Encoding::Json,
             ..
         } => (
-            loki::encode_json(batch, &cfg.node, meta),
+            loki::encode_json(&batch, &cfg.node, meta),
             "application/json",
         ),
         Kind::Otlp => (
-            otlp::encode(batch, &cfg.node, meta),
+            otlp::encode(&batch, &cfg.node, meta),
             "application/x-protobuf",
         ),
     };
-    let body = Bytes::from(body);
+    Encoded {
+        batch,
+        body: Bytes::from(body),
+        ctype,
+    }
+}
+
+fn sink_metrics<'a>(kind: &Kind, metrics: &'a Metrics) -> &'a SinkMetrics {
+    match kind {
+        Kind::Loki { .. } => &metrics.loki,
+        Kind::Otlp => &metrics.otlp,
+    }
+}
+
+/// Delivers one batch, retrying as needed. Returns false if the shutdown deadline hit first.
+async fn deliver(
+    cfg: Arc<SinkConfig>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    enc: Encoded,
+    metrics: Arc<Metrics>,
+    mut deadline: watch::Receiver<bool>,
+) -> (bool, Encoded) {
+    let ok = deliver_inner(&cfg, &client, &enc, sink_metrics(&cfg.kind, &metrics), &mut deadline).await;
+    (ok, enc)
+}
+
+async fn deliver_inner(
+    cfg: &SinkConfig,
+    client: &Client<HttpConnector, Full<Bytes>>,
+    enc: &Encoded,
+    sm: &SinkMetrics,
+    deadline: &mut watch::Receiver<bool>,
+) -> bool {
+    let (batch, body, ctype) = (&enc.batch, &enc.body, enc.ctype);
     let line_bytes: u64 = batch.iter().map(|r| r.line.len() as u64).sum();
     let oldest = batch.iter().map(|r| r.ts_ns).min().unwrap_or(0);
     sm.oldest_unacked_ns.set(oldest.max(1));
