@@ -58,11 +58,12 @@ END_NS=$(cat "$WORK/done")
 CLK_TCK=$(getconf CLK_TCK)
 read -r UTIME STIME < <(awk '{print $14, $15}' "/proc/$AGENT_PID/stat")
 HWM_KB=$(awk '/^VmHWM/ {print $2}' "/proc/$AGENT_PID/status")
+read -r SUT SST < <(awk '{print $14, $15}' "/proc/$SINK_PID/stat")
 kill -TERM "$AGENT_PID"; wait "$AGENT_PID" || true; AGENT_PID=""
 
-python3 - "$START_NS" "$END_NS" "$TOTAL_LINES" "$BYTES" "$UTIME" "$STIME" "$CLK_TCK" "$HWM_KB" "$ENCODING" <<'PY'
+python3 - "$START_NS" "$END_NS" "$TOTAL_LINES" "$BYTES" "$UTIME" "$STIME" "$CLK_TCK" "$HWM_KB" "$ENCODING" "$SUT" "$SST" <<'PY'
 import sys, os, platform
-start, end, lines, nbytes, ut, st, tck, hwm, enc = sys.argv[1:]
+start, end, lines, nbytes, ut, st, tck, hwm, enc, sut, sst = sys.argv[1:]
 secs = (int(end) - int(start)) / 1e9
 lines, nbytes = int(lines), int(nbytes)
 cpu = (int(ut) + int(st)) / int(tck)
@@ -74,5 +75,6 @@ for l in open("/proc/cpuinfo"):
 print(f"| lines | bytes | encoding | wall s | lines/s | MiB/s | CPU-s | CPU-s/GiB | peak RSS MiB |")
 print(f"|---|---|---|---|---|---|---|---|---|")
 print(f"| {lines:,} | {nbytes:,} | {enc} | {secs:.2f} | {lines/secs:,.0f} | {mib/secs:.1f} | {cpu:.2f} | {cpu/(nbytes/2**30):.2f} | {int(hwm)/1024:.1f} |")
+print(f"\nsink (other core) CPU-s: {(int(sut) + int(sst)) / int(tck):.2f}; load average before run: {os.getloadavg()[0]:.2f}")
 print(f"\nconditions: {os.cpu_count()} CPUs ({model}), agent pinned with taskset to one core, sink on another, files in page cache, kernel {platform.release()}")
 PY

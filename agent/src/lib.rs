@@ -5,6 +5,7 @@ pub mod assemble;
 pub mod config;
 pub mod fuzzing;
 pub mod kube_meta;
+#[cfg(feature = "kube")]
 pub mod kube_watch;
 pub mod metrics;
 pub mod node;

@@ -81,7 +81,10 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     ));
     if cfg.kube {
         metrics.kube_enabled.store(true, Ordering::Relaxed);
+        #[cfg(feature = "kube")]
         outrigger_agent::kube_watch::spawn(&cli.node_name, meta.clone()).await?;
+        #[cfg(not(feature = "kube"))]
+        anyhow::bail!("--kube-metadata needs the `kube` feature, which this build lacks");
     }
 
     let mut tcfg = file_tailer::Config::new(&cli.log_root, &cli.state_dir);

@@ -3,6 +3,7 @@
 //! in-test server; the agent must send the `spec.nodeName` field selector, label entries with the
 //! pod's app label, put the owner workload in structured metadata, and keep a deleted pod's
 //! metadata while its files are still being read.
+#![cfg(feature = "kube")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

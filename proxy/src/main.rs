@@ -2,6 +2,9 @@
 //! port is bound), set up logging, TLS and tracing, then serve until SIGTERM/SIGINT and drain.
 
 use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 use outrigger_proxy::config::{Config, EX_USAGE, Env, ParseOutcome};
