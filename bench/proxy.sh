@@ -3,7 +3,7 @@
 # proxies in front of the same upstream, in one run. Prints a markdown table (and writes it to
 # $OUT, default bench/proxy/results.md) with: max req/s (wrk), p50/p99/p99.9 at fixed 1k and 5k
 # req/s (h2load --rps, per-request log), added latency vs direct, CPU-ms per 1,000 requests
-# (from /proc, during the 5k req/s run), RSS idle and at 1,000 keep-alive connections.
+# (from /proc, during a separate 5k req/s run), RSS idle and at 1,000 keep-alive connections.
 #
 # Layout on a 2-core machine: the proxy under test is pinned to CPU 0; the load generator and the
 # upstream (nginx returning a 12-byte body) share CPU 1. Every variant sees the same upstream.
@@ -180,12 +180,14 @@ percentiles() { # h2load --log-file -> "p50 p99 p99.9" in ms
     }'
 }
 
-fixed_rate() { # port rate-per-second logfile -> prints succeeded count
-  local port=$1 rate=$2 log=$3 clients rps
+fixed_rate() { # port rate-per-second logfile [warm-up] -> prints succeeded count
+  local port=$1 rate=$2 log=$3 warm=${4:-1} clients rps
   if (( rate >= 5000 )); then clients=25; else clients=10; fi
   rps=$(( rate / clients ))
-  taskset -c "$LOAD_CPU" h2load --h1 -c "$clients" --rps "$rps" -D "$DURATION" \
-    --warm-up-time 1 --log-file "$log" "http://127.0.0.1:$port/" >"$log.report" 2>&1 || true
+  local args=(--h1 -c "$clients" --rps "$rps" -D "$DURATION" --log-file "$log")
+  # Latency runs skip the first second (connection setup); CPU runs count every request.
+  if [[ "$warm" == 1 ]]; then args+=(--warm-up-time 1); fi
+  taskset -c "$LOAD_CPU" h2load "${args[@]}" "http://127.0.0.1:$port/" >"$log.report" 2>&1 || true
   awk '/^requests:/ {print $8}' "$log.report"
 }
 
@@ -205,16 +207,19 @@ for v in "${VARIANTS[@]}"; do
   fixed_rate "$VPORT" 1000 "$T/$v-1k.log" >/dev/null
   P1K[$v]=$(percentiles "$T/$v-1k.log")
 
-  if [[ -n "$VPID" ]]; then c0=$(cpu_ticks "$VPID"); fi
-  done5k=$(fixed_rate "$VPORT" 5000 "$T/$v-5k.log")
+  fixed_rate "$VPORT" 5000 "$T/$v-5k.log" >/dev/null
+  P5K[$v]=$(percentiles "$T/$v-5k.log")
+
+  # CPU per request: a separate 5k req/s run without warm-up, so every request is counted.
   if [[ -n "$VPID" ]]; then
+    c0=$(cpu_ticks "$VPID")
+    done5k=$(fixed_rate "$VPORT" 5000 "$T/$v-cpu.log" 0)
     c1=$(cpu_ticks "$VPID")
     CPU[$v]=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="${done5k:-0}" \
       'BEGIN { if (n > 0) printf "%.1f", d * 1000 / hz / (n / 1000); else print "-" }')
   else
     CPU[$v]="-"
   fi
-  P5K[$v]=$(percentiles "$T/$v-5k.log")
 
   if [[ -n "$VPID" ]]; then
     coproc HOLD { taskset -c "$LOAD_CPU" python3 "$OUTRIGGER_ROOT/bench/proxy/hold_conns.py" 127.0.0.1 "$VPORT" 1000; }

@@ -570,3 +570,52 @@ fn bad_config_exits_64_with_one_line() {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
 }
+
+/// Once delivered, offsets are checkpointed without any further traffic or shutdown, so a
+/// `kill -9` while idle repeats nothing.
+#[test]
+fn idle_checkpoint_after_delivery_means_no_duplicates_after_kill_9() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let sink = Sink::start(Mode::Accept);
+    let c = Container::new(root.path(), "ns", "idle", "app");
+    c.write("stdout", &msgs("i", 0..50));
+    let agent = Agent::spawn(
+        root.path(),
+        state.path(),
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--checkpoint-interval-ms",
+            "100",
+        ],
+    );
+    wait_for("50", 20, || sink.count() >= 50);
+    let size = fs::metadata(c.live()).unwrap().len();
+    wait_for("checkpoint at end of file", 20, || {
+        fs::read(state.path().join("checkpoints.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["files"][0]["offset"].as_u64())
+            == Some(size)
+    });
+    assert!(
+        agent
+            .metric("outrigger_agent_checkpoint_age_seconds")
+            .unwrap()
+            < 5.0
+    );
+    wait_for("lag 0", 10, || {
+        agent.metric("outrigger_agent_lag_bytes") == Some(0.0)
+    });
+    agent.kill9();
+    c.write("stdout", &msgs("i", 50..60));
+    let _agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
+    wait_for("60", 20, || sink.count() >= 60);
+    std::thread::sleep(Duration::from_millis(500));
+    let ps = per_stream(&sink.entries());
+    assert_eq!(
+        ps[&("idle".into(), "app".into(), "stdout".into())],
+        msgs("i", 0..60)
+    );
+}

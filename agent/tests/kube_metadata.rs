@@ -221,3 +221,222 @@ fn pod_metadata_from_recorded_api_responses() {
     assert_eq!(agent.metric("outrigger_agent_kube_pods"), Some(2.0));
     let _ = Duration::ZERO;
 }
+
+/// Repository root (for `scripts/` and `.tools/bin`).
+fn repo_root() -> std::path::PathBuf {
+    std::env::var_os("OUTRIGGER_ROOT").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        std::path::PathBuf::from,
+    )
+}
+
+fn find_tool(name: &str) -> Option<std::path::PathBuf> {
+    let local = repo_root().join(".tools/bin").join(name);
+    if local.is_file() {
+        return Some(local);
+    }
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|c| c.is_file())
+    })
+}
+
+/// A real etcd + kube-apiserver started by `scripts/kube-test-env.sh` in a private state dir.
+struct KubeEnv {
+    state: std::path::PathBuf,
+    url: String,
+    kubeconfig: String,
+}
+
+impl KubeEnv {
+    fn start(dir: &std::path::Path) -> Option<KubeEnv> {
+        let state = dir.join("kube");
+        let out = std::process::Command::new(repo_root().join("scripts/kube-test-env.sh"))
+            .arg("start")
+            .env("OUTRIGGER_KUBE_TEST_DIR", &state)
+            .output()
+            .unwrap();
+        if out.status.code() == Some(2) {
+            eprintln!("SKIPPED: {}", String::from_utf8_lossy(&out.stderr).trim());
+            return None;
+        }
+        assert!(
+            out.status.success(),
+            "kube-test-env start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let url = std::fs::read_to_string(state.join("api-url"))
+            .unwrap()
+            .trim()
+            .to_string();
+        Some(KubeEnv {
+            state,
+            url,
+            kubeconfig,
+        })
+    }
+
+    /// `curl` with the admin client certificate; returns (status, body).
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let s = &self.state;
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-X",
+            method,
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .arg("--cacert")
+        .arg(s.join("ca.crt"))
+        .arg("--cert")
+        .arg(s.join("admin.crt"))
+        .arg("--key")
+        .arg(s.join("admin.key"))
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("{}{path}", self.url));
+        if let Some(b) = body {
+            cmd.args(["-d", b]);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (json, code) = text.rsplit_once('\n').unwrap();
+        (
+            code.trim().parse().unwrap(),
+            serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn create_pod(&self, ns: &str, name: &str, node: &str, labels: &str, owner: &str) -> String {
+        let body = format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{labels}{owner}}},"spec":{{"nodeName":"{node}","containers":[{{"name":"c","image":"busybox"}}]}}}}"#
+        );
+        let (code, v) = self.call(
+            "POST",
+            &format!("/api/v1/namespaces/{ns}/pods"),
+            Some(&body),
+        );
+        assert_eq!(code, 201, "create pod {name}: {v}");
+        v["metadata"]["uid"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for KubeEnv {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo_root().join("scripts/kube-test-env.sh"))
+            .arg("stop")
+            .env("OUTRIGGER_KUBE_TEST_DIR", &self.state)
+            .output();
+    }
+}
+
+/// The same flow against a real kube-apiserver (TLS, client certificate auth, real list/watch
+/// semantics), when the toolchain provides one.
+#[test]
+fn pod_metadata_from_real_kube_apiserver() {
+    if find_tool("kube-apiserver").is_none() {
+        eprintln!("SKIPPED: kube-apiserver not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(kube) = KubeEnv::start(tmp.path()) else {
+        return;
+    };
+    let (code, v) = kube.call(
+        "POST",
+        "/api/v1/namespaces",
+        Some(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop"}}"#),
+    );
+    assert_eq!(code, 201, "{v}");
+    let rs_owner = r#","ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-5d8c7f9b4","uid":"11111111-2222-3333-4444-555555555555","controller":true}]"#;
+    let web_uid = kube.create_pod(
+        "shop",
+        "web-5d8c7f9b4-abcde",
+        "node-a",
+        r#"{"app.kubernetes.io/name":"web","pod-template-hash":"5d8c7f9b4"}"#,
+        rs_owner,
+    );
+    let far_uid = kube.create_pod("shop", "elsewhere", "node-b", r#"{"app":"far"}"#, "");
+    let root = tmp.path().join("pods");
+    let state = tmp.path().join("state");
+    let mk = |pod: &str, uid: &str| {
+        let dir = root.join(format!("shop_{pod}_{uid}")).join("c");
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = Container {
+            dir,
+            ns: "shop".into(),
+            pod: pod.into(),
+            uid: uid.into(),
+            name: "c".into(),
+        };
+        c.write("stdout", &["start".to_string()]);
+        c
+    };
+    let web = mk("web-5d8c7f9b4-abcde", &web_uid);
+    let far = mk("elsewhere", &far_uid);
+    std::fs::create_dir_all(&state).unwrap();
+    let sink = Sink::start(Mode::Accept);
+    let agent = Agent::spawn_env(
+        &root,
+        &state,
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--kube-metadata",
+            "on",
+            "--node-name",
+            "node-a",
+        ],
+        &[("KUBECONFIG", &kube.kubeconfig)],
+    );
+    // Only node-a's pod is listed (field selector).
+    wait_for("list", 30, || {
+        agent.metric("outrigger_agent_kube_pods") == Some(1.0)
+    });
+    // A pod created later arrives through the watch.
+    let late_uid = kube.create_pod("shop", "late", "node-a", r#"{"app":"late"}"#, "");
+    let late = mk("late", &late_uid);
+    wait_for("watch ADDED", 30, || {
+        agent.metric("outrigger_agent_kube_pods") == Some(2.0)
+    });
+    web.write("stdout", &["hello web".to_string()]);
+    far.write("stdout", &["hello far".to_string()]);
+    late.write("stdout", &["hello late".to_string()]);
+    wait_for("entries", 20, || sink.count() >= 6);
+    let find = |l: &str| sink.entries().into_iter().find(|e| e.line == l).unwrap();
+    let w = find("hello web");
+    assert_eq!(w.labels.get("app").map(String::as_str), Some("web"));
+    assert_eq!(w.meta.get("workload").map(String::as_str), Some("web"));
+    assert!(!find("hello far").labels.contains_key("app"));
+    assert_eq!(
+        find("hello late").labels.get("app").map(String::as_str),
+        Some("late")
+    );
+    // Delete the web pod in the API: kept while its files are still there.
+    let (code, v) = kube.call(
+        "DELETE",
+        "/api/v1/namespaces/shop/pods/web-5d8c7f9b4-abcde?gracePeriodSeconds=0",
+        None,
+    );
+    assert!(code == 200 || code == 202, "{code} {v}");
+    wait_for("watch DELETED", 30, || {
+        agent.metric("outrigger_agent_kube_deleted_pods") == Some(1.0)
+    });
+    web.write("stdout", &["after delete".to_string()]);
+    wait_for("after delete", 20, || {
+        sink.entries().iter().any(|e| e.line == "after delete")
+    });
+    assert_eq!(
+        find("after delete").labels.get("app").map(String::as_str),
+        Some("web")
+    );
+    std::fs::remove_dir_all(web.dir.parent().unwrap()).unwrap();
+    wait_for("drained pod forgotten", 30, || {
+        agent.metric("outrigger_agent_kube_deleted_pods") == Some(0.0)
+    });
+    assert_eq!(agent.metric("outrigger_agent_kube_pods"), Some(1.0));
+}

@@ -80,7 +80,7 @@ impl Trigger {
         );
         self.tx.send_replace(Phase::Forced);
         // Forced tasks return at their next poll; this bound only guards against a stuck task.
-        let _ = tokio::time::timeout(Duration::from_millis(500), self.tx.closed()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(300), self.tx.closed()).await;
         Outcome::Forced
     }
 

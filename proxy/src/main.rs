@@ -2,9 +2,6 @@
 //! port is bound), set up logging, TLS and tracing, then serve until SIGTERM/SIGINT and drain.
 
 use std::process::ExitCode;
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 use outrigger_proxy::config::{Config, EX_USAGE, Env, ParseOutcome};
@@ -89,7 +86,18 @@ fn main() -> ExitCode {
     ));
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     if let Some(t) = tracing {
-        t.shutdown();
+        // Bounded flush: an unreachable collector must not push the exit past the grace period.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            t.shutdown();
+            let _ = tx.send(());
+        });
+        if rx
+            .recv_timeout(std::time::Duration::from_millis(500))
+            .is_err()
+        {
+            eprintln!("outrigger-proxy: trace flush did not finish in 500ms; exiting anyway");
+        }
     }
     match result {
         Ok(_) => ExitCode::SUCCESS,

@@ -196,3 +196,62 @@ async fn drain_timeout_forces_exit_zero() {
     let stderr = proxy.stderr.lock().unwrap().join("\n");
     assert!(stderr.contains("\"outcome\":\"Forced\""), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_at_once_for_h2_and_clean_close_of_idle_http1_after_the_delay() {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let app = App::start().await;
+    let mut proxy = Proxy::start(
+        app.addr,
+        &["--drain-delay", "2s", "--drain-timeout", "2s"],
+        &[("OUTRIGGER_ACCESS_LOG", "false")],
+    )
+    .await;
+
+    // An HTTP/2 connection with one completed request, then idle.
+    let tcp = tokio::net::TcpStream::connect(proxy.inbound).await.unwrap();
+    let (mut h2, h2_conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let h2_conn = tokio::spawn(h2_conn);
+    let req = http::Request::get(proxy.url("/hello"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    assert_eq!(h2.send_request(req).await.unwrap().status(), 200);
+
+    // An idle HTTP/1.1 keep-alive connection with one completed request.
+    let mut h1 = tokio::net::TcpStream::connect(proxy.inbound).await.unwrap();
+    h1.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = h1.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    let t0 = Instant::now();
+    proxy.sigterm();
+    // GOAWAY arrives during the drain delay: the idle h2 connection ends cleanly well before 2 s.
+    let res = tokio::time::timeout(Duration::from_millis(1500), h2_conn)
+        .await
+        .expect("no GOAWAY during the drain delay")
+        .unwrap();
+    assert!(res.is_ok(), "h2 connection ended with an error: {res:?}");
+    assert!(t0.elapsed() < Duration::from_millis(1500));
+
+    // The idle HTTP/1 connection stays open through the delay, then is closed cleanly (EOF).
+    let n = tokio::time::timeout(Duration::from_secs(5), h1.read(&mut buf))
+        .await
+        .expect("idle HTTP/1 connection not closed")
+        .unwrap();
+    assert_eq!(n, 0, "expected a clean close");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1900),
+        "closed before the delay ended"
+    );
+    assert!(proxy.wait_exit(Duration::from_secs(5)).await.success());
+}

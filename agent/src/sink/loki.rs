@@ -259,6 +259,32 @@ pub fn encode_protobuf_messages(batch: &[Arc<Record>], node: &str, meta: &MetaSt
     .encode_to_vec()
 }
 
+/// JSON body.
+pub fn encode_json(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> Vec<u8> {
+    let streams: Vec<serde_json::Value> = group(batch, node, meta)
+        .into_iter()
+        .map(|(l, rs)| {
+            let stream: serde_json::Map<String, serde_json::Value> = l
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+                .collect();
+            let values: Vec<serde_json::Value> = rs
+                .into_iter()
+                .map(|r| {
+                    let sm: serde_json::Map<String, serde_json::Value> =
+                        structured_metadata(r, meta)
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+                            .collect();
+                    serde_json::json!([r.ts_ns.to_string(), r.line, sm])
+                })
+                .collect();
+            serde_json::json!({"stream": stream, "values": values})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "streams": streams })).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -269,7 +295,13 @@ mod tests {
     use crate::parse::Stream;
     use crate::record::{BudgetGuard, FileMeta};
 
-    fn rec(meta: &Arc<FileMeta>, ts_ns: i64, stream: Option<Stream>, line: &str, flags: u8) -> Arc<Record> {
+    fn rec(
+        meta: &Arc<FileMeta>,
+        ts_ns: i64,
+        stream: Option<Stream>,
+        line: &str,
+        flags: u8,
+    ) -> Arc<Record> {
         Arc::new(Record {
             file: 1,
             commit: 0,
@@ -306,11 +338,29 @@ mod tests {
             path: "/y".into(),
         });
         let batch = vec![
-            rec(&m1, 1_700_000_000_123_456_789, Some(Stream::Stdout), "hello", 0),
+            rec(
+                &m1,
+                1_700_000_000_123_456_789,
+                Some(Stream::Stdout),
+                "hello",
+                0,
+            ),
             rec(&m1, 0, Some(Stream::Stdout), "", FLAG_TRUNCATED),
             rec(&m2, -5, None, "raw ünïcode", FLAG_MALFORMED),
-            rec(&m1, 1_700_000_000_000_000_000, Some(Stream::Stderr), &"x".repeat(300), 0),
-            rec(&m1, 1_700_000_000_000_000_001, Some(Stream::Stdout), "again", 0),
+            rec(
+                &m1,
+                1_700_000_000_000_000_000,
+                Some(Stream::Stderr),
+                &"x".repeat(300),
+                0,
+            ),
+            rec(
+                &m1,
+                1_700_000_000_000_000_001,
+                Some(Stream::Stdout),
+                "again",
+                0,
+            ),
         ];
         let store = MetaStore::default();
         let direct = snap::raw::Decoder::new()
@@ -318,30 +368,4 @@ mod tests {
             .unwrap();
         assert_eq!(direct, encode_protobuf_messages(&batch, "node-1", &store));
     }
-}
-
-/// JSON body.
-pub fn encode_json(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> Vec<u8> {
-    let streams: Vec<serde_json::Value> = group(batch, node, meta)
-        .into_iter()
-        .map(|(l, rs)| {
-            let stream: serde_json::Map<String, serde_json::Value> = l
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
-                .collect();
-            let values: Vec<serde_json::Value> = rs
-                .into_iter()
-                .map(|r| {
-                    let sm: serde_json::Map<String, serde_json::Value> =
-                        structured_metadata(r, meta)
-                            .into_iter()
-                            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
-                            .collect();
-                    serde_json::json!([r.ts_ns.to_string(), r.line, sm])
-                })
-                .collect();
-            serde_json::json!({"stream": stream, "values": values})
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({ "streams": streams })).unwrap_or_default()
 }

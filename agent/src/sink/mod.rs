@@ -99,15 +99,30 @@ pub async fn run(
             if wait.is_zero() {
                 break;
             }
-            match tokio::time::timeout(wait, rx.recv()).await {
-                Ok(Some(chunk)) => {
+            // Acknowledge the in-flight batch as soon as it is answered, even while idle.
+            let got = if let Some(h) = inflight.as_mut() {
+                tokio::select! {
+                    res = h => Wake::Answered(res),
+                    r = tokio::time::timeout(wait, rx.recv()) => Wake::Input(r),
+                }
+            } else {
+                Wake::Input(tokio::time::timeout(wait, rx.recv()).await)
+            };
+            match got {
+                Wake::Answered(res) => {
+                    inflight = None;
+                    if !acknowledge(idx, res, &acks) {
+                        return;
+                    }
+                }
+                Wake::Input(Ok(Some(chunk))) => {
                     for r in chunk.iter() {
                         bytes += r.line.len();
                         pending.push(r.clone());
                     }
                 }
-                Ok(None) => closed = true,
-                Err(_) => break,
+                Wake::Input(Ok(None)) => closed = true,
+                Wake::Input(Err(_)) => break,
             }
         }
         if pending.is_empty() {
@@ -143,13 +158,26 @@ pub async fn run(
     }
 }
 
+type Answer = Result<(bool, Encoded), tokio::task::JoinError>;
+
+/// What woke the batching loop.
+enum Wake {
+    Answered(Answer),
+    Input(Result<Option<Arc<[Arc<Record>]>>, tokio::time::error::Elapsed>),
+}
+
 /// Waits for an in-flight batch and acknowledges its offsets. False if it was not delivered.
 async fn finish(
     idx: usize,
     h: tokio::task::JoinHandle<(bool, Encoded)>,
     acks: &std::sync::mpsc::Sender<Ack>,
 ) -> bool {
-    let Ok((ok, enc)) = h.await else {
+    acknowledge(idx, h.await, acks)
+}
+
+/// Sends the acknowledgement for an answered batch. False if it was not delivered.
+fn acknowledge(idx: usize, res: Answer, acks: &std::sync::mpsc::Sender<Ack>) -> bool {
+    let Ok((ok, enc)) = res else {
         return false;
     };
     if !ok {
@@ -222,7 +250,14 @@ async fn deliver(
     metrics: Arc<Metrics>,
     mut deadline: watch::Receiver<bool>,
 ) -> (bool, Encoded) {
-    let ok = deliver_inner(&cfg, &client, &enc, sink_metrics(&cfg.kind, &metrics), &mut deadline).await;
+    let ok = deliver_inner(
+        &cfg,
+        &client,
+        &enc,
+        sink_metrics(&cfg.kind, &metrics),
+        &mut deadline,
+    )
+    .await;
     (ok, enc)
 }
 
