@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+TARGET = (ROOT / os.environ.get("CARGO_TARGET_DIR", "target")).resolve()
 APP_SRC = ROOT / "apps" / "flask-hello-world" / "src"
 
 

@@ -76,8 +76,11 @@ pub async fn run(
     deadline: watch::Receiver<bool>,
 ) {
     let cfg = Arc::new(cfg);
+    // No Nagle: the request head and the last body segment must not wait for a delayed ACK.
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
     let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+        Client::builder(TokioExecutor::new()).build(connector);
     let mut pending: Vec<Arc<Record>> = Vec::new();
     let mut closed = false;
     // One batch in flight while the next one is filled and encoded: overlaps our encoding with
