@@ -22,8 +22,8 @@ WORK="$(mktemp -d /tmp/outrigger-agent-bench.XXXXXX)"
 SINK_PID=""
 AGENT_PID=""
 cleanup() {
-  [[ -n "$AGENT_PID" ]] && kill "$AGENT_PID" 2>/dev/null || true
-  [[ -n "$SINK_PID" ]] && kill "$SINK_PID" 2>/dev/null || true
+  if [[ -n "$AGENT_PID" ]]; then kill "$AGENT_PID" 2>/dev/null || true; fi
+  if [[ -n "$SINK_PID" ]]; then kill "$SINK_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -31,7 +31,6 @@ trap cleanup EXIT
 echo "prefilling $LINES lines of $LINE_BYTES bytes over $PODS pods..." >&2
 python3 "$ROOT/bench/agent/gen.py" "$WORK/pods" "$LINES" "$PODS" "$LINE_BYTES"
 TOTAL_LINES=$(( (LINES / PODS) * PODS ))
-BYTES=$(du -sb "$WORK/pods" --apparent-size | cut -f1)
 BYTES=$(find "$WORK/pods" -name '*.log' -printf '%s\n' | awk '{s+=$1} END {print s}')
 sync
 
@@ -59,11 +58,13 @@ CLK_TCK=$(getconf CLK_TCK)
 read -r UTIME STIME < <(awk '{print $14, $15}' "/proc/$AGENT_PID/stat")
 HWM_KB=$(awk '/^VmHWM/ {print $2}' "/proc/$AGENT_PID/status")
 read -r SUT SST < <(awk '{print $14, $15}' "/proc/$SINK_PID/stat")
+# Time the agent's threads spent runnable but waiting for the (shared) core.
+RUNQ_NS=$(cat /proc/"$AGENT_PID"/task/*/schedstat | awk '{s+=$2} END {print s}')
 kill -TERM "$AGENT_PID"; wait "$AGENT_PID" || true; AGENT_PID=""
 
-python3 - "$START_NS" "$END_NS" "$TOTAL_LINES" "$BYTES" "$UTIME" "$STIME" "$CLK_TCK" "$HWM_KB" "$ENCODING" "$SUT" "$SST" <<'PY'
+python3 - "$START_NS" "$END_NS" "$TOTAL_LINES" "$BYTES" "$UTIME" "$STIME" "$CLK_TCK" "$HWM_KB" "$ENCODING" "$SUT" "$SST" "$RUNQ_NS" <<'PY'
 import sys, os, platform
-start, end, lines, nbytes, ut, st, tck, hwm, enc, sut, sst = sys.argv[1:]
+start, end, lines, nbytes, ut, st, tck, hwm, enc, sut, sst, runq = sys.argv[1:]
 secs = (int(end) - int(start)) / 1e9
 lines, nbytes = int(lines), int(nbytes)
 cpu = (int(ut) + int(st)) / int(tck)
@@ -75,6 +76,7 @@ for l in open("/proc/cpuinfo"):
 print(f"| lines | bytes | encoding | wall s | lines/s | MiB/s | CPU-s | CPU-s/GiB | peak RSS MiB |")
 print(f"|---|---|---|---|---|---|---|---|---|")
 print(f"| {lines:,} | {nbytes:,} | {enc} | {secs:.2f} | {lines/secs:,.0f} | {mib/secs:.1f} | {cpu:.2f} | {cpu/(nbytes/2**30):.2f} | {int(hwm)/1024:.1f} |")
+print(f"\nagent MiB per CPU-second: {mib/cpu:.1f}; agent threads waited {int(runq)/1e9:.2f} s for the core (run queue)")
 print(f"\nsink (other core) CPU-s: {(int(sut) + int(sst)) / int(tck):.2f}; load average before run: {os.getloadavg()[0]:.2f}")
 print(f"\nconditions: {os.cpu_count()} CPUs ({model}), agent pinned with taskset to one core, sink on another, files in page cache, kernel {platform.release()}")
 PY

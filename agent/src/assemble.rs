@@ -15,6 +15,10 @@ use crate::record::{
     ByteBudget, FLAG_MALFORMED, FLAG_TRUNCATED, FLAG_UNTERMINATED, FileMeta, Record,
 };
 
+/// Memory a record costs beyond its line: the struct, its `Arc`, and allocator overhead. Charged
+/// to the byte budget so the bound is on real memory, not just log bytes.
+const RECORD_OVERHEAD: usize = std::mem::size_of::<Record>() + 64;
+
 struct Pending {
     buf: Vec<u8>,
     start: u64,
@@ -83,7 +87,7 @@ impl Assembler {
         flags: u8,
     ) -> Record {
         let commit = Self::min_pending_start(st).map_or(end, |s| s.min(end));
-        let guard = self.budget.take(line.len() + 64);
+        let guard = self.budget.take(line.len() + RECORD_OVERHEAD);
         Record {
             file,
             commit,

@@ -159,6 +159,12 @@ fn json_encoding_and_rotation_by_rename_and_gzip() {
             .iter()
             .all(|c| c == "application/json")
     );
+    let e = &got[0];
+    assert_eq!(e.labels.get("namespace").map(String::as_str), Some("ns"));
+    assert_eq!(e.labels.get("node").map(String::as_str), Some("node-a"));
+    assert_eq!(e.labels.get("stream").map(String::as_str), Some("stdout"));
+    assert_eq!(e.meta.get("pod_uid").map(String::as_str), Some("uid-rot-1"));
+    assert!(e.ts_ns > 1_600_000_000_000_000_000);
 }
 
 #[test]
@@ -187,21 +193,21 @@ fn thousand_containers() {
     let root = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let sink = Sink::start(Mode::Accept);
-    let cs: Vec<Container> = (0..1000)
-        .map(|i| {
-            Container::new(
-                root.path(),
-                "load",
-                &format!("pod-{}", i / 2),
-                &format!("c{}", i % 2),
-            )
-        })
-        .collect();
-    for (i, c) in cs.iter().enumerate().take(500) {
+    let mk = |i: usize| {
+        Container::new(
+            root.path(),
+            "load",
+            &format!("pod-{}", i / 2),
+            &format!("c{}", i % 2),
+        )
+    };
+    let mut cs: Vec<Container> = (0..500).map(mk).collect();
+    for (i, c) in cs.iter().enumerate() {
         c.write("stdout", &msgs(&format!("c{i}"), 0..10));
     }
     let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    // The other half appears while running (inotify discovery of new files).
+    // The other half (new pod directories, new files) appears while running: inotify discovery.
+    cs.extend((500..1000).map(mk));
     for (i, c) in cs.iter().enumerate().skip(500) {
         c.write("stdout", &msgs(&format!("c{i}"), 0..10));
     }

@@ -259,30 +259,52 @@ pub fn encode_protobuf_messages(batch: &[Arc<Record>], node: &str, meta: &MetaSt
     .encode_to_vec()
 }
 
-/// JSON body.
+fn json_str(buf: &mut Vec<u8>, s: &str) {
+    // Serialising a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+fn json_map(buf: &mut Vec<u8>, pairs: &[(&'static str, String)]) {
+    buf.push(b'{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        json_str(buf, k);
+        buf.push(b':');
+        json_str(buf, v);
+    }
+    buf.push(b'}');
+}
+
+/// JSON body (`{"streams":[{"stream":{…},"values":[["<ns>","<line>",{…}]]}]}`), written
+/// directly without building a value tree.
 pub fn encode_json(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> Vec<u8> {
-    let streams: Vec<serde_json::Value> = group(batch, node, meta)
-        .into_iter()
-        .map(|(l, rs)| {
-            let stream: serde_json::Map<String, serde_json::Value> = l
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
-                .collect();
-            let values: Vec<serde_json::Value> = rs
-                .into_iter()
-                .map(|r| {
-                    let sm: serde_json::Map<String, serde_json::Value> =
-                        structured_metadata(r, meta)
-                            .into_iter()
-                            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
-                            .collect();
-                    serde_json::json!([r.ts_ns.to_string(), r.line, sm])
-                })
-                .collect();
-            serde_json::json!({"stream": stream, "values": values})
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({ "streams": streams })).unwrap_or_default()
+    let mut buf: Vec<u8> = Vec::with_capacity(batch.iter().map(|r| r.line.len() + 128).sum());
+    buf.extend_from_slice(b"{\"streams\":[");
+    for (gi, (l, rs)) in group(batch, node, meta).into_iter().enumerate() {
+        if gi > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"stream\":");
+        json_map(&mut buf, &l);
+        buf.extend_from_slice(b",\"values\":[");
+        for (i, r) in rs.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(b"[\"");
+            buf.extend_from_slice(r.ts_ns.to_string().as_bytes());
+            buf.extend_from_slice(b"\",");
+            json_str(&mut buf, &r.line);
+            buf.push(b',');
+            json_map(&mut buf, &structured_metadata(r, meta));
+            buf.push(b']');
+        }
+        buf.extend_from_slice(b"]}");
+    }
+    buf.extend_from_slice(b"]}");
+    buf
 }
 
 #[cfg(test)]

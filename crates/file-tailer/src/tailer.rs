@@ -795,7 +795,9 @@ impl Tailer {
             if let Reader::Plain(f) = reader
                 && let Ok(m) = f.metadata()
             {
-                if m.len() < t.pos {
+                // Shorter than what we read, or (truncated and already refilled past our
+                // position) a different first line: the content was replaced in place.
+                if m.len() < t.pos || first_line_fp(f) != Some(t.fp) {
                     truncated_file = true;
                 } else {
                     t.size = m.len();
@@ -997,6 +999,22 @@ impl Tailer {
             self.finalize(id, sink);
         }
     }
+}
+
+/// Fingerprint of the file's current first line, read with `pread` (the read position stays).
+fn first_line_fp(f: &File) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; crate::fingerprint::FINGERPRINT_BYTES];
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read_at(&mut buf[len..], len as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    crate::fingerprint::fingerprint_reader(&mut &buf[..len])
+        .ok()
+        .flatten()
 }
 
 fn reader_read(t: &mut Tracked, buf: &mut [u8]) -> io::Result<usize> {

@@ -284,3 +284,34 @@ fn partial_last_line_waits_for_newline() {
     h.until("second", |h| h.lines.len() >= 2);
     assert_eq!(h.texts(), vec!["first", "second-part-end"]);
 }
+
+/// copytruncate where the file is refilled past the old read position before the tailer looks:
+/// the size check alone would miss it; the first-line fingerprint catches it.
+#[test]
+fn copytruncate_refilled_past_old_position_is_detected() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let d = container(root.path(), "p6", "app");
+    let live = d.join("0.log");
+    append(&live, 0..10, "a");
+    // Polling with a long interval so the truncation and refill happen between two looks.
+    let mut c = cfg(root.path(), state.path(), true);
+    c.poll_interval = Duration::from_millis(50);
+    let mut h = Harness::new(c, true);
+    h.until("10", |h| h.lines.len() >= 10);
+    fs::copy(&live, d.join("0.log.20240101-000001")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&live, 0..30, "b");
+    h.until("30 more", |h| h.lines.len() >= 40);
+    for _ in 0..5 {
+        h.pump();
+    }
+    let mut want = expected("a", 0..10);
+    want.extend(expected("b", 0..30));
+    assert_eq!(h.texts(), want);
+}

@@ -1,0 +1,458 @@
+//! The injection decision and the JSONPatch that adds outrigger-proxy to a pod.
+//!
+//! Pure functions over a `Pod`: no I/O, so every rule is unit-tested. The rendered container
+//! mirrors `charts/outrigger-sidecar/templates/_container.tpl` (same name, ports, env, probes,
+//! securityContext) so injected and Helm-templated sidecars are indistinguishable.
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+
+use crate::config::ProxySpec;
+
+/// Pod annotation (and namespace label) that turns injection on (`enabled`) or off (`disabled`).
+pub const INJECT_ANNOTATION: &str = "outrigger.io/inject";
+/// Pod annotation naming the app's port (default: the first container's first port, else 8080).
+pub const APP_PORT_ANNOTATION: &str = "outrigger.io/app-port";
+/// Annotation the injector sets on pods it changed, with its version.
+pub const INJECTED_ANNOTATION: &str = "outrigger.io/injected";
+/// Name of the injected container (same as the library chart's `containerName`).
+pub const CONTAINER_NAME: &str = "outrigger-proxy";
+/// Mesh inbound port.
+pub const INBOUND_PORT: u16 = 4143;
+/// Proxy admin port.
+pub const ADMIN_PORT: u16 = 4191;
+const DEFAULT_APP_PORT: i32 = 8080;
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+
+/// Which webhook called: decides what "not annotated" means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `/mutate`: inject only pods annotated `outrigger.io/inject: enabled`.
+    PodOptIn,
+    /// `/mutate/namespace`: the namespace is labelled for injection (the webhook's
+    /// namespaceSelector guarantees it); inject unless the pod opts out.
+    Namespace,
+}
+
+/// Why a pod was left alone; also the `reason` label of the admissions metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// No `outrigger.io/inject: enabled` annotation (pod opt-in mode).
+    NotEnabled,
+    /// `outrigger.io/inject: disabled`.
+    Disabled,
+    /// Already carries the proxy (reinvocation, or added by hand / by the library chart).
+    AlreadyInjected,
+    /// hostNetwork pods share the node's ports: a proxy on 4143/4191 would collide.
+    HostNetwork,
+}
+
+impl SkipReason {
+    /// Metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotEnabled => "not_enabled",
+            Self::Disabled => "disabled",
+            Self::AlreadyInjected => "already_injected",
+            Self::HostNetwork => "host_network",
+        }
+    }
+}
+
+/// A pod the injector cannot handle; the pod is admitted unchanged.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InjectError {
+    /// `outrigger.io/app-port` is not a port number.
+    #[error("annotation {APP_PORT_ANNOTATION}: {0:?} is not a port (1-65535)")]
+    BadAppPort(String),
+}
+
+impl InjectError {
+    /// Metric label value.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BadAppPort(_) => "bad_app_port",
+        }
+    }
+}
+
+/// The outcome for one pod.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Apply these JSONPatch operations.
+    Inject(json_patch::Patch),
+    /// Leave the pod alone.
+    Skip(SkipReason),
+}
+
+fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(|v| v.trim())
+}
+
+fn has_proxy(pod: &Pod) -> bool {
+    let Some(spec) = &pod.spec else { return false };
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| c.name == CONTAINER_NAME)
+}
+
+/// The app port: the annotation, else the first container's first port, else 8080.
+fn app_port(pod: &Pod) -> Result<i32, InjectError> {
+    if let Some(v) = annotation(pod, APP_PORT_ANNOTATION) {
+        return match v.parse::<i32>() {
+            Ok(p) if (1..=65535).contains(&p) => Ok(p),
+            _ => Err(InjectError::BadAppPort(v.to_owned())),
+        };
+    }
+    Ok(pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.ports.as_ref())
+        .and_then(|p| p.first())
+        .map_or(DEFAULT_APP_PORT, |p| p.container_port))
+}
+
+/// Decide whether and how to inject `pod`.
+pub fn decide(pod: &Pod, mode: Mode, proxy: &ProxySpec) -> Result<Decision, InjectError> {
+    match (annotation(pod, INJECT_ANNOTATION), mode) {
+        (Some("disabled"), _) => return Ok(Decision::Skip(SkipReason::Disabled)),
+        (Some("enabled"), _) | (_, Mode::Namespace) => {}
+        (_, Mode::PodOptIn) => return Ok(Decision::Skip(SkipReason::NotEnabled)),
+    }
+    if annotation(pod, INJECTED_ANNOTATION).is_some() || has_proxy(pod) {
+        return Ok(Decision::Skip(SkipReason::AlreadyInjected));
+    }
+    if pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
+    {
+        return Ok(Decision::Skip(SkipReason::HostNetwork));
+    }
+    let port = app_port(pod)?;
+    let grace = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(DEFAULT_GRACE_SECONDS);
+    Ok(Decision::Inject(patch(pod, &container(proxy, port, grace))))
+}
+
+/// The sidecar container, as the library chart renders it.
+pub fn container(proxy: &ProxySpec, app_port: i32, grace_seconds: i64) -> Value {
+    let mut env = vec![
+        json!({"name": "OUTRIGGER_INBOUND", "value": format!("0.0.0.0:{INBOUND_PORT}")}),
+        json!({"name": "OUTRIGGER_APP", "value": format!("127.0.0.1:{app_port}")}),
+        json!({"name": "OUTRIGGER_ADMIN", "value": format!("0.0.0.0:{ADMIN_PORT}")}),
+        json!({"name": "OUTRIGGER_LOG", "value": proxy.log}),
+        json!({"name": "OUTRIGGER_TERMINATION_GRACE_PERIOD", "value": grace_seconds.to_string()}),
+    ];
+    if !proxy.drain_delay.is_empty() {
+        env.push(json!({"name": "OUTRIGGER_DRAIN_DELAY", "value": proxy.drain_delay}));
+    }
+    if !proxy.drain_timeout.is_empty() {
+        env.push(json!({"name": "OUTRIGGER_DRAIN_TIMEOUT", "value": proxy.drain_timeout}));
+    }
+    let mut requests = serde_json::Map::new();
+    requests.insert("cpu".into(), json!(proxy.cpu_request));
+    requests.insert("memory".into(), json!(proxy.memory_request));
+    let mut limits = serde_json::Map::new();
+    if !proxy.cpu_limit.is_empty() {
+        limits.insert("cpu".into(), json!(proxy.cpu_limit));
+    }
+    if !proxy.memory_limit.is_empty() {
+        limits.insert("memory".into(), json!(proxy.memory_limit));
+    }
+    let mut resources = json!({ "requests": requests });
+    if !limits.is_empty() {
+        resources["limits"] = Value::Object(limits);
+    }
+    json!({
+        "name": CONTAINER_NAME,
+        "image": proxy.image,
+        "imagePullPolicy": proxy.pull_policy,
+        // Native sidecar: started (and startup-probed) before the app, stopped after it.
+        "restartPolicy": "Always",
+        "env": env,
+        "ports": [
+            {"name": "outrigger-proxy", "containerPort": INBOUND_PORT, "protocol": "TCP"},
+            {"name": "outrigger-admin", "containerPort": ADMIN_PORT, "protocol": "TCP"},
+        ],
+        "startupProbe": {
+            "httpGet": {"path": "/live", "port": "outrigger-admin"},
+            "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 30,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", "port": "outrigger-admin"},
+            "periodSeconds": 5, "timeoutSeconds": 1, "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/live", "port": "outrigger-admin"},
+            "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3,
+        },
+        "resources": resources,
+        // Pod Security "restricted" compliant on its own, whatever the pod sets.
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    })
+}
+
+/// JSON Pointer escaping (RFC 6901) for one path segment.
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// JSONPatch adding `sidecar` as the first init container and the injected annotation.
+pub fn patch(pod: &Pod, sidecar: &Value) -> json_patch::Patch {
+    let mut ops = Vec::with_capacity(2);
+    let has_init = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
+        .is_some_and(|c| !c.is_empty());
+    if has_init {
+        // First, so it is up before other init containers that may need the network.
+        ops.push(json!({"op": "add", "path": "/spec/initContainers/0", "value": sidecar}));
+    } else {
+        ops.push(json!({"op": "add", "path": "/spec/initContainers", "value": [sidecar]}));
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    if pod.metadata.annotations.is_some() {
+        ops.push(json!({
+            "op": "add",
+            "path": format!("/metadata/annotations/{}", escape(INJECTED_ANNOTATION)),
+            "value": version,
+        }));
+    } else {
+        ops.push(json!({
+            "op": "add",
+            "path": "/metadata/annotations",
+            "value": {INJECTED_ANNOTATION: version},
+        }));
+    }
+    // The ops above are well-formed by construction; an empty patch is the safe fallback.
+    serde_json::from_value(Value::Array(ops)).unwrap_or_else(|_| json_patch::Patch(Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn pod(v: Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn apply(p: &Pod, d: &Decision) -> Value {
+        let Decision::Inject(patch) = d else {
+            panic!("expected injection, got {d:?}")
+        };
+        let mut doc = serde_json::to_value(p).unwrap();
+        json_patch::patch(&mut doc, patch).unwrap();
+        doc
+    }
+
+    fn web(annotations: Option<Value>) -> Pod {
+        let mut meta = json!({"name": "web"});
+        if let Some(a) = annotations {
+            meta["annotations"] = a;
+        }
+        pod(json!({
+            "metadata": meta,
+            "spec": {
+                "terminationGracePeriodSeconds": 45,
+                "containers": [{"name": "app", "image": "app:1", "ports": [{"containerPort": 5000}]}],
+            }
+        }))
+    }
+
+    fn env(doc: &Value, name: &str) -> Option<String> {
+        doc["spec"]["initContainers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].as_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn pod_opt_in_injects_first_init_container() {
+        let p = web(Some(json!({"outrigger.io/inject": "enabled"})));
+        let d = decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap();
+        let doc = apply(&p, &d);
+        let c = &doc["spec"]["initContainers"][0];
+        assert_eq!(c["name"], "outrigger-proxy");
+        assert_eq!(c["restartPolicy"], "Always");
+        assert_eq!(c["ports"][0]["containerPort"], 4143);
+        assert_eq!(c["ports"][1]["name"], "outrigger-admin");
+        assert_eq!(c["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(env(&doc, "OUTRIGGER_APP").unwrap(), "127.0.0.1:5000");
+        assert_eq!(
+            env(&doc, "OUTRIGGER_TERMINATION_GRACE_PERIOD").unwrap(),
+            "45"
+        );
+        assert_eq!(env(&doc, "OUTRIGGER_DRAIN_DELAY"), None);
+        assert_eq!(
+            doc["metadata"]["annotations"]["outrigger.io/injected"],
+            env!("CARGO_PKG_VERSION")
+        );
+        // The original annotation survives.
+        assert_eq!(
+            doc["metadata"]["annotations"]["outrigger.io/inject"],
+            "enabled"
+        );
+        // The result still deserializes as a Pod (the API server will decode it).
+        let back: Pod = serde_json::from_value(doc).unwrap();
+        assert_eq!(back.spec.unwrap().init_containers.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn not_annotated_is_skipped_in_pod_mode_but_injected_in_namespace_mode() {
+        let p = web(None);
+        assert_eq!(
+            decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap(),
+            Decision::Skip(SkipReason::NotEnabled)
+        );
+        let doc = apply(
+            &p,
+            &decide(&p, Mode::Namespace, &ProxySpec::default()).unwrap(),
+        );
+        assert_eq!(
+            doc["metadata"]["annotations"]["outrigger.io/injected"],
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(doc["spec"]["initContainers"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn disabled_wins_in_both_modes() {
+        let p = web(Some(json!({"outrigger.io/inject": "disabled"})));
+        for mode in [Mode::PodOptIn, Mode::Namespace] {
+            assert_eq!(
+                decide(&p, mode, &ProxySpec::default()).unwrap(),
+                Decision::Skip(SkipReason::Disabled)
+            );
+        }
+    }
+
+    #[test]
+    fn idempotent_on_reinvocation() {
+        let p = web(Some(json!({"outrigger.io/inject": "enabled"})));
+        let once = apply(
+            &p,
+            &decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap(),
+        );
+        let again = pod(once);
+        assert_eq!(
+            decide(&again, Mode::PodOptIn, &ProxySpec::default()).unwrap(),
+            Decision::Skip(SkipReason::AlreadyInjected)
+        );
+        // A pod that already runs the proxy (library chart) without the annotation.
+        let by_hand = pod(json!({
+            "metadata": {"name": "x"},
+            "spec": {"containers": [{"name": "app"}], "initContainers": [{"name": "outrigger-proxy"}]}
+        }));
+        assert_eq!(
+            decide(&by_hand, Mode::Namespace, &ProxySpec::default()).unwrap(),
+            Decision::Skip(SkipReason::AlreadyInjected)
+        );
+    }
+
+    #[test]
+    fn existing_init_containers_keep_order_after_the_proxy() {
+        let p = pod(json!({
+            "metadata": {"name": "x", "annotations": {"outrigger.io/inject": "enabled", "a~/b": "1"}},
+            "spec": {
+                "initContainers": [{"name": "migrate"}],
+                "containers": [{"name": "app"}],
+            }
+        }));
+        let doc = apply(
+            &p,
+            &decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap(),
+        );
+        let names: Vec<_> = doc["spec"]["initContainers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["outrigger-proxy", "migrate"]);
+        // No ports anywhere and no grace period: defaults.
+        assert_eq!(env(&doc, "OUTRIGGER_APP").unwrap(), "127.0.0.1:8080");
+        assert_eq!(
+            env(&doc, "OUTRIGGER_TERMINATION_GRACE_PERIOD").unwrap(),
+            "30"
+        );
+        assert_eq!(doc["metadata"]["annotations"]["a~/b"], "1");
+    }
+
+    #[test]
+    fn app_port_annotation_and_validation() {
+        let p = web(Some(
+            json!({"outrigger.io/inject": "enabled", "outrigger.io/app-port": "9000"}),
+        ));
+        let doc = apply(
+            &p,
+            &decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap(),
+        );
+        assert_eq!(env(&doc, "OUTRIGGER_APP").unwrap(), "127.0.0.1:9000");
+        for bad in ["http", "0", "70000", "-1"] {
+            let p = web(Some(
+                json!({"outrigger.io/inject": "enabled", "outrigger.io/app-port": bad}),
+            ));
+            assert_eq!(
+                decide(&p, Mode::PodOptIn, &ProxySpec::default()),
+                Err(InjectError::BadAppPort(bad.to_owned()))
+            );
+        }
+    }
+
+    #[test]
+    fn host_network_is_skipped() {
+        let p = pod(json!({
+            "metadata": {"name": "x"},
+            "spec": {"hostNetwork": true, "containers": [{"name": "app"}]}
+        }));
+        assert_eq!(
+            decide(&p, Mode::Namespace, &ProxySpec::default()).unwrap(),
+            Decision::Skip(SkipReason::HostNetwork)
+        );
+    }
+
+    #[test]
+    fn resources_and_drain_settings_follow_the_spec() {
+        let spec = ProxySpec {
+            cpu_limit: "500m".into(),
+            memory_limit: String::new(),
+            drain_delay: "3s".into(),
+            drain_timeout: "20s".into(),
+            image: "registry.example/proxy@sha256:abc".into(),
+            ..ProxySpec::default()
+        };
+        let c = container(&spec, 8000, 30);
+        assert_eq!(c["image"], "registry.example/proxy@sha256:abc");
+        assert_eq!(c["resources"]["limits"], json!({"cpu": "500m"}));
+        assert_eq!(
+            c["resources"]["requests"],
+            json!({"cpu": "20m", "memory": "32Mi"})
+        );
+        let env = c["env"].as_array().unwrap();
+        assert!(env.contains(&json!({"name": "OUTRIGGER_DRAIN_DELAY", "value": "3s"})));
+        assert!(env.contains(&json!({"name": "OUTRIGGER_DRAIN_TIMEOUT", "value": "20s"})));
+    }
+}

@@ -1,0 +1,134 @@
+//! Prometheus metrics (`outrigger_injector_*`), rendered in the OpenMetrics text format.
+//! Label sets are closed enums, so cardinality stays bounded whatever the API server sends.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// `result` (`injected|skipped|error`) and `reason` (skip/error reason, `none` when injected).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    /// Outcome.
+    pub result: &'static str,
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// One `reason` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// One `result` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// Outcome.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// All injector metrics plus the registry that renders them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Admission reviews answered, by outcome.
+    pub admissions: Family<AdmissionLabels, Counter>,
+    /// Time from request received to response ready.
+    pub duration: Histogram,
+    /// HTTP requests refused before reaching the admission logic.
+    pub rejected: Family<ReasonLabels, Counter>,
+    /// Certificate reloads.
+    pub tls_reloads: Family<ResultLabels, Counter>,
+    /// TLS handshakes that failed.
+    pub tls_handshake_errors: Counter,
+}
+
+impl Metrics {
+    /// Register everything.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("outrigger_injector");
+        let admissions = Family::<AdmissionLabels, Counter>::default();
+        registry.register(
+            "admissions",
+            "Admission reviews answered, by result (injected, skipped, error) and reason",
+            admissions.clone(),
+        );
+        // 0.25 ms .. ~4 s: a review is normally well under a millisecond; the API server's
+        // timeout (5 s in the chart) bounds the top.
+        let duration = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
+        registry.register(
+            "admission_duration_seconds",
+            "Time to answer one admission review (body read, decision, response), in seconds",
+            duration.clone(),
+        );
+        let rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "requests_rejected",
+            "HTTP requests refused before admission (malformed, too_large, timeout, method, not_found)",
+            rejected.clone(),
+        );
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "Serving certificate reloads after the files changed, by result (success, error)",
+            tls_reloads.clone(),
+        );
+        let tls_handshake_errors = Counter::default();
+        registry.register(
+            "tls_handshake_errors",
+            "TLS handshakes on the webhook port that failed",
+            tls_handshake_errors.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "Build information (always 1)", build);
+        Self {
+            registry,
+            admissions,
+            duration,
+            rejected,
+            tls_reloads,
+            tls_handshake_errors,
+        }
+    }
+
+    /// Count one answered review.
+    pub fn admission(&self, result: &'static str, reason: &'static str) {
+        self.admissions
+            .get_or_create(&AdmissionLabels { result, reason })
+            .inc();
+    }
+
+    /// Count one refused request.
+    pub fn reject(&self, reason: &'static str) {
+        self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,331 @@
+//! The injector behind a real kube-apiserver (scripts/kube-test-env.sh: Debian etcd + the
+//! pinned kube-apiserver, loopback only). A MutatingWebhookConfiguration points at the real
+//! binary over TLS with the test CA as caBundle; pods are created through the API and read
+//! back. Proves: the API server accepts our review responses and patches, injected pods pass
+//! Pod Security "restricted" enforcement, opt-out works, and with the injector down pods are
+//! still admitted (failurePolicy Ignore).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value,
+    clippy::float_cmp
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{Injector, Pki, http_get, metric, repo_root, tool};
+use serde_json::{Value, json};
+
+/// The kube test env in a private dir; always stopped on drop (also when an assert fails).
+struct KubeEnv {
+    state: PathBuf,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl KubeEnv {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("kube");
+        let script = repo_root().join("scripts/kube-test-env.sh");
+        let mut env = Self {
+            state: state.clone(),
+            url: String::new(),
+            _dir: dir,
+        };
+        let out = Command::new(&script)
+            .arg("start")
+            .env("OUTRIGGER_KUBE_TEST_DIR", &state)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kube-test-env.sh start failed");
+        let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            Path::new(&kubeconfig).is_file(),
+            "no kubeconfig at {kubeconfig:?}"
+        );
+        std::fs::read_to_string(state.join("api-url"))
+            .unwrap()
+            .trim()
+            .clone_into(&mut env.url);
+        env
+    }
+
+    /// One API call with the admin client certificate; returns (status, JSON body).
+    fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "30", "-X", method])
+            .arg("--cacert")
+            .arg(self.state.join("ca.crt"))
+            .arg("--cert")
+            .arg(self.state.join("admin.crt"))
+            .arg("--key")
+            .arg(self.state.join("admin.key"))
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-w",
+                "\n%{http_code}",
+            ]);
+        if let Some(b) = body {
+            cmd.args(["--data-binary", &b.to_string()]);
+        }
+        let out = cmd.arg(format!("{}{path}", self.url)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (json, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (
+            code.trim().parse().unwrap_or(0),
+            serde_json::from_str(json).unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Drop for KubeEnv {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/kube-test-env.sh"))
+            .arg("stop")
+            .env("OUTRIGGER_KUBE_TEST_DIR", &self.state)
+            .status();
+    }
+}
+
+fn webhook(name: &str, url: String, ca: &str, namespace_selector: Value) -> Value {
+    json!({
+        "name": name,
+        "clientConfig": {"url": url, "caBundle": ca},
+        "rules": [{
+            "operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+            "resources": ["pods"], "scope": "Namespaced",
+        }],
+        "namespaceSelector": namespace_selector,
+        "failurePolicy": "Ignore",
+        "sideEffects": "None",
+        "reinvocationPolicy": "IfNeeded",
+        "timeoutSeconds": 5,
+        "admissionReviewVersions": ["v1"],
+    })
+}
+
+/// A pod that passes Pod Security "restricted" on its own.
+fn restricted_pod(name: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "app", "image": "registry.test/app:1",
+                "ports": [{"containerPort": 8000}],
+                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+            }],
+        }
+    })
+}
+
+fn init_names(pod: &Value) -> Vec<String> {
+    pod["spec"]["initContainers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn injects_through_a_real_api_server() {
+    if tool("kube-apiserver").is_none() || tool("etcd").is_none() {
+        eprintln!("SKIPPED: kube-apiserver not installed");
+        return;
+    }
+    let pki = Pki::new();
+    let mut injector = Injector::start(
+        &pki,
+        &["--proxy-image", "registry.test/outrigger-proxy:0.1.0"],
+    );
+    let kube = KubeEnv::start();
+
+    let ca = base64::engine::general_purpose::STANDARD.encode(pki.ca.pem());
+    let base = format!("https://127.0.0.1:{}", injector.webhook.port());
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "outrigger-injector-test"},
+        "webhooks": [
+            webhook("pods.injector.outrigger.io", format!("{base}/mutate"), &ca, json!({
+                "matchExpressions": [
+                    {"key": "outrigger.io/inject", "operator": "NotIn", "values": ["enabled"]},
+                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]},
+                ]
+            })),
+            webhook("namespaces.injector.outrigger.io", format!("{base}/mutate/namespace"), &ca, json!({
+                "matchExpressions": [
+                    {"key": "outrigger.io/inject", "operator": "In", "values": ["enabled"]},
+                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]},
+                ]
+            })),
+        ],
+    });
+    let (code, body) = kube.api(
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        Some(&config),
+    );
+    assert_eq!(code, 201, "{body}");
+    for (ns, inject) in [("meshed", true), ("plain", false)] {
+        let mut labels = json!({"pod-security.kubernetes.io/enforce": "restricted"});
+        if inject {
+            labels["outrigger.io/inject"] = json!("enabled");
+        }
+        let (code, body) = kube.api(
+            "POST",
+            "/api/v1/namespaces",
+            Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}})),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+
+    // The API server picks webhook configurations up asynchronously: dry-run creates (which
+    // still call side-effect-free webhooks) until the sidecar shows up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, pod) = kube.api(
+            "POST",
+            "/api/v1/namespaces/meshed/pods?dryRun=All",
+            Some(&restricted_pod("probe", json!({}))),
+        );
+        assert_eq!(code, 201, "{pod}");
+        if init_names(&pod) == ["outrigger-proxy"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhook never became active: {pod}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // Namespace opt-in: created, read back with the sidecar, restricted admission passed.
+    let (code, body) = kube.api(
+        "POST",
+        "/api/v1/namespaces/meshed/pods",
+        Some(&restricted_pod("web", json!({}))),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, pod) = kube.api("GET", "/api/v1/namespaces/meshed/pods/web", None);
+    assert_eq!(code, 200);
+    assert_eq!(init_names(&pod), ["outrigger-proxy"]);
+    let sidecar = &pod["spec"]["initContainers"][0];
+    assert_eq!(sidecar["restartPolicy"], "Always");
+    assert_eq!(sidecar["image"], "registry.test/outrigger-proxy:0.1.0");
+    assert_eq!(sidecar["ports"][0]["containerPort"], 4143);
+    assert_eq!(sidecar["ports"][1]["containerPort"], 4191);
+    assert_eq!(sidecar["startupProbe"]["httpGet"]["path"], "/live");
+    assert_eq!(sidecar["readinessProbe"]["httpGet"]["path"], "/ready");
+    let env = sidecar["env"].as_array().unwrap();
+    assert!(
+        env.contains(&json!({"name": "OUTRIGGER_APP", "value": "127.0.0.1:8000"})),
+        "{sidecar}"
+    );
+    // The API server defaulted terminationGracePeriodSeconds to 30 before calling us.
+    assert!(env.contains(&json!({"name": "OUTRIGGER_TERMINATION_GRACE_PERIOD", "value": "30"})));
+    assert_eq!(
+        pod["metadata"]["annotations"]["outrigger.io/injected"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(pod["spec"]["containers"][0]["name"], "app");
+
+    // Restricted enforcement is really on in that namespace: a non-compliant app is refused
+    // even with a compliant sidecar injected.
+    let mut loose = restricted_pod("loose", json!({}));
+    loose["spec"]["containers"][0]["securityContext"] = json!({});
+    let (code, body) = kube.api("POST", "/api/v1/namespaces/meshed/pods", Some(&loose));
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("restricted"),
+        "{body}"
+    );
+
+    // Opt-out in an injecting namespace: untouched.
+    let (code, body) = kube.api(
+        "POST",
+        "/api/v1/namespaces/meshed/pods",
+        Some(&restricted_pod(
+            "opted-out",
+            json!({"outrigger.io/inject": "disabled"}),
+        )),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (_, pod) = kube.api("GET", "/api/v1/namespaces/meshed/pods/opted-out", None);
+    assert!(init_names(&pod).is_empty(), "{pod}");
+    assert!(
+        pod["metadata"]["annotations"]
+            .get("outrigger.io/injected")
+            .is_none()
+    );
+
+    // Pod opt-in in a namespace without the label; and a pod there without the annotation.
+    let (code, body) = kube.api(
+        "POST",
+        "/api/v1/namespaces/plain/pods",
+        Some(&restricted_pod(
+            "annotated",
+            json!({"outrigger.io/inject": "enabled", "outrigger.io/app-port": "9000"}),
+        )),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (_, pod) = kube.api("GET", "/api/v1/namespaces/plain/pods/annotated", None);
+    assert_eq!(init_names(&pod), ["outrigger-proxy"]);
+    assert!(
+        pod["spec"]["initContainers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "OUTRIGGER_APP", "value": "127.0.0.1:9000"}))
+    );
+    let (code, _) = kube.api(
+        "POST",
+        "/api/v1/namespaces/plain/pods",
+        Some(&restricted_pod("bare", json!({}))),
+    );
+    assert_eq!(code, 201);
+    let (_, pod) = kube.api("GET", "/api/v1/namespaces/plain/pods/bare", None);
+    assert!(init_names(&pod).is_empty(), "{pod}");
+
+    let (_, text) = http_get(injector.admin, "/metrics");
+    let injected = metric(
+        &text,
+        r#"outrigger_injector_admissions_total{result="injected",reason="none"}"#,
+    )
+    .unwrap_or(0.0);
+    // web + annotated, plus at least one dry-run probe; reinvocations are skipped, not re-injected.
+    assert!(injected >= 3.0, "{text}");
+    assert!(
+        metric(
+            &text,
+            r#"outrigger_injector_admissions_total{result="skipped",reason="disabled"}"#
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    );
+
+    // Injector down: pods are still admitted (failurePolicy Ignore), just not injected.
+    assert_eq!(injector.terminate(), Some(0));
+    let (code, body) = kube.api(
+        "POST",
+        "/api/v1/namespaces/meshed/pods",
+        Some(&restricted_pod("while-down", json!({}))),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (_, pod) = kube.api("GET", "/api/v1/namespaces/meshed/pods/while-down", None);
+    assert!(init_names(&pod).is_empty(), "{pod}");
+}

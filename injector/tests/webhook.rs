@@ -1,0 +1,414 @@
+//! The real binary over real TLS: AdmissionReviews in, JSONPatches out; bad input gets clean
+//! 4xx; bad configuration exits 64; certificates hot-reload; SIGTERM drains and exits 0.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value,
+    clippy::float_cmp
+)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{Injector, Pki, http_get, https, metric, review};
+use serde_json::{Value, json};
+
+fn pod(annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "annotations": annotations},
+        "spec": {
+            "terminationGracePeriodSeconds": 40,
+            "containers": [{"name": "web", "image": "web:1", "ports": [{"containerPort": 8000}]}],
+        }
+    })
+}
+
+fn response(body: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(v["kind"], "AdmissionReview");
+    v["response"].clone()
+}
+
+fn decode_patch(resp: &Value) -> Value {
+    assert_eq!(resp["patchType"], "JSONPatch");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(resp["patch"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&raw).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injects_over_tls_and_counts() {
+    let pki = Pki::new();
+    let inj = Injector::start(
+        &pki,
+        &["--proxy-image", "registry.test/outrigger-proxy:9.9.9"],
+    );
+    let ca = pki.path("ca.pem");
+
+    // Opted-in pod: patched.
+    let p = pod(json!({"outrigger.io/inject": "enabled"}));
+    let (status, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-1", &p)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let resp = response(&body);
+    assert_eq!(resp["uid"], "uid-1");
+    assert_eq!(resp["allowed"], true);
+    let patch = decode_patch(&resp);
+    let mut doc = p.clone();
+    json_patch::patch(
+        &mut doc,
+        &serde_json::from_value::<json_patch::Patch>(patch).unwrap(),
+    )
+    .unwrap();
+    let sidecar = &doc["spec"]["initContainers"][0];
+    assert_eq!(sidecar["name"], "outrigger-proxy");
+    assert_eq!(sidecar["image"], "registry.test/outrigger-proxy:9.9.9");
+    assert_eq!(sidecar["restartPolicy"], "Always");
+    let env = sidecar["env"].as_array().unwrap();
+    assert!(env.contains(&json!({"name": "OUTRIGGER_APP", "value": "127.0.0.1:8000"})));
+    assert!(env.contains(&json!({"name": "OUTRIGGER_TERMINATION_GRACE_PERIOD", "value": "40"})));
+    assert_eq!(
+        doc["metadata"]["annotations"]["outrigger.io/injected"],
+        env!("CARGO_PKG_VERSION")
+    );
+
+    // The patched pod again (reinvocation): allowed, no patch.
+    let (status, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-2", &doc)).await;
+    assert_eq!(status, 200);
+    let resp = response(&body);
+    assert_eq!(resp["allowed"], true);
+    assert!(resp.get("patch").is_none(), "{resp}");
+
+    // Not annotated on the pod-opt-in path: untouched; on the namespace path: injected.
+    let plain = pod(json!({}));
+    let (_, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-3", &plain)).await;
+    assert!(response(&body).get("patch").is_none());
+    let (_, body) = https(
+        inj.webhook,
+        &ca,
+        "POST",
+        "/mutate/namespace",
+        review("uid-4", &plain),
+    )
+    .await;
+    decode_patch(&response(&body));
+    // Opt-out wins in namespace mode.
+    let out = pod(json!({"outrigger.io/inject": "disabled"}));
+    let (_, body) = https(
+        inj.webhook,
+        &ca,
+        "POST",
+        "/mutate/namespace",
+        review("uid-5", &out),
+    )
+    .await;
+    assert!(response(&body).get("patch").is_none());
+
+    // Our own error (bad app-port annotation): still allowed, unmodified, counted as error.
+    let bad = pod(json!({"outrigger.io/inject": "enabled", "outrigger.io/app-port": "http"}));
+    let (status, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-6", &bad)).await;
+    assert_eq!(status, 200);
+    let resp = response(&body);
+    assert_eq!(resp["allowed"], true);
+    assert!(resp.get("patch").is_none());
+
+    // A pod object that is not a Pod (containers is a string): allowed, error counted.
+    let broken = json!({"metadata": {"name": "x"}, "spec": {"containers": "nope"}});
+    let (status, body) = https(
+        inj.webhook,
+        &ca,
+        "POST",
+        "/mutate",
+        review("uid-7", &broken),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(response(&body)["allowed"], true);
+
+    let (status, text) = http_get(inj.admin, "/metrics");
+    assert_eq!(status, 200);
+    let m = |s: &str| metric(&text, s).unwrap_or(0.0);
+    assert_eq!(
+        m(r#"outrigger_injector_admissions_total{result="injected",reason="none"}"#),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        m(r#"outrigger_injector_admissions_total{result="skipped",reason="already_injected"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"outrigger_injector_admissions_total{result="skipped",reason="not_enabled"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"outrigger_injector_admissions_total{result="skipped",reason="disabled"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"outrigger_injector_admissions_total{result="error",reason="bad_app_port"}"#),
+        1.0
+    );
+    assert_eq!(
+        m(r#"outrigger_injector_admissions_total{result="error",reason="bad_object"}"#),
+        1.0
+    );
+    assert_eq!(
+        m("outrigger_injector_admission_duration_seconds_count"),
+        7.0
+    );
+    assert!(text.contains(&format!(
+        "outrigger_injector_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clean_4xx() {
+    let pki = Pki::new();
+    let inj = Injector::start(&pki, &["--max-body", "65536"]);
+    let ca = pki.path("ca.pem");
+
+    let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", b"{not json".to_vec()).await;
+    assert_eq!(s, 400);
+    let (s, _) = https(
+        inj.webhook,
+        &ca,
+        "POST",
+        "/mutate",
+        b"{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let v1beta1 =
+        json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}});
+    let (s, _) = https(
+        inj.webhook,
+        &ca,
+        "POST",
+        "/mutate",
+        serde_json::to_vec(&v1beta1).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let no_request = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"});
+    let (s, _) = https(
+        inj.webhook,
+        &ca,
+        "POST",
+        "/mutate",
+        serde_json::to_vec(&no_request).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    // Oversized (declared Content-Length over --max-body).
+    let big = review(
+        "uid-big",
+        &json!({"metadata": {"name": "x", "annotations": {"a": "x".repeat(100_000)}}}),
+    );
+    let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", big).await;
+    assert_eq!(s, 413);
+    let (s, _) = https(inj.webhook, &ca, "GET", "/mutate", Vec::new()).await;
+    assert_eq!(s, 405);
+    let (s, _) = https(inj.webhook, &ca, "POST", "/elsewhere", Vec::new()).await;
+    assert_eq!(s, 404);
+
+    // Broken TLS (plain HTTP on the TLS port): dropped, counted, server keeps working.
+    {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(inj.webhook).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"POST /mutate HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+    let ok = review("uid-ok", &pod(json!({"outrigger.io/inject": "enabled"})));
+    let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", ok).await;
+    assert_eq!(s, 200);
+
+    let (_, text) = http_get(inj.admin, "/metrics");
+    assert_eq!(
+        metric(
+            &text,
+            r#"outrigger_injector_requests_rejected_total{reason="malformed"}"#
+        ),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"outrigger_injector_requests_rejected_total{reason="too_large"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&text, "outrigger_injector_tls_handshake_errors_total"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn streamed_oversized_body_is_413() {
+    // No Content-Length (chunked): the limit applies while reading.
+    let pki = Pki::new();
+    let inj = Injector::start(&pki, &["--max-body", "65536"]);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "20",
+        ])
+        .arg("--cacert")
+        .arg(pki.path("ca.pem"))
+        .args([
+            "-H",
+            "Transfer-Encoding: chunked",
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .args(["--data-binary", "@-"])
+        .arg(format!("https://127.0.0.1:{}/mutate", inj.webhook.port()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            let mut stdin = c.stdin.take().unwrap();
+            let _ = stdin.write_all(&vec![b' '; 200_000]);
+            drop(stdin);
+            c.wait_with_output()
+        });
+    match out {
+        Ok(o) => assert_eq!(String::from_utf8_lossy(&o.stdout), "413"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("SKIPPED: curl not installed");
+        }
+        Err(e) => panic!("curl: {e}"),
+    }
+}
+
+#[test]
+fn bad_configuration_exits_64_before_binding() {
+    let pki = Pki::new();
+    let port = common::free_port();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--proxy-memory-limit".into(), "lots".into()],
+            "--proxy-memory-limit",
+        ),
+        (
+            vec!["--proxy-pull-policy".into(), "Sometimes".into()],
+            "--proxy-pull-policy",
+        ),
+        (vec!["--log".into(), "=[".into()], "--log"),
+    ];
+    for (extra, needle) in cases {
+        let out = Command::new(common::bin())
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin",
+                "127.0.0.1:0",
+            ])
+            .arg("--tls-cert")
+            .arg(pki.path("tls.crt"))
+            .arg("--tls-key")
+            .arg(pki.path("tls.key"))
+            .args(&extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+    // Missing certificate file.
+    let out = Command::new(common::bin())
+        .args([
+            "--tls-cert",
+            "/nonexistent/tls.crt",
+            "--tls-key",
+            "/nonexistent/tls.key",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"));
+    // Env twin.
+    let out = Command::new(common::bin())
+        .env("OUTRIGGER_INJECTOR_LISTEN", "not-an-address")
+        .args(["--tls-cert", "c", "--tls-key", "k"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    // Nothing bound the port while failing.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_rotation_and_graceful_shutdown() {
+    let pki = Pki::new();
+    let mut inj = Injector::start(&pki, &[]);
+    let ca = pki.path("ca.pem");
+    let peer_cn = |addr| {
+        let out = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("{addr}"),
+                "-servername",
+                "localhost",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output();
+        out.ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let before = peer_cn(inj.webhook);
+    pki.write_leaf("rotated-cert");
+    if let Some(before) = before {
+        assert!(
+            before.contains("CN=outrigger-injector") || before.contains("CN = outrigger-injector"),
+            "{before}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = peer_cn(inj.webhook).unwrap();
+            if now.contains("rotated-cert") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "certificate not reloaded: {now}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (_, text) = http_get(inj.admin, "/metrics");
+        assert_eq!(
+            metric(
+                &text,
+                r#"outrigger_injector_tls_reloads_total{result="success"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
+    } else {
+        eprintln!("SKIPPED: openssl not installed (rotation check)");
+    }
+    // Still serving with the new certificate.
+    let ok = review("uid-r", &pod(json!({"outrigger.io/inject": "enabled"})));
+    let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", ok).await;
+    assert_eq!(s, 200);
+    assert_eq!(http_get(inj.admin, "/ready").0, 200);
+    assert_eq!(http_get(inj.admin, "/live").0, 200);
+    assert_eq!(inj.terminate(), Some(0));
+}
