@@ -2,7 +2,8 @@
 # Benchmark (not a test): outrigger-agent from start to the last line acknowledged by a local
 # Loki-compatible sink, agent pinned to one core. Prefills LINES CRI lines of LINE_BYTES bytes
 # over PODS pods, then reports lines/s, MiB/s, CPU-seconds per GiB and peak RSS.
-# Usage: bench/agent.sh            (env: LINES=1000000 PODS=20 LINE_BYTES=200 AGENT_CORE=0 SINK_CORE=1)
+# Usage: bench/agent.sh   (env: LINES=1000000 PODS=20 LINE_BYTES=200 AGENT_CORE=0 SINK_CORE=1
+#                          ENCODING=protobuf|json AGENT_ARGS="extra agent flags")
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LINES="${LINES:-1000000}"
@@ -41,12 +42,13 @@ taskset -c "$SINK_CORE" "$SINK" "127.0.0.1:$SINK_PORT" "$TOTAL_LINES" "$WORK/don
 SINK_PID=$!
 sleep 0.3
 
+read -r -a EXTRA <<<"${AGENT_ARGS:-}"
 START_NS=$(date +%s%N)
 taskset -c "$AGENT_CORE" "$AGENT" \
   --log-root "$WORK/pods" --state-dir "$WORK/state" \
   --loki-url "http://127.0.0.1:$SINK_PORT/loki/api/v1/push" --loki-encoding "$ENCODING" \
   --metrics "127.0.0.1:$METRICS_PORT" --kube-metadata off --node-name bench \
-  --log warn 2>"$WORK/agent.log" &
+  --log warn "${EXTRA[@]}" 2>"$WORK/agent.log" &
 AGENT_PID=$!
 
 while [[ ! -s "$WORK/done" ]]; do

@@ -119,6 +119,8 @@ pub fn run_reader(
         }
         let avail = budget.available();
         if avail < MIN_READ {
+            // Paused (backpressure): keep the notification queue drained so it stays bounded.
+            tailer.drain_changes();
             budget.wait_available(MIN_READ, Duration::from_millis(100));
         } else {
             asm.set_now(now_ns());

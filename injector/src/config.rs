@@ -254,6 +254,12 @@ impl Args {
                 "must be at least 1024 bytes",
             ));
         }
+        if self.tls_reload_interval.is_zero() {
+            return Err(bad(
+                "--tls-reload-interval (OUTRIGGER_INJECTOR_TLS_RELOAD_INTERVAL)",
+                "must be greater than zero",
+            ));
+        }
         if self.listen == self.admin {
             return Err(bad(
                 "--admin (OUTRIGGER_INJECTOR_ADMIN)",
@@ -299,8 +305,14 @@ mod tests {
         let mut a = base.clone();
         a.proxy_drain_delay = "soon".into();
         assert!(a.validate().is_err());
-        let mut a = base;
+        let mut a = base.clone();
         a.proxy_pull_policy = "Sometimes".into();
         assert!(a.validate().is_err());
+        let mut a = base.clone();
+        a.tls_reload_interval = Duration::ZERO;
+        assert!(a.validate().is_err());
+        let mut a = base;
+        a.admin = a.listen;
+        assert!(a.validate().unwrap_err().to_string().contains("--admin"));
     }
 }

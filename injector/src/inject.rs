@@ -19,6 +19,10 @@ pub const INJECTED_ANNOTATION: &str = "outrigger.io/injected";
 pub const CONTAINER_NAME: &str = "outrigger-proxy";
 /// Mesh inbound port.
 pub const INBOUND_PORT: u16 = 4143;
+/// Name of the inbound container port (the library chart's Services target it by name).
+pub const INBOUND_PORT_NAME: &str = "outrigger";
+/// Name of the admin container port (probes, PodMonitor).
+pub const ADMIN_PORT_NAME: &str = "outrigger-admin";
 /// Proxy admin port.
 pub const ADMIN_PORT: u16 = 4191;
 const DEFAULT_APP_PORT: i32 = 8080;
@@ -182,19 +186,19 @@ pub fn container(proxy: &ProxySpec, app_port: i32, grace_seconds: i64) -> Value 
         "restartPolicy": "Always",
         "env": env,
         "ports": [
-            {"name": "outrigger-proxy", "containerPort": INBOUND_PORT, "protocol": "TCP"},
-            {"name": "outrigger-admin", "containerPort": ADMIN_PORT, "protocol": "TCP"},
+            {"name": INBOUND_PORT_NAME, "containerPort": INBOUND_PORT, "protocol": "TCP"},
+            {"name": ADMIN_PORT_NAME, "containerPort": ADMIN_PORT, "protocol": "TCP"},
         ],
         "startupProbe": {
-            "httpGet": {"path": "/live", "port": "outrigger-admin"},
+            "httpGet": {"path": "/live", "port": ADMIN_PORT_NAME},
             "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 30,
         },
         "readinessProbe": {
-            "httpGet": {"path": "/ready", "port": "outrigger-admin"},
+            "httpGet": {"path": "/ready", "port": ADMIN_PORT_NAME},
             "periodSeconds": 5, "timeoutSeconds": 1, "failureThreshold": 2,
         },
         "livenessProbe": {
-            "httpGet": {"path": "/live", "port": "outrigger-admin"},
+            "httpGet": {"path": "/live", "port": ADMIN_PORT_NAME},
             "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3,
         },
         "resources": resources,
@@ -218,7 +222,7 @@ fn escape(segment: &str) -> String {
 
 /// JSONPatch adding `sidecar` as the first init container and the injected annotation.
 pub fn patch(pod: &Pod, sidecar: &Value) -> json_patch::Patch {
-    let mut ops = Vec::with_capacity(2);
+    let mut ops = Vec::with_capacity(5);
     let has_init = pod
         .spec
         .as_ref()
@@ -230,19 +234,28 @@ pub fn patch(pod: &Pod, sidecar: &Value) -> json_patch::Patch {
     } else {
         ops.push(json!({"op": "add", "path": "/spec/initContainers", "value": [sidecar]}));
     }
-    let version = env!("CARGO_PKG_VERSION");
+    // The injected marker plus the annotations the library chart puts on meshed pods, so tools
+    // that read them see an injected pod exactly like a chart-rendered one.
+    let annotations = [
+        (INJECTED_ANNOTATION, env!("CARGO_PKG_VERSION").to_owned()),
+        ("outrigger.dev/proxy", "enabled".to_owned()),
+        ("outrigger.dev/inbound-port", INBOUND_PORT.to_string()),
+        ("outrigger.dev/admin-port", ADMIN_PORT.to_string()),
+    ];
     if pod.metadata.annotations.is_some() {
-        ops.push(json!({
-            "op": "add",
-            "path": format!("/metadata/annotations/{}", escape(INJECTED_ANNOTATION)),
-            "value": version,
-        }));
+        for (key, value) in annotations {
+            ops.push(json!({
+                "op": "add",
+                "path": format!("/metadata/annotations/{}", escape(key)),
+                "value": value,
+            }));
+        }
     } else {
-        ops.push(json!({
-            "op": "add",
-            "path": "/metadata/annotations",
-            "value": {INJECTED_ANNOTATION: version},
-        }));
+        let map: serde_json::Map<String, Value> = annotations
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value::String(v)))
+            .collect();
+        ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": map}));
     }
     // The ops above are well-formed by construction; an empty patch is the safe fallback.
     serde_json::from_value(Value::Array(ops)).unwrap_or_else(|_| json_patch::Patch(Vec::new()))
@@ -298,6 +311,11 @@ mod tests {
         assert_eq!(c["name"], "outrigger-proxy");
         assert_eq!(c["restartPolicy"], "Always");
         assert_eq!(c["ports"][0]["containerPort"], 4143);
+        assert_eq!(c["ports"][0]["name"], "outrigger");
+        assert_eq!(
+            doc["metadata"]["annotations"]["outrigger.dev/inbound-port"],
+            "4143"
+        );
         assert_eq!(c["ports"][1]["name"], "outrigger-admin");
         assert_eq!(c["securityContext"]["runAsNonRoot"], true);
         assert_eq!(env(&doc, "OUTRIGGER_APP").unwrap(), "127.0.0.1:5000");

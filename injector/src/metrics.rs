@@ -117,7 +117,34 @@ impl Metrics {
         self.rejected.get_or_create(&ReasonLabels { reason }).inc();
     }
 
-    /// OpenMetrics text exposition.
+    /// Classic Prometheus text format (0.0.4) for scrapers and tools that do not ask for
+    /// OpenMetrics (e.g. `promtool check metrics`): counter families carry their `_total`
+    /// suffix in `# HELP`/`# TYPE`, and the OpenMetrics-only `# EOF`/`# UNIT` lines go.
+    pub fn render_classic(&self) -> String {
+        let om = self.render();
+        let counters: std::collections::HashSet<&str> = om
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(om.len() + 256);
+        for line in om.lines() {
+            if line == "# EOF" || line.starts_with("# UNIT ") {
+                continue;
+            }
+            let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let (name, tail) = line.strip_prefix(prefix)?.split_once(' ')?;
+                counters
+                    .contains(name)
+                    .then(|| format!("{prefix}{name}_total {tail}"))
+            });
+            out.push_str(rewritten.as_deref().unwrap_or(line));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// OpenMetrics text exposition (what Prometheus asks for).
     pub fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {

@@ -134,12 +134,28 @@ fn admin(req: &Request<Incoming>, state: &State) -> Resp {
         }
         "/ready" => text(StatusCode::OK, "ready\n"),
         "/metrics" => {
-            let mut r = text(StatusCode::OK, state.metrics.render());
+            // OpenMetrics when the scraper asks for it (Prometheus does), else classic text.
+            let openmetrics = req
+                .headers()
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("application/openmetrics-text"));
+            let (body, content_type) = if openmetrics {
+                (
+                    state.metrics.render(),
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+            } else {
+                (
+                    state.metrics.render_classic(),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            };
+            let mut r = text(StatusCode::OK, body);
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                header::HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                header::HeaderValue::from_static(content_type),
             );
             r
         }

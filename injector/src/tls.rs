@@ -101,12 +101,14 @@ pub async fn watch(
     interval: Duration,
 ) {
     let mut last = (fingerprint(&cert), fingerprint(&key));
+    // A pair that failed to load is retried only once it changes again (no log flood).
+    let mut failed = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let now = (fingerprint(&cert), fingerprint(&key));
-        if now == last {
+        if now == last || failed.as_ref() == Some(&now) {
             continue;
         }
         match load(&cert, &key) {
@@ -115,6 +117,7 @@ pub async fn watch(
                     *cur = Arc::new(ck);
                 }
                 last = now;
+                failed = None;
                 metrics
                     .tls_reloads
                     .get_or_create(&ResultLabels { result: "success" })
@@ -123,6 +126,7 @@ pub async fn watch(
             }
             Err(e) => {
                 // Keep `last` so a completed rotation is picked up on a later tick.
+                failed = Some(now);
                 metrics
                     .tls_reloads
                     .get_or_create(&ResultLabels { result: "error" })

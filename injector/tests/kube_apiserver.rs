@@ -95,10 +95,29 @@ impl Drop for KubeEnv {
     }
 }
 
-fn webhook(name: &str, url: String, ca: &str, namespace_selector: Value) -> Value {
+/// The chart's webhook configuration as the chart renders it (used when helm is missing).
+fn fallback_config() -> Value {
+    let selector = |op: &str| {
+        json!({"matchExpressions": [
+            {"key": "outrigger.io/inject", "operator": op, "values": ["enabled"]},
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["outrigger-system", "kube-system"]},
+        ]})
+    };
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "outrigger-injector"},
+        "webhooks": [
+            webhook("pods.injector.outrigger.io", "/mutate", selector("NotIn")),
+            webhook("namespaces.injector.outrigger.io", "/mutate/namespace", selector("In")),
+        ],
+    })
+}
+
+fn webhook(name: &str, path: &str, namespace_selector: Value) -> Value {
     json!({
         "name": name,
-        "clientConfig": {"url": url, "caBundle": ca},
+        "clientConfig": {"service": {"name": "outrigger-injector", "namespace": "outrigger-system", "path": path}},
         "rules": [{
             "operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
             "resources": ["pods"], "scope": "Namespaced",
@@ -154,32 +173,41 @@ fn injects_through_a_real_api_server() {
 
     let ca = base64::engine::general_purpose::STANDARD.encode(pki.ca.pem());
     let base = format!("https://127.0.0.1:{}", injector.webhook.port());
-    let config = json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": "outrigger-injector-test"},
-        "webhooks": [
-            webhook("pods.injector.outrigger.io", format!("{base}/mutate"), &ca, json!({
-                "matchExpressions": [
-                    {"key": "outrigger.io/inject", "operator": "NotIn", "values": ["enabled"]},
-                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]},
-                ]
-            })),
-            webhook("namespaces.injector.outrigger.io", format!("{base}/mutate/namespace"), &ca, json!({
-                "matchExpressions": [
-                    {"key": "outrigger.io/inject", "operator": "In", "values": ["enabled"]},
-                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]},
-                ]
-            })),
-        ],
+    // The chart's own MutatingWebhookConfiguration (selectors, policies, paths), pointed at the
+    // local binary by URL instead of the in-cluster Service, with the test CA as caBundle.
+    let mut config = common::helm_render(&[
+        "--set",
+        "injector.enabled=true",
+        "--show-only",
+        "templates/injector-webhook.yaml",
+    ])
+    .map_or_else(fallback_config, |docs| {
+        docs.into_iter()
+            .next()
+            .expect("one MutatingWebhookConfiguration")
     });
+    assert_eq!(config["kind"], "MutatingWebhookConfiguration");
+    config["metadata"] = json!({"name": "outrigger-injector-test"});
+    for w in config["webhooks"].as_array_mut().unwrap() {
+        assert_eq!(w["failurePolicy"], "Ignore");
+        assert_eq!(w["sideEffects"], "None");
+        let path = w["clientConfig"]["service"]["path"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        w["clientConfig"] = json!({"url": format!("{base}{path}"), "caBundle": ca});
+    }
     let (code, body) = kube.api(
         "POST",
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
         Some(&config),
     );
     assert_eq!(code, 201, "{body}");
-    for (ns, inject) in [("meshed", true), ("plain", false)] {
+    for (ns, inject) in [
+        ("meshed", true),
+        ("plain", false),
+        ("outrigger-system", true),
+    ] {
         let mut labels = json!({"pod-security.kubernetes.io/enforce": "restricted"});
         if inject {
             labels["outrigger.io/inject"] = json!("enabled");
@@ -300,6 +328,18 @@ fn injects_through_a_real_api_server() {
     assert_eq!(code, 201);
     let (_, pod) = kube.api("GET", "/api/v1/namespaces/plain/pods/bare", None);
     assert!(init_names(&pod).is_empty(), "{pod}");
+
+    // The release namespace is never injected, even when labelled and annotated.
+    let (code, body) = kube.api(
+        "POST",
+        "/api/v1/namespaces/outrigger-system/pods",
+        Some(&restricted_pod(
+            "own",
+            json!({"outrigger.io/inject": "enabled"}),
+        )),
+    );
+    assert_eq!(code, 201, "{body}");
+    assert!(init_names(&body).is_empty(), "{body}");
 
     let (_, text) = http_get(injector.admin, "/metrics");
     let injected = metric(

@@ -169,6 +169,58 @@ async fn injects_over_tls_and_counts() {
     )));
 }
 
+/// The exposition passes Debian's `promtool check metrics` (after real traffic, so every
+/// family has samples).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_promtool_clean() {
+    let Some(promtool) = common::tool("promtool").or_else(|| {
+        std::path::Path::new("/usr/bin/promtool")
+            .is_file()
+            .then(|| "/usr/bin/promtool".into())
+    }) else {
+        eprintln!("SKIPPED: promtool not installed");
+        return;
+    };
+    let pki = Pki::new();
+    let inj = Injector::start(&pki, &[]);
+    let ca = pki.path("ca.pem");
+    let ok = review("uid-m", &pod(json!({"outrigger.io/inject": "enabled"})));
+    assert_eq!(https(inj.webhook, &ca, "POST", "/mutate", ok).await.0, 200);
+    assert_eq!(
+        https(inj.webhook, &ca, "POST", "/mutate", b"x".to_vec())
+            .await
+            .0,
+        400
+    );
+    let (_, text) = http_get(inj.admin, "/metrics");
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}\n{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clean_4xx() {
     let pki = Pki::new();
@@ -404,11 +456,58 @@ async fn certificate_rotation_and_graceful_shutdown() {
     } else {
         eprintln!("SKIPPED: openssl not installed (rotation check)");
     }
+    // A broken certificate file is rejected; the loaded certificate stays in use.
+    std::fs::write(pki.path("tls.crt"), "not a certificate\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, text) = http_get(inj.admin, "/metrics");
+        if metric(
+            &text,
+            r#"outrigger_injector_tls_reloads_total{result="error"}"#,
+        ) == Some(1.0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broken certificate not noticed: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ok = review("uid-b", &pod(json!({"outrigger.io/inject": "enabled"})));
+    assert_eq!(https(inj.webhook, &ca, "POST", "/mutate", ok).await.0, 200);
+    pki.write_leaf("third-cert");
     // Still serving with the new certificate.
     let ok = review("uid-r", &pod(json!({"outrigger.io/inject": "enabled"})));
     let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", ok).await;
     assert_eq!(s, 200);
     assert_eq!(http_get(inj.admin, "/ready").0, 200);
     assert_eq!(http_get(inj.admin, "/live").0, 200);
+    assert_eq!(inj.terminate(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_readiness_off_but_keeps_serving_for_the_delay() {
+    let pki = Pki::new();
+    let mut inj = Injector::start(&pki, &["--shutdown-delay", "3s"]);
+    let ca = pki.path("ca.pem");
+    assert_eq!(http_get(inj.admin, "/ready").0, 200);
+    let pid = inj.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    // Readiness flips at once (hang guard only: a few seconds at most).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while http_get(inj.admin, "/ready").0 != 503 {
+        assert!(Instant::now() < deadline, "/ready never turned 503");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ... while reviews are still answered during the delay.
+    let ok = review("uid-drain", &pod(json!({"outrigger.io/inject": "enabled"})));
+    let (s, body) = https(inj.webhook, &ca, "POST", "/mutate", ok).await;
+    assert_eq!(s, 200);
+    decode_patch(&response(&body));
+    assert!(
+        inj.child.try_wait().unwrap().is_none(),
+        "exited before the delay"
+    );
     assert_eq!(inj.terminate(), Some(0));
 }

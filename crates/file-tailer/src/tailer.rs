@@ -338,6 +338,17 @@ impl Tailer {
             timeout.min(self.cfg.poll_interval)
         };
         let changes = self.watch.wait(timeout);
+        self.apply(changes);
+    }
+
+    /// Applies queued change notifications without blocking (the queue stays bounded by the
+    /// number of files, which the dirty sets deduplicate, even while reading is paused).
+    pub fn drain_changes(&mut self) {
+        let changes = self.watch.drain();
+        self.apply(changes);
+    }
+
+    fn apply(&mut self, changes: crate::watch::Changes) {
         if changes.rescan {
             self.queue_full_scan();
         }

@@ -68,6 +68,18 @@ impl Watch {
         self.inner.is_some()
     }
 
+    /// Takes whatever changes are queued without waiting (nothing in polling mode). Used while
+    /// reading is paused so the event queue cannot grow without bound.
+    pub fn drain(&mut self) -> Changes {
+        let mut out = Changes::default();
+        if let Some((_, rx)) = &self.inner {
+            while let Ok(ev) = rx.try_recv() {
+                classify(ev, &mut out);
+            }
+        }
+        out
+    }
+
     /// Waits up to `timeout` for changes and drains everything queued. In polling mode it sleeps
     /// and asks for a full rescan.
     pub fn wait(&mut self, timeout: Duration) -> Changes {

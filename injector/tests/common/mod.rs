@@ -89,7 +89,12 @@ impl Injector {
             .arg(pki.path("tls.crt"))
             .arg("--tls-key")
             .arg(pki.path("tls.key"))
-            .args(["--shutdown-delay", "0s", "--tls-reload-interval", "200ms"])
+            .args(["--tls-reload-interval", "200ms"])
+            .args(if extra.contains(&"--shutdown-delay") {
+                &[][..]
+            } else {
+                &["--shutdown-delay", "0s"][..]
+            })
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -254,4 +259,48 @@ pub fn repo_root() -> PathBuf {
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
         PathBuf::from,
     )
+}
+
+/// Render `charts/outrigger` templates with helm and convert them to JSON objects (python3 +
+/// PyYAML). None (with a loud SKIPPED line) when either tool is missing.
+pub fn helm_render(args: &[&str]) -> Option<Vec<serde_json::Value>> {
+    let Some(helm) = tool("helm") else {
+        eprintln!("SKIPPED: helm not installed");
+        return None;
+    };
+    let out = Command::new(helm)
+        .args(["template", "outrigger"])
+        .arg(repo_root().join("charts/outrigger"))
+        .args([
+            "--kube-version",
+            "1.34.0",
+            "--namespace",
+            "outrigger-system",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut conv = Command::new("python3")
+        .arg("-c")
+        .arg("import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d]))")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    {
+        use std::io::Write as _;
+        conv.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    }
+    let conv = conv.wait_with_output().unwrap();
+    if !conv.status.success() {
+        eprintln!("SKIPPED: python3 with PyYAML not installed");
+        return None;
+    }
+    Some(serde_json::from_slice(&conv.stdout).unwrap())
 }

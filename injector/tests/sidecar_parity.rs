@@ -1,0 +1,143 @@
+//! The injected container is the library chart's container: render
+//! `charts/outrigger-sidecar/tests/consumer` with helm (plain settings: no TLS, no tracing) and
+//! compare its `outrigger-proxy` init container field by field with what the real injector
+//! binary patches into an equivalent pod.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
+
+mod common;
+
+use std::process::Command;
+
+use base64::Engine as _;
+use common::{Injector, Pki, https, repo_root, review, tool};
+use serde_json::{Value, json};
+
+/// Render the consumer chart with `values` and return its outrigger-proxy init container.
+fn library_container(helm: &std::path::Path, values: &str) -> Option<Value> {
+    let work = tempfile::tempdir().unwrap();
+    let lib = work.path().join("outrigger-sidecar");
+    let ok = Command::new("cp")
+        .arg("-r")
+        .arg(repo_root().join("charts/outrigger-sidecar"))
+        .arg(&lib)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "copying the library chart");
+    let consumer = lib.join("tests/consumer");
+    let out = Command::new(helm)
+        .args(["dependency", "build", "--skip-refresh"])
+        .arg(&consumer)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm dependency build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(work.path().join("values.yaml"), values).unwrap();
+    let out = Command::new(helm)
+        .args(["template", "parity"])
+        .arg(&consumer)
+        .arg("-f")
+        .arg(work.path().join("values.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(work.path().join("render.yaml"), &out.stdout).unwrap();
+    let conv = Command::new("python3")
+        .arg("-c")
+        .arg("import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))")
+        .arg(work.path().join("render.yaml"))
+        .output()
+        .unwrap();
+    if !conv.status.success() {
+        eprintln!("SKIPPED: python3 with PyYAML not installed");
+        return None;
+    }
+    let docs: Vec<Value> = serde_json::from_slice(&conv.stdout).unwrap();
+    let sts = docs
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet")
+        .expect("StatefulSet");
+    let c = sts["spec"]["template"]["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "outrigger-proxy")
+        .cloned()
+        .expect("outrigger-proxy init container");
+    Some(c)
+}
+
+async fn injected_container(extra: &[&str], app_port: u16, grace: u32) -> Value {
+    let pki = Pki::new();
+    let inj = Injector::start(&pki, extra);
+    let pod = json!({
+        "metadata": {"name": "parity", "annotations": {"outrigger.io/inject": "enabled"}},
+        "spec": {
+            "terminationGracePeriodSeconds": grace,
+            "containers": [{"name": "app", "image": "app:1", "ports": [{"containerPort": app_port}]}],
+        }
+    });
+    let (status, body) = https(
+        inj.webhook,
+        &pki.path("ca.pem"),
+        "POST",
+        "/mutate",
+        review("p", &pod),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let resp: Value = serde_json::from_slice(&body).unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(resp["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
+    let mut doc = pod;
+    json_patch::patch(&mut doc, &patch).unwrap();
+    doc["spec"]["initContainers"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_container_equals_the_library_chart_container() {
+    let Some(helm) = tool("helm") else {
+        eprintln!("SKIPPED: helm not installed");
+        return;
+    };
+    let base = "appPort: 9000\nterminationGracePeriodSeconds: 60\noutrigger:\n  tls: {enabled: false}\n  otel: {endpoint: \"\"}\n  ports: {inbound: 4143}\n  config: null\n";
+    let variants: [(String, Vec<&str>); 2] = [
+        (
+            format!("{base}  drainDelay: \"\"\n  drainTimeout: \"\"\n"),
+            vec![],
+        ),
+        (
+            format!("{base}  drainDelay: 3s\n  drainTimeout: 40s\n"),
+            vec!["--proxy-drain-delay", "3s", "--proxy-drain-timeout", "40s"],
+        ),
+    ];
+    for (values, extra) in variants {
+        let Some(expected) = library_container(&helm, &values) else {
+            return;
+        };
+        let image = expected["image"].as_str().unwrap().to_owned();
+        let mut args = vec!["--proxy-image", image.as_str()];
+        args.extend(extra);
+        let got = injected_container(&args, 9000, 60).await;
+        assert_eq!(
+            got,
+            expected,
+            "injected:\n{}\nlibrary chart:\n{}",
+            serde_json::to_string_pretty(&got).unwrap(),
+            serde_json::to_string_pretty(&expected).unwrap()
+        );
+    }
+}
