@@ -1,7 +1,8 @@
 //! The reader thread: drives the tailer, assembles records, hands them to the sinks, applies the
 //! sinks' acknowledgements (a file's offset advances to the minimum acknowledged by every sink)
 //! and writes checkpoints. Memory is bounded by the byte budget: when it is used up, reading
-//! pauses and the kubelet's files are the buffer.
+//! pauses and the kubelet's files are the buffer. When it has caught up with every file it
+//! tells the sinks, so the tail of a drained backlog is not held back for the batch wait.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use crate::assemble::Assembler;
 use crate::kube_meta::MetaStore;
 use crate::metrics::{Metrics, now_ns};
 use crate::record::{ByteBudget, Record};
-use crate::sink::Ack;
+use crate::sink::{Ack, Input};
 
 /// Reader settings.
 #[derive(Debug, Clone)]
@@ -31,8 +32,6 @@ pub struct ReaderConfig {
 
 /// Smallest read worth waking up for when the budget is nearly used up.
 const MIN_READ: usize = 64 * 1024;
-
-type Chunk = Arc<[Arc<Record>]>;
 
 struct AckState {
     sinks: usize,
@@ -60,14 +59,22 @@ impl AckState {
     }
 }
 
-fn send(out: &mut Vec<Record>, sinks: &[mpsc::Sender<Chunk>]) {
+/// Hands the assembled records to every sink. Returns whether there were any.
+fn send(out: &mut Vec<Record>, sinks: &[mpsc::Sender<Input>]) -> bool {
     if out.is_empty() {
-        return;
+        return false;
     }
-    let chunk: Chunk = out.drain(..).map(Arc::new).collect::<Vec<_>>().into();
+    let chunk: Arc<[Arc<Record>]> = out.drain(..).map(Arc::new).collect::<Vec<_>>().into();
     for s in sinks {
         // A closed sink only happens at shutdown; its records are read again after restart.
-        let _ = s.blocking_send(chunk.clone());
+        let _ = s.blocking_send(Input::Records(chunk.clone()));
+    }
+    true
+}
+
+fn caught_up(sinks: &[mpsc::Sender<Input>]) {
+    for s in sinks {
+        let _ = s.blocking_send(Input::CaughtUp);
     }
 }
 
@@ -94,7 +101,7 @@ fn publish(tailer: &Tailer, metrics: &Metrics, meta: Option<&MetaStore>) {
 pub fn run_reader(
     cfg: &ReaderConfig,
     mut tailer: Tailer,
-    sinks: Vec<mpsc::Sender<Chunk>>,
+    sinks: Vec<mpsc::Sender<Input>>,
     acks: &std::sync::mpsc::Receiver<Ack>,
     budget: &ByteBudget,
     metrics: &Arc<Metrics>,
@@ -108,7 +115,8 @@ pub fn run_reader(
     let mut out: Vec<Record> = Vec::new();
     asm.set_now(now_ns());
     tailer.start(&mut |ev| asm.handle(ev, &mut out));
-    send(&mut out, &sinks);
+    // Whether records went to the sinks since they were last told the reader caught up.
+    let mut sent = send(&mut out, &sinks);
     tailer.checkpoint()?;
     publish(&tailer, metrics, cfg.meta.as_deref());
     metrics.ready.store(true, Ordering::Relaxed);
@@ -125,8 +133,12 @@ pub fn run_reader(
         } else {
             asm.set_now(now_ns());
             let n = tailer.step(avail, &mut |ev| asm.handle(ev, &mut out));
-            send(&mut out, &sinks);
+            sent |= send(&mut out, &sinks);
             if n == 0 && !tailer.has_work() {
+                if sent {
+                    caught_up(&sinks);
+                    sent = false;
+                }
                 tailer.wait(Duration::from_millis(200));
             }
         }

@@ -4,6 +4,10 @@
 //! 429 and 5xx are retried with exponential backoff and full jitter, honouring `Retry-After`,
 //! until they succeed or the shutdown deadline passes; an unacknowledged batch is simply read
 //! again after restart, so an outage never loses data while the files are on disk.
+//!
+//! A batch is sent when it reaches `batch_bytes`, when its first record waited `batch_wait`, or
+//! early when the reader reports it caught up after draining a backlog of at least a batch (the
+//! rest of that backlog is not held back for `batch_wait`; a trickle is still batched by time).
 
 pub mod loki;
 pub mod otlp;
@@ -49,6 +53,15 @@ pub struct SinkConfig {
     pub backoff_max: Duration,
 }
 
+/// What the reader hands a sink, in reading order.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Records, in the order they were read.
+    Records(Arc<[Arc<Record>]>),
+    /// The reader has caught up with every file: nothing more to read right now.
+    CaughtUp,
+}
+
 /// Acknowledgement from sink `sink`: offsets per file.
 #[derive(Debug)]
 pub struct Ack {
@@ -69,7 +82,7 @@ enum Outcome {
 pub async fn run(
     idx: usize,
     cfg: SinkConfig,
-    mut rx: mpsc::Receiver<Arc<[Arc<Record>]>>,
+    mut rx: mpsc::Receiver<Input>,
     acks: std::sync::mpsc::Sender<Ack>,
     metrics: Arc<Metrics>,
     meta: Arc<MetaStore>,
@@ -83,6 +96,10 @@ pub async fn run(
         Client::builder(TokioExecutor::new()).build(connector);
     let mut pending: Vec<Arc<Record>> = Vec::new();
     let mut closed = false;
+    // Bytes received since the reader last caught up, and whether what is pending is the tail
+    // of a drained backlog that goes out now instead of after `batch_wait`.
+    let mut since_caught_up: usize = 0;
+    let mut flush = false;
     // One batch in flight while the next one is filled and encoded: overlaps our encoding with
     // the network and the receiver, and still delivers (and acknowledges) batches in order.
     let mut inflight: Option<tokio::task::JoinHandle<(bool, Encoded)>> = None;
@@ -93,7 +110,7 @@ pub async fn run(
         // Fill a batch: up to batch_bytes, or batch_wait after its first record.
         let mut bytes: usize = pending.iter().map(|r| r.line.len()).sum();
         let started = Instant::now();
-        while !closed && bytes < cfg.batch_bytes {
+        while !closed && !flush && bytes < cfg.batch_bytes {
             let wait = if pending.is_empty() {
                 Duration::from_secs(3600)
             } else {
@@ -118,17 +135,26 @@ pub async fn run(
                         return;
                     }
                 }
-                Wake::Input(Ok(Some(chunk))) => {
+                Wake::Input(Ok(Some(Input::Records(chunk)))) => {
                     for r in chunk.iter() {
                         bytes += r.line.len();
+                        since_caught_up += r.line.len();
                         pending.push(r.clone());
                     }
+                }
+                Wake::Input(Ok(Some(Input::CaughtUp))) => {
+                    // At least a batch arrived without a pause: a backlog was drained, more is
+                    // not coming soon, so waiting would only delay the rest. Less than a batch
+                    // between catch-ups is a trickle, batched by time to keep requests few.
+                    flush = since_caught_up >= cfg.batch_bytes && !pending.is_empty();
+                    since_caught_up = 0;
                 }
                 Wake::Input(Ok(None)) => closed = true,
                 Wake::Input(Err(_)) => break,
             }
         }
         if pending.is_empty() {
+            flush = false;
             continue;
         }
         // Take up to batch_bytes (at least one record).
@@ -142,6 +168,9 @@ pub async fn run(
             take += 1;
         }
         let batch: Vec<Arc<Record>> = pending.drain(..take).collect();
+        if pending.is_empty() {
+            flush = false;
+        }
         let enc = encode(&cfg, batch, &meta);
         if let Some(prev) = inflight.take()
             && !finish(idx, prev, &acks).await
@@ -166,7 +195,7 @@ type Answer = Result<(bool, Encoded), tokio::task::JoinError>;
 /// What woke the batching loop.
 enum Wake {
     Answered(Answer),
-    Input(Result<Option<Arc<[Arc<Record>]>>, tokio::time::error::Elapsed>),
+    Input(Result<Option<Input>, tokio::time::error::Elapsed>),
 }
 
 /// Waits for an in-flight batch and acknowledges its offsets. False if it was not delivered.
