@@ -96,14 +96,18 @@ for path in sys.argv[1:]:
         if pm["spec"]["podMetricsEndpoints"][0]["port"] != "outrigger-admin":
             errors.append(f"{name}: PodMonitor must scrape the proxy admin port outrigger-admin (4191)")
     for sm in by_kind.get("ServiceMonitor", []):
-        if sm["spec"]["endpoints"][0]["port"] != "metrics":
-            errors.append(f"{name}: ServiceMonitor must scrape the agent metrics port")
+        component = sm["metadata"]["labels"].get("app.kubernetes.io/component")
+        want = {"agent": "metrics", "injector": "metrics"}.get(component)
+        if sm["spec"]["endpoints"][0]["port"] != want:
+            errors.append(f"{name}: ServiceMonitor of {component} must scrape port {want}")
     for cm in by_kind.get("ConfigMap", []):
         if cm["metadata"]["labels"].get("grafana_dashboard") != "1":
             errors.append(f"{name}: dashboard ConfigMap {cm['metadata']['name']} lacks grafana_dashboard: \"1\"")
     if name.startswith("default") and sorted(by_kind) != sorted(
             ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "DaemonSet", "ServiceMonitor",
-             "PodMonitor", "ConfigMap", "PrometheusRule", "NetworkPolicy"]):
+             "PodMonitor", "ConfigMap", "PrometheusRule", "NetworkPolicy",
+             # outrigger-injector (on by default): webhook, its Deployment and cert-manager objects.
+             "Deployment", "PodDisruptionBudget", "MutatingWebhookConfiguration", "Issuer", "Certificate"]):
         errors.append(f"{name}: unexpected kinds {sorted(by_kind)}")
 if errors:
     print("\n".join(errors), file=sys.stderr)
