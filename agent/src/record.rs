@@ -1,7 +1,7 @@
 //! What flows from the reader to the sinks: one log record per (joined) line, carrying the file
 //! offset that may be acknowledged once it is delivered, plus the byte budget that bounds memory.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -47,7 +47,9 @@ impl Record {
 
 /// A byte budget shared by the reader (which waits when it is used up) and the records (which
 /// give their bytes back when dropped, i.e. when every sink is done with them). The counter is
-/// atomic so the per-record path takes no lock; only a waiting reader uses the condvar.
+/// atomic so the per-record path takes no lock; only a waiting reader uses the condvar, and it is
+/// woken once enough is free for it, not by every record dropped (that would cost a futex wake
+/// and a context switch per record while reading is paused).
 #[derive(Debug, Clone)]
 pub struct ByteBudget {
     inner: Arc<BudgetInner>,
@@ -57,7 +59,8 @@ pub struct ByteBudget {
 #[derive(Debug)]
 struct BudgetInner {
     used: AtomicUsize,
-    waiting: AtomicBool,
+    /// Bytes the waiting reader needs available (0: nobody waits).
+    want: AtomicUsize,
     lock: Mutex<()>,
     cv: Condvar,
 }
@@ -67,7 +70,7 @@ impl ByteBudget {
         Self {
             inner: Arc::new(BudgetInner {
                 used: AtomicUsize::new(0),
-                waiting: AtomicBool::new(false),
+                want: AtomicUsize::new(0),
                 lock: Mutex::new(()),
                 cv: Condvar::new(),
             }),
@@ -81,7 +84,8 @@ impl ByteBudget {
 
     /// Bytes currently held by records.
     pub fn used(&self) -> usize {
-        self.inner.used.load(Ordering::Acquire)
+        // SeqCst pairs with `want` (see `give_back`): a waiter that misses a release is woken.
+        self.inner.used.load(Ordering::SeqCst)
     }
 
     /// Bytes that may be read now.
@@ -98,14 +102,15 @@ impl ByteBudget {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         loop {
-            self.inner.waiting.store(true, Ordering::SeqCst);
+            self.inner.want.store(min.max(1), Ordering::SeqCst);
             let avail = self.available();
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if avail >= min || left.is_zero() {
-                self.inner.waiting.store(false, Ordering::SeqCst);
+                self.inner.want.store(0, Ordering::SeqCst);
                 return avail;
             }
-            // Short waits: a release racing with the flag store is caught on the next round.
+            // Either this check sees a release or the releaser sees `want` (both SeqCst) and
+            // notifies under the lock; the short timeout is only a safety net.
             let (ng, _) = self
                 .inner
                 .cv
@@ -125,8 +130,13 @@ impl ByteBudget {
     }
 
     fn give_back(&self, n: usize) {
-        self.inner.used.fetch_sub(n, Ordering::AcqRel);
-        if self.inner.waiting.load(Ordering::SeqCst) {
+        let used = self
+            .inner
+            .used
+            .fetch_sub(n, Ordering::SeqCst)
+            .saturating_sub(n);
+        let want = self.inner.want.load(Ordering::SeqCst);
+        if want > 0 && self.limit.saturating_sub(used) >= want {
             let _g = self
                 .inner
                 .lock

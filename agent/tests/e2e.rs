@@ -487,6 +487,50 @@ fn sigterm_flushes_and_checkpoints() {
 }
 
 #[test]
+fn drained_backlog_tail_is_sent_at_once_but_a_trickle_waits_for_the_batch() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let sink = Sink::start(Mode::Accept);
+    let c = Container::new(root.path(), "ns", "backlog", "app");
+    // A backlog of many small batches whose last one is only partly filled.
+    c.write("stdout", &msgs("b", 0..3000));
+    let agent = Agent::spawn(
+        root.path(),
+        state.path(),
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--batch-max-bytes",
+            "16384",
+            "--batch-max-wait-ms",
+            "600000",
+        ],
+    );
+    // With a 10-minute batch wait, the tail only arrives if catching up sends it.
+    wait_for("the whole backlog", 60, || sink.count() >= 3000);
+    assert!(
+        sink.requests() >= 3000 * 50 / 16384,
+        "sent in several batches"
+    );
+    // Less than a batch after catching up is a trickle: it waits for the batch wait (or, here,
+    // the SIGTERM flush).
+    c.write("stdout", &msgs("b", 3000..3005));
+    wait_for("trickle read", 20, || {
+        agent.metric("outrigger_agent_lines_read_total") == Some(3005.0)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.count(), 3000);
+    assert_eq!(agent.sigterm().code(), Some(0));
+    let got = sink.entries();
+    assert_eq!(got.len(), 3005, "exactly once");
+    let ps = per_stream(&got);
+    assert_eq!(
+        ps[&("backlog".into(), "app".into(), "stdout".into())],
+        msgs("b", 0..3005)
+    );
+}
+
+#[test]
 fn otlp_sink_with_k8s_resource_attributes() {
     let root = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();

@@ -52,15 +52,18 @@ async fn sigterm_drains_without_failing_requests() {
                 let mut result = get(&client, &url).await;
                 // A request that was provably never processed may be resent (RFC 9110 §9.2.2,
                 // RFC 9113 §8.7): one refused by GOAWAY/REFUSED_STREAM, or one hyper reports as
-                // `Canceled` (never written because the connection closed first). Browsers, curl
-                // and Go's client do this; hyper-util's pool only partly, so the test applies it.
+                // `Canceled` (never written because the connection closed first), or
+                // `SendRequest(ChannelClosed)` (hyper-util's pool handed out a connection whose
+                // task had already ended after the GOAWAY, so nothing reached the wire). Browsers,
+                // curl and Go's client do this; hyper-util's pool only partly, so the test applies it.
                 // Anything else (5xx, reset mid-response, refused connection) is a failure.
                 for _ in 0..3 {
                     match &result {
                         Err(e)
                             if e.contains("GoAway")
                                 || e.contains("REFUSED_STREAM")
-                                || e.contains("Error(Canceled") =>
+                                || e.contains("Error(Canceled")
+                                || e.contains("SendRequest, hyper::Error(ChannelClosed)") =>
                         {
                             tally.goaway_retries.fetch_add(1, Ordering::Relaxed);
                             result = get(&client, &url).await;
