@@ -6,5 +6,8 @@ set -euo pipefail
 cd "$OUTRIGGER_ROOT"
 echo "check-e2e: building outrigger-proxy and outrigger-agent"
 cargo build --locked -q -p outrigger-proxy -p outrigger-agent
+echo "check-e2e: ruff on tests/ and the demo sink"
+ruff check tests scripts/lib/demo-sink.py
+ruff format --check tests scripts/lib/demo-sink.py
 echo "check-e2e: pytest tests/e2e"
 python -m pytest -q -p no:cacheprovider tests/e2e

@@ -30,7 +30,8 @@ pub struct ReaderConfig {
     pub meta: Option<Arc<MetaStore>>,
 }
 
-/// Smallest read worth waking up for when the budget is nearly used up.
+/// Smallest read worth waking up for when the budget is nearly used up (at most half the
+/// budget, so a buffer smaller than this still gets read).
 const MIN_READ: usize = 64 * 1024;
 
 struct AckState {
@@ -120,16 +121,17 @@ pub fn run_reader(
     tailer.checkpoint()?;
     publish(&tailer, metrics, cfg.meta.as_deref());
     metrics.ready.store(true, Ordering::Relaxed);
+    let min_read = MIN_READ.min(budget.limit() / 2).max(1);
     let mut last_cp = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         while let Ok(a) = acks.try_recv() {
             ack_state.apply(&mut tailer, a);
         }
         let avail = budget.available();
-        if avail < MIN_READ {
+        if avail < min_read {
             // Paused (backpressure): keep the notification queue drained so it stays bounded.
             tailer.drain_changes();
-            budget.wait_available(MIN_READ, Duration::from_millis(100));
+            budget.wait_available(min_read, Duration::from_millis(100));
         } else {
             asm.set_now(now_ns());
             let n = tailer.step(avail, &mut |ev| asm.handle(ev, &mut out));

@@ -531,6 +531,35 @@ fn drained_backlog_tail_is_sent_at_once_but_a_trickle_waits_for_the_batch() {
 }
 
 #[test]
+fn small_buffer_below_one_read_still_ships_everything() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let sink = Sink::start(Mode::Accept);
+    let c = Container::new(root.path(), "ns", "tiny", "app");
+    c.write("stdout", &msgs("t", 0..500));
+    // The smallest buffer the configuration accepts for 1000-byte batches.
+    let _agent = Agent::spawn(
+        root.path(),
+        state.path(),
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--batch-max-bytes",
+            "1000",
+            "--max-buffer-bytes",
+            "2000",
+        ],
+    );
+    wait_for("every line", 60, || sink.count() >= 500);
+    let got = sink.entries();
+    assert_eq!(got.len(), 500, "exactly once");
+    assert_eq!(
+        per_stream(&got)[&("tiny".into(), "app".into(), "stdout".into())],
+        msgs("t", 0..500)
+    );
+}
+
+#[test]
 fn otlp_sink_with_k8s_resource_attributes() {
     let root = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();

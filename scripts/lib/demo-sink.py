@@ -9,16 +9,21 @@ PORT, OUT = int(sys.argv[1]), sys.argv[2]
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(200 if self.path == "/ready" else 404)
         self.end_headers()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         push = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
         with open(OUT, "a", encoding="utf-8") as out:
             for stream in push.get("streams", []):
-                for ts, line, *_ in stream.get("values", []):
-                    out.write(json.dumps({"labels": stream.get("stream", {}), "ts": ts, "line": line}) + "\n")
+                out.writelines(
+                    json.dumps(
+                        {"labels": stream.get("stream", {}), "ts": ts, "line": line}
+                    )
+                    + "\n"
+                    for ts, line, *_ in stream.get("values", [])
+                )
         self.send_response(204)
         self.end_headers()
 

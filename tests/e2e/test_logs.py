@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,7 +22,7 @@ class LokiSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 push = json.loads(body)
                 with sink.lock:
@@ -48,7 +48,7 @@ class LokiSink:
 
 
 def cri_line(stream: str, msg: str) -> str:
-    ts = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
     return f"{ts} {stream} F {msg}\n"
 
 
@@ -73,13 +73,20 @@ def test_proxy_access_log_reaches_loki_through_agent(procs: Procs) -> None:
             "agent",
             [
                 str(binary("outrigger-agent")),
-                "--log-root", str(log_root),
-                "--state-dir", str(procs.tmp / "state"),
-                "--loki-url", sink.url,
-                "--loki-encoding", "json",
-                "--metrics", f"127.0.0.1:{free_port()}",
-                "--node-name", "node-e2e",
-                "--kube-metadata", "off",
+                "--log-root",
+                str(log_root),
+                "--state-dir",
+                str(procs.tmp / "state"),
+                "--loki-url",
+                sink.url,
+                "--loki-encoding",
+                "json",
+                "--metrics",
+                f"127.0.0.1:{free_port()}",
+                "--node-name",
+                "node-e2e",
+                "--kube-metadata",
+                "off",
             ],
         )
 

@@ -54,6 +54,9 @@ def test_requests_through_proxy_are_counted_by_proxy_app_and_prometheus(procs: P
     total = sum(sent.values())
 
     def scraped() -> bool:
+        # Prometheus answers 503 until its storage is open; only then is the query meaningful.
+        if http_get(f"http://127.0.0.1:{port}/-/ready")[0] != 200:
+            return False
         up = prom_query(port, "up")
         return len(up) == 2 and all(r["value"][1] == "1" for r in up)
 
@@ -117,7 +120,9 @@ def test_rollout_between_two_replicas_loses_no_request(procs: Procs) -> None:
             candidates = [k for k, ok in ready.items() if ok] or ["b"]
             key = candidates[i % len(candidates)]
             i += 1
-            conn = conns.get(key) or http.client.HTTPConnection("127.0.0.1", replicas[key].ports["http"], timeout=5)
+            conn = conns.get(key) or http.client.HTTPConnection(
+                "127.0.0.1", replicas[key].ports["http"], timeout=5
+            )
             conns[key] = conn
             try:
                 conn.request("GET", "/json")
@@ -147,7 +152,9 @@ def test_rollout_between_two_replicas_loses_no_request(procs: Procs) -> None:
                 finally:
                     retry.close()
 
-    threads = [threading.Thread(target=endpoints_controller)] + [threading.Thread(target=client) for _ in range(4)]
+    threads = [threading.Thread(target=endpoints_controller)] + [
+        threading.Thread(target=client) for _ in range(4)
+    ]
     for t in threads:
         t.start()
     time.sleep(1.0)
