@@ -98,6 +98,7 @@ for _ in $(seq 1 300); do
   [ -f "$work/sink.jsonl" ] && [ "$(wc -l <"$work/sink.jsonl")" -ge "$lines" ] && break
   sleep 0.1
 done
+sleep 1.5 # let the agent publish its post-ack checkpoint and lag figures
 echo "  access-log lines on disk: $lines, received by the sink: $(wc -l <"$work/sink.jsonl" 2>/dev/null || echo 0)"
 echo "  a received entry: $(head -n 1 "$work/sink.jsonl" | cut -c1-220)"
 curl -s "http://127.0.0.1:$AGENT_PORT/metrics" | grep -E '^outrigger_agent_(lines_read_total|lines_sent_total|batches_total|checkpoint_age_seconds|lag_bytes)' | sed 's/^/  /'
