@@ -13,7 +13,8 @@ help: ## list the targets
 tools: ## install the pinned toolchain into .tools/ (idempotent)
 	scripts/tools.sh
 
-demo: tools ## build, then run the local loopback demo (no cluster, no cloud, no root)
+demo: ## build, then run the local loopback demo (no cluster, no cloud, no root)
+	scripts/tools.sh python
 	scripts/demo.sh
 
 test: tools lint-rust test-rust checks ## everything CI runs: lint, unit + integration tests, manifest checks

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::sink::loki::Encoding;
+use crate::sink::tls::{self, TlsFiles};
 
 /// Whether to enrich from the Kubernetes API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,6 +52,15 @@ pub struct Cli {
     /// OTLP/HTTP protobuf logs endpoint, e.g. http://otel-collector:4318/v1/logs.
     #[arg(long, env = "OUTRIGGER_OTLP_LOGS_URL")]
     pub otlp_logs_url: Option<String>,
+    /// Extra PEM CA bundle trusted for https:// sinks, besides the system trust store.
+    #[arg(long, env = "OUTRIGGER_SINK_CA_FILE", value_name = "FILE")]
+    pub sink_ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) presented to https:// sinks (mTLS); needs --sink-client-key.
+    #[arg(long, env = "OUTRIGGER_SINK_CLIENT_CERT", value_name = "FILE")]
+    pub sink_client_cert: Option<PathBuf>,
+    /// PEM private key of --sink-client-cert.
+    #[arg(long, env = "OUTRIGGER_SINK_CLIENT_KEY", value_name = "FILE")]
+    pub sink_client_key: Option<PathBuf>,
     /// Listen address for GET /metrics, /live and /ready.
     #[arg(long, env = "OUTRIGGER_METRICS", default_value = "0.0.0.0:4192")]
     pub metrics: String,
@@ -117,6 +127,8 @@ pub struct Config {
     pub otlp_url: Option<hyper::Uri>,
     pub metrics_addr: SocketAddr,
     pub kube: bool,
+    /// TLS client settings shared by the sinks (used only for https:// URLs).
+    pub tls: std::sync::Arc<rustls::ClientConfig>,
 }
 
 fn parse_url(flag: &str, s: &str) -> Result<hyper::Uri, String> {
@@ -124,13 +136,8 @@ fn parse_url(flag: &str, s: &str) -> Result<hyper::Uri, String> {
         .parse()
         .map_err(|e| format!("--{flag} {s:?} is not a valid URL: {e}"))?;
     match u.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "--{flag} {s:?}: https is not supported by this build; use an http:// in-cluster URL"
-            ));
-        }
-        _ => return Err(format!("--{flag} {s:?} must be an http:// URL")),
+        Some("http" | "https") => {}
+        _ => return Err(format!("--{flag} {s:?} must be an http:// or https:// URL")),
     }
     if u.host().is_none_or(str::is_empty) {
         return Err(format!("--{flag} {s:?} has no host"));
@@ -155,6 +162,16 @@ impl Cli {
         if loki_url.is_none() && otlp_url.is_none() {
             return Err("no sink configured: set --loki-url and/or --otlp-logs-url".into());
         }
+        let https = [&loki_url, &otlp_url]
+            .into_iter()
+            .flatten()
+            .any(|u| u.scheme_str() == Some("https"));
+        let files = TlsFiles {
+            ca_file: self.sink_ca_file.clone(),
+            client_cert: self.sink_client_cert.clone(),
+            client_key: self.sink_client_key.clone(),
+        };
+        let tls = tls::client_config(&files, https).map_err(|e| e.to_string())?;
         let metrics_addr: SocketAddr = self
             .metrics
             .parse()
@@ -212,6 +229,7 @@ impl Cli {
             otlp_url,
             metrics_addr,
             kube,
+            tls,
             cli: self,
         })
     }

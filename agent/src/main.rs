@@ -126,6 +126,7 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
             request_timeout: Duration::from_secs(cli.request_timeout_secs),
             backoff_min: Duration::from_millis(cli.retry_min_ms),
             backoff_max: Duration::from_millis(cli.retry_max_ms),
+            tls: cfg.tls.clone(),
         };
         tasks.push(tokio::spawn(sink::run(
             idx,

@@ -11,6 +11,7 @@
 
 pub mod loki;
 pub mod otlp;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use file_tailer::FileId;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -51,7 +53,12 @@ pub struct SinkConfig {
     pub request_timeout: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// TLS client settings, used when `url` is `https://`.
+    pub tls: Arc<rustls::ClientConfig>,
 }
+
+/// The sink HTTP client: plain HTTP for `http://`, rustls for `https://`.
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// What the reader hands a sink, in reading order.
 #[derive(Debug, Clone)]
@@ -92,8 +99,14 @@ pub async fn run(
     // No Nagle: the request head and the last body segment must not wait for a delayed ACK.
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector);
+    // The TLS layer hands it https:// URIs too.
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*cfg.tls).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
     let mut pending: Vec<Arc<Record>> = Vec::new();
     let mut closed = false;
     // Bytes received since the reader last caught up, and whether what is pending is the tail
@@ -277,7 +290,7 @@ fn sink_metrics<'a>(kind: &Kind, metrics: &'a Metrics) -> &'a SinkMetrics {
 /// Delivers one batch, retrying as needed. Returns false if the shutdown deadline hit first.
 async fn deliver(
     cfg: Arc<SinkConfig>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     enc: Encoded,
     metrics: Arc<Metrics>,
     mut deadline: watch::Receiver<bool>,
@@ -295,7 +308,7 @@ async fn deliver(
 
 async fn deliver_inner(
     cfg: &SinkConfig,
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &HttpClient,
     enc: &Encoded,
     sm: &SinkMetrics,
     deadline: &mut watch::Receiver<bool>,
@@ -367,7 +380,7 @@ fn parse_retry_after(v: &hyper::header::HeaderValue) -> Option<Duration> {
 
 async fn attempt_once(
     cfg: &SinkConfig,
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &HttpClient,
     body: Bytes,
     ctype: &'static str,
 ) -> Outcome {

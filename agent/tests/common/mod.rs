@@ -67,6 +67,10 @@ pub struct SinkState {
 /// The in-test sink.
 pub struct Sink {
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
+    /// TLS handshakes that failed (e.g. the agent did not trust our certificate).
+    pub tls_failures: Arc<Mutex<usize>>,
     pub state: Arc<Mutex<SinkState>>,
     pub mode: Arc<Mutex<Mode>>,
     _rt: std::thread::JoinHandle<()>,
@@ -207,6 +211,18 @@ fn decode_otlp(body: &[u8], resources: &mut Vec<BTreeMap<String, String>>) -> Ve
 
 impl Sink {
     pub fn start(mode: Mode) -> Sink {
+        Self::start_with(mode, None)
+    }
+
+    /// An HTTPS sink: a real TLS handshake (tokio-rustls) with `tls` before HTTP/1.1.
+    pub fn start_tls(mode: Mode, tls: Arc<rustls::ServerConfig>) -> Sink {
+        Self::start_with(mode, Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
+    fn start_with(mode: Mode, tls: Option<tokio_rustls::TlsAcceptor>) -> Sink {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let tls_failures = Arc::new(Mutex::new(0));
+        let fails = tls_failures.clone();
         let state = Arc::new(Mutex::new(SinkState::default()));
         let mode = Arc::new(Mutex::new(mode));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -222,12 +238,24 @@ impl Sink {
                 loop {
                     let (s, _) = l.accept().await.unwrap();
                     let (st, md) = (st.clone(), md.clone());
+                    let (tls, fails) = (tls.clone(), fails.clone());
                     tokio::spawn(async move {
                         let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                             let (st, md) = (st.clone(), md.clone());
                             async move { Ok::<_, std::convert::Infallible>(handle(req, &st, &md).await) }
                         });
-                        let _ = http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
+                        if let Some(acc) = tls {
+                            match acc.accept(s).await {
+                                Ok(t) => {
+                                    let _ = http1::Builder::new()
+                                        .serve_connection(TokioIo::new(t), svc)
+                                        .await;
+                                }
+                                Err(_) => *fails.lock().unwrap() += 1,
+                            }
+                        } else {
+                            let _ = http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
+                        }
                     });
                 }
             });
@@ -235,6 +263,8 @@ impl Sink {
         let addr = rx.recv().unwrap();
         Sink {
             addr,
+            scheme,
+            tls_failures,
             state,
             mode,
             _rt: rt,
@@ -242,11 +272,11 @@ impl Sink {
     }
 
     pub fn loki_url(&self) -> String {
-        format!("http://{}/loki/api/v1/push", self.addr)
+        format!("{}://{}/loki/api/v1/push", self.scheme, self.addr)
     }
 
     pub fn otlp_url(&self) -> String {
-        format!("http://{}/v1/logs", self.addr)
+        format!("{}://{}/v1/logs", self.scheme, self.addr)
     }
 
     pub fn set_mode(&self, m: Mode) {
@@ -259,6 +289,10 @@ impl Sink {
 
     pub fn count(&self) -> usize {
         self.state.lock().unwrap().entries.len()
+    }
+
+    pub fn tls_failures(&self) -> usize {
+        *self.tls_failures.lock().unwrap()
     }
 
     pub fn requests(&self) -> usize {

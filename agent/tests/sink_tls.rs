@@ -1,0 +1,330 @@
+//! HTTPS sinks: the real agent binary against an in-test Loki sink behind a real TLS handshake
+//! (tokio-rustls server, certificates from a CA generated here with rcgen).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::{Agent, Container, Mode, Sink, per_stream, wait_for};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+fn msgs(tag: &str, r: std::ops::Range<u32>) -> Vec<String> {
+    r.map(|i| format!("{tag} line {i:06} {}", "x".repeat(40)))
+        .collect()
+}
+
+/// A private CA, its PEM file, and a server certificate for 127.0.0.1/localhost.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: CertifiedIssuer<'static, KeyPair>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    server: Arc<rustls::ServerConfig>,
+}
+
+fn new_ca(cn: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, cn);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+impl Pki {
+    fn new() -> Self {
+        let ca = new_ca("outrigger agent test CA");
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        // An unrelated CA: what the agent trusts in the negative test.
+        fs::write(
+            dir.path().join("other-ca.pem"),
+            new_ca("some other CA").pem(),
+        )
+        .unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "loki");
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let chain = vec![CertificateDer::from_pem_slice(cert.pem().as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
+        let mut server = Self::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain.clone(), key.clone_key())
+            .unwrap();
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self {
+            dir,
+            ca,
+            chain,
+            key,
+            server: Arc::new(server),
+        }
+    }
+
+    fn builder() -> rustls::ConfigBuilder<rustls::ServerConfig, rustls::WantsVerifier> {
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+    }
+
+    /// A server that requires a client certificate issued by the test CA (mTLS).
+    fn mtls_server(&self) -> Arc<rustls::ServerConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        let mut server = Self::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .unwrap();
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(server)
+    }
+
+    /// Writes `client.pem`/`client.key`: a client certificate issued by the test CA.
+    fn write_client(&self) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "outrigger-agent");
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        fs::write(self.path("client.pem"), cert.pem()).unwrap();
+        fs::write(self.path("client.key"), key.serialize_pem()).unwrap();
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn checkpoint_offset(state: &Path) -> u64 {
+    fs::read(state.join("checkpoints.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["files"][0]["offset"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn ships_every_line_once_over_https_with_extra_ca() {
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let sink = Sink::start_tls(Mode::Accept, pki.server.clone());
+    assert!(sink.loki_url().starts_with("https://127.0.0.1:"));
+    let c = Container::new(root.path(), "shop", "web-1", "nginx");
+    c.write("stdout", &msgs("tls", 0..500));
+    let agent = Agent::spawn(
+        root.path(),
+        state.path(),
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--sink-ca-file",
+            p(&pki.path("ca.pem")),
+        ],
+    );
+    c.write("stderr", &msgs("tls-err", 0..200));
+    wait_for("700 lines over TLS", 30, || sink.count() >= 700);
+    assert_eq!(agent.sigterm().code(), Some(0));
+    let got = per_stream(&sink.entries());
+    let key = |s: &str| ("web-1".to_owned(), "nginx".to_owned(), s.to_owned());
+    assert_eq!(got[&key("stdout")], msgs("tls", 0..500));
+    assert_eq!(got[&key("stderr")], msgs("tls-err", 0..200));
+    assert_eq!(sink.count(), 700, "every line exactly once");
+    assert_eq!(sink.tls_failures(), 0);
+}
+
+#[test]
+fn untrusted_server_is_a_send_error_and_loses_nothing() {
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let sink = Sink::start_tls(Mode::Accept, pki.server.clone());
+    let c = Container::new(root.path(), "ns", "pod-a", "app");
+    c.write("stdout", &msgs("u", 0..100));
+    // Trusts only the system store and an unrelated CA (the explicit CA keeps the test
+    // independent of whether this machine's system store is empty).
+    let agent = Agent::spawn(
+        root.path(),
+        state.path(),
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--sink-ca-file",
+            p(&pki.path("other-ca.pem")),
+            "--checkpoint-interval-ms",
+            "100",
+            "--shutdown-timeout-secs",
+            "1",
+        ],
+    );
+    let errors = "outrigger_agent_send_errors_total{sink=\"loki\",kind=\"network\"}";
+    wait_for("failed handshakes counted", 30, || {
+        agent.metric(errors).unwrap_or(0.0) >= 2.0 && sink.tls_failures() >= 2
+    });
+    assert_eq!(sink.count(), 0, "nothing delivered to an untrusted server");
+    assert_eq!(sink.requests(), 0);
+    assert!(
+        agent.metric("outrigger_agent_lines_read_total") == Some(100.0),
+        "lines were read"
+    );
+    agent.sigterm();
+    assert_eq!(
+        checkpoint_offset(state.path()),
+        0,
+        "checkpoint did not advance"
+    );
+    // Restarted with the right CA, the same lines arrive, once.
+    let agent = Agent::spawn(
+        root.path(),
+        state.path(),
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--sink-ca-file",
+            p(&pki.path("ca.pem")),
+        ],
+    );
+    wait_for("delivered after restart", 30, || sink.count() >= 100);
+    assert_eq!(agent.sigterm().code(), Some(0));
+    let got = per_stream(&sink.entries());
+    let key = ("pod-a".to_owned(), "app".to_owned(), "stdout".to_owned());
+    assert_eq!(got[&key], msgs("u", 0..100));
+    assert_eq!(sink.count(), 100);
+}
+
+#[test]
+fn bad_tls_files_exit_64_with_one_line() {
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    fs::write(pki.path("garbage.pem"), "not a certificate\n").unwrap();
+    let ca = pki.path("ca.pem");
+    let missing = pki.path("missing.pem");
+    let garbage = pki.path("garbage.pem");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--sink-ca-file", p(&missing)], "--sink-ca-file"),
+        (vec!["--sink-ca-file", p(&garbage)], "--sink-ca-file"),
+        (
+            vec!["--sink-client-cert", p(&ca)],
+            "--sink-client-cert and --sink-client-key",
+        ),
+        (
+            vec![
+                "--sink-client-cert",
+                p(&ca),
+                "--sink-client-key",
+                p(&missing),
+            ],
+            "--sink-client-key",
+        ),
+        (vec!["--loki-url", "ftp://x/push"], "https://"),
+    ];
+    for (args, needle) in cases {
+        let out = std::process::Command::new(common::agent_bin())
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("OUTRIGGER_STATE_DIR", root.path())
+            .env("OUTRIGGER_LOG_ROOT", root.path())
+            .env("OUTRIGGER_KUBE_METADATA", "off")
+            .env("OUTRIGGER_LOKI_URL", "https://127.0.0.1:1/loki/api/v1/push")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // The same settings from the environment.
+    let out = std::process::Command::new(common::agent_bin())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("OUTRIGGER_STATE_DIR", root.path())
+        .env("OUTRIGGER_LOG_ROOT", root.path())
+        .env("OUTRIGGER_LOKI_URL", "https://127.0.0.1:1/loki/api/v1/push")
+        .env("OUTRIGGER_SINK_CA_FILE", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.pem"));
+}
+
+#[test]
+fn mtls_client_certificate_is_presented() {
+    let pki = Pki::new();
+    pki.write_client();
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let sink = Sink::start_tls(Mode::Accept, pki.mtls_server());
+    let c = Container::new(root.path(), "ns", "pod-m", "app");
+    c.write("stdout", &msgs("m", 0..50));
+    // Without a client certificate the server refuses the handshake: nothing delivered.
+    let agent = Agent::spawn(
+        root.path(),
+        state.path(),
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--sink-ca-file",
+            p(&pki.path("ca.pem")),
+            "--shutdown-timeout-secs",
+            "1",
+        ],
+    );
+    wait_for("refused handshakes", 30, || sink.tls_failures() >= 2);
+    assert_eq!(sink.count(), 0);
+    agent.sigterm();
+    // With it (flags from the environment this time), everything arrives once.
+    let agent = Agent::spawn_env(
+        root.path(),
+        state.path(),
+        &["--loki-url", &sink.loki_url()],
+        &[
+            ("OUTRIGGER_SINK_CA_FILE", p(&pki.path("ca.pem"))),
+            ("OUTRIGGER_SINK_CLIENT_CERT", p(&pki.path("client.pem"))),
+            ("OUTRIGGER_SINK_CLIENT_KEY", p(&pki.path("client.key"))),
+        ],
+    );
+    wait_for("delivered with mTLS", 30, || sink.count() >= 50);
+    assert_eq!(agent.sigterm().code(), Some(0));
+    let got = per_stream(&sink.entries());
+    let key = ("pod-m".to_owned(), "app".to_owned(), "stdout".to_owned());
+    assert_eq!(got[&key], msgs("m", 0..50));
+    assert_eq!(sink.count(), 50);
+}
+
+/// `--help` documents every TLS flag and its environment variable.
+#[test]
+fn tls_flags_are_documented() {
+    let out = std::process::Command::new(common::agent_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for s in [
+        "--sink-ca-file",
+        "OUTRIGGER_SINK_CA_FILE",
+        "--sink-client-cert",
+        "OUTRIGGER_SINK_CLIENT_CERT",
+        "--sink-client-key",
+        "OUTRIGGER_SINK_CLIENT_KEY",
+    ] {
+        assert!(help.contains(s), "{s} missing from --help");
+    }
+}
