@@ -22,7 +22,7 @@ IMAGES = [
      "apps/flask-hello-world/Dockerfile", ("apps/flask-hello-world/",)),
     ("outrigger-proxy", "proxy", ".", "proxy/Dockerfile", ("proxy/", "crates/", "Cargo.lock")),
     ("outrigger-agent", "agent", ".", "agent/Dockerfile", ("agent/", "crates/", "Cargo.lock")),
-    ("outrigger-injector", "injector", ".", "injector/Dockerfile", ("injector/", "Cargo.lock")),
+    ("outrigger-injector", "injector", ".", "injector/Dockerfile", ("injector/", "crates/", "Cargo.lock")),
 ]  # fmt: skip
 CHARTS = [("flask-hello-world", "charts/flask-hello-world"), ("outrigger-sidecar", "charts/outrigger-sidecar")]
 
