@@ -184,9 +184,9 @@ if [c["name"] for c in charts["include"]] != ["outrigger-sidecar"]:
 images, charts = rp.plan({}, manifest, 43, ["docs/ci-cd.md"])
 if images["include"] or charts["include"]:
     errors.append(f"docs-only push published {images} {charts}")
-# 3. a shared crate changed: both Rust images get a pre-release.
+# 3. a shared crate changed: every Rust image gets a pre-release.
 images, _ = rp.plan({}, manifest, 44, ["crates/file-tailer/src/lib.rs"])
-if sorted(i["name"] for i in images["include"]) != ["outrigger-agent", "outrigger-proxy"]:
+if sorted(i["name"] for i in images["include"]) != ["outrigger-agent", "outrigger-injector", "outrigger-proxy"]:
     errors.append(f"crate change: got {images}")
 if errors:
     sys.exit("release_plan.py: " + "; ".join(errors))
