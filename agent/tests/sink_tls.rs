@@ -311,12 +311,7 @@ fn mtls_client_certificate_is_presented() {
 /// `--help` documents every TLS flag and its environment variable.
 #[test]
 fn tls_flags_are_documented() {
-    let out = std::process::Command::new(common::agent_bin())
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
+    let help = common::agent_help();
     for s in [
         "--sink-ca-file",
         "OUTRIGGER_SINK_CA_FILE",

@@ -25,10 +25,7 @@ pub async fn watch(
     interval: Duration,
 ) {
     outrigger_tls::watch(cfg.cert, cfg.key, store, interval, move |outcome| {
-        let result = match outcome {
-            outrigger_tls::Reload::Success => "success",
-            outrigger_tls::Reload::Error => "error",
-        };
+        let result = outcome.label();
         metrics
             .tls_reloads
             .get_or_create(&ResultLabels { result })

@@ -497,6 +497,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The agent's `--help` text (the run must succeed).
+pub fn agent_help() -> String {
+    let out = std::process::Command::new(agent_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn agent_bin() -> &'static str {
     env!("CARGO_BIN_EXE_outrigger-agent")
 }

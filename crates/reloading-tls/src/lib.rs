@@ -133,6 +133,16 @@ pub enum Reload {
     Error,
 }
 
+impl Reload {
+    /// The `result` label value the daemons' reload counters use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reload::Success => "success",
+            Reload::Error => "error",
+        }
+    }
+}
+
 /// Poll the files every `interval` and swap in a changed, valid pair; `on_reload` hears every
 /// attempt. Runs until the task is dropped.
 pub async fn watch(
