@@ -93,7 +93,8 @@ pub struct Cli {
     /// On SIGTERM, how long to keep delivering before writing checkpoints and exiting (seconds).
     #[arg(long, env = "OUTRIGGER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
-    /// How often acknowledged offsets are written to the checkpoint file (milliseconds).
+    /// Offsets are written as soon as the sinks acknowledge them; this is the longest time between
+    /// writes (and between refreshes of the checkpoint-age and lag metrics) otherwise (milliseconds).
     #[arg(long, env = "OUTRIGGER_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
     pub checkpoint_interval_ms: u64,
     /// Poll the log root instead of using inotify.

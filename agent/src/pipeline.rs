@@ -124,8 +124,15 @@ pub fn run_reader(
     let min_read = MIN_READ.min(budget.limit() / 2).max(1);
     let mut last_cp = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        let mut acked = false;
         while let Ok(a) = acks.try_recv() {
             ack_state.apply(&mut tailer, a);
+            acked = true;
+        }
+        // Persist acknowledged offsets at once (coalesced over the acks drained above), so a
+        // kill -9 repeats only batches still in flight, not a timer's worth of delivered lines.
+        if acked && let Err(e) = tailer.checkpoint() {
+            tracing::error!(error = %e, "checkpoint write failed");
         }
         let avail = budget.available();
         if avail < min_read {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::time::Duration;
 
@@ -289,8 +289,6 @@ fn kill_9_at_random_points_loses_nothing() {
     writer.join().unwrap();
     let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
     let expected_total = (total_per as usize) * 20;
-    let lines_per: HashMap<String, usize> = HashMap::new();
-    let _ = lines_per;
     wait_for("all lines after restarts", 60, || {
         let ps = per_stream(&sink.entries());
         ps.values()
@@ -625,12 +623,7 @@ fn bad_config_exits_64_with_one_line() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
     }
-    let out = std::process::Command::new(common::agent_bin())
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
+    let help = common::agent_help();
     for flag in [
         "--log-root",
         "OUTRIGGER_LOG_ROOT",
