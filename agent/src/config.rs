@@ -85,7 +85,7 @@ pub struct Cli {
     #[arg(long, env = "OUTRIGGER_BATCH_MAX_WAIT_MS", default_value_t = 1000)]
     pub batch_max_wait_ms: u64,
     /// Memory bound for lines read but not yet acknowledged; reading pauses when it is used up.
-    #[arg(long, env = "OUTRIGGER_MAX_BUFFER_BYTES", default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, env = "OUTRIGGER_MAX_BUFFER_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_buffer_bytes: usize,
     /// Cap on a joined (partial-line) entry; longer ones are truncated and marked.
     #[arg(long, env = "OUTRIGGER_MAX_LINE_BYTES", default_value_t = 256 * 1024)]

@@ -63,7 +63,11 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    rt.block_on(run_async(cfg))
+    let res = rt.block_on(run_async(cfg));
+    // After a failure the reader may still be waiting for acknowledgements; its checkpoints are
+    // already safe, so the exit does not wait for it.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    res
 }
 
 async fn run_async(cfg: Config) -> anyhow::Result<()> {
@@ -98,7 +102,7 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     let (ack_tx, ack_rx) = std::sync::mpsc::channel();
     let (deadline_tx, deadline_rx) = tokio::sync::watch::channel(false);
     let mut senders = Vec::new();
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     let mut sinks: Vec<(Kind, hyper::Uri)> = Vec::new();
     if let Some(u) = &cfg.loki_url {
         metrics.loki_enabled.store(true, Ordering::Relaxed);
@@ -128,7 +132,7 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
             backoff_max: Duration::from_millis(cli.retry_max_ms),
             tls: cfg.tls.clone(),
         };
-        tasks.push(tokio::spawn(sink::run(
+        tasks.spawn(sink::run(
             idx,
             scfg,
             rx,
@@ -136,7 +140,7 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
             metrics.clone(),
             meta.clone(),
             deadline_rx.clone(),
-        )));
+        ));
     }
     drop(ack_tx);
 
@@ -148,39 +152,64 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
         shutdown_timeout: Duration::from_secs(cli.shutdown_timeout_secs),
         meta: cfg.kube.then(|| meta.clone()),
     };
-    let reader = {
+    // The reader runs on the blocking pool (it does file I/O and waits on the byte budget) so the
+    // supervisor below can await it like the sink tasks.
+    let mut reader = {
         let stop = stop.clone();
         let metrics = metrics.clone();
-        std::thread::Builder::new()
-            .name("reader".into())
-            .spawn(move || run_reader(&rcfg, tailer, senders, &ack_rx, &budget, &metrics, &stop))
-            .context("spawning reader thread")?
+        tokio::task::spawn_blocking(move || {
+            run_reader(&rcfg, tailer, senders, &ack_rx, &budget, &metrics, &stop)
+        })
     };
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: flushing"),
-        _ = int.recv() => tracing::info!("SIGINT: flushing"),
-    }
+    // The reader and the sink tasks only end on their own after a failure (a checkpoint that can
+    // not be written, a panic). The agent would then stay "ready" while shipping nothing, so it
+    // exits instead and lets the kubelet restart it: the checkpoints hold only acknowledged
+    // offsets, so nothing is lost.
+    let failed = tokio::select! {
+        _ = term.recv() => { tracing::info!("SIGTERM: flushing"); None }
+        _ = int.recv() => { tracing::info!("SIGINT: flushing"); None }
+        Some(done) = tasks.join_next() => Some(match done {
+            Err(e) if e.is_panic() => anyhow::anyhow!("a sink task panicked"),
+            _ => anyhow::anyhow!("a sink task ended"),
+        }),
+        done = &mut reader => Some(match done {
+            Ok(Ok(())) => anyhow::anyhow!("the reader ended"),
+            Ok(Err(e)) => e.context("the reader failed"),
+            Err(_) => anyhow::anyhow!("the reader panicked"),
+        }),
+    };
     stop.store(true, Ordering::Relaxed);
+    if let Some(err) = failed {
+        tracing::error!(
+            error = format!("{err:#}"),
+            "stopping so the agent is restarted"
+        );
+        let _ = deadline_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), drain(&mut tasks)).await;
+        if !reader.is_finished() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut reader).await;
+        }
+        return Err(err);
+    }
     let shutdown = Duration::from_secs(cli.shutdown_timeout_secs);
-    let all = futures_join(tasks);
-    if tokio::time::timeout(shutdown, all).await.is_err() {
+    if tokio::time::timeout(shutdown, drain(&mut tasks))
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown deadline reached with batches undelivered");
         let _ = deadline_tx.send(true);
     }
-    let res = tokio::task::spawn_blocking(move || reader.join())
-        .await
-        .context("joining reader")?;
-    match res {
+    match reader.await {
         Ok(r) => r,
         Err(_) => anyhow::bail!("reader thread panicked"),
     }
 }
 
-async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
-    }
+/// Waits for every sink task; a panicked one has already been reported (or is reported by the
+/// supervisor above), so its error is not a reason to stop waiting for the others.
+async fn drain(tasks: &mut tokio::task::JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
 }

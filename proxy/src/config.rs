@@ -132,6 +132,10 @@ pub struct Cli {
     /// Idle keep-alive timeout for client connections (and pooled app connections).
     #[arg(long, env = "OUTRIGGER_IDLE_TIMEOUT", default_value = "60s")]
     pub idle_timeout: String,
+    /// An HTTP/1 keep-alive connection idle this long hands its HTTP buffers back and waits for
+    /// the next request with a few hundred bytes of state (0 disables).
+    #[arg(long, env = "OUTRIGGER_PARK_AFTER", default_value = "10ms")]
+    pub park_after: String,
     /// Maximum total size of request headers (answered with 431).
     #[arg(long, env = "OUTRIGGER_MAX_HEADER_BYTES", default_value = "16KiB")]
     pub max_header_bytes: String,
@@ -246,6 +250,8 @@ pub struct Config {
     pub request_timeout: Option<Duration>,
     /// Idle keep-alive timeout.
     pub idle_timeout: Duration,
+    /// Idle time after which an HTTP/1 connection is parked; `None` when disabled.
+    pub park_after: Option<Duration>,
     /// Maximum request header bytes.
     pub max_header_bytes: usize,
     /// Maximum number of request headers.
@@ -479,6 +485,8 @@ impl Config {
             "--idle-timeout (OUTRIGGER_IDLE_TIMEOUT)",
             dur("--idle-timeout (OUTRIGGER_IDLE_TIMEOUT)", &cli.idle_timeout)?,
         )?;
+        let park_after = Some(dur("--park-after (OUTRIGGER_PARK_AFTER)", &cli.park_after)?)
+            .filter(|d| !d.is_zero());
 
         let size = |setting: &str, s: &str| parse_size(s).map_err(|m| bad(setting, m));
         let max_header_bytes = size(
@@ -572,6 +580,7 @@ impl Config {
             connect_timeout,
             request_timeout,
             idle_timeout,
+            park_after,
             max_header_bytes: max_header_bytes as usize,
             max_headers,
             max_body_bytes,

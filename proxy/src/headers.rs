@@ -22,7 +22,8 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
 }
 
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+/// Whether the `Connection` header lists `token` (case-insensitive).
+pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()

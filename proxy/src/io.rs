@@ -1,5 +1,6 @@
 //! Connection I/O helpers: replaying sniffed bytes, per-connection activity tracking, and the
-//! HTTP/1 request-header read timeout that answers slow clients with 408.
+//! HTTP/1 request-header read timeout that answers slow clients with 408, and the hand-off that
+//! lets an idle HTTP/1 connection be parked (see `server.rs`).
 //!
 //! hyper's own `header_read_timeout` closes the connection silently, while the spec wants a 408;
 //! so the guard lives here, at the byte level: while no request is active on an HTTP/1 connection
@@ -11,7 +12,7 @@ use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -29,8 +30,19 @@ pub struct ConnTrack {
     /// Incremented whenever a request starts, so the guard can tell a new head from an old one.
     generation: AtomicU64,
     /// The connection switched protocols (101): its bytes are no longer HTTP/1 heads.
-    upgraded: std::sync::atomic::AtomicBool,
+    upgraded: AtomicBool,
+    /// The last request left the connection reusable as it is (see [`ConnTrack::end`]).
+    reusable: AtomicBool,
+    /// Parking hand-off: `PARK_REQUESTED` while the server winds hyper down for a park,
+    /// `PARK_HANDED_OFF` once hyper tried to shut the socket down and the guard kept it open.
+    park: AtomicU8,
+    /// Set by the guard when the connection has been idle for `--park-after`.
+    park_due: AtomicBool,
 }
+
+const PARK_NONE: u8 = 0;
+const PARK_REQUESTED: u8 = 1;
+const PARK_HANDED_OFF: u8 = 2;
 
 impl ConnTrack {
     /// A fresh tracker, idle from now.
@@ -40,7 +52,10 @@ impl ConnTrack {
             active: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(0),
             generation: AtomicU64::new(0),
-            upgraded: std::sync::atomic::AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
+            reusable: AtomicBool::new(false),
+            park: AtomicU8::new(PARK_NONE),
+            park_due: AtomicBool::new(false),
         })
     }
 
@@ -59,11 +74,48 @@ impl ConnTrack {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A request (response body) finished.
-    pub fn end(&self) {
+    /// A request (response body) finished. `reusable`: the exchange ended cleanly on a keep-alive
+    /// HTTP/1.1 connection with nothing left unread, so the connection may be parked.
+    pub fn end(&self, reusable: bool) {
+        self.reusable.store(reusable, Ordering::Release);
         self.idle_since_ms
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Release);
         self.active.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether the last request left the connection parkable.
+    pub fn reusable(&self) -> bool {
+        self.reusable.load(Ordering::Acquire)
+    }
+
+    /// Start winding hyper down for a park: its coming socket shutdown will be kept from the
+    /// socket. Returns the request generation, to tell later whether a request slipped in.
+    pub fn request_park(&self) -> u64 {
+        self.park.store(PARK_REQUESTED, Ordering::Release);
+        self.generation()
+    }
+
+    /// Whether the guard found the connection due for parking (and clears that).
+    pub fn take_park_due(&self) -> bool {
+        self.park_due.swap(false, Ordering::AcqRel)
+    }
+
+    /// Ends a park attempt; true when hyper finished with the socket left open for us.
+    pub fn finish_park(&self) -> bool {
+        self.park.swap(PARK_NONE, Ordering::AcqRel) == PARK_HANDED_OFF
+    }
+
+    /// Called by the I/O guard when hyper shuts the socket down: true if that shutdown is the
+    /// end of a park and must not reach the socket.
+    fn take_shutdown(&self) -> bool {
+        self.park
+            .compare_exchange(
+                PARK_REQUESTED,
+                PARK_HANDED_OFF,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
     }
 
     /// Requests in progress.
@@ -80,7 +132,8 @@ impl ConnTrack {
         Some(self.epoch + Duration::from_millis(ms))
     }
 
-    fn generation(&self) -> u64 {
+    /// Requests started so far.
+    pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 }
@@ -102,6 +155,23 @@ impl<T> Rewind<T> {
             prefix: (!prefix.is_empty()).then_some(prefix),
             inner,
         }
+    }
+
+    /// Replay `front` before anything still waiting to be replayed (bytes hyper read but did not
+    /// parse, handed back when a connection is parked).
+    pub fn unread(&mut self, front: Bytes) {
+        if front.is_empty() {
+            return;
+        }
+        self.prefix = Some(match self.prefix.take() {
+            None => front,
+            Some(rest) => {
+                let mut joined = bytes::BytesMut::with_capacity(front.len() + rest.len());
+                joined.extend_from_slice(&front);
+                joined.extend_from_slice(&rest);
+                joined.freeze()
+            }
+        });
     }
 }
 
@@ -177,6 +247,48 @@ pin_project_lite::pin_project! {
         state: GuardState,
         // Set when the guard answered 408, for metrics/logging by the owner.
         timed_out: Arc<std::sync::atomic::AtomicBool>,
+        park: ParkTimer,
+    }
+}
+
+/// When an idle HTTP/1 connection is due for parking (see `server.rs`).
+#[derive(Debug)]
+struct ParkTimer {
+    // Idle time after a reusable exchange before the connection is due.
+    after: Option<Duration>,
+    // Allocated on the first idle wait; re-armed per request.
+    sleep: Option<Pin<Box<Sleep>>>,
+    // Request generation the timer is armed for.
+    armed_for: Option<u64>,
+    // Request generation when the current hyper connection started: only an exchange completed
+    // on it makes it parkable (a fresh one may hold bytes of a head).
+    conn_generation: u64,
+}
+
+impl ParkTimer {
+    /// Called whenever hyper waits on the connection (a read or flush with nothing to do): arms
+    /// the timer once the exchange on this hyper connection has ended reusable, and flags the
+    /// connection due when it fires. `head_started`: bytes of a new head have arrived.
+    fn check(&mut self, track: &ConnTrack, head_started: bool, cx: &mut Context<'_>) {
+        let Some(after) = self.after else { return };
+        let generation = track.generation();
+        if head_started
+            || track.active() != 0
+            || generation == self.conn_generation
+            || !track.reusable()
+        {
+            return;
+        }
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+        if self.armed_for != Some(generation) {
+            self.armed_for = Some(generation);
+            sleep.as_mut().reset(Instant::now() + after);
+        }
+        if sleep.as_mut().poll(cx).is_ready() {
+            track.park_due.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -198,7 +310,34 @@ impl<T> HeadGuard<T> {
             armed: true,
             state: GuardState::Watching,
             timed_out,
+            park: ParkTimer {
+                after: None,
+                sleep: None,
+                armed_for: None,
+                conn_generation: generation,
+            },
         }
+    }
+
+    /// Report the connection due for parking once it has been idle this long after a reusable
+    /// exchange (`None`: never).
+    #[must_use]
+    pub fn park_after(mut self, after: Option<Duration>) -> Self {
+        self.park.after = after;
+        self
+    }
+
+    /// A new hyper connection takes over this I/O.
+    pub fn new_http_conn(&mut self) {
+        self.park.conn_generation = self.track.generation();
+        self.park.armed_for = None;
+        // The previous connection may have flagged itself again while winding down.
+        self.track.park_due.store(false, Ordering::Release);
+    }
+
+    /// The wrapped I/O.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
     }
 }
 
@@ -247,7 +386,11 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for HeadGuard<T> {
                         continue;
                     }
                     let before = buf.filled().len();
-                    let res = ready!(this.inner.as_mut().poll_read(cx, buf));
+                    let Poll::Ready(res) = this.inner.as_mut().poll_read(cx, buf) else {
+                        let head_started = *this.armed && generation == *this.seen_generation;
+                        this.park.check(this.track, head_started, cx);
+                        return Poll::Pending;
+                    };
                     if res.is_ok()
                         && buf.filled().len() > before
                         && idle
@@ -275,10 +418,23 @@ impl<T: AsyncWrite> AsyncWrite for HeadGuard<T> {
         self.project().inner.poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        let this = self.project();
+        let res = ready!(this.inner.poll_flush(cx));
+        // hyper flushes on every turn of its loop, including the one that ends a response,
+        // after which it may not read again until bytes arrive: the park timer is armed here.
+        if matches!(*this.state, GuardState::Watching) && !this.track.is_upgraded() {
+            let head_started = *this.armed && this.track.generation() == *this.seen_generation;
+            this.park.check(this.track, head_started, cx);
+        }
+        Poll::Ready(res)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
+        let this = self.project();
+        // hyper has flushed everything by now (it flushes before shutting down).
+        if this.track.take_shutdown() {
+            return Poll::Ready(Ok(()));
+        }
+        this.inner.poll_shutdown(cx)
     }
     fn poll_write_vectored(
         self: Pin<&mut Self>,

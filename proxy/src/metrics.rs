@@ -152,6 +152,8 @@ pub struct Metrics {
     pub open_connections: Family<ConnLabels, Gauge>,
     /// `outrigger_proxy_connections_total`
     pub connections: Family<ConnLabels, Counter>,
+    /// `outrigger_proxy_parked_connections`
+    pub parked_connections: Gauge,
     /// `outrigger_proxy_retries_total`
     pub retries: Family<ReasonLabels, Counter>,
     /// `outrigger_proxy_retries_skipped_total`
@@ -213,6 +215,12 @@ impl Metrics {
             "open_connections",
             "Open inbound client connections",
             open_connections.clone(),
+        );
+        let parked_connections = Gauge::default();
+        registry.register(
+            "parked_connections",
+            "Idle HTTP/1 keep-alive connections parked without HTTP buffers (see --park-after)",
+            parked_connections.clone(),
         );
         let connections = Family::<ConnLabels, Counter>::default();
         registry.register(
@@ -289,6 +297,7 @@ impl Metrics {
             in_flight,
             open_connections,
             connections,
+            parked_connections,
             retries,
             retries_skipped,
             tls_handshake_errors,

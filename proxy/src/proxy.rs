@@ -174,6 +174,12 @@ async fn handle(
     };
     let method = Method::from(req.method());
     let version = req.version();
+    // Only a bodyless HTTP/1.1 keep-alive exchange leaves nothing unread on the socket that hyper
+    // would otherwise have had to drain, so only then may the idle connection be parked.
+    let mut reusable = conn.protocol == Protocol::Http1
+        && version == Version::HTTP_11
+        && http_body::Body::is_end_stream(req.body())
+        && !headers::connection_has(req.headers(), "close");
     let protocol = match req.version() {
         Version::HTTP_2 => "HTTP/2",
         Version::HTTP_10 => "HTTP/1.0",
@@ -210,10 +216,12 @@ async fn handle(
     let status = response.status().as_u16();
     // The app may speak HTTP/1.0; the client gets the protocol it used.
     *response.version_mut() = version;
+    reusable &= response.status() != StatusCode::SWITCHING_PROTOCOLS;
     if shared.is_draining()
         && conn.protocol == Protocol::Http1
         && response.status() != StatusCode::SWITCHING_PROTOCOLS
     {
+        reusable = false;
         // Tell HTTP/1 clients to reconnect elsewhere; hyper closes after this response.
         response
             .headers_mut()
@@ -234,6 +242,7 @@ async fn handle(
         retries,
         bytes_out: 0,
         error: false,
+        reusable,
         log,
         span,
     };
@@ -251,7 +260,7 @@ impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
             self.metrics.in_flight.dec();
-            self.track.end();
+            self.track.end(false);
         }
     }
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -67,7 +68,8 @@ async fn serve_tls(
     drain: Watcher,
 ) {
     let timeout = shared.config.header_read_timeout;
-    let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+    // Boxed: the handshake state is large and must not size every plaintext connection's task.
+    let tls = match tokio::time::timeout(timeout, Box::pin(acceptor.accept(stream))).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             let reason = tls::handshake_reason(&e);
@@ -84,7 +86,16 @@ async fn serve_tls(
         Some(b"h2") => Protocol::H2,
         _ => Protocol::Http1,
     };
-    serve_conn(tls, Bytes::new(), protocol, true, client, shared, drain).await;
+    Box::pin(serve_conn(
+        tls,
+        Bytes::new(),
+        protocol,
+        true,
+        client,
+        shared,
+        drain,
+    ))
+    .await;
 }
 
 async fn serve_plain(
@@ -195,16 +206,9 @@ async fn serve_conn<IO>(
                 track.clone(),
                 cfg.header_read_timeout,
                 timed_out.clone(),
-            );
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(None)
-                .keep_alive(true)
-                .max_buf_size(cfg.max_header_bytes.max(8192))
-                .max_headers(cfg.max_headers)
-                .serve_connection(TokioIo::new(io), svc)
-                .with_upgrades();
-            drive(conn, protocol, &shared, &track, drain).await;
+            )
+            .park_after(cfg.park_after);
+            serve_http1(io, svc, &shared, &track, drain).await;
             if timed_out.load(std::sync::atomic::Ordering::Acquire) {
                 shared
                     .metrics
@@ -216,28 +220,143 @@ async fn serve_conn<IO>(
             }
         }
         Protocol::H2 => {
-            let conn = http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .max_header_list_size(cfg.max_header_bytes as u32)
-                .max_concurrent_streams(256)
-                .serve_connection(TokioIo::new(io), svc);
-            drive(conn, protocol, &shared, &track, drain).await;
+            // Boxed, like the HTTP/1 connection: the task's own allocation then stays small.
+            let conn = Box::pin(
+                http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .max_header_list_size(cfg.max_header_bytes as u32)
+                    .max_concurrent_streams(256)
+                    .serve_connection(TokioIo::new(io), svc),
+            );
+            let _ = drive(conn, protocol, &shared, &track, drain).await;
         }
     }
     shared.metrics.conn_closed(&labels);
 }
 
-async fn drive<C: Graceful>(
-    conn: C,
+type H1Io<IO> = HeadGuard<Rewind<IO>>;
+
+/// Serves an HTTP/1 connection. While requests come, hyper owns it; once it has been idle for
+/// `--park-after` it is *parked*: hyper is wound down and its read and write buffers (8 KiB
+/// each, which hyper keeps for the life of a connection) are freed, and the connection waits
+/// for its next request in a small read of its own. The bytes of that read are replayed into a
+/// fresh hyper connection. An idle keep-alive connection thus costs a few hundred bytes instead
+/// of ~20 KiB; nginx does the same with its header buffers.
+async fn serve_http1<IO>(
+    mut io: H1Io<IO>,
+    svc: ProxyService,
+    shared: &Shared,
+    track: &ConnTrack,
+    mut drain: Watcher,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let cfg = &shared.config;
+    loop {
+        io.new_http_conn();
+        let conn = Box::pin(
+            http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(None)
+                .keep_alive(true)
+                .max_buf_size(cfg.max_header_bytes.max(8192))
+                .max_headers(cfg.max_headers)
+                .serve_connection(TokioIo::new(io), svc.clone())
+                .with_upgrades(),
+        );
+        let (conn, close) = match drive(conn, Protocol::Http1, shared, track, drain.clone()).await {
+            Ended::Closed => return,
+            Ended::Parked(c) => (c, false),
+            Ended::MustClose(c) => (c, true),
+        };
+        // hyper is between requests and has flushed its last response.
+        let Some(parts) = Pin::into_inner(conn).into_parts() else {
+            return;
+        };
+        io = parts.io.into_inner();
+        if close {
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+            return;
+        }
+        if !parts.read_buf.is_empty() {
+            // The start of the next request was already read: no wait.
+            io.get_mut().unread(parts.read_buf);
+            continue;
+        }
+        drop(parts.read_buf);
+        let Some(first) = park(&mut io, shared, track, &mut drain).await else {
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+            return;
+        };
+        io.get_mut().unread(first);
+    }
+}
+
+/// Bytes read per wake-up of a parked connection; the rest of the request is read by hyper.
+const PARK_READ: usize = 128;
+
+/// Waits on a parked connection for the first bytes of the next request. `None` when the client
+/// closed it, it stayed idle past the idle timeout, or the drain is closing connections.
+async fn park<IO>(
+    io: &mut H1Io<IO>,
+    shared: &Shared,
+    track: &ConnTrack,
+    drain: &mut Watcher,
+) -> Option<Bytes>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let idle_deadline = track.idle_since().map_or_else(
+        || tokio::time::Instant::now() + shared.config.idle_timeout,
+        |since| since + shared.config.idle_timeout,
+    );
+    let mut buf = [0u8; PARK_READ];
+    let parked = &shared.metrics.parked_connections;
+    parked.inc();
+    let first = tokio::select! {
+        read = io.read(&mut buf) => match read {
+            Ok(n) if n > 0 => Some(Bytes::copy_from_slice(&buf[..n])),
+            _ => None,
+        },
+        _ = drain.reached(Phase::Closing) => None,
+        () = tokio::time::sleep_until(idle_deadline) => None,
+    };
+    parked.dec();
+    first
+}
+
+/// How a connection driven by [`drive`] ended.
+enum Ended<C: ?Sized> {
+    /// Finished; hyper closed the socket (or the connection was abandoned at the forced deadline).
+    Closed,
+    /// Wound down between requests with the socket open, for parking.
+    Parked(Pin<Box<C>>),
+    /// Wound down with the socket open, but it must be closed.
+    MustClose(Pin<Box<C>>),
+}
+
+/// What polling a connection produced.
+enum Polled {
+    Done(Result<(), hyper::Error>),
+    /// The I/O guard saw the connection idle for `--park-after` after a reusable exchange.
+    ParkDue,
+}
+
+/// Runs a connection through the drain phases and the idle timeout. An HTTP/1 connection whose
+/// guard reports it due for parking is wound down and handed back with its socket open.
+async fn drive<C: Graceful + ?Sized>(
+    mut conn: Pin<Box<C>>,
     protocol: Protocol,
     shared: &Shared,
     track: &ConnTrack,
     mut drain: Watcher,
-) {
+) -> Ended<C> {
     let idle_timeout = shared.config.idle_timeout;
-    tokio::pin!(conn);
     let mut phase = drain.phase();
     let mut shut = false;
+    // The request generation when parking began; a request started after that got
+    // `Connection: close` from hyper, so the connection must close, not park.
+    let mut parking: Option<u64> = None;
     loop {
         // HTTP/2 gets its GOAWAY as soon as draining starts; HTTP/1 gets `Connection: close` on
         // each response (see proxy.rs) and idle ones are closed once the listener closes.
@@ -251,19 +370,42 @@ async fn drive<C: Graceful>(
             shut = true;
         }
         if phase == Phase::Forced {
-            return;
+            return Ended::Closed;
         }
         let idle_deadline = track.idle_since().map_or_else(
             || tokio::time::Instant::now() + idle_timeout,
             |since| since + idle_timeout,
         );
+        let polled = std::future::poll_fn(|cx| match conn.as_mut().poll(cx) {
+            Poll::Ready(res) => Poll::Ready(Polled::Done(res)),
+            // The guard flags a due park from inside this very poll (hyper reading while idle).
+            Poll::Pending if track.take_park_due() => Poll::Ready(Polled::ParkDue),
+            Poll::Pending => Poll::Pending,
+        });
         tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "connection ended with error");
+            polled = polled => match polled {
+                Polled::Done(res) => {
+                    if let Err(e) = &res {
+                        tracing::debug!(error = %e, "connection ended with error");
+                    }
+                    let handed_off = parking.is_some() && track.finish_park();
+                    let clean = res.is_ok() && parking == Some(track.generation());
+                    return match (handed_off, clean) {
+                        (true, true) => Ended::Parked(conn),
+                        // A request slipped in and was answered with `Connection: close`; hyper's
+                        // shutdown of the socket was held back for the park, so it is still owed.
+                        (true, false) => Ended::MustClose(conn),
+                        _ => Ended::Closed,
+                    };
                 }
-                return;
-            }
+                Polled::ParkDue => {
+                    if !shut && phase == Phase::Running && track.active() == 0 {
+                        parking = Some(track.request_park());
+                        conn.as_mut().graceful();
+                        shut = true;
+                    }
+                }
+            },
             p = drain.next_after(phase) => phase = p,
             () = tokio::time::sleep_until(idle_deadline), if !shut => {
                 if track.idle_since().is_some_and(|s| s.elapsed() >= idle_timeout) {

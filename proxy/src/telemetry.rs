@@ -176,6 +176,8 @@ pub struct Completion {
     pub bytes_out: u64,
     /// The response body failed mid-stream.
     pub error: bool,
+    /// The exchange may leave the connection parkable (see `ConnTrack::end`).
+    pub reusable: bool,
     /// Access-log fields when the log is on.
     pub log: Option<Box<LogFields>>,
     /// Server span when tracing is on.
@@ -207,7 +209,7 @@ impl Drop for Completion {
             .inc();
         m.response_bytes.inc_by(self.bytes_out);
         m.in_flight.dec();
-        self.track.end();
+        self.track.end(self.reusable && !self.error);
 
         if let Some(cx) = self.span.take() {
             let span = cx.span();

@@ -1,0 +1,222 @@
+//! Parking of idle HTTP/1 keep-alive connections (`--park-after`): the real binary, a real
+//! upstream and raw client sockets. A parked connection must be indistinguishable from a
+//! keep-alive connection to the client (no `Connection: close`, pipelined and split heads
+//! survive), bodied exchanges are not parked, and the drain closes parked connections.
+//! Durations are hang guards, never performance assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{App, Proxy, metric};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// Reads one response (`Content-Length` framed) from `s`; returns (head, body).
+async fn response(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if pending.len() >= end + 4 + len {
+                let body = String::from_utf8_lossy(&pending[end + 4..end + 4 + len]).into_owned();
+                pending.drain(..end + 4 + len);
+                return (head, body);
+            }
+        }
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline.into(), s.read(&mut buf))
+            .await
+            .expect("response within 5 s")
+            .unwrap();
+        assert!(n > 0, "connection closed; got so far: {pending:?}");
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+async fn parked(proxy: &Proxy) -> f64 {
+    metric(
+        &proxy.metrics().await,
+        "outrigger_proxy_parked_connections",
+        &[],
+    )
+}
+
+/// Polls the parked-connections gauge until it equals `want` (hang guard 5 s).
+async fn wait_parked(proxy: &Proxy, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = parked(proxy).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "parked connections stayed {now}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn assert_keep_alive(head: &str) {
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+}
+
+#[tokio::test]
+async fn idle_connection_is_parked_and_served_again() {
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &["--park-after", "50ms"], &[]).await;
+    let mut s = TcpStream::connect(proxy.inbound).await.unwrap();
+    let mut pending = Vec::new();
+    let get = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    s.write_all(get).await.unwrap();
+    let (head, body) = response(&mut s, &mut pending).await;
+    assert_keep_alive(&head);
+    assert_eq!(body, "hello");
+    wait_parked(&proxy, 1.0).await;
+
+    // The parked connection serves the next request like any keep-alive connection.
+    s.write_all(get).await.unwrap();
+    let (head, body) = response(&mut s, &mut pending).await;
+    assert_keep_alive(&head);
+    assert_eq!(body, "hello");
+    wait_parked(&proxy, 1.0).await;
+
+    // Two pipelined requests wake it: both answered, in order.
+    s.write_all(
+        b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /status/201 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, _) = response(&mut s, &mut pending).await;
+    assert_keep_alive(&head);
+    let (head, body) = response(&mut s, &mut pending).await;
+    assert!(head.starts_with("http/1.1 201"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert_eq!(body, "status 201");
+    wait_parked(&proxy, 1.0).await;
+
+    // A head split across a pause longer than --park-after: the first part wakes the
+    // connection, the rest completes it; nothing is lost or answered early.
+    s.write_all(b"GET /hello HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.write_all(b"st: x\r\n\r\n").await.unwrap();
+    let (head, body) = response(&mut s, &mut pending).await;
+    assert_keep_alive(&head);
+    assert_eq!(body, "hello");
+
+    // A pipelined request whose head is split the same way, behind a complete one.
+    wait_parked(&proxy, 1.0).await;
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let (head, _) = response(&mut s, &mut pending).await;
+    assert_keep_alive(&head);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.write_all(b"st: x\r\n\r\n").await.unwrap();
+    let (head, _) = response(&mut s, &mut pending).await;
+    assert_keep_alive(&head);
+
+    // An exchange with a request body is not followed by a park (hyper may still have had to
+    // read past it); the next bodyless one is.
+    wait_parked(&proxy, 1.0).await;
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        .await
+        .unwrap();
+    let (head, body) = response(&mut s, &mut pending).await;
+    assert!(!head.contains("connection: close"), "{head}");
+    assert_eq!(body, "abc");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(parked(&proxy).await, 0.0);
+    s.write_all(get).await.unwrap();
+    let (head, _) = response(&mut s, &mut pending).await;
+    assert_keep_alive(&head);
+    wait_parked(&proxy, 1.0).await;
+
+    // The client closing a parked connection releases it.
+    drop(s);
+    wait_parked(&proxy, 0.0).await;
+    assert_eq!(app.state.hits("/hello"), 7);
+    let m = proxy.metrics().await;
+    assert_eq!(
+        metric(&m, "outrigger_proxy_connections_total", &[]),
+        1.0,
+        "every request above went over the one client connection"
+    );
+}
+
+#[tokio::test]
+async fn park_after_zero_never_parks() {
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &["--park-after", "0"], &[]).await;
+    let mut s = TcpStream::connect(proxy.inbound).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, _) = response(&mut s, &mut pending).await;
+        assert_keep_alive(&head);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(parked(&proxy).await, 0.0);
+    }
+}
+
+#[tokio::test]
+async fn drain_answers_parked_connections_with_close_then_closes_them() {
+    let app = App::start().await;
+    let mut proxy = Proxy::start(
+        app.addr,
+        &[
+            "--park-after",
+            "20ms",
+            "--drain-delay",
+            "1s",
+            "--drain-timeout",
+            "2s",
+        ],
+        &[],
+    )
+    .await;
+    let get = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut busy = TcpStream::connect(proxy.inbound).await.unwrap();
+    let mut idle = TcpStream::connect(proxy.inbound).await.unwrap();
+    let (mut p1, mut p2) = (Vec::new(), Vec::new());
+    busy.write_all(get).await.unwrap();
+    assert_keep_alive(&response(&mut busy, &mut p1).await.0);
+    idle.write_all(get).await.unwrap();
+    assert_keep_alive(&response(&mut idle, &mut p2).await.0);
+    wait_parked(&proxy, 2.0).await;
+
+    proxy.sigterm();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // During the drain delay a parked connection is still served, told to close, and closed.
+    busy.write_all(get).await.unwrap();
+    let (head, body) = response(&mut busy, &mut p1).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(body, "hello");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), busy.read_to_end(&mut rest))
+        .await
+        .expect("closed after the response")
+        .unwrap();
+    assert!(rest.is_empty());
+
+    // The one left parked is closed cleanly (EOF, no bytes) when the listener closes.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+        .await
+        .expect("parked connection closed by the drain")
+        .unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    let status = proxy.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status}");
+}
