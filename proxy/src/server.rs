@@ -335,6 +335,37 @@ enum Ended<C: ?Sized> {
     MustClose(Pin<Box<C>>),
 }
 
+/// hyper answers a request head it cannot parse itself (400, 414 or 431) and ends the
+/// connection with the parse error; count those like the proxy's own answers. The method is
+/// unknown at that point (`other`).
+fn count_rejected_head(shared: &Shared, e: &hyper::Error) {
+    if !e.is_parse() || e.is_parse_version_h2() || e.is_parse_status() {
+        return;
+    }
+    let (status_code, reason) = if e.is_parse_too_large() {
+        // hyper's only public tell between the two kinds is the message.
+        if e.to_string().contains("URI too long") {
+            (414, "uri_too_long")
+        } else {
+            (431, "headers_too_large")
+        }
+    } else if e.to_string().contains("internal error inside Hyper") {
+        return; // hyper answers nothing for its internal parse errors
+    } else {
+        (400, "malformed_request")
+    };
+    let m = &shared.metrics;
+    m.requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            method: crate::metrics::Method::Other,
+            status_code,
+        })
+        .inc();
+    m.local_responses
+        .get_or_create(&crate::metrics::ReasonLabels { reason })
+        .inc();
+}
+
 /// What polling a connection produced.
 enum Polled {
     Done(Result<(), hyper::Error>),
@@ -387,6 +418,7 @@ async fn drive<C: Graceful + ?Sized>(
                 Polled::Done(res) => {
                     if let Err(e) = &res {
                         tracing::debug!(error = %e, "connection ended with error");
+                        count_rejected_head(shared, e);
                     }
                     let handed_off = parking.is_some() && track.finish_park();
                     let clean = res.is_ok() && parking == Some(track.generation());

@@ -238,6 +238,33 @@ async fn enforces_limits_and_rejects_malformed_input() {
 
     let (status, _, body) = get(&h1, &proxy.url("/hello")).await.unwrap();
     assert_eq!((status.as_u16(), &body[..]), (200, &b"hello"[..]));
+
+    // hyper's own answers to heads it cannot parse are counted like the proxy's.
+    let m = proxy.metrics().await;
+    let rejected = |code: &str| {
+        metric(
+            &m,
+            "outrigger_proxy_requests_total",
+            &["method=\"other\"", &format!("status_code=\"{code}\"")],
+        )
+    };
+    assert_eq!(
+        rejected("431"),
+        2.0,
+        "HTTP/1 oversized head and too many headers"
+    );
+    assert!(rejected("400") >= 2.0, "bad version and bad header line");
+    let reason = |r: &str| {
+        metric(
+            &m,
+            "outrigger_proxy_local_responses_total",
+            &[&format!("reason=\"{r}\"")],
+        )
+    };
+    // hyper's two HTTP/1 431s plus the proxy's own for too many HTTP/2 headers; the HTTP/2
+    // over-size 431 is sent by the h2 crate itself and never reaches the proxy.
+    assert_eq!(reason("headers_too_large"), 3.0);
+    assert_eq!(reason("malformed_request"), rejected("400"));
 }
 
 #[tokio::test]
