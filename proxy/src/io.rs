@@ -260,6 +260,9 @@ struct ParkTimer {
     sleep: Option<Pin<Box<Sleep>>>,
     // Request generation the timer is armed for.
     armed_for: Option<u64>,
+    // The timer fired for `armed_for` and was reported: once per idle period, because the
+    // server may decline (draining) and must not be woken again and again for it.
+    fired: bool,
     // Request generation when the current hyper connection started: only an exchange completed
     // on it makes it parkable (a fresh one may hold bytes of a head).
     conn_generation: u64,
@@ -284,9 +287,11 @@ impl ParkTimer {
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
         if self.armed_for != Some(generation) {
             self.armed_for = Some(generation);
+            self.fired = false;
             sleep.as_mut().reset(Instant::now() + after);
         }
-        if sleep.as_mut().poll(cx).is_ready() {
+        if !self.fired && sleep.as_mut().poll(cx).is_ready() {
+            self.fired = true;
             track.park_due.store(true, Ordering::Release);
         }
     }
@@ -314,6 +319,7 @@ impl<T> HeadGuard<T> {
                 after: None,
                 sleep: None,
                 armed_for: None,
+                fired: false,
                 conn_generation: generation,
             },
         }

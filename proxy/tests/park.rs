@@ -220,3 +220,52 @@ async fn drain_answers_parked_connections_with_close_then_closes_them() {
     let status = proxy.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
 }
+
+/// utime + stime of the proxy process, in clock ticks (1/100 s on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after "pid (comm)": state is field 3, utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn a_park_declined_during_the_drain_does_not_spin() {
+    // An idle connection whose park timer fires while the proxy drains is not parked (draining
+    // connections are left to the drain); the declined timer must not keep waking the task.
+    let app = App::start().await;
+    let mut proxy = Proxy::start(
+        app.addr,
+        &[
+            "--park-after",
+            "100ms",
+            "--drain-delay",
+            "2s",
+            "--drain-timeout",
+            "1s",
+        ],
+        &[],
+    )
+    .await;
+    let mut s = TcpStream::connect(proxy.inbound).await.unwrap();
+    let mut pending = Vec::new();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_keep_alive(&response(&mut s, &mut pending).await.0);
+    proxy.sigterm();
+    let pid = proxy.child.id();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let used = cpu_ticks(pid) - before;
+    // A spinning task burns ~1.2 s (120 ticks) here; an idle proxy next to nothing.
+    assert!(
+        used < 40,
+        "proxy used {used} ticks of CPU while idle in the drain"
+    );
+    assert_eq!(parked(&proxy).await, 0.0);
+    let status = proxy.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status}");
+}
