@@ -175,7 +175,7 @@ fn untrusted_server_is_a_send_error_and_loses_nothing() {
             "1",
         ],
     );
-    let errors = "outrigger_agent_send_errors_total{sink=\"loki\",kind=\"network\"}";
+    let errors = "outrigger_agent_send_errors_total{sink=\"loki\",kind=\"tls\"}";
     wait_for("failed handshakes counted", 30, || {
         agent.metric(errors).unwrap_or(0.0) >= 2.0 && sink.tls_failures() >= 2
     });

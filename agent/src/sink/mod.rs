@@ -403,7 +403,7 @@ async fn attempt_once(
         Err(_) => return Outcome::Retry("timeout", None),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "request failed");
-            return Outcome::Retry("network", None);
+            return Outcome::Retry(if is_tls_error(&e) { "tls" } else { "network" }, None);
         }
         Ok(Ok(r)) => r,
     };
@@ -418,6 +418,26 @@ async fn attempt_once(
         Err(_) => return Outcome::Retry("timeout", None),
     };
     classify(&cfg.kind, status, &body, retry_after)
+}
+
+/// Whether a failed request failed in the TLS handshake (untrusted or expired certificate,
+/// wrong name, protocol mismatch), so operators can tell it from an unreachable sink.
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        // hyper-rustls wraps tokio-rustls' io::Error (which wraps the rustls::Error) in another
+        // io::Error, and io::Error::source skips the error it wraps: descend with get_ref.
+        cur = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
 }
 
 fn classify(kind: &Kind, status: u16, body: &[u8], retry_after: Option<Duration>) -> Outcome {
@@ -443,5 +463,24 @@ fn classify(kind: &Kind, status: u16, body: &[u8], retry_after: Option<Duration>
             Outcome::Retry("http_5xx", retry_after)
         }
         _ => Outcome::Rejected(0, format!("HTTP {status}: {}", text())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_tls_error;
+
+    #[test]
+    fn tls_errors_are_told_from_network_errors() {
+        // The shape hyper-rustls produces: io::Error(Other, io::Error(InvalidData, rustls)).
+        let handshake = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert!(is_tls_error(&std::io::Error::other(handshake)));
+        assert!(!is_tls_error(&std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        )));
+        assert!(!is_tls_error(&std::io::Error::other("reset by peer")));
     }
 }
