@@ -314,6 +314,9 @@ where
     let parked = &shared.metrics.parked_connections;
     parked.inc();
     let first = tokio::select! {
+        // A request that has arrived is served (with `Connection: close` while draining) rather
+        // than cut off by a drain phase or deadline that became due at the same moment.
+        biased;
         read = io.read(&mut buf) => match read {
             Ok(n) if n > 0 => Some(Bytes::copy_from_slice(&buf[..n])),
             _ => None,
