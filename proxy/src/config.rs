@@ -67,10 +67,14 @@ Other environment variables:
                                       drain defaults become: margin = clamp(grace/10, 1s, 5s),
                                       delay = min(5s, (grace - margin)/4),
                                       timeout = grace - margin - delay (30s -> 5s + 22s).
-  OTEL_EXPORTER_OTLP_ENDPOINT         OTLP/HTTP base URL (http:// only); enables tracing (spans
+  OTEL_EXPORTER_OTLP_ENDPOINT         OTLP/HTTP base URL (http:// or https://); enables tracing (spans
                                       to <url>/v1/traces).
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  Full traces URL (overrides the above).
   OTEL_EXPORTER_OTLP_PROTOCOL         Only http/protobuf is supported.
+  OTEL_EXPORTER_OTLP_CERTIFICATE      PEM CA bundle trusted for an https:// endpoint (on top of the
+                                      system roots); _TRACES_CERTIFICATE overrides it.
+  OTEL_EXPORTER_OTLP_HEADERS          Extra export headers, key=value,key2=value2 (values
+                                      percent-encoded); _TRACES_HEADERS overrides it.
   OTEL_SERVICE_NAME                   service.name resource attribute [default: outrigger-proxy].
   OTEL_RESOURCE_ATTRIBUTES            Extra resource attributes, key=value,key2=value2.
   OTEL_TRACES_SAMPLER                 always_on | always_off | traceidratio | parentbased_always_on
@@ -206,6 +210,10 @@ pub struct OtelConfig {
     pub resource_attributes: Vec<(String, String)>,
     /// Sampler.
     pub sampler: Sampler,
+    /// PEM CA bundle trusted for an https:// endpoint, on top of the system roots.
+    pub certificate: Option<std::path::PathBuf>,
+    /// Extra request headers (e.g. authorization for a hosted collector).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Supported `OTEL_TRACES_SAMPLER` values.
@@ -626,13 +634,51 @@ fn otel_from(env: &dyn Strings) -> Result<Option<OtelConfig>, ConfigError> {
     } else {
         return Ok(None);
     };
-    // The exporter is built without a TLS stack (the sidecar talks to a node/cluster-local
-    // collector), so only plain http:// endpoints are accepted.
-    if !endpoint.starts_with("http://") {
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
         return Err(bad(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("{endpoint:?} must be an http:// URL (https is not supported)"),
+            format!("{endpoint:?} must be an http:// or https:// URL"),
         ));
+    }
+    let per_signal = |generic: &'static str, traces: &'static str| {
+        non_empty(traces)
+            .map(|v| (traces, v))
+            .or_else(|| non_empty(generic).map(|v| (generic, v)))
+    };
+    let certificate = match per_signal(
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    ) {
+        None => None,
+        Some((key, path)) => {
+            let pem = std::fs::read(path.trim())
+                .map_err(|e| bad(key, format!("cannot read {path:?}: {e}")))?;
+            if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |c| c.is_empty()) {
+                return Err(bad(key, format!("{path:?} holds no PEM certificate")));
+            }
+            Some(std::path::PathBuf::from(path.trim()))
+        }
+    };
+    let mut headers = Vec::new();
+    if let Some((key, list)) = per_signal(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    ) {
+        for pair in list.split(',').filter(|p| !p.trim().is_empty()) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| bad(key, format!("{pair:?} is not key=value")))?;
+            // Values are percent-encoded (W3C Baggage octets), e.g. `Bearer%20token`.
+            let v = percent_decode(v.trim())
+                .ok_or_else(|| bad(key, format!("{pair:?} has a bad percent-encoding")))?;
+            let name = k.trim().to_ascii_lowercase();
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || http::HeaderValue::from_str(&v).is_err()
+            {
+                return Err(bad(key, format!("{pair:?} is not a valid HTTP header")));
+            }
+            headers.push((name, v));
+        }
     }
     if let Some(p) = non_empty("OTEL_EXPORTER_OTLP_PROTOCOL")
         && p != "http/protobuf"
@@ -690,7 +736,25 @@ fn otel_from(env: &dyn Strings) -> Result<Option<OtelConfig>, ConfigError> {
         service_name,
         resource_attributes,
         sampler,
+        certificate,
+        headers,
     }))
+}
+
+/// Decodes `%XX` escapes; `None` on a malformed escape or a result that is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = char::from(bytes.next()?).to_digit(16)?;
+            let lo = char::from(bytes.next()?).to_digit(16)?;
+            out.push(u8::try_from(hi * 16 + lo).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -796,8 +860,37 @@ mod tests {
             "OTEL_EXPORTER_OTLP_ENDPOINT"
         );
         assert_eq!(
-            invalid(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x:4318")]).setting,
-            "OTEL_EXPORTER_OTLP_ENDPOINT"
+            invalid(
+                &[],
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x:4318"),
+                    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem")
+                ]
+            )
+            .setting,
+            "OTEL_EXPORTER_OTLP_CERTIFICATE"
+        );
+        assert_eq!(
+            invalid(
+                &[],
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x:4318"),
+                    ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "authorization")
+                ]
+            )
+            .setting,
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+        );
+        assert_eq!(
+            invalid(
+                &[],
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:4318"),
+                    ("OTEL_EXPORTER_OTLP_HEADERS", "a=%zz")
+                ]
+            )
+            .setting,
+            "OTEL_EXPORTER_OTLP_HEADERS"
         );
         assert_eq!(
             invalid(
@@ -810,6 +903,37 @@ mod tests {
             .setting,
             "OTEL_TRACES_SAMPLER"
         );
+    }
+
+    #[test]
+    fn otel_https_endpoint_and_headers() {
+        let c = parse(
+            &[],
+            &[
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "https://collector.example:4318",
+                ),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "Authorization=Bearer%20t0k,x-scope-orgid=team-a",
+                ),
+            ],
+        )
+        .unwrap();
+        let o = c.otel.unwrap();
+        assert_eq!(
+            o.traces_endpoint,
+            "https://collector.example:4318/v1/traces"
+        );
+        assert_eq!(
+            o.headers,
+            vec![
+                ("authorization".to_owned(), "Bearer t0k".to_owned()),
+                ("x-scope-orgid".to_owned(), "team-a".to_owned())
+            ]
+        );
+        assert!(o.certificate.is_none());
     }
 
     #[test]

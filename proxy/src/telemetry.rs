@@ -12,6 +12,9 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+/// Per export request (OTLP's default `OTEL_EXPORTER_OTLP_TIMEOUT`).
+const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
 use tokio::time::Instant;
 
@@ -42,11 +45,24 @@ fn sampler(s: Sampler) -> opentelemetry_sdk::trace::Sampler {
 impl Tracing {
     /// Build the OTLP/HTTP (protobuf) exporter and a batching tracer provider.
     pub fn new(cfg: &OtelConfig) -> anyhow::Result<Self> {
-        use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+        use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+        // Our own client, so an https:// collector can be verified against
+        // OTEL_EXPORTER_OTLP_CERTIFICATE (system roots otherwise); built outside the runtime
+        // because the blocking client runs its own.
+        let mut client = reqwest::blocking::Client::builder().timeout(EXPORT_TIMEOUT);
+        if let Some(path) = &cfg.certificate {
+            let pem = std::fs::read(path)?;
+            for ca in reqwest::Certificate::from_pem_bundle(&pem)? {
+                client = client.add_root_certificate(ca);
+            }
+        }
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
+            .with_http_client(client.build()?)
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(cfg.traces_endpoint.clone())
+            .with_headers(cfg.headers.iter().cloned().collect())
+            .with_timeout(EXPORT_TIMEOUT)
             .build()?;
         let resource = opentelemetry_sdk::Resource::builder_empty()
             .with_service_name(cfg.service_name.clone())

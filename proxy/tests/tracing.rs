@@ -22,22 +22,33 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
 type Received = Arc<Mutex<Vec<(String, Span)>>>;
+type Headers = Arc<Mutex<Vec<http::HeaderMap>>>;
 
 /// OTLP/HTTP receiver: decodes every POST /v1/traces body as protobuf.
 async fn otlp_receiver() -> (std::net::SocketAddr, Received) {
+    let (addr, got, _) = otlp_receiver_with(None).await;
+    (addr, got)
+}
+
+/// The same receiver, over TLS when `tls` is given; also records each request's headers.
+async fn otlp_receiver_with(
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (std::net::SocketAddr, Received, Headers) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let got: Received = Arc::default();
-    let g = got.clone();
+    let headers: Headers = Arc::default();
+    let (g, h) = (got.clone(), headers.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let g = g.clone();
+            let (g, h, tls) = (g.clone(), h.clone(), tls.clone());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let g = g.clone();
+                    let (g, h) = (g.clone(), h.clone());
                     async move {
                         assert_eq!(req.uri().path(), "/v1/traces");
                         assert_eq!(req.headers()["content-type"], "application/x-protobuf");
+                        h.lock().unwrap().push(req.headers().clone());
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         let export = ExportTraceServiceRequest::decode(body).unwrap();
                         for rs in export.resource_spans {
@@ -58,13 +69,18 @@ async fn otlp_receiver() -> (std::net::SocketAddr, Received) {
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                let _ = match tls {
+                    None => http.serve_connection(TokioIo::new(stream), svc).await,
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(s) => http.serve_connection(TokioIo::new(s), svc).await,
+                        Err(_) => return,
+                    },
+                };
             });
         }
     });
-    (addr, got)
+    (addr, got, headers)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -156,4 +172,72 @@ async fn without_otlp_trace_context_passes_through_untouched() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let log: serde_json::Value = serde_json::from_str(&proxy.stdout_lines()[0]).unwrap();
     assert_eq!(log["trace_id"], TRACE_ID);
+}
+
+/// A CA (written to `dir/ca.pem`) and a TLS acceptor for 127.0.0.1 signed by it.
+fn test_pki(dir: &std::path::Path) -> tokio_rustls::TlsAcceptor {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_https_with_a_custom_ca_and_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (otlp, received, headers) = otlp_receiver_with(Some(test_pki(dir.path()))).await;
+    let app = App::start().await;
+    let endpoint = format!("https://{otlp}");
+    let ca = dir.path().join("ca.pem");
+    let mut proxy = Proxy::start(
+        app.addr,
+        &["--drain-delay", "0s", "--drain-timeout", "2s"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.to_str().unwrap()),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20s3cret,x-scope-orgid=team-a",
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    let req = Request::get(proxy.url("/hello"))
+        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&h1_client(), req).await.unwrap().0, 200);
+    proxy.sigterm();
+    assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let span = loop {
+        if let Some((_, s)) = received.lock().unwrap().first().cloned() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no span exported over https");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(hex(&span.trace_id), TRACE_ID);
+    let h = headers.lock().unwrap()[0].clone();
+    assert_eq!(h["authorization"], "Bearer s3cret");
+    assert_eq!(h["x-scope-orgid"], "team-a");
 }
