@@ -39,10 +39,12 @@ async fn sigterm_drains_without_failing_requests() {
     let h2_tally = Arc::new(Tally::default());
     let mut load = Vec::new();
     for i in 0..6 {
-        let (client, tally) = if i % 2 == 0 {
-            (h1_client(), h1_tally.clone())
+        let new_client = move || if i % 2 == 0 { h1_client() } else { h2_client() };
+        let mut client = new_client();
+        let tally = if i % 2 == 0 {
+            h1_tally.clone()
         } else {
-            (h2_client(), h2_tally.clone())
+            h2_tally.clone()
         };
         let url = proxy.url("/hello");
         let (stop, termed, errors) = (stop.clone(), termed.clone(), errors.clone());
@@ -57,6 +59,8 @@ async fn sigterm_drains_without_failing_requests() {
                 // task had already ended after the GOAWAY, so nothing reached the wire). Browsers,
                 // curl and Go's client do this; hyper-util's pool only partly, so the test applies it.
                 // Anything else (5xx, reset mid-response, refused connection) is a failure.
+                // Like those clients, the resend goes over a new connection: hyper-util's pool
+                // may otherwise hand out the same GOAWAY'd HTTP/2 connection again.
                 for _ in 0..3 {
                     match &result {
                         Err(e)
@@ -66,6 +70,7 @@ async fn sigterm_drains_without_failing_requests() {
                                 || e.contains("SendRequest, hyper::Error(ChannelClosed)") =>
                         {
                             tally.goaway_retries.fetch_add(1, Ordering::Relaxed);
+                            client = new_client();
                             result = get(&client, &url).await;
                         }
                         _ => break,
