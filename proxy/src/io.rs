@@ -132,6 +132,13 @@ impl ConnTrack {
         Some(self.epoch + Duration::from_millis(ms))
     }
 
+    /// When the connection's idle timeout runs out: `timeout` after it became idle, or from
+    /// now while a request is in progress (re-checked when that deadline passes).
+    pub fn idle_deadline(&self, timeout: Duration) -> Instant {
+        self.idle_since()
+            .map_or_else(|| Instant::now() + timeout, |since| since + timeout)
+    }
+
     /// Requests started so far.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

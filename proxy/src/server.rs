@@ -274,21 +274,20 @@ async fn serve_http1<IO>(
             return;
         };
         io = parts.io.into_inner();
-        if close {
-            let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
-            return;
-        }
-        if !parts.read_buf.is_empty() {
+        let next = if close {
+            None
+        } else if !parts.read_buf.is_empty() {
             // The start of the next request was already read: no wait.
-            io.get_mut().unread(parts.read_buf);
-            continue;
-        }
-        drop(parts.read_buf);
-        let Some(first) = park(&mut io, shared, track, &mut drain).await else {
+            Some(parts.read_buf)
+        } else {
+            drop(parts.read_buf); // hyper's read buffer, freed before the wait
+            park(&mut io, shared, track, &mut drain).await
+        };
+        let Some(next) = next else {
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
             return;
         };
-        io.get_mut().unread(first);
+        io.get_mut().unread(next);
     }
 }
 
@@ -306,10 +305,7 @@ async fn park<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let idle_deadline = track.idle_since().map_or_else(
-        || tokio::time::Instant::now() + shared.config.idle_timeout,
-        |since| since + shared.config.idle_timeout,
-    );
+    let idle_deadline = track.idle_deadline(shared.config.idle_timeout);
     let mut buf = [0u8; PARK_READ];
     let parked = &shared.metrics.parked_connections;
     parked.inc();
@@ -406,10 +402,7 @@ async fn drive<C: Graceful + ?Sized>(
         if phase == Phase::Forced {
             return Ended::Closed;
         }
-        let idle_deadline = track.idle_since().map_or_else(
-            || tokio::time::Instant::now() + idle_timeout,
-            |since| since + idle_timeout,
-        );
+        let idle_deadline = track.idle_deadline(idle_timeout);
         let polled = std::future::poll_fn(|cx| match conn.as_mut().poll(cx) {
             Poll::Ready(res) => Poll::Ready(Polled::Done(res)),
             // The guard flags a due park from inside this very poll (hyper flushing or reading
