@@ -5,62 +5,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{App, Proxy, metric, require};
+use common::{App, Pki, Proxy, metric, require};
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
-
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "outrigger test CA");
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        Self { dir, ca }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Issue a leaf for localhost/127.0.0.1 with `cn`; returns (cert pem, key pem).
-    fn leaf(&self, cn: &str) -> (String, String) {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    /// Write a leaf to `<name>.pem`/`<name>.key` atomically (temp file + rename, like a Secret
-    /// update).
-    fn write_leaf(&self, name: &str, cn: &str) {
-        let (cert, key) = self.leaf(cn);
-        for (file, content) in [(format!("{name}.pem"), cert), (format!("{name}.key"), key)] {
-            let tmp = self.path(&format!(".{file}.tmp"));
-            std::fs::write(&tmp, content).unwrap();
-            std::fs::rename(&tmp, self.path(&file)).unwrap();
-        }
-    }
-}
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{App, Proxy, h1_client, send};
+use common::{App, Pki, Proxy, h1_client, send};
 use http::{Request, Response};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
@@ -174,39 +174,13 @@ async fn without_otlp_trace_context_passes_through_untouched() {
     assert_eq!(log["trace_id"], TRACE_ID);
 }
 
-/// A CA (written to `dir/ca.pem`) and a TLS acceptor for 127.0.0.1 signed by it.
-fn test_pki(dir: &std::path::Path) -> tokio_rustls::TlsAcceptor {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .unwrap();
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_exported_over_https_with_a_custom_ca_and_headers() {
-    let dir = tempfile::tempdir().unwrap();
-    let (otlp, received, headers) = otlp_receiver_with(Some(test_pki(dir.path()))).await;
+    let pki = Pki::new();
+    let (otlp, received, headers) = otlp_receiver_with(Some(pki.acceptor("otlp"))).await;
     let app = App::start().await;
     let endpoint = format!("https://{otlp}");
-    let ca = dir.path().join("ca.pem");
+    let ca = pki.path("ca.pem");
     let mut proxy = Proxy::start(
         app.addr,
         &["--drain-delay", "0s", "--drain-timeout", "2s"],

@@ -423,3 +423,75 @@ pub fn require(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// A test CA (written to `ca.pem` in a temp dir) issuing leaf certificates for
+/// localhost/127.0.0.1 (rcgen).
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "outrigger test CA");
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        Self { dir, ca }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn issue(&self, cn: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        (cert, key)
+    }
+
+    /// Issue a leaf with `cn`; returns (cert pem, key pem).
+    pub fn leaf(&self, cn: &str) -> (String, String) {
+        let (cert, key) = self.issue(cn);
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// Write a leaf to `<name>.pem`/`<name>.key` atomically (temp file + rename, like a Secret
+    /// update).
+    pub fn write_leaf(&self, name: &str, cn: &str) {
+        let (cert, key) = self.leaf(cn);
+        for (file, content) in [(format!("{name}.pem"), cert), (format!("{name}.key"), key)] {
+            let tmp = self.path(&format!(".{file}.tmp"));
+            std::fs::write(&tmp, content).unwrap();
+            std::fs::rename(&tmp, self.path(&file)).unwrap();
+        }
+    }
+
+    /// A TLS acceptor serving a fresh leaf with `cn` (for in-test TLS servers).
+    pub fn acceptor(&self, cn: &str) -> tokio_rustls::TlsAcceptor {
+        let (cert, key) = self.issue(cn);
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+}
