@@ -208,8 +208,8 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     }
 }
 
-/// Waits for every sink task; a panicked one has already been reported (or is reported by the
-/// supervisor above), so its error is not a reason to stop waiting for the others.
+/// Waits for every sink task, however each ended: once the agent is stopping, one task's panic
+/// is no reason to stop waiting for the others to deliver what they hold.
 async fn drain(tasks: &mut tokio::task::JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
 }
