@@ -354,7 +354,12 @@ fn streamed_oversized_body_is_413() {
 #[test]
 fn bad_configuration_exits_64_before_binding() {
     let pki = Pki::new();
-    let port = common::free_port();
+    // The --listen port stays bound by the test throughout: an injector that tried to bind
+    // before validating would exit 1 ("binding --listen ...: address in use"), not 64 with the
+    // bad setting's name. (Releasing the port and re-binding it afterwards raced with the
+    // other tests of this binary, which open ephemeral ports in parallel.)
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec!["--proxy-memory-limit".into(), "lots".into()],
@@ -405,8 +410,7 @@ fn bad_configuration_exits_64_before_binding() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
-    // Nothing bound the port while failing.
-    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    drop(held);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
