@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::telemetry::Completion;
+use crate::upstream::Lease;
 
 /// Errors a proxied request body can produce.
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +256,8 @@ enum RespKind {
 pub struct RespBody {
     kind: RespKind,
     done: Option<Completion>,
+    /// The app connection the body streams from; back to the pool when the body ends.
+    lease: Option<Lease>,
 }
 
 impl RespBody {
@@ -264,14 +267,16 @@ impl RespBody {
         Self {
             kind: RespKind::Full((!b.is_empty()).then_some(b)),
             done: None,
+            lease: None,
         }
     }
 
-    /// The app's body, streamed.
-    pub fn stream(b: Incoming) -> Self {
+    /// The app's body, streamed from the leased connection.
+    pub fn stream(b: Incoming, lease: Option<Lease>) -> Self {
         Self {
             kind: RespKind::Stream(b),
             done: None,
+            lease,
         }
     }
 
@@ -289,8 +294,22 @@ impl RespBody {
     }
 
     fn finish(&mut self) {
+        // Returned before the completion runs, so a client's next request finds it pooled.
+        self.lease.take();
         // Dropping the completion records it.
         self.done.take();
+    }
+}
+
+impl Drop for RespBody {
+    fn drop(&mut self) {
+        // Dropped before its end (client gone, or a response that has no body to send, like
+        // HEAD): pool the connection only if the app's body is known to be complete.
+        if let Some(lease) = self.lease.take()
+            && !self.is_end_stream()
+        {
+            lease.discard();
+        }
     }
 }
 
@@ -319,6 +338,9 @@ impl Body for RespBody {
             Poll::Ready(Some(Err(_))) => {
                 if let Some(done) = this.done.as_mut() {
                     done.mark_error();
+                }
+                if let Some(lease) = this.lease.take() {
+                    lease.discard();
                 }
                 this.finish();
             }

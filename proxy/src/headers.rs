@@ -6,16 +6,18 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that are always connection-specific.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-];
+/// Whether `name` is always connection-specific. Standard names compare as enum tags, so one
+/// pass over a request's few keys is cheaper than a hash lookup per hop-by-hop name.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || matches!(
+            name.as_str(),
+            "keep-alive" | "proxy-connection" | "http2-settings"
+        )
+}
 
 /// Whether the request asks for a protocol upgrade (`Connection: upgrade` + `Upgrade`).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
@@ -36,19 +38,9 @@ pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// the `Upgrade` header and a `Connection: upgrade` survive (protocol switch pass-through).
 /// `TE: trailers` is kept on requests because it is end-to-end information gRPC relies on.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request: bool) {
-    // Fast path: most requests carry none of these.
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        if keep_upgrade && name == header::UPGRADE {
-            continue;
-        }
-        headers.remove(name);
+    // Fast path: most requests carry none of these (responses often carry `Connection`).
+    if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
     }
     let te_trailers = is_request
         && headers
@@ -57,10 +49,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    for name in HOP_BY_HOP {
-        if keep_upgrade && name == "upgrade" {
-            continue;
-        }
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_hop_by_hop(k) || connection_has(headers, k.as_str()))
+        .filter(|k| !(keep_upgrade && *k == header::UPGRADE))
+        .cloned()
+        .collect();
+    for name in &doomed {
         headers.remove(name);
     }
     if te_trailers {
@@ -71,17 +66,34 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
     }
 }
 
-/// Append the client to `X-Forwarded-For` and set `X-Forwarded-Proto`.
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool) {
+/// The client's address as an `X-Forwarded-For` element, computed once per connection.
+pub fn forwarded_for(client: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_canonical().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// Append the client (from [`forwarded_for`]) to `X-Forwarded-For` and set `X-Forwarded-Proto`.
+pub fn add_forwarded(headers: &mut HeaderMap, client: &HeaderValue, tls: bool) {
     let xff = HeaderName::from_static("x-forwarded-for");
-    let ip = client.to_canonical().to_string();
-    let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    let value = if headers.contains_key(&xff) {
         // Collapse repeated fields into one list so the client ends up last.
-        headers.remove(&xff);
+        let mut list = headers
+            .get_all(&xff)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !list.is_empty() {
+            list.push_str(", ");
+        }
+        list.push_str(client.to_str().unwrap_or("unknown"));
+        HeaderValue::from_str(&list).ok()
+    } else {
+        Some(client.clone())
+    };
+    if let Some(v) = value {
         headers.insert(xff, v);
     }
     headers.insert(
@@ -136,8 +148,37 @@ mod tests {
     #[test]
     fn forwarded_for_appends() {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1")]);
-        add_forwarded(&mut h, "127.0.0.1".parse().unwrap(), true);
+        let me = forwarded_for("127.0.0.1".parse().unwrap());
+        add_forwarded(&mut h, &me, true);
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
+    }
+
+    #[test]
+    fn forwarded_for_collapses_repeated_fields_and_maps_v4_in_v6() {
+        let mut h = map(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+        ]);
+        let me = forwarded_for("::ffff:192.0.2.7".parse().unwrap());
+        add_forwarded(&mut h, &me, false);
+        let all: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(all, ["10.0.0.1, 10.0.0.2, 192.0.2.7"]);
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+
+        let mut fresh = HeaderMap::new();
+        add_forwarded(&mut fresh, &me, false);
+        assert_eq!(fresh.get("x-forwarded-for").unwrap(), "192.0.2.7");
+    }
+
+    #[test]
+    fn a_request_without_hop_headers_is_untouched() {
+        let mut h = map(&[("host", "a"), ("accept", "*/*"), ("te", "trailers")]);
+        let before = h.clone();
+        strip_hop_by_hop(&mut h, false, true);
+        assert_eq!(h, before);
+        let mut h = map(&[("host", "a"), ("accept", "*/*")]);
+        strip_hop_by_hop(&mut h, false, false);
+        assert_eq!(h.len(), 2);
     }
 }

@@ -17,6 +17,7 @@ pub mod retry;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,7 +56,7 @@ pub async fn run(
     let drain_delay = config.drain_delay;
     let drain_timeout = config.drain_timeout;
     let tls_files = config.tls.clone();
-    let shared = Arc::new(Shared::new(config, metrics.clone(), tracing)?);
+    let shared = Arc::new(Shared::new(config, metrics.clone(), tracing));
 
     tokio::spawn(admin::serve(admin, shared.clone()));
     let acceptor = match (tls, tls_files) {

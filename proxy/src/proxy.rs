@@ -16,12 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use crate::body::{self, BodyError, ReqBody, RespBody};
@@ -32,6 +30,10 @@ use crate::io::ConnTrack;
 use crate::metrics::{Method, Metrics, Protocol, ReasonLabels};
 use crate::retry::{self, Policy};
 use crate::telemetry::{Completion, LogFields, Tracing};
+use crate::upstream::{Upstream, UpstreamError};
+
+/// Idle app connections kept for reuse; beyond this the oldest is closed.
+const MAX_IDLE_APP_CONNECTIONS: usize = 1024;
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -40,45 +42,33 @@ pub struct Shared {
     pub config: Config,
     /// Golden metrics.
     pub metrics: Arc<Metrics>,
-    /// Pooled keep-alive client to the app.
-    pub client: Client<HttpConnector, ReqBody>,
+    /// Pooled keep-alive connections to the app.
+    pub upstream: Arc<Upstream>,
     /// Retry budget and backoff.
     pub retry: Policy,
     /// OTLP tracing when configured.
     pub tracing: Option<Arc<Tracing>>,
     /// Set at SIGTERM.
     pub draining: AtomicBool,
-    app_authority: Authority,
 }
 
 impl Shared {
-    /// Build the app client and shared state.
-    pub fn new(
-        config: Config,
-        metrics: Arc<Metrics>,
-        tracing: Option<Arc<Tracing>>,
-    ) -> anyhow::Result<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.idle_timeout)
-            .pool_max_idle_per_host(1024)
-            .set_host(false)
-            .build(connector);
-        let app_authority: Authority = config.app.to_string().parse()?;
-        Ok(Self {
+    /// Build the app connection pool and shared state (inside the runtime).
+    pub fn new(config: Config, metrics: Arc<Metrics>, tracing: Option<Arc<Tracing>>) -> Self {
+        let upstream = Upstream::new(
+            config.app,
+            config.connect_timeout,
+            config.idle_timeout,
+            MAX_IDLE_APP_CONNECTIONS,
+        );
+        Self {
             retry: Policy::new(&config.retry),
             config,
             metrics,
-            client,
+            upstream,
             tracing,
             draining: AtomicBool::new(false),
-            app_authority,
-        })
+        }
     }
 
     /// Whether SIGTERM was received.
@@ -92,6 +82,8 @@ impl Shared {
 pub struct ConnInfo {
     /// Client address.
     pub client: SocketAddr,
+    /// The client address as an `X-Forwarded-For` element (formatted once per connection).
+    pub forwarded_for: HeaderValue,
     /// TLS terminated here.
     pub tls: bool,
     /// Protocol of the connection.
@@ -265,16 +257,12 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
-fn upstream_uri(shared: &Shared, uri: &Uri) -> Uri {
-    let pq = uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(shared.app_authority.clone());
-    parts.path_and_query = Some(pq);
-    Uri::from_parts(parts).unwrap_or_default()
+/// Origin-form target for the app (`/path?query`); the Host header carries the authority.
+fn upstream_uri(uri: &Uri) -> Uri {
+    match uri.path_and_query() {
+        Some(pq) => Uri::from(pq.clone()),
+        None => Uri::from(PathAndQuery::from_static("/")),
+    }
 }
 
 async fn forward(
@@ -328,7 +316,7 @@ async fn forward(
         None
     };
     headers::strip_hop_by_hop(&mut headers, upgrade, true);
-    headers::add_forwarded(&mut headers, conn.client.ip(), conn.tls);
+    headers::add_forwarded(&mut headers, &conn.forwarded_for, conn.tls);
     if let (Some(t), Some(orig)) = (&shared.tracing, &original) {
         let proto = if conn.protocol == Protocol::H2 {
             "2"
@@ -337,7 +325,7 @@ async fn forward(
         };
         *span = Some(t.start(&parts.method, parts.uri.path(), orig, &mut headers, proto));
     }
-    let uri = upstream_uri(shared, &parts.uri);
+    let uri = upstream_uri(&parts.uri);
     let method = parts.method;
 
     let idempotent = retry::is_idempotent(&method, &headers);
@@ -385,9 +373,9 @@ async fn forward(
                 headers.take().unwrap_or_default()
             };
             let sent = Instant::now();
-            let result = shared.client.request(build(this_body, this_headers)).await;
+            let result = shared.upstream.send(build(this_body, this_headers)).await;
             let reason = match &result {
-                Ok(resp) => match retry::status_reason(resp.status()) {
+                Ok((resp, _)) => match retry::status_reason(resp.status()) {
                     Some(r) => r,
                     None => return (result, retries, sent),
                 },
@@ -411,7 +399,10 @@ async fn forward(
                 return (result, retries, sent);
             }
             metrics.retry(reason);
-            drop(result);
+            if let Ok((_, lease)) = result {
+                // The unread error body leaves the connection's state unknown.
+                lease.discard();
+            }
             tokio::time::sleep(shared.retry.backoff(retries)).await;
             retries += 1;
             body = next_body;
@@ -426,9 +417,16 @@ async fn forward(
     };
 
     let mut fwd = match result {
-        Ok(mut resp) => {
+        Ok((mut resp, lease)) => {
             let upstream = Some(sent.elapsed());
             let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+            let lease = if switching {
+                // The connection now belongs to the tunnel (or is unusable without one).
+                lease.discard();
+                None
+            } else {
+                Some(lease)
+            };
             if switching && let Some(client_upgrade) = client_upgrade {
                 conn.track.mark_upgraded();
                 let app_upgrade = hyper::upgrade::on(&mut resp);
@@ -437,7 +435,7 @@ async fn forward(
             let (mut parts, app_body) = resp.into_parts();
             headers::strip_hop_by_hop(&mut parts.headers, switching && upgrade, false);
             Forwarded {
-                response: Response::from_parts(parts, RespBody::stream(app_body)),
+                response: Response::from_parts(parts, RespBody::stream(app_body, lease)),
                 upstream,
                 retries,
             }
@@ -446,9 +444,8 @@ async fn forward(
             local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics)
         }
         Err(e) => {
-            let timed_out = is_timeout(&e);
             tracing::debug!(error = %e, source = ?e.source(), "app request failed");
-            if timed_out {
+            if e.is_timeout() {
                 local(StatusCode::GATEWAY_TIMEOUT, "connect_timeout", metrics)
             } else {
                 local(StatusCode::BAD_GATEWAY, "app_error", metrics)
@@ -459,23 +456,10 @@ async fn forward(
     fwd
 }
 
-fn body_too_large(e: &hyper_util::client::legacy::Error) -> bool {
+fn body_too_large(e: &UpstreamError) -> bool {
     let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
     while let Some(s) = src {
         if matches!(s.downcast_ref::<BodyError>(), Some(BodyError::TooLarge)) {
-            return true;
-        }
-        src = s.source();
-    }
-    false
-}
-
-fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
             return true;
         }
         src = s.source();

@@ -187,6 +187,7 @@ async fn serve_conn<IO>(
     let track = ConnTrack::new();
     let info = Arc::new(ConnInfo {
         client,
+        forwarded_for: crate::headers::forwarded_for(client.ip()),
         tls,
         protocol,
         track: track.clone(),
