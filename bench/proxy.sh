@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Benchmark: direct-to-app vs outrigger-proxy vs nginx vs HAProxy as one-core HTTP/1.1 reverse
 # proxies in front of the same upstream, in one run. Prints a markdown table (and writes it to
-# $OUT, default bench/proxy/results.md) with: max req/s (wrk), p50/p99/p99.9 at fixed 1k and 5k
+# $OUT, default bench/proxy/results.md) with: max req/s (wrk, median of ROUNDS interleaved
+# rounds), p50/p99/p99.9 at fixed 1k and 5k
 # req/s (h2load --rps, per-request log), added latency vs direct, CPU-ms per 1,000 requests
 # (from /proc, during a separate 5k req/s run), RSS idle and at 1,000 keep-alive connections.
 #
 # Layout on a 2-core machine: the proxy under test is pinned to CPU 0; the load generator and the
 # upstream (nginx returning a 12-byte body) share CPU 1. Every variant sees the same upstream.
 #
-# Usage: bench/proxy.sh            (DURATION=10 by default; e.g. DURATION=5 for a quick run)
+# Usage: bench/proxy.sh            (DURATION=10 ROUNDS=5 MAX_DURATION=5 by default; e.g.
+#                                   DURATION=5 ROUNDS=3 for a quick run)
 # Needs: nginx, haproxy, wrk, h2load (nghttp2-client), python3, taskset; builds the release
 # binary with cargo when it is missing.
 # shellcheck source=scripts/lib/env.sh
@@ -16,6 +18,10 @@ source "$(dirname "$0")/../scripts/lib/env.sh"
 set -euo pipefail
 
 DURATION="${DURATION:-10}"
+# Max req/s is the median of ROUNDS interleaved rounds (each variant once per round), so a slow
+# spell of the shared machine hits every variant alike instead of one.
+ROUNDS="${ROUNDS:-5}"
+MAX_DURATION="${MAX_DURATION:-5}"
 OUT="${OUT:-$OUTRIGGER_ROOT/bench/proxy/results.md}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$OUTRIGGER_ROOT/target}"
 BIN="${OUTRIGGER_PROXY_BIN:-$CARGO_TARGET_DIR/release/outrigger-proxy}"
@@ -192,8 +198,35 @@ fixed_rate() { # port rate-per-second logfile [warm-up] -> prints succeeded coun
 }
 
 CLK_TCK=$(getconf CLK_TCK)
-declare -A MAXRPS P1K P5K CPU RSS0 RSS1K
+declare -A MAXRPS MAXRANGE MAXRATIO P1K P5K CPU RSS0 RSS1K
 VARIANTS=(direct outrigger-proxy nginx haproxy)
+
+median() { # numbers on stdin -> median
+  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+declare -A RUNS RATIOS
+for r in $(seq 1 "$ROUNDS"); do
+  declare -A ROUND=()
+  for v in "${VARIANTS[@]}"; do
+    echo "== max req/s, round $r/$ROUNDS: $v" >&2
+    start_variant "$v"
+    taskset -c "$LOAD_CPU" wrk -t1 -c64 -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
+    ROUND[$v]=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${MAX_DURATION}s" "http://127.0.0.1:$VPORT/" \
+      | awk '/^Requests\/sec:/ {printf "%d", $2}')
+    RUNS[$v]+="${ROUND[$v]:-0} "
+    stop_variant
+  done
+  for v in "${VARIANTS[@]}"; do
+    RATIOS[$v]+="$(awk -v a="${ROUND[$v]:-0}" -v b="${ROUND[nginx]:-0}" 'BEGIN { if (b > 0) printf "%.4f", a / b; else print 0 }') "
+  done
+done
+for v in "${VARIANTS[@]}"; do
+  MAXRPS[$v]=$(tr ' ' '\n' <<<"${RUNS[$v]}" | grep . | median | cut -d. -f1)
+  MAXRANGE[$v]=$(tr ' ' '\n' <<<"${RUNS[$v]}" | grep . | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
+  MAXRATIO[$v]=$(tr ' ' '\n' <<<"${RATIOS[$v]}" | grep . | median | awk '{printf "%.2f", $1}')
+done
+
 for v in "${VARIANTS[@]}"; do
   echo "== $v" >&2
   start_variant "$v"
@@ -202,8 +235,6 @@ for v in "${VARIANTS[@]}"; do
   sleep 0.5
   if [[ -n "$VPID" ]]; then RSS0[$v]=$(rss_kib "$VPID"); else RSS0[$v]="-"; fi
 
-  MAXRPS[$v]=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${DURATION}s" "http://127.0.0.1:$VPORT/" \
-    | awk '/^Requests\/sec:/ {printf "%d", $2}')
   fixed_rate "$VPORT" 1000 "$T/$v-1k.log" >/dev/null
   P1K[$v]=$(percentiles "$T/$v-1k.log")
 
@@ -237,21 +268,20 @@ done
 
 mib() { [[ "$1" =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || echo "$1"; }
 added() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%+.3f", a - b }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 read -r d1p50 d1p99 d1p999 <<<"${P1K[direct]}"
 read -r d5p50 d5p99 d5p999 <<<"${P5K[direct]}"
 {
   echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)"
   echo "Tools: $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}'), h2load $(h2load --version | awk '{print $2}'); outrigger-proxy $("$BIN" --version | awk '{print $2}') --workers 1, access log off"
-  echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; HTTP/1.1 keep-alive; ${DURATION}s per measurement"
+  echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; HTTP/1.1 keep-alive; max req/s: median of $ROUNDS interleaved rounds of wrk -t1 -c64 -d${MAX_DURATION}s (range in brackets; vs nginx: median of the per-round ratios); latency and CPU: ${DURATION}s per measurement"
   echo
-  echo "| variant | max req/s (wrk -c64) | vs nginx | p50 / p99 / p99.9 @1k (ms) | added p50 / p99 @1k (ms) | p50 / p99 / p99.9 @5k (ms) | added p99 @5k (ms) | CPU-ms per 1k req | RSS idle (MiB) | RSS 1k conns (MiB) |"
+  echo "| variant | max req/s (wrk -c64), median (range) | vs nginx | p50 / p99 / p99.9 @1k (ms) | added p50 / p99 @1k (ms) | p50 / p99 / p99.9 @5k (ms) | added p99 @5k (ms) | CPU-ms per 1k req | RSS idle (MiB) | RSS 1k conns (MiB) |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
   for v in "${VARIANTS[@]}"; do
     read -r a b c <<<"${P1K[$v]}"
     read -r e f g <<<"${P5K[$v]}"
-    echo "| $v | ${MAXRPS[$v]} | $(ratio "${MAXRPS[$v]}" "${MAXRPS[nginx]}") | $a / $b / $c | $(added "$a" "$d1p50") / $(added "$b" "$d1p99") | $e / $f / $g | $(added "$f" "$d5p99") | ${CPU[$v]} | $(mib "${RSS0[$v]}") | $(mib "${RSS1K[$v]}") |"
+    echo "| $v | ${MAXRPS[$v]} (${MAXRANGE[$v]}) | ${MAXRATIO[$v]} | $a / $b / $c | $(added "$a" "$d1p50") / $(added "$b" "$d1p99") | $e / $f / $g | $(added "$f" "$d5p99") | ${CPU[$v]} | $(mib "${RSS0[$v]}") | $(mib "${RSS1K[$v]}") |"
   done
 } | tee "$OUT"
 : "${d1p999:=}" "${d5p50:=}" "${d5p999:=}"

@@ -61,7 +61,8 @@ enum ReqKind {
     /// Streaming from the client, after an optional already-read prefix.
     Stream {
         prefix: Option<Bytes>,
-        trailers: Option<HeaderMap>,
+        /// Boxed: rare, and a `HeaderMap` would triple the size of every request body.
+        trailers: Option<Box<HeaderMap>>,
         inner: Option<Incoming>,
     },
 }
@@ -149,7 +150,7 @@ pub async fn prepare(
             }
             Err(frame) => {
                 // Trailers end the body; keep it as a (non-replayable) stream to forward them.
-                let trailers = frame.into_trailers().ok();
+                let trailers = frame.into_trailers().ok().map(Box::new);
                 return Ok((stream(Some(buf.freeze()), trailers, None, acct), false));
             }
         }
@@ -194,7 +195,7 @@ impl Body for ReqBody {
                         Poll::Ready(None) => *inner = None,
                     }
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(*t))))
             }
         }
     }

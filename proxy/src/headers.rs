@@ -49,15 +49,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    let doomed: Vec<HeaderName> = headers
+    // One removal per pass: a response typically carries one or two of these, and this way
+    // nothing is allocated. `Connection` goes last: it names the others.
+    while let Some(name) = headers
         .keys()
-        .filter(|k| is_hop_by_hop(k) || connection_has(headers, k.as_str()))
-        .filter(|k| !(keep_upgrade && *k == header::UPGRADE))
+        .find(|k| {
+            *k != header::CONNECTION
+                && (is_hop_by_hop(k) || connection_has(headers, k.as_str()))
+                && !(keep_upgrade && *k == header::UPGRADE)
+        })
         .cloned()
-        .collect();
-    for name in &doomed {
-        headers.remove(name);
+    {
+        headers.remove(&name);
     }
+    headers.remove(header::CONNECTION);
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }

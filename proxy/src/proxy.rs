@@ -194,7 +194,7 @@ async fn handle(
     });
 
     let mut span = None;
-    let fwd = forward(&shared, &conn, req, bytes_in, &mut span).await;
+    let fwd = forward(&shared, &conn, req, bytes_in, &mut span, start).await;
     if let (Some(cx), Some(log)) = (&span, log.as_mut()) {
         use opentelemetry::trace::TraceContextExt as _;
         log.trace_id = Some(cx.span().span_context().trace_id().to_string());
@@ -252,7 +252,7 @@ impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
             self.metrics.in_flight.dec();
-            self.track.end(false);
+            self.track.end(false, Instant::now());
         }
     }
 }
@@ -271,6 +271,7 @@ async fn forward(
     mut req: Request<Incoming>,
     bytes_in: Option<Arc<AtomicU64>>,
     span: &mut Option<opentelemetry::Context>,
+    start: Instant,
 ) -> Forwarded {
     let cfg = &shared.config;
     let metrics = &shared.metrics;
@@ -332,7 +333,20 @@ async fn forward(
     let retries_enabled = shared.retry.attempts > 0 && !upgrade;
     let replay_cap = (idempotent && retries_enabled).then_some(shared.retry.max_body);
     let counter = metrics.request_bytes.clone();
-    let prepared = body::prepare(incoming, replay_cap, cfg.max_body_bytes, counter, bytes_in).await;
+    let prepared = if http_body::Body::is_end_stream(&incoming) {
+        Ok((ReqBody::empty(), true))
+    } else {
+        // Boxed: only requests with a body pay for the reading state; every request's future
+        // (allocated and moved per request) stays small.
+        Box::pin(body::prepare(
+            incoming,
+            replay_cap,
+            cfg.max_body_bytes,
+            counter,
+            bytes_in,
+        ))
+        .await
+    };
     let (first_body, replayable) = match prepared {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
@@ -353,7 +367,9 @@ async fn forward(
         r
     };
 
-    let deadline = cfg.request_timeout.map(|t| Instant::now() + t);
+    let deadline = cfg.request_timeout.map(|t| start + t);
+    // Upstream time is only reported in the access log; clock reads are not free on VMs.
+    let time_upstream = cfg.access_log;
     let attempt_loop = async {
         let mut retries = 0u32;
         let mut body = Some(first_body);
@@ -372,7 +388,7 @@ async fn forward(
             } else {
                 headers.take().unwrap_or_default()
             };
-            let sent = Instant::now();
+            let sent = time_upstream.then(Instant::now);
             let result = shared.upstream.send(build(this_body, this_headers)).await;
             let reason = match &result {
                 Ok((resp, _)) => match retry::status_reason(resp.status()) {
@@ -403,7 +419,7 @@ async fn forward(
                 // The unread error body leaves the connection's state unknown.
                 lease.discard();
             }
-            tokio::time::sleep(shared.retry.backoff(retries)).await;
+            Box::pin(tokio::time::sleep(shared.retry.backoff(retries))).await;
             retries += 1;
             body = next_body;
         }
@@ -418,7 +434,7 @@ async fn forward(
 
     let mut fwd = match result {
         Ok((mut resp, lease)) => {
-            let upstream = Some(sent.elapsed());
+            let upstream = sent.map(|s| s.elapsed());
             let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
             let lease = if switching {
                 // The connection now belongs to the tunnel (or is unusable without one).

@@ -184,7 +184,8 @@ pub struct Completion {
     pub method: Method,
     /// Response status.
     pub status: u16,
-    /// Time until the app's response headers, when the app answered.
+    /// Time until the app's response headers, when the app answered (measured only for the
+    /// access log).
     pub upstream: Option<std::time::Duration>,
     /// Retries made.
     pub retries: u32,
@@ -214,7 +215,9 @@ impl Completion {
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        let elapsed = self.start.elapsed();
+        // One clock read for the metrics, the access log and the connection's idle mark.
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.start);
         let m = &self.metrics;
         m.request_duration.observe(elapsed.as_secs_f64());
         m.requests
@@ -225,7 +228,7 @@ impl Drop for Completion {
             .inc();
         m.response_bytes.inc_by(self.bytes_out);
         m.in_flight.dec();
-        self.track.end(self.reusable && !self.error);
+        self.track.end(self.reusable && !self.error, now);
 
         if let Some(cx) = self.span.take() {
             let span = cx.span();

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -55,7 +55,10 @@ impl UpstreamError {
 
 struct Idle {
     sender: SendRequest<ReqBody>,
-    since: Instant,
+    /// A sweep has seen it idle; the next sweep closes it. Sweeps run every half idle timeout,
+    /// so a connection is closed after between one half and one whole idle timeout, without a
+    /// clock read per request.
+    swept: bool,
 }
 
 /// The app's address and its idle connections.
@@ -133,7 +136,9 @@ impl Upstream {
         loop {
             let (mut sender, fresh) = match self.take_idle() {
                 Some(s) => (s, false),
-                None => (self.connect().await?, true),
+                // Boxed: connecting is rare, and its state would otherwise bloat (and be
+                // copied with) every request's future.
+                None => (Box::pin(self.connect()).await?, true),
             };
             if let Err(e) = sender.ready().await {
                 if fresh {
@@ -188,7 +193,7 @@ impl Upstream {
     fn take_idle(&self) -> Option<SendRequest<ReqBody>> {
         let mut idle = self.lock();
         while let Some(entry) = idle.pop_back() {
-            if !entry.sender.is_closed() && entry.since.elapsed() < self.idle_timeout {
+            if !entry.sender.is_closed() {
                 return Some(entry.sender);
             }
         }
@@ -205,14 +210,18 @@ impl Upstream {
         }
         idle.push_back(Idle {
             sender,
-            since: Instant::now(),
+            swept: false,
         });
     }
 
-    /// Close connections idle longer than the idle timeout or closed by the app (oldest first).
+    /// Close connections idle since the previous sweep or closed by the app.
     fn expire(&self) {
         let mut idle = self.lock();
-        idle.retain(|e| !e.sender.is_closed() && e.since.elapsed() < self.idle_timeout);
+        idle.retain_mut(|e| {
+            let keep = !e.swept && !e.sender.is_closed();
+            e.swept = true;
+            keep
+        });
     }
 
     /// Idle connections (for tests and debugging).
@@ -223,10 +232,10 @@ impl Upstream {
 
 async fn sweep(pool: Weak<Upstream>) {
     let every = match pool.upgrade() {
-        Some(p) => (p.idle_timeout / 2).max(Duration::from_millis(500)),
+        Some(p) => (p.idle_timeout / 2).max(Duration::from_millis(10)),
         None => return,
     };
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

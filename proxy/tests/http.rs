@@ -86,6 +86,7 @@ async fn forwards_http1_and_h2c_with_pooled_keepalive() {
     ] {
         assert!(v.get(key).is_some(), "access log lacks {key}: {v}");
     }
+    assert!(v["upstream_ms"].is_f64(), "upstream time measured: {v}");
     assert_eq!(v["path"], "/hello");
     assert_eq!(v["protocol"], "HTTP/2");
     assert_eq!(v["bytes_out"], 5);
