@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Benchmark: direct-to-app vs outrigger-proxy vs nginx vs HAProxy as one-core HTTP/1.1 reverse
+# Benchmark: direct-to-app vs outrigger-proxy vs hyper-floor (hyper with none of the proxy's
+# features, proxy/examples/hyper_floor.rs) vs nginx vs HAProxy as one-core HTTP/1.1 reverse
 # proxies in front of the same upstream, in one run. Prints a markdown table (and writes it to
 # $OUT, default bench/proxy/results.md) with: max req/s (wrk, median of ROUNDS interleaved
-# rounds), p50/p99/p99.9 at fixed 1k and 5k
-# req/s (h2load --rps, per-request log), added latency vs direct, CPU-ms per 1,000 requests
-# (from /proc, during a separate 5k req/s run), RSS idle and at 1,000 keep-alive connections.
+# rounds), p50/p99/p99.9 at fixed 1k and 5k req/s (h2load --rps, per-request log), added latency
+# vs direct, CPU-ms per 1,000 requests (from /proc, during a separate 5k req/s run), RSS idle and
+# at 1,000 keep-alive connections.
 #
 # Layout on a 2-core machine: the proxy under test is pinned to CPU 0; the load generator and the
 # upstream (nginx returning a 12-byte body) share CPU 1. Every variant sees the same upstream.
@@ -12,7 +13,7 @@
 # Usage: bench/proxy.sh            (DURATION=10 ROUNDS=5 MAX_DURATION=5 by default; e.g.
 #                                   DURATION=5 ROUNDS=3 for a quick run)
 # Needs: nginx, haproxy, wrk, h2load (nghttp2-client), python3, taskset; builds the release
-# binary with cargo when it is missing.
+# binaries with cargo first (OUTRIGGER_PROXY_BIN=path measures a given proxy binary instead).
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/../scripts/lib/env.sh"
 set -euo pipefail
@@ -22,19 +23,26 @@ DURATION="${DURATION:-10}"
 # spell of the shared machine hits every variant alike instead of one.
 ROUNDS="${ROUNDS:-5}"
 MAX_DURATION="${MAX_DURATION:-5}"
+# The 1k req/s latency run is part of each round too: "added" latency is the variant minus
+# direct from the same round (the machine's own latency drifts by more than a proxy adds).
+LAT_DURATION="${LAT_DURATION:-5}"
 OUT="${OUT:-$OUTRIGGER_ROOT/bench/proxy/results.md}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$OUTRIGGER_ROOT/target}"
 BIN="${OUTRIGGER_PROXY_BIN:-$CARGO_TARGET_DIR/release/outrigger-proxy}"
+FLOOR_BIN="$CARGO_TARGET_DIR/release/examples/hyper_floor"
 PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
-UP_PORT=18081 OR_PORT=18443 OR_ADMIN=18191 NG_PORT=18444 HA_PORT=18445
+UP_PORT=18081 OR_PORT=18443 OR_ADMIN=18191 NG_PORT=18444 HA_PORT=18445 FL_PORT=18446
 
 for tool in nginx haproxy wrk h2load python3 taskset; do
   command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool not installed" >&2; exit 1; }
 done
-if [[ ! -x "$BIN" ]]; then
-  echo "building release binary..." >&2
-  (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy >&2)
+if [[ -z "${OUTRIGGER_PROXY_BIN:-}" ]]; then
+  # Always (a no-op when up to date): a stale binary would silently measure old code.
+  echo "building release binaries..." >&2
+  (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --bin outrigger-proxy --example hyper_floor >&2)
+elif [[ ! -x "$FLOOR_BIN" ]]; then
+  (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --example hyper_floor >&2)
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -131,6 +139,9 @@ start_variant() { # name -> sets VPID (pid whose process tree is measured) and V
         --admin "127.0.0.1:$OR_ADMIN" --app "127.0.0.1:$UP_PORT" --workers 1 \
         >"$T/or.out" 2>"$T/or.err" &
       VPID=$! VPORT=$OR_PORT ;;
+    hyper-floor)
+      taskset -c "$PROXY_CPU" "$FLOOR_BIN" "127.0.0.1:$FL_PORT" "127.0.0.1:$UP_PORT" >"$T/fl.log" 2>&1 &
+      VPID=$! VPORT=$FL_PORT ;;
     nginx)
       taskset -c "$PROXY_CPU" nginx -p "$T/ng" -e "$T/ng/error.log" -c "$T/ng/nginx.conf" &
       VPID=$! VPORT=$NG_PORT ;;
@@ -186,11 +197,11 @@ percentiles() { # h2load --log-file -> "p50 p99 p99.9" in ms
     }'
 }
 
-fixed_rate() { # port rate-per-second logfile [warm-up] -> prints succeeded count
-  local port=$1 rate=$2 log=$3 warm=${4:-1} clients rps
+fixed_rate() { # port rate-per-second logfile [warm-up [seconds]] -> prints succeeded count
+  local port=$1 rate=$2 log=$3 warm=${4:-1} secs=${5:-$DURATION} clients rps
   if (( rate >= 5000 )); then clients=25; else clients=10; fi
   rps=$(( rate / clients ))
-  local args=(--h1 -c "$clients" --rps "$rps" -D "$DURATION" --log-file "$log")
+  local args=(--h1 -c "$clients" --rps "$rps" -D "$secs" --log-file "$log")
   # Latency runs skip the first second (connection setup); CPU runs count every request.
   if [[ "$warm" == 1 ]]; then args+=(--warm-up-time 1); fi
   taskset -c "$LOAD_CPU" h2load "${args[@]}" "http://127.0.0.1:$port/" >"$log.report" 2>&1 || true
@@ -198,26 +209,36 @@ fixed_rate() { # port rate-per-second logfile [warm-up] -> prints succeeded coun
 }
 
 CLK_TCK=$(getconf CLK_TCK)
-declare -A MAXRPS MAXRANGE MAXRATIO P1K P5K CPU RSS0 RSS1K
-VARIANTS=(direct outrigger-proxy nginx haproxy)
+declare -A MAXRPS MAXRANGE MAXRATIO P1K A1K P5K CPU RSS0 RSS1K
+# hyper-floor: proxy/examples/hyper_floor.rs, hyper with none of the proxy's features (the
+# stack's own cost).
+# shellcheck disable=SC2206 # word splitting of the override is intended
+VARIANTS=(${BENCH_VARIANTS:-direct outrigger-proxy hyper-floor nginx haproxy})
 
 median() { # numbers on stdin -> median
   sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-declare -A RUNS RATIOS
+declare -A RUNS RATIOS ADD50 ADD99
 for r in $(seq 1 "$ROUNDS"); do
-  declare -A ROUND=()
+  declare -A ROUND=() LAT=()
   for v in "${VARIANTS[@]}"; do
-    echo "== max req/s, round $r/$ROUNDS: $v" >&2
+    echo "== max req/s and latency at 1k req/s, round $r/$ROUNDS: $v" >&2
     start_variant "$v"
     taskset -c "$LOAD_CPU" wrk -t1 -c64 -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
     ROUND[$v]=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${MAX_DURATION}s" "http://127.0.0.1:$VPORT/" \
       | awk '/^Requests\/sec:/ {printf "%d", $2}')
     RUNS[$v]+="${ROUND[$v]:-0} "
+    fixed_rate "$VPORT" 1000 "$T/$v-1k-$r.log" 1 "$LAT_DURATION" >/dev/null
+    LAT[$v]=$(percentiles "$T/$v-1k-$r.log")
+    echo "   ${ROUND[$v]} req/s; at 1k req/s p50 p99 p99.9 (ms): ${LAT[$v]}" >&2
     stop_variant
   done
+  read -r rd50 rd99 _ <<<"${LAT[direct]}"
   for v in "${VARIANTS[@]}"; do
+    read -r r50 r99 _ <<<"${LAT[$v]}"
+    ADD50[$v]+="$(awk -v a="$r50" -v b="$rd50" 'BEGIN { printf "%.4f", a - b }') "
+    ADD99[$v]+="$(awk -v a="$r99" -v b="$rd99" 'BEGIN { printf "%.4f", a - b }') "
     RATIOS[$v]+="$(awk -v a="${ROUND[$v]:-0}" -v b="${ROUND[nginx]:-0}" 'BEGIN { if (b > 0) printf "%.4f", a / b; else print 0 }') "
   done
 done
@@ -225,6 +246,9 @@ for v in "${VARIANTS[@]}"; do
   MAXRPS[$v]=$(tr ' ' '\n' <<<"${RUNS[$v]}" | grep . | median | cut -d. -f1)
   MAXRANGE[$v]=$(tr ' ' '\n' <<<"${RUNS[$v]}" | grep . | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
   MAXRATIO[$v]=$(tr ' ' '\n' <<<"${RATIOS[$v]}" | grep . | median | awk '{printf "%.2f", $1}')
+  cat "$T/$v"-1k-*.log >"$T/$v-1k.log"
+  P1K[$v]=$(percentiles "$T/$v-1k.log")
+  A1K[$v]="$(tr ' ' '\n' <<<"${ADD50[$v]}" | grep . | median | awk '{printf "%+.3f", $1}') / $(tr ' ' '\n' <<<"${ADD99[$v]}" | grep . | median | awk '{printf "%+.3f", $1}')"
 done
 
 for v in "${VARIANTS[@]}"; do
@@ -234,9 +258,6 @@ for v in "${VARIANTS[@]}"; do
   taskset -c "$LOAD_CPU" wrk -t1 -c4 -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
   sleep 0.5
   if [[ -n "$VPID" ]]; then RSS0[$v]=$(rss_kib "$VPID"); else RSS0[$v]="-"; fi
-
-  fixed_rate "$VPORT" 1000 "$T/$v-1k.log" >/dev/null
-  P1K[$v]=$(percentiles "$T/$v-1k.log")
 
   fixed_rate "$VPORT" 5000 "$T/$v-5k.log" >/dev/null
   P5K[$v]=$(percentiles "$T/$v-5k.log")
@@ -269,19 +290,18 @@ done
 mib() { [[ "$1" =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || echo "$1"; }
 added() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%+.3f", a - b }'; }
 
-read -r d1p50 d1p99 d1p999 <<<"${P1K[direct]}"
 read -r d5p50 d5p99 d5p999 <<<"${P5K[direct]}"
 {
   echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)"
   echo "Tools: $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}'), h2load $(h2load --version | awk '{print $2}'); outrigger-proxy $("$BIN" --version | awk '{print $2}') --workers 1, access log off"
-  echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; HTTP/1.1 keep-alive; max req/s: median of $ROUNDS interleaved rounds of wrk -t1 -c64 -d${MAX_DURATION}s (range in brackets; vs nginx: median of the per-round ratios); latency and CPU: ${DURATION}s per measurement"
+  echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; HTTP/1.1 keep-alive; each of $ROUNDS interleaved rounds runs every variant for wrk -t1 -c64 -d${MAX_DURATION}s and h2load at 1k req/s for ${LAT_DURATION}s; max req/s: median (range) of the rounds, vs nginx: median of the per-round ratios; @1k percentiles over all rounds' requests, added @1k: median of the per-round differences to direct; @5k, CPU and RSS: one ${DURATION}s run per variant"
   echo
   echo "| variant | max req/s (wrk -c64), median (range) | vs nginx | p50 / p99 / p99.9 @1k (ms) | added p50 / p99 @1k (ms) | p50 / p99 / p99.9 @5k (ms) | added p99 @5k (ms) | CPU-ms per 1k req | RSS idle (MiB) | RSS 1k conns (MiB) |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
   for v in "${VARIANTS[@]}"; do
     read -r a b c <<<"${P1K[$v]}"
     read -r e f g <<<"${P5K[$v]}"
-    echo "| $v | ${MAXRPS[$v]} (${MAXRANGE[$v]}) | ${MAXRATIO[$v]} | $a / $b / $c | $(added "$a" "$d1p50") / $(added "$b" "$d1p99") | $e / $f / $g | $(added "$f" "$d5p99") | ${CPU[$v]} | $(mib "${RSS0[$v]}") | $(mib "${RSS1K[$v]}") |"
+    echo "| $v | ${MAXRPS[$v]} (${MAXRANGE[$v]}) | ${MAXRATIO[$v]} | $a / $b / $c | ${A1K[$v]} | $e / $f / $g | $(added "$f" "$d5p99") | ${CPU[$v]} | $(mib "${RSS0[$v]}") | $(mib "${RSS1K[$v]}") |"
   done
 } | tee "$OUT"
-: "${d1p999:=}" "${d5p50:=}" "${d5p999:=}"
+: "${d5p50:=}" "${d5p999:=}"

@@ -344,6 +344,11 @@ impl<T> HeadGuard<T> {
         self
     }
 
+    /// Change the park delay (see [`HeadGuard::park_after`]); applies from the next idle period.
+    pub fn set_park_after(&mut self, after: Option<Duration>) {
+        self.park.after = after;
+    }
+
     /// A new hyper connection takes over this I/O.
     pub fn new_http_conn(&mut self) {
         self.park.conn_generation = self.track.generation();

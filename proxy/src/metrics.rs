@@ -154,6 +154,8 @@ pub struct Metrics {
     pub connections: Family<ConnLabels, Counter>,
     /// `outrigger_proxy_parked_connections`
     pub parked_connections: Gauge,
+    /// `outrigger_proxy_parks_total`
+    pub parks: Counter,
     /// `outrigger_proxy_retries_total`
     pub retries: Family<ReasonLabels, Counter>,
     /// `outrigger_proxy_retries_skipped_total`
@@ -221,6 +223,12 @@ impl Metrics {
             "parked_connections",
             "Idle HTTP/1 keep-alive connections parked without HTTP buffers (see --park-after)",
             parked_connections.clone(),
+        );
+        let parks = Counter::default();
+        registry.register(
+            "parks",
+            "Times an idle HTTP/1 connection was parked (see --park-after)",
+            parks.clone(),
         );
         let connections = Family::<ConnLabels, Counter>::default();
         registry.register(
@@ -298,6 +306,7 @@ impl Metrics {
             open_connections,
             connections,
             parked_connections,
+            parks,
             retries,
             retries_skipped,
             tls_handshake_errors,

@@ -253,7 +253,9 @@ async fn serve_http1<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let cfg = &shared.config;
+    let mut park_after = cfg.park_after;
     loop {
+        io.set_park_after(park_after);
         io.new_http_conn();
         let conn = Box::pin(
             http1::Builder::new()
@@ -282,13 +284,37 @@ async fn serve_http1<IO>(
             Some(parts.read_buf)
         } else {
             drop(parts.read_buf); // hyper's read buffer, freed before the wait
-            park(&mut io, shared, track, &mut drain).await
+            let parked_at = tokio::time::Instant::now();
+            let next = park(&mut io, shared, track, &mut drain).await;
+            park_after = next_park_after(cfg.park_after, park_after, parked_at.elapsed());
+            next
         };
         let Some(next) = next else {
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
             return;
         };
         io.get_mut().unread(next);
+    }
+}
+
+/// Upper bound of a connection's backed-off park delay.
+const MAX_PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// The park delay for a connection's next idle period, after a park that lasted `parked_for`.
+/// A request that comes back before the current delay has passed again means the connection's
+/// requests come about one delay apart: parking it at the same delay would wind hyper down and
+/// up for every request (CPU, plus latency for the request that meets a wind-down). So the
+/// delay doubles (up to [`MAX_PARK_AFTER`]); a longer park restores the configured `base`.
+fn next_park_after(
+    base: Option<Duration>,
+    current: Option<Duration>,
+    parked_for: Duration,
+) -> Option<Duration> {
+    let (base, current) = (base?, current?);
+    if parked_for < current {
+        Some((current * 2).min(MAX_PARK_AFTER.max(base)))
+    } else {
+        Some(base)
     }
 }
 
@@ -310,6 +336,7 @@ where
     let mut buf = [0u8; PARK_READ];
     let parked = &shared.metrics.parked_connections;
     parked.inc();
+    shared.metrics.parks.inc();
     let first = tokio::select! {
         // A request that has arrived is served (with `Connection: close` while draining) rather
         // than cut off by a drain phase or deadline that became due at the same moment.
@@ -444,5 +471,38 @@ async fn drive<C: Graceful + ?Sized>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn park_delay_backs_off_for_connections_woken_right_after_parking() {
+        let base = Some(10 * MS);
+        assert_eq!(next_park_after(base, base, 2 * MS), Some(20 * MS));
+        assert_eq!(next_park_after(base, Some(20 * MS), 5 * MS), Some(40 * MS));
+        assert_eq!(
+            next_park_after(base, Some(800 * MS), 5 * MS),
+            Some(MAX_PARK_AFTER)
+        );
+        assert_eq!(
+            next_park_after(base, Some(MAX_PARK_AFTER), 5 * MS),
+            Some(MAX_PARK_AFTER)
+        );
+    }
+
+    #[test]
+    fn a_long_park_restores_the_configured_delay() {
+        let base = Some(10 * MS);
+        assert_eq!(next_park_after(base, Some(640 * MS), 640 * MS), base);
+        assert_eq!(next_park_after(base, base, 11 * MS), base);
+        // Parking off stays off; a base above the cap is never lowered by backing off.
+        assert_eq!(next_park_after(None, None, MS), None);
+        let big = Some(5 * MAX_PARK_AFTER);
+        assert_eq!(next_park_after(big, big, MS), big);
     }
 }

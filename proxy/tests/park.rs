@@ -269,3 +269,34 @@ async fn a_park_declined_during_the_drain_does_not_spin() {
     let status = proxy.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
 }
+
+/// A connection whose next request arrives right after it was parked has its park delay
+/// doubled, so requests about one delay apart do not wind hyper down and up every time.
+#[tokio::test]
+async fn a_connection_woken_right_after_parking_backs_off() {
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &["--park-after", "500ms"], &[]).await;
+    let parks = |text: String| metric(&text, "outrigger_proxy_parks_total", &[]);
+    let mut s = TcpStream::connect(proxy.inbound).await.unwrap();
+    let mut pending = Vec::new();
+    let get = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    s.write_all(get).await.unwrap();
+    assert_keep_alive(&response(&mut s, &mut pending).await.0);
+    wait_parked(&proxy, 1.0).await;
+    assert_eq!(parks(proxy.metrics().await), 1.0);
+
+    // Woken at once: the delay becomes 1 s.
+    s.write_all(get).await.unwrap();
+    assert_keep_alive(&response(&mut s, &mut pending).await.0);
+    wait_parked(&proxy, 0.0).await;
+    // Past the configured 500 ms, short of the backed-off 1 s (a margin either side).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(parked(&proxy).await, 0.0, "parked again at the old delay");
+    assert_eq!(parks(proxy.metrics().await), 1.0);
+    wait_parked(&proxy, 1.0).await;
+    assert_eq!(parks(proxy.metrics().await), 2.0);
+
+    s.write_all(get).await.unwrap();
+    assert_keep_alive(&response(&mut s, &mut pending).await.0);
+}
