@@ -176,13 +176,19 @@ rss_kib() { # summed VmRSS of the process tree
 }
 
 cpu_ticks() { # utime+stime of the process tree, in clock ticks
-  local total=0 p v
+  local u s
+  read -r u s <<<"$(cpu_split "$1")"
+  echo $((u + s))
+}
+
+cpu_split() { # "utime stime" of the process tree, in clock ticks
+  local u=0 s=0 p a b
   for p in $(tree_pids "$1"); do
     # Fields 14 and 15 of /proc/PID/stat; strip "pid (comm)" first since comm may hold spaces.
-    v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0)
-    total=$((total + ${v:-0}))
+    read -r a b <<<"$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13}' || echo "0 0")"
+    u=$((u + ${a:-0})) s=$((s + ${b:-0}))
   done
-  echo "$total"
+  echo "$u $s"
 }
 
 percentiles() { # h2load --log-file -> "p50 p99 p99.9" in ms
@@ -209,7 +215,7 @@ fixed_rate() { # port rate-per-second logfile [warm-up [seconds]] -> prints succ
 }
 
 CLK_TCK=$(getconf CLK_TCK)
-declare -A MAXRPS MAXRANGE MAXRATIO P1K A1K P5K CPU RSS0 RSS1K
+declare -A MAXRPS MAXRANGE MAXRATIO MAXCPU P1K A1K P5K CPU RSS0 RSS1K
 # hyper-floor: proxy/examples/hyper_floor.rs, hyper with none of the proxy's features (the
 # stack's own cost).
 # shellcheck disable=SC2206 # word splitting of the override is intended
@@ -219,16 +225,24 @@ median() { # numbers on stdin -> median
   sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-declare -A RUNS RATIOS ADD50 ADD99
+declare -A RUNS RATIOS ADD50 ADD99 USR SYS
 for r in $(seq 1 "$ROUNDS"); do
   declare -A ROUND=() LAT=()
   for v in "${VARIANTS[@]}"; do
     echo "== max req/s and latency at 1k req/s, round $r/$ROUNDS: $v" >&2
     start_variant "$v"
     taskset -c "$LOAD_CPU" wrk -t1 -c64 -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
-    ROUND[$v]=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${MAX_DURATION}s" "http://127.0.0.1:$VPORT/" \
-      | awk '/^Requests\/sec:/ {printf "%d", $2}')
+    [[ -n "$VPID" ]] && read -r u0 s0 <<<"$(cpu_split "$VPID")"
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${MAX_DURATION}s" "http://127.0.0.1:$VPORT/")
+    ROUND[$v]=$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out")
     RUNS[$v]+="${ROUND[$v]:-0} "
+    if [[ -n "$VPID" ]]; then
+      # CPU per request at max rate, user and kernel apart (the kernel's share is loopback TCP).
+      read -r u1 s1 <<<"$(cpu_split "$VPID")"
+      n=$(awk '/requests in/ {print $1}' <<<"$out")
+      USR[$v]+="$(awk -v d=$((u1 - u0)) -v hz="$CLK_TCK" -v n="${n:-0}" 'BEGIN { if (n > 0) printf "%.2f", d * 1e6 / hz / n; else print 0 }') "
+      SYS[$v]+="$(awk -v d=$((s1 - s0)) -v hz="$CLK_TCK" -v n="${n:-0}" 'BEGIN { if (n > 0) printf "%.2f", d * 1e6 / hz / n; else print 0 }') "
+    fi
     fixed_rate "$VPORT" 1000 "$T/$v-1k-$r.log" 1 "$LAT_DURATION" >/dev/null
     LAT[$v]=$(percentiles "$T/$v-1k-$r.log")
     echo "   ${ROUND[$v]} req/s; at 1k req/s p50 p99 p99.9 (ms): ${LAT[$v]}" >&2
@@ -246,6 +260,11 @@ for v in "${VARIANTS[@]}"; do
   MAXRPS[$v]=$(tr ' ' '\n' <<<"${RUNS[$v]}" | grep . | median | cut -d. -f1)
   MAXRANGE[$v]=$(tr ' ' '\n' <<<"${RUNS[$v]}" | grep . | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
   MAXRATIO[$v]=$(tr ' ' '\n' <<<"${RATIOS[$v]}" | grep . | median | awk '{printf "%.2f", $1}')
+  if [[ -n "${USR[$v]:-}" ]]; then
+    MAXCPU[$v]="$(tr ' ' '\n' <<<"${USR[$v]}" | grep . | median | awk '{printf "%.1f", $1}') / $(tr ' ' '\n' <<<"${SYS[$v]}" | grep . | median | awk '{printf "%.1f", $1}')"
+  else
+    MAXCPU[$v]="-"
+  fi
   cat "$T/$v"-1k-*.log >"$T/$v-1k.log"
   P1K[$v]=$(percentiles "$T/$v-1k.log")
   A1K[$v]="$(tr ' ' '\n' <<<"${ADD50[$v]}" | grep . | median | awk '{printf "%+.3f", $1}') / $(tr ' ' '\n' <<<"${ADD99[$v]}" | grep . | median | awk '{printf "%+.3f", $1}')"
@@ -296,12 +315,12 @@ read -r d5p50 d5p99 d5p999 <<<"${P5K[direct]}"
   echo "Tools: $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}'), h2load $(h2load --version | awk '{print $2}'); outrigger-proxy $("$BIN" --version | awk '{print $2}') --workers 1, access log off"
   echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; HTTP/1.1 keep-alive; each of $ROUNDS interleaved rounds runs every variant for wrk -t1 -c64 -d${MAX_DURATION}s and h2load at 1k req/s for ${LAT_DURATION}s; max req/s: median (range) of the rounds, vs nginx: median of the per-round ratios; @1k percentiles over all rounds' requests, added @1k: median of the per-round differences to direct; @5k, CPU and RSS: one ${DURATION}s run per variant"
   echo
-  echo "| variant | max req/s (wrk -c64), median (range) | vs nginx | p50 / p99 / p99.9 @1k (ms) | added p50 / p99 @1k (ms) | p50 / p99 / p99.9 @5k (ms) | added p99 @5k (ms) | CPU-ms per 1k req | RSS idle (MiB) | RSS 1k conns (MiB) |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
+  echo "| variant | max req/s (wrk -c64), median (range) | vs nginx | CPU µs per req at max, user / kernel | p50 / p99 / p99.9 @1k (ms) | added p50 / p99 @1k (ms) | p50 / p99 / p99.9 @5k (ms) | added p99 @5k (ms) | CPU-ms per 1k req | RSS idle (MiB) | RSS 1k conns (MiB) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for v in "${VARIANTS[@]}"; do
     read -r a b c <<<"${P1K[$v]}"
     read -r e f g <<<"${P5K[$v]}"
-    echo "| $v | ${MAXRPS[$v]} (${MAXRANGE[$v]}) | ${MAXRATIO[$v]} | $a / $b / $c | ${A1K[$v]} | $e / $f / $g | $(added "$f" "$d5p99") | ${CPU[$v]} | $(mib "${RSS0[$v]}") | $(mib "${RSS1K[$v]}") |"
+    echo "| $v | ${MAXRPS[$v]} (${MAXRANGE[$v]}) | ${MAXRATIO[$v]} | ${MAXCPU[$v]} | $a / $b / $c | ${A1K[$v]} | $e / $f / $g | $(added "$f" "$d5p99") | ${CPU[$v]} | $(mib "${RSS0[$v]}") | $(mib "${RSS1K[$v]}") |"
   done
 } | tee "$OUT"
 : "${d5p50:=}" "${d5p999:=}"
