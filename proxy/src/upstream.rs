@@ -9,7 +9,7 @@
 //! What the legacy client did that is kept here: a request that a pooled connection never wrote
 //! (the app closed it while idle) is sent again on another connection, whatever its method;
 //! connect failures and timeouts are told apart from failures after sending (only the latter
-//! make a retry depend on idempotency); idle connections expire after the idle timeout.
+//! make a retry depend on idempotency); idle connections expire within the idle timeout.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -28,16 +28,16 @@ use crate::body::ReqBody;
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// The TCP connection to the app failed.
-    #[error("connecting to the app: {0}")]
+    #[error("connecting to the app failed")]
     Connect(#[source] std::io::Error),
     /// The TCP connection to the app did not complete within the connect timeout.
     #[error("connecting to the app timed out")]
     ConnectTimeout,
     /// A new connection closed before it took the request (nothing was sent).
-    #[error("the app closed a new connection before the request was sent: {0}")]
+    #[error("the app closed a new connection before the request was sent")]
     Closed(#[source] hyper::Error),
     /// The exchange failed after the request was (possibly partly) sent.
-    #[error("app request failed: {0}")]
+    #[error("app request failed")]
     Request(#[source] hyper::Error),
 }
 
