@@ -221,8 +221,17 @@ declare -A MAXRPS MAXRANGE MAXRATIO MAXCPU P1K A1K P5K CPU RSS0 RSS1K
 # shellcheck disable=SC2206 # word splitting of the override is intended
 VARIANTS=(${BENCH_VARIANTS:-direct outrigger-proxy hyper-floor nginx haproxy})
 
-median() { # numbers on stdin -> median
-  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+median_of() { # "space-separated numbers" printf-format -> their median, formatted
+  tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v f="$2" '
+    { v[NR] = $1 }
+    END {
+      if (NR == 0) { print "-"; exit }
+      printf f, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    }'
+}
+
+us_per_req() { # clock-ticks requests -> CPU µs per request
+  awk -v d="$1" -v hz="$CLK_TCK" -v n="${2:-0}" 'BEGIN { if (n > 0) printf "%.2f", d * 1e6 / hz / n; else print 0 }'
 }
 
 declare -A RUNS RATIOS ADD50 ADD99 USR SYS
@@ -240,8 +249,8 @@ for r in $(seq 1 "$ROUNDS"); do
       # CPU per request at max rate, user and kernel apart (the kernel's share is loopback TCP).
       read -r u1 s1 <<<"$(cpu_split "$VPID")"
       n=$(awk '/requests in/ {print $1}' <<<"$out")
-      USR[$v]+="$(awk -v d=$((u1 - u0)) -v hz="$CLK_TCK" -v n="${n:-0}" 'BEGIN { if (n > 0) printf "%.2f", d * 1e6 / hz / n; else print 0 }') "
-      SYS[$v]+="$(awk -v d=$((s1 - s0)) -v hz="$CLK_TCK" -v n="${n:-0}" 'BEGIN { if (n > 0) printf "%.2f", d * 1e6 / hz / n; else print 0 }') "
+      USR[$v]+="$(us_per_req $((u1 - u0)) "$n") "
+      SYS[$v]+="$(us_per_req $((s1 - s0)) "$n") "
     fi
     fixed_rate "$VPORT" 1000 "$T/$v-1k-$r.log" 1 "$LAT_DURATION" >/dev/null
     LAT[$v]=$(percentiles "$T/$v-1k-$r.log")
@@ -257,17 +266,17 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 for v in "${VARIANTS[@]}"; do
-  MAXRPS[$v]=$(tr ' ' '\n' <<<"${RUNS[$v]}" | grep . | median | cut -d. -f1)
+  MAXRPS[$v]=$(median_of "${RUNS[$v]}" "%d")
   MAXRANGE[$v]=$(tr ' ' '\n' <<<"${RUNS[$v]}" | grep . | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
-  MAXRATIO[$v]=$(tr ' ' '\n' <<<"${RATIOS[$v]}" | grep . | median | awk '{printf "%.2f", $1}')
+  MAXRATIO[$v]=$(median_of "${RATIOS[$v]}" "%.2f")
   if [[ -n "${USR[$v]:-}" ]]; then
-    MAXCPU[$v]="$(tr ' ' '\n' <<<"${USR[$v]}" | grep . | median | awk '{printf "%.1f", $1}') / $(tr ' ' '\n' <<<"${SYS[$v]}" | grep . | median | awk '{printf "%.1f", $1}')"
+    MAXCPU[$v]="$(median_of "${USR[$v]}" "%.1f") / $(median_of "${SYS[$v]}" "%.1f")"
   else
     MAXCPU[$v]="-"
   fi
   cat "$T/$v"-1k-*.log >"$T/$v-1k.log"
   P1K[$v]=$(percentiles "$T/$v-1k.log")
-  A1K[$v]="$(tr ' ' '\n' <<<"${ADD50[$v]}" | grep . | median | awk '{printf "%+.3f", $1}') / $(tr ' ' '\n' <<<"${ADD99[$v]}" | grep . | median | awk '{printf "%+.3f", $1}')"
+  A1K[$v]="$(median_of "${ADD50[$v]}" "%+.3f") / $(median_of "${ADD99[$v]}" "%+.3f")"
 done
 
 for v in "${VARIANTS[@]}"; do
