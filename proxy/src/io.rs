@@ -337,14 +337,8 @@ impl<T> HeadGuard<T> {
     }
 
     /// Report the connection due for parking once it has been idle this long after a reusable
-    /// exchange (`None`: never).
-    #[must_use]
-    pub fn park_after(mut self, after: Option<Duration>) -> Self {
-        self.park.after = after;
-        self
-    }
-
-    /// Change the park delay (see [`HeadGuard::park_after`]); applies from the next idle period.
+    /// exchange (`None`: never, the default); applies from the next idle period. The server sets
+    /// it per hyper connection, since the delay backs off per connection.
     pub fn set_park_after(&mut self, after: Option<Duration>) {
         self.park.after = after;
     }

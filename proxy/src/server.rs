@@ -207,8 +207,7 @@ async fn serve_conn<IO>(
                 track.clone(),
                 cfg.header_read_timeout,
                 timed_out.clone(),
-            )
-            .park_after(cfg.park_after);
+            );
             serve_http1(io, svc, &shared, &track, drain).await;
             if timed_out.load(std::sync::atomic::Ordering::Acquire) {
                 shared
