@@ -229,6 +229,14 @@ impl<T: AsyncWrite> AsyncWrite for Rewind<T> {
     }
 }
 
+/// Whether `bytes` hold the blank line that ends a request head. Heads ended by bare `\n\n`
+/// (which hyper also accepts) are not recognised: they just keep their deadline.
+fn contains_head_end(bytes: &[u8]) -> bool {
+    const END: &[u8] = b"\r\n\r\n";
+    // A bodyless request's chunk ends with it; only other chunks need the search.
+    bytes.ends_with(END) || memchr::memmem::find(bytes, END).is_some()
+}
+
 const RESPONSE_408: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 
@@ -249,9 +257,13 @@ pin_project_lite::pin_project! {
         timeout: Duration,
         // Boxed so the guard stays `Unpin`-friendly and small when idle.
         sleep: Pin<Box<Sleep>>,
+        // The current head's deadline; `None` when the head arrived whole in the read that
+        // started it (the common case: then neither the clock nor the timer is touched). `sleep`
+        // is moved to it only when it is polled.
+        head_deadline: Option<Instant>,
         // Generation of the last request seen; a change means a head completed.
         seen_generation: u64,
-        // Whether the deadline is armed for the current head.
+        // Whether a head is in progress (its first bytes arrived, it is not parsed yet).
         armed: bool,
         state: GuardState,
         // Set when the guard answered 408, for metrics/logging by the owner.
@@ -265,8 +277,11 @@ pin_project_lite::pin_project! {
 struct ParkTimer {
     // Idle time after a reusable exchange before the connection is due.
     after: Option<Duration>,
-    // Allocated on the first idle wait; re-armed per request.
+    // Allocated on the first idle wait. It is moved to a later deadline only once it has fired
+    // (see `check`).
     sleep: Option<Pin<Box<Sleep>>>,
+    // When the current idle period makes the connection due.
+    due: Instant,
     // Request generation the timer is armed for.
     armed_for: Option<u64>,
     // The timer fired for `armed_for` and was reported: once per idle period, because the
@@ -291,17 +306,32 @@ impl ParkTimer {
         {
             return;
         }
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
         if self.armed_for != Some(generation) {
             self.armed_for = Some(generation);
             self.fired = false;
             // From when the exchange ended (recorded then), saving a clock read per request.
-            let idle_since = track.idle_since().unwrap_or_else(Instant::now);
-            sleep.as_mut().reset(idle_since + after);
+            self.due = track.idle_since().unwrap_or_else(Instant::now) + after;
         }
-        if !self.fired && sleep.as_mut().poll(cx).is_ready() {
+        if self.fired {
+            return;
+        }
+        let due = self.due;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        // A busy connection gets a new due time per request. Moving a registered tokio timer
+        // each time costs more than letting it fire at an earlier due time now and then and
+        // moving it once, then: so it is only moved when it would otherwise fire late.
+        if sleep.deadline() > due {
+            sleep.as_mut().reset(due);
+        }
+        if sleep.as_mut().poll(cx).is_ready() {
+            if sleep.deadline() < due {
+                sleep.as_mut().reset(due);
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return;
+                }
+            }
             self.fired = true;
             track.park_due.store(true, Ordering::Release);
         }
@@ -317,11 +347,14 @@ impl<T> HeadGuard<T> {
         timed_out: Arc<std::sync::atomic::AtomicBool>,
     ) -> Self {
         let generation = track.generation();
+        let epoch = track.epoch;
+        let head_deadline = Instant::now() + timeout;
         Self {
             inner,
             track,
             timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            sleep: Box::pin(tokio::time::sleep_until(head_deadline)),
+            head_deadline: Some(head_deadline),
             seen_generation: generation,
             armed: true,
             state: GuardState::Watching,
@@ -329,6 +362,7 @@ impl<T> HeadGuard<T> {
             park: ParkTimer {
                 after: None,
                 sleep: None,
+                due: epoch,
                 armed_for: None,
                 fired: false,
                 conn_generation: generation,
@@ -396,10 +430,15 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for HeadGuard<T> {
                         *this.armed = false;
                     }
                     let idle = this.track.active() == 0;
-                    if idle && *this.armed && this.sleep.as_mut().poll(cx).is_ready() {
-                        this.timed_out.store(true, Ordering::Release);
-                        *this.state = GuardState::Writing408(0);
-                        continue;
+                    if let (true, true, Some(deadline)) = (idle, *this.armed, *this.head_deadline) {
+                        if this.sleep.deadline() != deadline {
+                            this.sleep.as_mut().reset(deadline);
+                        }
+                        if this.sleep.as_mut().poll(cx).is_ready() {
+                            this.timed_out.store(true, Ordering::Release);
+                            *this.state = GuardState::Writing408(0);
+                            continue;
+                        }
                     }
                     let before = buf.filled().len();
                     let Poll::Ready(res) = this.inner.as_mut().poll_read(cx, buf) else {
@@ -415,8 +454,10 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for HeadGuard<T> {
                     {
                         // First bytes of a new head on an idle keep-alive connection.
                         *this.armed = true;
-                        let deadline = Instant::now() + *this.timeout;
-                        this.sleep.as_mut().reset(deadline);
+                        // hyper reads again before the head it got is dispatched, so a deadline
+                        // for a head that is already whole would cost a timer per request.
+                        let whole = contains_head_end(&buf.filled()[before..]);
+                        *this.head_deadline = (!whole).then(|| Instant::now() + *this.timeout);
                     }
                     return Poll::Ready(res);
                 }
@@ -461,5 +502,21 @@ impl<T: AsyncWrite> AsyncWrite for HeadGuard<T> {
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_head_end;
+
+    #[test]
+    fn a_head_is_whole_only_with_its_blank_line() {
+        assert!(contains_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(contains_head_end(
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
+        ));
+        assert!(!contains_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n"));
+        assert!(!contains_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r"));
+        assert!(!contains_head_end(b""));
     }
 }

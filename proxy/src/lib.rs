@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod body;
 pub mod config;
+pub mod deadline;
 pub mod drain;
 pub mod headers;
 pub mod io;
