@@ -49,20 +49,41 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    // One removal per pass: a response typically carries one or two of these, and this way
-    // nothing is allocated. `Connection` goes last: it names the others.
+    // The headers `Connection` names are removed by name. Its values are found by walking the
+    // few entries (no hashing) and cloned (a reference count each, no copy) so the map can change
+    // while they are read; a single field, the usual case, needs no allocation.
+    let mut listed = headers
+        .iter()
+        .filter(|(k, _)| *k == header::CONNECTION)
+        .map(|(_, v)| v.clone());
+    let first = listed.next();
+    let more: Vec<HeaderValue> = listed.collect();
+    if first.is_some() {
+        headers.remove(header::CONNECTION);
+    }
+    for value in first.iter().chain(&more) {
+        let tokens = value.to_str().ok().into_iter().flat_map(|v| v.split(','));
+        for token in tokens.map(str::trim) {
+            // Nearly every `Connection` says `close` or `keep-alive`: the first names no header,
+            // the second is removed below anyway, and a lookup by name costs more than all the
+            // rest of this function.
+            let skip = token.eq_ignore_ascii_case("close")
+                || token.eq_ignore_ascii_case("keep-alive")
+                || (keep_upgrade && token.eq_ignore_ascii_case("upgrade"));
+            if !skip {
+                // A token that is no valid header name matches nothing.
+                headers.remove(token);
+            }
+        }
+    }
+    // The always-hop-by-hop names: one removal per pass, since a message carries one or two.
     while let Some(name) = headers
         .keys()
-        .find(|k| {
-            *k != header::CONNECTION
-                && (is_hop_by_hop(k) || connection_has(headers, k.as_str()))
-                && !(keep_upgrade && *k == header::UPGRADE)
-        })
+        .find(|k| is_hop_by_hop(k) && !(keep_upgrade && *k == header::UPGRADE))
         .cloned()
     {
         headers.remove(&name);
     }
-    headers.remove(header::CONNECTION);
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
@@ -70,6 +91,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
 }
+
+// Evaluated at compile time: `from_static` at run time validates the name on every call.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// The client's address as an `X-Forwarded-For` element, computed once per connection.
 pub fn forwarded_for(client: IpAddr) -> HeaderValue {
@@ -79,7 +104,7 @@ pub fn forwarded_for(client: IpAddr) -> HeaderValue {
 
 /// Append the client (from [`forwarded_for`]) to `X-Forwarded-For` and set `X-Forwarded-Proto`.
 pub fn add_forwarded(headers: &mut HeaderMap, client: &HeaderValue, tls: bool) {
-    let xff = HeaderName::from_static("x-forwarded-for");
+    let xff = X_FORWARDED_FOR;
     let value = if headers.contains_key(&xff) {
         // Collapse repeated fields into one list so the client ends up last.
         let mut list = headers
@@ -102,7 +127,7 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: &HeaderValue, tls: bool) {
         headers.insert(xff, v);
     }
     headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
 }
@@ -139,6 +164,29 @@ mod tests {
         assert!(h.get("transfer-encoding").is_none());
         assert_eq!(h.get("te").unwrap(), "trailers");
         assert_eq!(h.get("x-end-to-end").unwrap(), "yes");
+    }
+
+    #[test]
+    fn names_from_every_connection_field_are_removed_in_any_case() {
+        let mut h = map(&[
+            ("connection", "close"),
+            ("connection", "X-Other , x-THIRD,, not a name"),
+            ("x-other", "1"),
+            ("x-third", "1"),
+            ("x-kept", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, false, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h.get("x-kept").unwrap(), "1");
+
+        let mut h = map(&[
+            ("connection", "Upgrade, X-Secret"),
+            ("upgrade", "websocket"),
+            ("x-secret", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, true, true);
+        assert!(h.get("x-secret").is_none());
+        assert_eq!(h.get("upgrade").unwrap(), "websocket");
     }
 
     #[test]

@@ -7,9 +7,7 @@
 
 use std::convert::Infallible;
 use std::error::Error as _;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::body::{self, BodyError, ReqBody, RespBody};
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::drain::{Phase, Watcher};
 use crate::headers;
 use crate::io::ConnTrack;
@@ -34,6 +33,9 @@ use crate::upstream::{Upstream, UpstreamError};
 
 /// Idle app connections kept for reuse; beyond this the oldest is closed.
 const MAX_IDLE_APP_CONNECTIONS: usize = 1024;
+
+/// Header slots reserved beyond a request's own (see `forward`).
+const FORWARD_HEADROOM: usize = 12;
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -94,25 +96,39 @@ pub struct ConnInfo {
     pub drain: Watcher,
 }
 
-/// hyper service for one inbound connection.
-#[derive(Debug, Clone)]
-pub struct ProxyService {
-    /// Shared state.
-    pub shared: Arc<Shared>,
-    /// Connection facts.
-    pub conn: Arc<ConnInfo>,
+/// The hyper service for one inbound connection. Its future is a plain `async` block, not a
+/// boxed trait object: hyper keeps an HTTP/1 connection's in-flight future in one slot it
+/// allocates per connection, so a request costs no allocation for it.
+pub fn service(shared: Arc<Shared>, conn: Arc<ConnInfo>) -> impl ConnService {
+    hyper::service::service_fn(move |req| {
+        let (shared, conn) = (shared.clone(), conn.clone());
+        async move { Ok(handle(shared, conn, req).await) }
+    })
 }
 
-impl hyper::service::Service<Request<Incoming>> for ProxyService {
-    type Response = Response<RespBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<RespBody>, Infallible>> + Send>>;
+/// What the listener needs of the per-connection service (the type of [`service`]).
+pub trait ConnService:
+    hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<RespBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let shared = self.shared.clone();
-        let conn = self.conn.clone();
-        Box::pin(async move { Ok(handle(shared, conn, req).await) })
-    }
+impl<S> ConnService for S where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<RespBody>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
 }
 
 /// Outcome of forwarding, before telemetry is attached.
@@ -317,6 +333,10 @@ async fn forward(
         None
     };
     headers::strip_hop_by_hop(&mut headers, upgrade, true);
+    // Room for the forwarding headers, and for the app's response: hyper reuses this map, once
+    // it has written the request, to parse the response into. Growing it once here is cheaper
+    // than growing it for the two inserts and again, by reallocation, for the response.
+    headers.reserve(FORWARD_HEADROOM);
     headers::add_forwarded(&mut headers, &conn.forwarded_for, conn.tls);
     if let (Some(t), Some(orig)) = (&shared.tracing, &original) {
         let proto = if conn.protocol == Protocol::H2 {
@@ -370,66 +390,68 @@ async fn forward(
     let deadline = cfg.request_timeout.map(|t| start + t);
     // Upstream time is only reported in the access log; clock reads are not free on VMs.
     let time_upstream = cfg.access_log;
-    let attempt_loop = async {
-        let mut retries = 0u32;
-        let mut body = Some(first_body);
-        let mut headers = Some(headers);
-        loop {
-            let this_body = body.take().unwrap_or_else(ReqBody::empty);
-            // Keep a copy only when another attempt is possible.
-            let can_retry_more = retries < shared.retry.attempts && retries_enabled;
-            let next_body = if can_retry_more {
-                this_body.replay()
-            } else {
-                None
-            };
-            let this_headers = if can_retry_more && next_body.is_some() {
-                headers.clone().unwrap_or_default()
-            } else {
-                headers.take().unwrap_or_default()
-            };
-            let sent = time_upstream.then(Instant::now);
-            let result = shared.upstream.send(build(this_body, this_headers)).await;
-            let reason = match &result {
-                Ok((resp, _)) => match retry::status_reason(resp.status()) {
-                    Some(r) => r,
-                    None => return (result, retries, sent),
-                },
-                Err(e) if e.is_connect() => "connect_error",
-                Err(e) if body_too_large(e) => return (result, retries, sent),
-                Err(_) => "connection_error",
-            };
-            if !retries_enabled || retries >= shared.retry.attempts {
-                return (result, retries, sent);
+    // The attempt loop is written in place, not bound to a variable first: a bound future keeps
+    // its own slot beside the `Deadline` it is moved into, in every request's future.
+    let Some((result, retries, sent)) = Deadline::new(
+        async {
+            let mut retries = 0u32;
+            let mut body = Some(first_body);
+            let mut headers = Some(headers);
+            loop {
+                let this_body = body.take().unwrap_or_else(ReqBody::empty);
+                // Keep a copy only when another attempt is possible.
+                let can_retry_more = retries < shared.retry.attempts && retries_enabled;
+                let next_body = if can_retry_more {
+                    this_body.replay()
+                } else {
+                    None
+                };
+                let this_headers = if can_retry_more && next_body.is_some() {
+                    headers.clone().unwrap_or_default()
+                } else {
+                    headers.take().unwrap_or_default()
+                };
+                let sent = time_upstream.then(Instant::now);
+                let result = shared.upstream.send(build(this_body, this_headers)).await;
+                let reason = match &result {
+                    Ok((resp, _)) => match retry::status_reason(resp.status()) {
+                        Some(r) => r,
+                        None => return (result, retries, sent),
+                    },
+                    Err(e) if e.is_connect() => "connect_error",
+                    Err(e) if body_too_large(e) => return (result, retries, sent),
+                    Err(_) => "connection_error",
+                };
+                if !retries_enabled || retries >= shared.retry.attempts {
+                    return (result, retries, sent);
+                }
+                if !idempotent {
+                    metrics.retry_skipped(retry::skip::NON_IDEMPOTENT);
+                    return (result, retries, sent);
+                }
+                if !replayable || next_body.is_none() {
+                    metrics.retry_skipped(retry::skip::BODY_TOO_LARGE);
+                    return (result, retries, sent);
+                }
+                if !shared.retry.withdraw() {
+                    metrics.retry_skipped(retry::skip::BUDGET_EXHAUSTED);
+                    return (result, retries, sent);
+                }
+                metrics.retry(reason);
+                if let Ok((_, lease)) = result {
+                    // The unread error body leaves the connection's state unknown.
+                    lease.discard();
+                }
+                Box::pin(tokio::time::sleep(shared.retry.backoff(retries))).await;
+                retries += 1;
+                body = next_body;
             }
-            if !idempotent {
-                metrics.retry_skipped(retry::skip::NON_IDEMPOTENT);
-                return (result, retries, sent);
-            }
-            if !replayable || next_body.is_none() {
-                metrics.retry_skipped(retry::skip::BODY_TOO_LARGE);
-                return (result, retries, sent);
-            }
-            if !shared.retry.withdraw() {
-                metrics.retry_skipped(retry::skip::BUDGET_EXHAUSTED);
-                return (result, retries, sent);
-            }
-            metrics.retry(reason);
-            if let Ok((_, lease)) = result {
-                // The unread error body leaves the connection's state unknown.
-                lease.discard();
-            }
-            Box::pin(tokio::time::sleep(shared.retry.backoff(retries))).await;
-            retries += 1;
-            body = next_body;
-        }
-    };
-    let (result, retries, sent) = match deadline {
-        Some(d) => match tokio::time::timeout_at(d, attempt_loop).await {
-            Ok(r) => r,
-            Err(_) => return local(StatusCode::GATEWAY_TIMEOUT, "request_timeout", metrics),
         },
-        None => attempt_loop.await,
+        deadline,
+    )
+    .await
+    else {
+        return local(StatusCode::GATEWAY_TIMEOUT, "request_timeout", metrics);
     };
 
     let mut fwd = match result {
