@@ -233,6 +233,10 @@ impl<T: AsyncWrite> AsyncWrite for Rewind<T> {
 /// (which hyper also accepts) are not recognised: they just keep their deadline.
 fn contains_head_end(bytes: &[u8]) -> bool {
     const END: &[u8] = b"\r\n\r\n";
+    // Empty lines before a request line are allowed (RFC 9112 §2.2) and must not pass for the
+    // end of a head that has not started yet.
+    let start = bytes.iter().position(|b| !matches!(b, b'\r' | b'\n'));
+    let bytes = start.map_or(&[][..], |i| &bytes[i..]);
     // A bodyless request's chunk ends with it; only other chunks need the search.
     bytes.ends_with(END) || memchr::memmem::find(bytes, END).is_some()
 }
@@ -518,5 +522,7 @@ mod tests {
         assert!(!contains_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n"));
         assert!(!contains_head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r"));
         assert!(!contains_head_end(b""));
+        assert!(!contains_head_end(b"\r\n\r\nGET / HT"));
+        assert!(contains_head_end(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"));
     }
 }
