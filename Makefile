@@ -36,6 +36,7 @@ bench: bench-proxy bench-agent ## run every benchmark (not part of test)
 
 bench-proxy: tools
 	bench/proxy.sh
+	bench/proxy-instructions.sh
 
 bench-agent: tools
 	bench/agent.sh

@@ -26,6 +26,8 @@ APT_PINS=(
   git=1:2.39.5-0+deb12u3
   procps=2:4.0.2-3
   psmisc=23.6-1
+  # bench/proxy-instructions.sh only (callgrind instruction counts)
+  valgrind=1:3.19.0-1
 )
 
 # Python tools (PyPI), installed into $OUTRIGGER_TOOLS/venv; transitive pins in tools/python/*.lock.
