@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::config::{OtelConfig, Sampler};
 use crate::io::ConnTrack;
-use crate::metrics::{Method, Metrics, RequestLabels};
+use crate::metrics::{Method, Metrics};
 
 /// OTLP tracing state (present only when an endpoint is configured).
 #[derive(Debug)]
@@ -220,12 +220,7 @@ impl Drop for Completion {
         let elapsed = now.saturating_duration_since(self.start);
         let m = &self.metrics;
         m.request_duration.observe(elapsed.as_secs_f64());
-        m.requests
-            .get_or_create(&RequestLabels {
-                method: self.method,
-                status_code: self.status,
-            })
-            .inc();
+        m.count_request(self.method, self.status);
         m.response_bytes.inc_by(self.bytes_out);
         m.in_flight.dec();
         self.track.end(self.reusable && !self.error, now);
