@@ -50,14 +50,7 @@ async fn slowloris_gets_408() {
         &b"GET /hello HTTP/1.1\r\n"[..],
         b"\r\n\r\nGET /hello HTTP/1.1\r\n",
     ] {
-        let mut s = tokio::net::TcpStream::connect(proxy.inbound).await.unwrap();
-        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-        kept.push((s, next_head));
+        kept.push((common::kept_alive(proxy.inbound).await, next_head));
     }
     tokio::time::sleep(Duration::from_millis(1200)).await; // idle, not slow: no 408 yet
     for (s, next_head) in &mut kept {
@@ -102,13 +95,8 @@ async fn slow_app_gets_504_at_the_request_timeout() {
 async fn idle_keepalive_connections_are_closed() {
     let app = App::start().await;
     let proxy = Proxy::start(app.addr, &["--idle-timeout", "500ms"], &[]).await;
-    let mut s = tokio::net::TcpStream::connect(proxy.inbound).await.unwrap();
-    s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = common::kept_alive(proxy.inbound).await;
     let mut buf = [0u8; 1024];
-    let n = s.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     // The server closes the idle connection cleanly (EOF, no bytes).
     let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
         .await

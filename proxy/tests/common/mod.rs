@@ -401,6 +401,19 @@ pub async fn raw(addr: SocketAddr, data: &[u8], limit: Duration) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A raw HTTP/1.1 keep-alive connection that has completed one `GET /hello` (answered 200).
+pub async fn kept_alive(addr: SocketAddr) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    s
+}
+
 /// Find an external tool on PATH or in `$OUTRIGGER_ROOT/.tools/bin`.
 pub fn tool(name: &str) -> Option<PathBuf> {
     let root = std::env::var_os("OUTRIGGER_ROOT").map_or_else(
