@@ -17,6 +17,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/../scripts/lib/env.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 N1="${N1:-2000}"
 N2="${N2:-12000}"
@@ -45,15 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {
-  # Under valgrind a binary starts ~50x slower than natively.
-  for _ in $(seq 1 400); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2
-  exit 1
-}
 
 nginx_conf() { # dir listen-port location-body
   cat <<EOF
@@ -101,7 +94,7 @@ instructions() {
   OUTRIGGER_ACCESS_LOG=false valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" \
     >/dev/null 2>"$T/valgrind.err" &
   local pid=$!
-  wait_port "$PX_PORT"
+  wait_port "$PX_PORT" 400
   h2load --h1 -n "$2" -c 16 "http://127.0.0.1:$PX_PORT/" >"$T/h2load.out"
   if ! grep -q "succeeded, 0 failed" "$T/h2load.out"; then
     echo "$1: requests failed:" >&2

@@ -16,6 +16,8 @@
 # binaries with cargo first (OUTRIGGER_PROXY_BIN=path measures a given proxy binary instead).
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/../scripts/lib/env.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 set -euo pipefail
 
 DURATION="${DURATION:-10}"
@@ -55,14 +57,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2
-  exit 1
-}
 
 # --- upstream app: nginx, 1 worker, on the load-generator CPU --------------------------------
 mkdir -p "$T/up" "$T/ng"
