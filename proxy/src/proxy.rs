@@ -333,9 +333,9 @@ async fn forward(
         None
     };
     headers::strip_hop_by_hop(&mut headers, upgrade, true);
-    // Room for the forwarding headers, and for the app's response: hyper reuses this map, once
-    // it has written the request, to parse the response into. Growing it once here is cheaper
-    // than growing it for the two inserts and again, by reallocation, for the response.
+    // Room for the forwarding headers: growing the map (sized by hyper to the parsed headers)
+    // once, ahead, is cheaper than growing it as they are inserted (callgrind: ~280 fewer
+    // instructions per request).
     headers.reserve(FORWARD_HEADROOM);
     headers::add_forwarded(&mut headers, &conn.forwarded_for, conn.tls);
     if let (Some(t), Some(orig)) = (&shared.tracing, &original) {
