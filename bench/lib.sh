@@ -12,3 +12,25 @@ wait_port() {
   echo "port $1 never opened" >&2
   exit 1
 }
+
+# require_tools SCRIPT TOOL...: exit 1 naming the first TOOL not on PATH.
+require_tools() {
+  local script=$1 tool
+  shift
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "$script: $tool not installed" >&2; exit 1; }
+  done
+}
+
+# build_proxy_binaries: the release outrigger-proxy ($BIN) and hyper-floor example ($FLOOR_BIN),
+# unless OUTRIGGER_PROXY_BIN names the proxy to measure (then only a missing $FLOOR_BIN is built).
+# Always built otherwise (a no-op when up to date): a stale binary would silently measure old code.
+build_proxy_binaries() {
+  if [[ -z "${OUTRIGGER_PROXY_BIN:-}" ]]; then
+    echo "building release binaries..." >&2
+    (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --bin outrigger-proxy --example hyper_floor >&2)
+  elif [[ ! -x "$FLOOR_BIN" ]]; then
+    (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --example hyper_floor >&2)
+  fi
+  [[ -x "$BIN" ]] || { echo "no executable proxy at $BIN" >&2; exit 1; }
+}

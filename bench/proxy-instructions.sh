@@ -28,15 +28,8 @@ BIN="${OUTRIGGER_PROXY_BIN:-$CARGO_TARGET_DIR/release/outrigger-proxy}"
 FLOOR_BIN="$CARGO_TARGET_DIR/release/examples/hyper_floor"
 UP_PORT=18181 PX_PORT=18182 PX_ADMIN=18183
 
-for tool in valgrind nginx h2load; do
-  command -v "$tool" >/dev/null || { echo "bench/proxy-instructions.sh: $tool not installed" >&2; exit 1; }
-done
-if [[ -z "${OUTRIGGER_PROXY_BIN:-}" ]]; then
-  echo "building release binaries..." >&2
-  (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --bin outrigger-proxy --example hyper_floor >&2)
-elif [[ ! -x "$FLOOR_BIN" ]]; then
-  (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --example hyper_floor >&2)
-fi
+require_tools bench/proxy-instructions.sh valgrind nginx h2load
+build_proxy_binaries
 
 T="$(mktemp -d)"
 UP_PID=""

@@ -36,16 +36,8 @@ PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 UP_PORT=18081 OR_PORT=18443 OR_ADMIN=18191 NG_PORT=18444 HA_PORT=18445 FL_PORT=18446
 
-for tool in nginx haproxy wrk h2load python3 taskset; do
-  command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool not installed" >&2; exit 1; }
-done
-if [[ -z "${OUTRIGGER_PROXY_BIN:-}" ]]; then
-  # Always (a no-op when up to date): a stale binary would silently measure old code.
-  echo "building release binaries..." >&2
-  (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --bin outrigger-proxy --example hyper_floor >&2)
-elif [[ ! -x "$FLOOR_BIN" ]]; then
-  (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --example hyper_floor >&2)
-fi
+require_tools bench/proxy.sh nginx haproxy wrk h2load python3 taskset
+build_proxy_binaries
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 T="$(mktemp -d)"
