@@ -96,39 +96,23 @@ pub struct ConnInfo {
     pub drain: Watcher,
 }
 
-/// The hyper service for one inbound connection. Its future is a plain `async` block, not a
-/// boxed trait object: hyper keeps an HTTP/1 connection's in-flight future in one slot it
-/// allocates per connection, so a request costs no allocation for it.
-pub fn service(shared: Arc<Shared>, conn: Arc<ConnInfo>) -> impl ConnService {
+/// The hyper service for one inbound connection (built per hyper connection). Its future is a
+/// plain `async` block, not a boxed trait object: hyper keeps an HTTP/1 connection's in-flight
+/// future in one slot it allocates per connection, so a request costs no allocation for it.
+pub fn service(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<RespBody>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Send
++ 'static {
     hyper::service::service_fn(move |req| {
         let (shared, conn) = (shared.clone(), conn.clone());
         async move { Ok(handle(shared, conn, req).await) }
     })
-}
-
-/// What the listener needs of the per-connection service (the type of [`service`]).
-pub trait ConnService:
-    hyper::service::Service<
-        Request<Incoming>,
-        Response = Response<RespBody>,
-        Error = Infallible,
-        Future: Send + 'static,
-    > + Clone
-    + Send
-    + 'static
-{
-}
-
-impl<S> ConnService for S where
-    S: hyper::service::Service<
-            Request<Incoming>,
-            Response = Response<RespBody>,
-            Error = Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + 'static
-{
 }
 
 /// Outcome of forwarding, before telemetry is attached.
@@ -352,7 +336,6 @@ async fn forward(
     let idempotent = retry::is_idempotent(&method, &headers);
     let retries_enabled = shared.retry.attempts > 0 && !upgrade;
     let replay_cap = (idempotent && retries_enabled).then_some(shared.retry.max_body);
-    let counter = metrics.request_bytes.clone();
     let prepared = if http_body::Body::is_end_stream(&incoming) {
         Ok((ReqBody::empty(), true))
     } else {
@@ -362,7 +345,7 @@ async fn forward(
             incoming,
             replay_cap,
             cfg.max_body_bytes,
-            counter,
+            metrics.request_bytes.clone(),
             bytes_in,
         ))
         .await

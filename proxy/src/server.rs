@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::drain::{Phase, Watcher};
 use crate::io::{ConnTrack, HeadGuard, Rewind};
 use crate::metrics::{ConnLabels, Protocol};
-use crate::proxy::{self, ConnInfo, ConnService, Shared};
+use crate::proxy::{self, ConnInfo, Shared};
 use crate::tls;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -193,7 +193,6 @@ async fn serve_conn<IO>(
         track: track.clone(),
         drain: drain.clone(),
     });
-    let svc = proxy::service(shared.clone(), info);
     let cfg = &shared.config;
     let io = Rewind::new(prefix, io);
     match protocol {
@@ -205,7 +204,7 @@ async fn serve_conn<IO>(
                 cfg.header_read_timeout,
                 timed_out.clone(),
             );
-            serve_http1(io, svc, &shared, &track, drain).await;
+            serve_http1(io, &shared, info, &track, drain).await;
             if timed_out.load(std::sync::atomic::Ordering::Acquire) {
                 shared
                     .metrics
@@ -223,7 +222,7 @@ async fn serve_conn<IO>(
                     .timer(TokioTimer::new())
                     .max_header_list_size(cfg.max_header_bytes as u32)
                     .max_concurrent_streams(256)
-                    .serve_connection(TokioIo::new(io), svc),
+                    .serve_connection(TokioIo::new(io), proxy::service(shared.clone(), info)),
             );
             let _ = drive(conn, protocol, &shared, &track, drain).await;
         }
@@ -239,10 +238,10 @@ type H1Io<IO> = HeadGuard<Rewind<IO>>;
 /// for its next request in a small read of its own. The bytes of that read are replayed into a
 /// fresh hyper connection. An idle keep-alive connection thus costs about 2 KiB (its task)
 /// instead of ~20 KiB; nginx does the same with its header buffers.
-async fn serve_http1<IO, S: ConnService>(
+async fn serve_http1<IO>(
     mut io: H1Io<IO>,
-    svc: S,
-    shared: &Shared,
+    shared: &Arc<Shared>,
+    info: Arc<ConnInfo>,
     track: &ConnTrack,
     mut drain: Watcher,
 ) where
@@ -260,7 +259,10 @@ async fn serve_http1<IO, S: ConnService>(
                 .keep_alive(true)
                 .max_buf_size(cfg.max_header_bytes.max(8192))
                 .max_headers(cfg.max_headers)
-                .serve_connection(TokioIo::new(io), svc.clone())
+                .serve_connection(
+                    TokioIo::new(io),
+                    proxy::service(shared.clone(), info.clone()),
+                )
                 .with_upgrades(),
         );
         let (conn, close) = match drive(conn, Protocol::Http1, shared, track, drain.clone()).await {
