@@ -24,14 +24,23 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
 }
 
+/// The elements of a comma-separated list header value, trimmed (none if it is not text).
+fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .ok()
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
 /// Whether the `Connection` header lists `token` (case-insensitive).
 pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .flat_map(tokens)
+        .any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// Remove hop-by-hop headers, including every header named in `Connection`. With `keep_upgrade`
@@ -46,9 +55,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
         && headers
             .get_all(header::TE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+            .flat_map(tokens)
+            .any(|t| t.eq_ignore_ascii_case("trailers"));
     // The headers `Connection` names are removed by name. Its values are found by walking the
     // few entries (no hashing) and cloned (a reference count each, no copy) so the map can change
     // while they are read; a single field, the usual case, needs no allocation.
@@ -62,8 +70,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
         headers.remove(header::CONNECTION);
     }
     for value in first.iter().chain(&more) {
-        let tokens = value.to_str().ok().into_iter().flat_map(|v| v.split(','));
-        for token in tokens.map(str::trim) {
+        for token in tokens(value) {
             // Nearly every `Connection` says `close` or `keep-alive`: the first names no header,
             // the second is removed below anyway, and a lookup by name costs more than all the
             // rest of this function.

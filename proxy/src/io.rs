@@ -434,7 +434,10 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for HeadGuard<T> {
                         *this.armed = false;
                     }
                     let idle = this.track.active() == 0;
-                    if let (true, true, Some(deadline)) = (idle, *this.armed, *this.head_deadline) {
+                    if idle
+                        && *this.armed
+                        && let Some(deadline) = *this.head_deadline
+                    {
                         if this.sleep.deadline() != deadline {
                             this.sleep.as_mut().reset(deadline);
                         }
