@@ -26,6 +26,26 @@ use crate::review::{ReviewError, handle};
 /// Slow or stuck clients get this long for the TLS handshake, headers, and body each.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most bytes of a refused body read (and dropped) before answering (see [`discard_body`]).
+const DISCARD_LIMIT: usize = 4 << 20;
+
+/// Reads and drops a body refused by its declared length, up to [`DISCARD_LIMIT`] bytes and
+/// [`IO_TIMEOUT`]: the connection is closed after the answer, and closing a socket that still
+/// holds unread data resets it, so a client still sending its body would get the reset instead
+/// of the 413 (nginx's lingering close does the same). Nothing is kept: memory stays bounded.
+async fn discard_body(mut body: Incoming) {
+    let discard = async {
+        let mut seen = 0usize;
+        while seen < DISCARD_LIMIT {
+            match body.frame().await {
+                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
+                _ => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(IO_TIMEOUT, discard).await;
+}
+
 /// Shared state of both listeners.
 #[derive(Debug)]
 pub struct State {
@@ -84,6 +104,7 @@ async fn webhook_inner(req: Request<Incoming>, state: &State) -> Resp {
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > state.max_body as u64) {
         state.metrics.reject("too_large");
+        discard_body(req.into_body()).await;
         return text(StatusCode::PAYLOAD_TOO_LARGE, "AdmissionReview too large\n");
     }
     let body = Limited::new(req.into_body(), state.max_body);
