@@ -34,6 +34,12 @@ fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
         .map(str::trim)
 }
 
+/// `close` and `keep-alive`: the `Connection` tokens that name no header to remove with it
+/// (`Keep-Alive` is hop-by-hop in its own right).
+fn is_plain_connection_token(token: &str) -> bool {
+    token.eq_ignore_ascii_case("close") || token.eq_ignore_ascii_case("keep-alive")
+}
+
 /// Whether the `Connection` header lists `token` (case-insensitive).
 pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers
@@ -47,8 +53,23 @@ pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// the `Upgrade` header and a `Connection: upgrade` survive (protocol switch pass-through).
 /// `TE: trailers` is kept on requests because it is end-to-end information gRPC relies on.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request: bool) {
-    // Fast path: most requests carry none of these (responses often carry `Connection`).
-    if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
+    // One walk over the entries (no hashing) finds the two common cases: no hop-by-hop field
+    // (most requests), and a `Connection` that only says `close` or `keep-alive` beside no other
+    // hop-by-hop field (most responses), where removing that one name is all there is to do.
+    let mut connection = false;
+    let mut only_plain_connection = !keep_upgrade;
+    for (name, value) in headers.iter() {
+        if *name == header::CONNECTION {
+            connection = true;
+            only_plain_connection &= tokens(value).all(is_plain_connection_token);
+        } else if is_hop_by_hop(name) {
+            only_plain_connection = false;
+        }
+    }
+    if only_plain_connection {
+        if connection {
+            headers.remove(header::CONNECTION);
+        }
         return;
     }
     let te_trailers = is_request
@@ -74,8 +95,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
             // Nearly every `Connection` says `close` or `keep-alive`: the first names no header,
             // the second is removed below anyway, and a lookup by name costs more than all the
             // rest of this function.
-            let skip = token.eq_ignore_ascii_case("close")
-                || token.eq_ignore_ascii_case("keep-alive")
+            let skip = is_plain_connection_token(token)
                 || (keep_upgrade && token.eq_ignore_ascii_case("upgrade"));
             if !skip {
                 // A token that is no valid header name matches nothing.
@@ -194,6 +214,28 @@ mod tests {
         strip_hop_by_hop(&mut h, true, true);
         assert!(h.get("x-secret").is_none());
         assert_eq!(h.get("upgrade").unwrap(), "websocket");
+    }
+
+    #[test]
+    fn a_plain_connection_field_alone_is_removed_by_itself() {
+        let mut h = map(&[
+            ("server", "app"),
+            ("connection", "Keep-Alive"),
+            ("content-length", "2"),
+        ]);
+        strip_hop_by_hop(&mut h, false, false);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert!(h.get("connection").is_none());
+        // A second field naming a header takes the full path.
+        let mut h = map(&[
+            ("connection", "close"),
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("x-kept", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, false, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h.get("x-kept").unwrap(), "1");
     }
 
     #[test]
