@@ -281,11 +281,10 @@ impl RespBody {
         }
     }
 
-    /// Attach the completion that fires when this body ends or is dropped.
-    #[must_use]
-    pub fn with_completion(mut self, done: Completion) -> Self {
+    /// Attach the completion that fires when this body ends or is dropped (in place: a
+    /// response moved out and back for it is a few hundred bytes copied twice per request).
+    pub fn set_completion(&mut self, done: Completion) {
         self.done = Some(done);
-        self
     }
 
     fn count(&mut self, n: usize) {

@@ -238,8 +238,8 @@ async fn handle(
         log,
         span,
     };
-    let (parts, body) = response.into_parts();
-    Response::from_parts(parts, body.with_completion(done))
+    response.body_mut().set_completion(done);
+    response
 }
 
 struct InFlightGuard<'a> {
@@ -455,10 +455,9 @@ async fn forward(
                 let app_upgrade = hyper::upgrade::on(&mut resp);
                 spawn_tunnel(conn.drain.clone(), client_upgrade, app_upgrade);
             }
-            let (mut parts, app_body) = resp.into_parts();
-            headers::strip_hop_by_hop(&mut parts.headers, switching && upgrade, false);
+            headers::strip_hop_by_hop(resp.headers_mut(), switching && upgrade, false);
             Forwarded {
-                response: Response::from_parts(parts, RespBody::stream(app_body, lease)),
+                response: resp.map(|app_body| RespBody::stream(app_body, lease)),
                 upstream,
                 retries,
             }
