@@ -281,8 +281,7 @@ pin_project_lite::pin_project! {
 struct ParkTimer {
     // Idle time after a reusable exchange before the connection is due.
     after: Option<Duration>,
-    // Allocated on the first idle wait. It is moved to a later deadline only once it has fired
-    // (see `check`).
+    // Allocated on the first idle wait; moved lazily (`deadline::poll_lazily`).
     sleep: Option<Pin<Box<Sleep>>>,
     // When the current idle period makes the connection due.
     due: Instant,
@@ -323,19 +322,8 @@ impl ParkTimer {
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        // A busy connection gets a new due time per request. Moving a registered tokio timer
-        // each time costs more than letting it fire at an earlier due time now and then and
-        // moving it once, then: so it is only moved when it would otherwise fire late.
-        if sleep.deadline() > due {
-            sleep.as_mut().reset(due);
-        }
-        if sleep.as_mut().poll(cx).is_ready() {
-            if sleep.deadline() < due {
-                sleep.as_mut().reset(due);
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return;
-                }
-            }
+        // A busy connection gets a new due time per request: the timer is moved lazily.
+        if crate::deadline::poll_lazily(sleep.as_mut(), due, cx).is_ready() {
             self.fired = true;
             track.park_due.store(true, Ordering::Release);
         }

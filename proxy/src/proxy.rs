@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::body::{self, BodyError, ReqBody, RespBody};
 use crate::config::Config;
-use crate::deadline::Deadline;
+use crate::deadline::{ConnTimer, Deadline};
 use crate::drain::{Phase, Watcher};
 use crate::headers;
 use crate::io::ConnTrack;
@@ -94,6 +94,9 @@ pub struct ConnInfo {
     pub track: Arc<ConnTrack>,
     /// The connection's drain watcher; upgraded tunnels take a clone so the drain waits for them.
     pub drain: Watcher,
+    /// The request timer its requests share (HTTP/1, whose requests come one at a time); HTTP/2
+    /// streams time themselves.
+    pub request_timer: Option<ConnTimer>,
 }
 
 /// The hyper service for one inbound connection (built per hyper connection). Its future is a
@@ -433,6 +436,7 @@ async fn forward(
             }
         },
         deadline,
+        conn.request_timer.as_ref(),
     )
     .await
     else {

@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::deadline::ConnTimer;
 use crate::drain::{Phase, Watcher};
 use crate::io::{ConnTrack, HeadGuard, Rewind};
 use crate::metrics::{ConnLabels, Protocol};
@@ -192,6 +193,7 @@ async fn serve_conn<IO>(
         protocol,
         track: track.clone(),
         drain: drain.clone(),
+        request_timer: (protocol == Protocol::Http1).then(ConnTimer::default),
     });
     let cfg = &shared.config;
     let io = Rewind::new(prefix, io);

@@ -92,6 +92,29 @@ async fn slow_app_gets_504_at_the_request_timeout() {
 }
 
 #[tokio::test]
+async fn each_request_on_a_keepalive_connection_gets_its_whole_timeout() {
+    // HTTP/1 requests of one connection share a timer; a request must not inherit the deadline
+    // of the one before it.
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &["--request-timeout", "600ms"], &[]).await;
+    let mut s = common::kept_alive(proxy.inbound).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let sent = Instant::now();
+    s.write_all(b"GET /slow/5000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(4), s.read(&mut buf))
+        .await
+        .expect("no answer within the hang guard")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 504"), "{head}");
+    // Not at the first request's deadline (~200 ms after sending), at its own (600 ms).
+    assert!(sent.elapsed() >= Duration::from_millis(550), "{:?}", sent.elapsed());
+}
+
+#[tokio::test]
 async fn idle_keepalive_connections_are_closed() {
     let app = App::start().await;
     let proxy = Proxy::start(app.addr, &["--idle-timeout", "500ms"], &[]).await;
