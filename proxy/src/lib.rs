@@ -19,6 +19,7 @@ pub mod server;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;
+pub mod wake;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use crate::io::{ConnTrack, HeadGuard, Rewind};
 use crate::metrics::{ConnLabels, Protocol};
 use crate::proxy::{self, ConnInfo, Shared};
 use crate::tls;
+use crate::wake::OnOwnWake;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -466,8 +467,9 @@ async fn drive<C: Graceful + ?Sized>(
                     }
                 }
             },
-            p = drain.next_after(phase) => phase = p,
-            () = tokio::time::sleep_until(idle_deadline), if !shut => {
+            // Polled only when they woke the task, not at every read and write of the connection.
+            p = OnOwnWake::new(drain.next_after(phase)) => phase = p,
+            () = OnOwnWake::new(tokio::time::sleep_until(idle_deadline)), if !shut => {
                 if track.idle_since().is_some_and(|s| s.elapsed() >= idle_timeout) {
                     conn.as_mut().graceful();
                     shut = true;

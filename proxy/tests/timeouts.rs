@@ -111,7 +111,11 @@ async fn each_request_on_a_keepalive_connection_gets_its_whole_timeout() {
     let head = String::from_utf8_lossy(&buf[..n]);
     assert!(head.starts_with("HTTP/1.1 504"), "{head}");
     // Not at the first request's deadline (~200 ms after sending), at its own (600 ms).
-    assert!(sent.elapsed() >= Duration::from_millis(550), "{:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() >= Duration::from_millis(550),
+        "{:?}",
+        sent.elapsed()
+    );
 }
 
 #[tokio::test]
