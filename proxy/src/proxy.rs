@@ -112,20 +112,21 @@ pub fn service(
     Future: Send + 'static,
 > + Send
 + 'static {
-    hyper::service::service_fn(move |req| {
-        let (shared, conn) = (shared.clone(), conn.clone());
-        async move { Ok(handle(shared, conn, req).await) }
-    })
+    // `handle` is the future itself (no wrapping block): each wrapper is another copy of the
+    // request on its way in.
+    hyper::service::service_fn(move |req| handle(shared.clone(), conn.clone(), req))
 }
 
-/// Outcome of forwarding, before telemetry is attached.
+/// What forwarding reports besides the response (for telemetry). Filled in through a reference
+/// rather than returned beside the response: every level a response is returned through in a
+/// wrapper copies it again.
+#[derive(Default)]
 struct Forwarded {
-    response: Response<RespBody>,
     upstream: Option<Duration>,
     retries: u32,
 }
 
-fn local(status: StatusCode, reason: &'static str, metrics: &Metrics) -> Forwarded {
+fn local(status: StatusCode, reason: &'static str, metrics: &Metrics) -> Response<RespBody> {
     metrics
         .local_responses
         .get_or_create(&ReasonLabels { reason })
@@ -144,18 +145,14 @@ fn local(status: StatusCode, reason: &'static str, metrics: &Metrics) -> Forward
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    Forwarded {
-        response,
-        upstream: None,
-        retries: 0,
-    }
+    response
 }
 
 async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
-) -> Response<RespBody> {
+) -> Result<Response<RespBody>, Infallible> {
     let start = Instant::now();
     let metrics = shared.metrics.clone();
     metrics.in_flight.inc();
@@ -197,17 +194,13 @@ async fn handle(
     });
 
     let mut span = None;
-    let fwd = forward(&shared, &conn, req, bytes_in, &mut span, start).await;
+    let mut fwd = Forwarded::default();
+    let mut response = forward(&shared, &conn, req, bytes_in, &mut span, &mut fwd, start).await;
     if let (Some(cx), Some(log)) = (&span, log.as_mut()) {
         use opentelemetry::trace::TraceContextExt as _;
         log.trace_id = Some(cx.span().span_context().trace_id().to_string());
     }
 
-    let Forwarded {
-        mut response,
-        upstream,
-        retries,
-    } = fwd;
     let status = response.status().as_u16();
     // The app may speak HTTP/1.0; the client gets the protocol it used.
     *response.version_mut() = version;
@@ -233,8 +226,8 @@ async fn handle(
         start,
         method,
         status,
-        upstream,
-        retries,
+        upstream: fwd.upstream,
+        retries: fwd.retries,
         bytes_out: 0,
         error: false,
         reusable,
@@ -242,7 +235,7 @@ async fn handle(
         span,
     };
     response.body_mut().set_completion(done);
-    response
+    Ok(response)
 }
 
 struct InFlightGuard<'a> {
@@ -274,8 +267,9 @@ async fn forward(
     mut req: Request<Incoming>,
     bytes_in: Option<Arc<AtomicU64>>,
     span: &mut Option<opentelemetry::Context>,
+    fwd: &mut Forwarded,
     start: Instant,
-) -> Forwarded {
+) -> Response<RespBody> {
     let cfg = &shared.config;
     let metrics = &shared.metrics;
 
@@ -376,76 +370,74 @@ async fn forward(
     let deadline = cfg.request_timeout.map(|t| start + t);
     // Upstream time is only reported in the access log; clock reads are not free on VMs.
     let time_upstream = cfg.access_log;
-    // The attempt loop is written in place, not bound to a variable first: a bound future keeps
-    // its own slot beside the `Deadline` it is moved into, in every request's future.
-    let Some((result, retries, sent)) = Deadline::new(
-        async {
-            let mut retries = 0u32;
-            let mut body = Some(first_body);
-            let mut headers = Some(headers);
-            loop {
-                let this_body = body.take().unwrap_or_else(ReqBody::empty);
-                // Keep a copy only when another attempt is possible.
-                let can_retry_more = retries < shared.retry.attempts && retries_enabled;
-                let next_body = if can_retry_more {
-                    this_body.replay()
-                } else {
-                    None
-                };
-                // The map itself goes to the app and a copy stays for the next attempt: hyper
-                // parses the response into the map it sent, and a clone has no spare room
-                // (its entries would be reallocated for every response).
-                let this_headers = headers.take().unwrap_or_default();
-                if can_retry_more && next_body.is_some() {
-                    headers = Some(this_headers.clone());
-                }
-                let sent = time_upstream.then(Instant::now);
-                let result = shared.upstream.send(build(this_body, this_headers)).await;
-                let reason = match &result {
-                    Ok((resp, _)) => match retry::status_reason(resp.status()) {
-                        Some(r) => r,
-                        None => return (result, retries, sent),
-                    },
-                    Err(e) if e.is_connect() => "connect_error",
-                    Err(e) if body_too_large(e) => return (result, retries, sent),
-                    Err(_) => "connection_error",
-                };
-                if !retries_enabled || retries >= shared.retry.attempts {
-                    return (result, retries, sent);
-                }
-                if !idempotent {
-                    metrics.retry_skipped(retry::skip::NON_IDEMPOTENT);
-                    return (result, retries, sent);
-                }
-                if !replayable || next_body.is_none() {
-                    metrics.retry_skipped(retry::skip::BODY_TOO_LARGE);
-                    return (result, retries, sent);
-                }
-                if !shared.retry.withdraw() {
-                    metrics.retry_skipped(retry::skip::BUDGET_EXHAUSTED);
-                    return (result, retries, sent);
-                }
-                metrics.retry(reason);
-                if let Ok((_, lease)) = result {
-                    // The unread error body leaves the connection's state unknown.
-                    lease.discard();
-                }
-                Box::pin(tokio::time::sleep(shared.retry.backoff(retries))).await;
-                retries += 1;
-                body = next_body;
+    // The attempt loop is pinned where it is built and the deadline holds a reference to it:
+    // moved into the `Deadline` instead, it would be copied twice more per request.
+    let attempts = std::pin::pin!(async {
+        let mut retries = 0u32;
+        let mut body = Some(first_body);
+        let mut headers = Some(headers);
+        loop {
+            let this_body = body.take().unwrap_or_else(ReqBody::empty);
+            // Keep a copy only when another attempt is possible.
+            let can_retry_more = retries < shared.retry.attempts && retries_enabled;
+            let next_body = if can_retry_more {
+                this_body.replay()
+            } else {
+                None
+            };
+            // The map itself goes to the app and a copy stays for the next attempt: hyper
+            // parses the response into the map it sent, and a clone has no spare room
+            // (its entries would be reallocated for every response).
+            let this_headers = headers.take().unwrap_or_default();
+            if can_retry_more && next_body.is_some() {
+                headers = Some(this_headers.clone());
             }
-        },
-        deadline,
-        conn.request_timer.as_ref(),
-    )
-    .await
+            let sent = time_upstream.then(Instant::now);
+            let result = shared.upstream.send(build(this_body, this_headers)).await;
+            let reason = match &result {
+                Ok((resp, _)) => match retry::status_reason(resp.status()) {
+                    Some(r) => r,
+                    None => return (result, retries, sent),
+                },
+                Err(e) if e.is_connect() => "connect_error",
+                Err(e) if body_too_large(e) => return (result, retries, sent),
+                Err(_) => "connection_error",
+            };
+            if !retries_enabled || retries >= shared.retry.attempts {
+                return (result, retries, sent);
+            }
+            if !idempotent {
+                metrics.retry_skipped(retry::skip::NON_IDEMPOTENT);
+                return (result, retries, sent);
+            }
+            if !replayable || next_body.is_none() {
+                metrics.retry_skipped(retry::skip::BODY_TOO_LARGE);
+                return (result, retries, sent);
+            }
+            if !shared.retry.withdraw() {
+                metrics.retry_skipped(retry::skip::BUDGET_EXHAUSTED);
+                return (result, retries, sent);
+            }
+            metrics.retry(reason);
+            if let Ok((_, lease)) = result {
+                // The unread error body leaves the connection's state unknown.
+                lease.discard();
+            }
+            Box::pin(tokio::time::sleep(shared.retry.backoff(retries))).await;
+            retries += 1;
+            body = next_body;
+        }
+    });
+    let Some((result, retries, sent)) =
+        Deadline::new(attempts, deadline, conn.request_timer.as_ref()).await
     else {
         return local(StatusCode::GATEWAY_TIMEOUT, "request_timeout", metrics);
     };
 
-    let mut fwd = match result {
+    fwd.retries = retries;
+    match result {
         Ok((mut resp, lease)) => {
-            let upstream = sent.map(|s| s.elapsed());
+            fwd.upstream = sent.map(|s| s.elapsed());
             let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
             let lease = if switching {
                 // The connection now belongs to the tunnel (or is unusable without one).
@@ -460,11 +452,7 @@ async fn forward(
                 spawn_tunnel(conn.drain.clone(), client_upgrade, app_upgrade);
             }
             headers::strip_hop_by_hop(resp.headers_mut(), switching && upgrade, false);
-            Forwarded {
-                response: resp.map(|app_body| RespBody::stream(app_body, lease)),
-                upstream,
-                retries,
-            }
+            resp.map(|app_body| RespBody::stream(app_body, lease))
         }
         Err(e) if body_too_large(&e) => {
             local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics)
@@ -477,9 +465,7 @@ async fn forward(
                 local(StatusCode::BAD_GATEWAY, "app_error", metrics)
             }
         }
-    };
-    fwd.retries = retries;
-    fwd
+    }
 }
 
 fn body_too_large(e: &UpstreamError) -> bool {
