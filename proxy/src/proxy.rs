@@ -148,94 +148,102 @@ fn local(status: StatusCode, reason: &'static str, metrics: &Metrics) -> Respons
     response
 }
 
-async fn handle(
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
-) -> Result<Response<RespBody>, Infallible> {
-    let start = Instant::now();
-    let metrics = shared.metrics.clone();
-    metrics.in_flight.inc();
-    conn.track.begin();
-    // If the client cancels before response headers (HTTP/2 RST_STREAM, disconnect), this future
-    // is dropped: the guard undoes the in-flight accounting that the completion would have done.
-    let mut guard = InFlightGuard {
-        metrics: &metrics,
-        track: &conn.track,
-        armed: true,
-    };
-    let method = Method::from(req.method());
-    let version = req.version();
-    // Only a bodyless HTTP/1.1 keep-alive exchange leaves nothing unread on the socket that hyper
-    // would otherwise have had to drain, so only then may the idle connection be parked.
-    let mut reusable = conn.protocol == Protocol::Http1
-        && version == Version::HTTP_11
-        && http_body::Body::is_end_stream(req.body())
-        && !headers::connection_has(req.headers(), "close");
-    let protocol = match req.version() {
-        Version::HTTP_2 => "HTTP/2",
-        Version::HTTP_10 => "HTTP/1.0",
-        _ => "HTTP/1.1",
-    };
+) -> impl Future<Output = Result<Response<RespBody>, Infallible>> {
+    // A function returning its future, not an `async fn`: an async fn keeps each argument twice
+    // in its future (as passed, and as moved into the body), and the request is 264 bytes.
+    async move {
+        let start = Instant::now();
+        let metrics = shared.metrics.clone();
+        metrics.in_flight.inc();
+        conn.track.begin();
+        // If the client cancels before response headers (HTTP/2 RST_STREAM, disconnect), this future
+        // is dropped: the guard undoes the in-flight accounting that the completion would have done.
+        let mut guard = InFlightGuard {
+            metrics: &metrics,
+            track: &conn.track,
+            armed: true,
+        };
+        let method = Method::from(req.method());
+        let version = req.version();
+        // Only a bodyless HTTP/1.1 keep-alive exchange leaves nothing unread on the socket that hyper
+        // would otherwise have had to drain, so only then may the idle connection be parked.
+        let mut reusable = conn.protocol == Protocol::Http1
+            && version == Version::HTTP_11
+            && http_body::Body::is_end_stream(req.body())
+            && !headers::connection_has(req.headers(), "close");
+        let protocol = match req.version() {
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_10 => "HTTP/1.0",
+            _ => "HTTP/1.1",
+        };
 
-    let bytes_in = shared
-        .config
-        .access_log
-        .then(|| Arc::new(AtomicU64::new(0)));
-    let mut log = bytes_in.as_ref().map(|b| {
-        Box::new(LogFields {
-            method: req.method().clone(),
-            path: req.uri().path().to_owned(),
-            protocol,
-            client: conn.client,
-            trace_id: crate::telemetry::trace_id_from_headers(req.headers()),
-            bytes_in: b.clone(),
-        })
-    });
+        let bytes_in = shared
+            .config
+            .access_log
+            .then(|| Arc::new(AtomicU64::new(0)));
+        let mut log = bytes_in.as_ref().map(|b| {
+            Box::new(LogFields {
+                method: req.method().clone(),
+                path: req.uri().path().to_owned(),
+                protocol,
+                client: conn.client,
+                trace_id: crate::telemetry::trace_id_from_headers(req.headers()),
+                bytes_in: b.clone(),
+            })
+        });
 
-    let mut span = None;
-    let mut fwd = Forwarded::default();
-    let mut response = forward(&shared, &conn, req, bytes_in, &mut span, &mut fwd, start).await;
-    if let (Some(cx), Some(log)) = (&span, log.as_mut()) {
-        use opentelemetry::trace::TraceContextExt as _;
-        log.trace_id = Some(cx.span().span_context().trace_id().to_string());
+        let mut span = None;
+        let mut fwd = Forwarded::default();
+        let mut response = forward(&shared, &conn, req, bytes_in, &mut span, &mut fwd, start).await;
+        if let (Some(cx), Some(log)) = (&span, log.as_mut()) {
+            use opentelemetry::trace::TraceContextExt as _;
+            log.trace_id = Some(cx.span().span_context().trace_id().to_string());
+        }
+
+        let status = response.status().as_u16();
+        // The app may speak HTTP/1.0; the client gets the protocol it used.
+        *response.version_mut() = version;
+        reusable &= response.status() != StatusCode::SWITCHING_PROTOCOLS;
+        if shared.is_draining()
+            && conn.protocol == Protocol::Http1
+            && response.status() != StatusCode::SWITCHING_PROTOCOLS
+        {
+            reusable = false;
+            // Tell HTTP/1 clients to reconnect elsewhere; hyper closes after this response.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        metrics
+            .response_headers_duration
+            .observe(start.elapsed().as_secs_f64());
+        guard.armed = false;
+        drop(guard);
+        let done = Completion {
+            metrics,
+            track: conn.track.clone(),
+            start,
+            method,
+            status,
+            upstream: fwd.upstream,
+            retries: fwd.retries,
+            bytes_out: 0,
+            error: false,
+            reusable,
+            log,
+            span,
+        };
+        response.body_mut().set_completion(done);
+        Ok(response)
     }
-
-    let status = response.status().as_u16();
-    // The app may speak HTTP/1.0; the client gets the protocol it used.
-    *response.version_mut() = version;
-    reusable &= response.status() != StatusCode::SWITCHING_PROTOCOLS;
-    if shared.is_draining()
-        && conn.protocol == Protocol::Http1
-        && response.status() != StatusCode::SWITCHING_PROTOCOLS
-    {
-        reusable = false;
-        // Tell HTTP/1 clients to reconnect elsewhere; hyper closes after this response.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    metrics
-        .response_headers_duration
-        .observe(start.elapsed().as_secs_f64());
-    guard.armed = false;
-    drop(guard);
-    let done = Completion {
-        metrics,
-        track: conn.track.clone(),
-        start,
-        method,
-        status,
-        upstream: fwd.upstream,
-        retries: fwd.retries,
-        bytes_out: 0,
-        error: false,
-        reusable,
-        log,
-        span,
-    };
-    response.body_mut().set_completion(done);
-    Ok(response)
 }
 
 struct InFlightGuard<'a> {
@@ -261,7 +269,11 @@ fn upstream_uri(uri: &Uri) -> Uri {
     }
 }
 
-async fn forward(
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+fn forward(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
     mut req: Request<Incoming>,
@@ -269,200 +281,204 @@ async fn forward(
     span: &mut Option<opentelemetry::Context>,
     fwd: &mut Forwarded,
     start: Instant,
-) -> Response<RespBody> {
-    let cfg = &shared.config;
-    let metrics = &shared.metrics;
+) -> impl Future<Output = Response<RespBody>> {
+    // Not an `async fn`, like `handle`.
+    async move {
+        let cfg = &shared.config;
+        let metrics = &shared.metrics;
 
-    // HTTP/1 header limits are enforced by hyper (431); HTTP/2 header *count* is checked here.
-    if req.headers().len() > cfg.max_headers {
-        return local(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-            metrics,
-        );
-    }
-    if *req.method() == http::Method::CONNECT {
-        return local(StatusCode::METHOD_NOT_ALLOWED, "connect_refused", metrics);
-    }
-    if let Some(limit) = cfg.max_body_bytes {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics);
+        // HTTP/1 header limits are enforced by hyper (431); HTTP/2 header *count* is checked here.
+        if req.headers().len() > cfg.max_headers {
+            return local(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                metrics,
+            );
         }
-    }
-
-    let upgrade = conn.protocol == Protocol::Http1 && headers::wants_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-
-    let (mut parts, incoming) = req.into_parts();
-    let mut headers = std::mem::take(&mut parts.headers);
-    if !headers.contains_key(header::HOST) {
-        // HTTP/2 carries the host in :authority; HTTP/1.1 apps need a Host header.
-        if let Some(a) = parts.uri.authority()
-            && let Ok(v) = HeaderValue::from_str(a.as_str())
-        {
-            headers.insert(header::HOST, v);
+        if *req.method() == http::Method::CONNECT {
+            return local(StatusCode::METHOD_NOT_ALLOWED, "connect_refused", metrics);
         }
-    }
-    let original = if shared.tracing.is_some() {
-        Some(headers.clone())
-    } else {
-        None
-    };
-    headers::strip_hop_by_hop(&mut headers, upgrade, true);
-    // Room for the forwarding headers and for the app's response, which hyper parses into the
-    // map it sent: growing the map (sized by hyper to the request's headers) once, ahead, is
-    // cheaper than growing it as headers are added.
-    headers.reserve(FORWARD_HEADROOM);
-    headers::add_forwarded(&mut headers, &conn.forwarded_for, conn.tls);
-    if let (Some(t), Some(orig)) = (&shared.tracing, &original) {
-        let proto = if conn.protocol == Protocol::H2 {
-            "2"
+        if let Some(limit) = cfg.max_body_bytes {
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limit) {
+                return local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics);
+            }
+        }
+
+        let upgrade = conn.protocol == Protocol::Http1 && headers::wants_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+        let (mut parts, incoming) = req.into_parts();
+        let mut headers = std::mem::take(&mut parts.headers);
+        if !headers.contains_key(header::HOST) {
+            // HTTP/2 carries the host in :authority; HTTP/1.1 apps need a Host header.
+            if let Some(a) = parts.uri.authority()
+                && let Ok(v) = HeaderValue::from_str(a.as_str())
+            {
+                headers.insert(header::HOST, v);
+            }
+        }
+        let original = if shared.tracing.is_some() {
+            Some(headers.clone())
         } else {
-            "1.1"
+            None
         };
-        *span = Some(t.start(&parts.method, parts.uri.path(), orig, &mut headers, proto));
-    }
-    let uri = upstream_uri(&parts.uri);
-    let method = parts.method;
-
-    let idempotent = retry::is_idempotent(&method, &headers);
-    let retries_enabled = shared.retry.attempts > 0 && !upgrade;
-    let replay_cap = (idempotent && retries_enabled).then_some(shared.retry.max_body);
-    let prepared = if http_body::Body::is_end_stream(&incoming) {
-        Ok((ReqBody::empty(), true))
-    } else {
-        // Boxed: only requests with a body pay for the reading state; every request's future
-        // (allocated and moved per request) stays small.
-        Box::pin(body::prepare(
-            incoming,
-            replay_cap,
-            cfg.max_body_bytes,
-            metrics.request_bytes.clone(),
-            bytes_in,
-        ))
-        .await
-    };
-    let (first_body, replayable) = match prepared {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics);
+        headers::strip_hop_by_hop(&mut headers, upgrade, true);
+        // Room for the forwarding headers and for the app's response, which hyper parses into the
+        // map it sent: growing the map (sized by hyper to the request's headers) once, ahead, is
+        // cheaper than growing it as headers are added.
+        headers.reserve(FORWARD_HEADROOM);
+        headers::add_forwarded(&mut headers, &conn.forwarded_for, conn.tls);
+        if let (Some(t), Some(orig)) = (&shared.tracing, &original) {
+            let proto = if conn.protocol == Protocol::H2 {
+                "2"
+            } else {
+                "1.1"
+            };
+            *span = Some(t.start(&parts.method, parts.uri.path(), orig, &mut headers, proto));
         }
-        Err(BodyError::Read(_)) => {
-            return local(StatusCode::BAD_REQUEST, "client_body_error", metrics);
-        }
-    };
-    shared.retry.deposit();
+        let uri = upstream_uri(&parts.uri);
+        let method = parts.method;
 
-    let build = |body: ReqBody, headers: http::HeaderMap| {
-        let mut r = Request::new(body);
-        *r.method_mut() = method.clone();
-        *r.uri_mut() = uri.clone();
-        *r.version_mut() = Version::HTTP_11;
-        *r.headers_mut() = headers;
-        r
-    };
+        let idempotent = retry::is_idempotent(&method, &headers);
+        let retries_enabled = shared.retry.attempts > 0 && !upgrade;
+        let replay_cap = (idempotent && retries_enabled).then_some(shared.retry.max_body);
+        let prepared = if http_body::Body::is_end_stream(&incoming) {
+            Ok((ReqBody::empty(), true))
+        } else {
+            // Boxed: only requests with a body pay for the reading state; every request's future
+            // (allocated and moved per request) stays small.
+            Box::pin(body::prepare(
+                incoming,
+                replay_cap,
+                cfg.max_body_bytes,
+                metrics.request_bytes.clone(),
+                bytes_in,
+            ))
+            .await
+        };
+        let (first_body, replayable) = match prepared {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                return local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics);
+            }
+            Err(BodyError::Read(_)) => {
+                return local(StatusCode::BAD_REQUEST, "client_body_error", metrics);
+            }
+        };
+        shared.retry.deposit();
 
-    let deadline = cfg.request_timeout.map(|t| start + t);
-    // Upstream time is only reported in the access log; clock reads are not free on VMs.
-    let time_upstream = cfg.access_log;
-    // The attempt loop is pinned where it is built and the deadline holds a reference to it:
-    // moved into the `Deadline` instead, it would be copied twice more per request.
-    let attempts = std::pin::pin!(async {
-        let mut retries = 0u32;
+        let build = |body: ReqBody, headers: http::HeaderMap| {
+            let mut r = Request::new(body);
+            *r.method_mut() = method.clone();
+            *r.uri_mut() = uri.clone();
+            *r.version_mut() = Version::HTTP_11;
+            *r.headers_mut() = headers;
+            r
+        };
+
+        let deadline = cfg.request_timeout.map(|t| start + t);
+        // Upstream time is only reported in the access log; clock reads are not free on VMs.
+        let time_upstream = cfg.access_log;
+        // The attempt loop is pinned where it is built and the deadline holds a reference to it:
+        // moved into the `Deadline` instead, it would be copied twice more per request.
+        // Held here and borrowed by the loop: moved into it, each would have a second slot.
         let mut body = Some(first_body);
         let mut headers = Some(headers);
-        loop {
-            let this_body = body.take().unwrap_or_else(ReqBody::empty);
-            // Keep a copy only when another attempt is possible.
-            let can_retry_more = retries < shared.retry.attempts && retries_enabled;
-            let next_body = if can_retry_more {
-                this_body.replay()
-            } else {
-                None
-            };
-            // The map itself goes to the app and a copy stays for the next attempt: hyper
-            // parses the response into the map it sent, and a clone has no spare room
-            // (its entries would be reallocated for every response).
-            let this_headers = headers.take().unwrap_or_default();
-            if can_retry_more && next_body.is_some() {
-                headers = Some(this_headers.clone());
+        let attempts = std::pin::pin!(async {
+            let mut retries = 0u32;
+            loop {
+                let this_body = body.take().unwrap_or_else(ReqBody::empty);
+                // Keep a copy only when another attempt is possible.
+                let can_retry_more = retries < shared.retry.attempts && retries_enabled;
+                let next_body = if can_retry_more {
+                    this_body.replay()
+                } else {
+                    None
+                };
+                // The map itself goes to the app and a copy stays for the next attempt: hyper
+                // parses the response into the map it sent, and a clone has no spare room
+                // (its entries would be reallocated for every response).
+                let this_headers = headers.take().unwrap_or_default();
+                if can_retry_more && next_body.is_some() {
+                    headers = Some(this_headers.clone());
+                }
+                let sent = time_upstream.then(Instant::now);
+                let result = shared.upstream.send(build(this_body, this_headers)).await;
+                let reason = match &result {
+                    Ok((resp, _)) => match retry::status_reason(resp.status()) {
+                        Some(r) => r,
+                        None => return (result, retries, sent),
+                    },
+                    Err(e) if e.is_connect() => "connect_error",
+                    Err(e) if body_too_large(e) => return (result, retries, sent),
+                    Err(_) => "connection_error",
+                };
+                if !retries_enabled || retries >= shared.retry.attempts {
+                    return (result, retries, sent);
+                }
+                if !idempotent {
+                    metrics.retry_skipped(retry::skip::NON_IDEMPOTENT);
+                    return (result, retries, sent);
+                }
+                if !replayable || next_body.is_none() {
+                    metrics.retry_skipped(retry::skip::BODY_TOO_LARGE);
+                    return (result, retries, sent);
+                }
+                if !shared.retry.withdraw() {
+                    metrics.retry_skipped(retry::skip::BUDGET_EXHAUSTED);
+                    return (result, retries, sent);
+                }
+                metrics.retry(reason);
+                if let Ok((_, lease)) = result {
+                    // The unread error body leaves the connection's state unknown.
+                    lease.discard();
+                }
+                Box::pin(tokio::time::sleep(shared.retry.backoff(retries))).await;
+                retries += 1;
+                body = next_body;
             }
-            let sent = time_upstream.then(Instant::now);
-            let result = shared.upstream.send(build(this_body, this_headers)).await;
-            let reason = match &result {
-                Ok((resp, _)) => match retry::status_reason(resp.status()) {
-                    Some(r) => r,
-                    None => return (result, retries, sent),
-                },
-                Err(e) if e.is_connect() => "connect_error",
-                Err(e) if body_too_large(e) => return (result, retries, sent),
-                Err(_) => "connection_error",
-            };
-            if !retries_enabled || retries >= shared.retry.attempts {
-                return (result, retries, sent);
-            }
-            if !idempotent {
-                metrics.retry_skipped(retry::skip::NON_IDEMPOTENT);
-                return (result, retries, sent);
-            }
-            if !replayable || next_body.is_none() {
-                metrics.retry_skipped(retry::skip::BODY_TOO_LARGE);
-                return (result, retries, sent);
-            }
-            if !shared.retry.withdraw() {
-                metrics.retry_skipped(retry::skip::BUDGET_EXHAUSTED);
-                return (result, retries, sent);
-            }
-            metrics.retry(reason);
-            if let Ok((_, lease)) = result {
-                // The unread error body leaves the connection's state unknown.
-                lease.discard();
-            }
-            Box::pin(tokio::time::sleep(shared.retry.backoff(retries))).await;
-            retries += 1;
-            body = next_body;
-        }
-    });
-    let Some((result, retries, sent)) =
-        Deadline::new(attempts, deadline, conn.request_timer.as_ref()).await
-    else {
-        return local(StatusCode::GATEWAY_TIMEOUT, "request_timeout", metrics);
-    };
+        });
+        let Some((result, retries, sent)) =
+            Deadline::new(attempts, deadline, conn.request_timer.as_ref()).await
+        else {
+            return local(StatusCode::GATEWAY_TIMEOUT, "request_timeout", metrics);
+        };
 
-    fwd.retries = retries;
-    match result {
-        Ok((mut resp, lease)) => {
-            fwd.upstream = sent.map(|s| s.elapsed());
-            let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-            let lease = if switching {
-                // The connection now belongs to the tunnel (or is unusable without one).
-                lease.discard();
-                None
-            } else {
-                Some(lease)
-            };
-            if switching && let Some(client_upgrade) = client_upgrade {
-                conn.track.mark_upgraded();
-                let app_upgrade = hyper::upgrade::on(&mut resp);
-                spawn_tunnel(conn.drain.clone(), client_upgrade, app_upgrade);
+        fwd.retries = retries;
+        match result {
+            Ok((mut resp, lease)) => {
+                fwd.upstream = sent.map(|s| s.elapsed());
+                let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+                let lease = if switching {
+                    // The connection now belongs to the tunnel (or is unusable without one).
+                    lease.discard();
+                    None
+                } else {
+                    Some(lease)
+                };
+                if switching && let Some(client_upgrade) = client_upgrade {
+                    conn.track.mark_upgraded();
+                    let app_upgrade = hyper::upgrade::on(&mut resp);
+                    spawn_tunnel(conn.drain.clone(), client_upgrade, app_upgrade);
+                }
+                headers::strip_hop_by_hop(resp.headers_mut(), switching && upgrade, false);
+                resp.map(|app_body| RespBody::stream(app_body, lease))
             }
-            headers::strip_hop_by_hop(resp.headers_mut(), switching && upgrade, false);
-            resp.map(|app_body| RespBody::stream(app_body, lease))
-        }
-        Err(e) if body_too_large(&e) => {
-            local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics)
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, source = ?e.source(), "app request failed");
-            if e.is_timeout() {
-                local(StatusCode::GATEWAY_TIMEOUT, "connect_timeout", metrics)
-            } else {
-                local(StatusCode::BAD_GATEWAY, "app_error", metrics)
+            Err(e) if body_too_large(&e) => {
+                local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, source = ?e.source(), "app request failed");
+                if e.is_timeout() {
+                    local(StatusCode::GATEWAY_TIMEOUT, "connect_timeout", metrics)
+                } else {
+                    local(StatusCode::BAD_GATEWAY, "app_error", metrics)
+                }
             }
         }
     }

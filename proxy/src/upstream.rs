@@ -129,39 +129,46 @@ impl Upstream {
 
     /// Send `req` (origin-form URI) on a pooled or new connection. The [`Lease`] must live until
     /// the response body has been read.
-    pub async fn send(
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    pub fn send(
         self: &Arc<Self>,
         mut req: Request<ReqBody>,
-    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-        loop {
-            let (mut sender, fresh) = match self.take_idle() {
-                Some(s) => (s, false),
-                // Boxed: connecting is rare, and its state would otherwise bloat (and be
-                // copied with) every request's future.
-                None => (Box::pin(self.connect()).await?, true),
-            };
-            if let Err(e) = sender.ready().await {
-                if fresh {
-                    return Err(UpstreamError::Closed(e));
+    ) -> impl Future<Output = Result<(Response<Incoming>, Lease), UpstreamError>> {
+        // Not an `async fn`: its future would keep the request twice (see `proxy::handle`).
+        async move {
+            loop {
+                let (mut sender, fresh) = match self.take_idle() {
+                    Some(s) => (s, false),
+                    // Boxed: connecting is rare, and its state would otherwise bloat (and be
+                    // copied with) every request's future.
+                    None => (Box::pin(self.connect()).await?, true),
+                };
+                if let Err(e) = sender.ready().await {
+                    if fresh {
+                        return Err(UpstreamError::Closed(e));
+                    }
+                    continue;
                 }
-                continue;
-            }
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    return Ok((
-                        resp,
-                        Lease {
-                            sender: Some(sender),
-                            pool: self.clone(),
-                        },
-                    ));
+                match sender.try_send_request(req).await {
+                    Ok(resp) => {
+                        return Ok((
+                            resp,
+                            Lease {
+                                sender: Some(sender),
+                                pool: self.clone(),
+                            },
+                        ));
+                    }
+                    Err(mut e) => match e.take_message() {
+                        // Never written to the socket: safe to send on another connection.
+                        Some(unsent) if !fresh => req = unsent,
+                        Some(_) => return Err(UpstreamError::Closed(e.into_error())),
+                        None => return Err(UpstreamError::Request(e.into_error())),
+                    },
                 }
-                Err(mut e) => match e.take_message() {
-                    // Never written to the socket: safe to send on another connection.
-                    Some(unsent) if !fresh => req = unsent,
-                    Some(_) => return Err(UpstreamError::Closed(e.into_error())),
-                    None => return Err(UpstreamError::Request(e.into_error())),
-                },
             }
         }
     }
