@@ -312,37 +312,41 @@ fn forward(
         let upgrade = conn.protocol == Protocol::Http1 && headers::wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let (mut parts, incoming) = req.into_parts();
-        let mut headers = std::mem::take(&mut parts.headers);
-        if !headers.contains_key(header::HOST) {
-            // HTTP/2 carries the host in :authority; HTTP/1.1 apps need a Host header.
-            if let Some(a) = parts.uri.authority()
-                && let Ok(v) = HeaderValue::from_str(a.as_str())
-            {
-                headers.insert(header::HOST, v);
+        // A block, so the client's request parts are gone before the first await instead of
+        // taking room in the request's future.
+        let (method, uri, headers, incoming) = {
+            let (mut parts, incoming) = req.into_parts();
+            let mut headers = std::mem::take(&mut parts.headers);
+            if !headers.contains_key(header::HOST) {
+                // HTTP/2 carries the host in :authority; HTTP/1.1 apps need a Host header.
+                if let Some(a) = parts.uri.authority()
+                    && let Ok(v) = HeaderValue::from_str(a.as_str())
+                {
+                    headers.insert(header::HOST, v);
+                }
             }
-        }
-        let original = if shared.tracing.is_some() {
-            Some(headers.clone())
-        } else {
-            None
-        };
-        headers::strip_hop_by_hop(&mut headers, upgrade, true);
-        // Room for the forwarding headers and for the app's response, which hyper parses into the
-        // map it sent: growing the map (sized by hyper to the request's headers) once, ahead, is
-        // cheaper than growing it as headers are added.
-        headers.reserve(FORWARD_HEADROOM);
-        headers::add_forwarded(&mut headers, &conn.forwarded_for, conn.tls);
-        if let (Some(t), Some(orig)) = (&shared.tracing, &original) {
-            let proto = if conn.protocol == Protocol::H2 {
-                "2"
+            let original = if shared.tracing.is_some() {
+                Some(headers.clone())
             } else {
-                "1.1"
+                None
             };
-            *span = Some(t.start(&parts.method, parts.uri.path(), orig, &mut headers, proto));
-        }
-        let uri = upstream_uri(&parts.uri);
-        let method = parts.method;
+            headers::strip_hop_by_hop(&mut headers, upgrade, true);
+            // Room for the forwarding headers and for the app's response, which hyper parses into the
+            // map it sent: growing the map (sized by hyper to the request's headers) once, ahead, is
+            // cheaper than growing it as headers are added.
+            headers.reserve(FORWARD_HEADROOM);
+            headers::add_forwarded(&mut headers, &conn.forwarded_for, conn.tls);
+            if let (Some(t), Some(orig)) = (&shared.tracing, &original) {
+                let proto = if conn.protocol == Protocol::H2 {
+                    "2"
+                } else {
+                    "1.1"
+                };
+                *span = Some(t.start(&parts.method, parts.uri.path(), orig, &mut headers, proto));
+            }
+            let uri = upstream_uri(&parts.uri);
+            (parts.method, uri, headers, incoming)
+        };
 
         let idempotent = retry::is_idempotent(&method, &headers);
         let retries_enabled = shared.retry.attempts > 0 && !upgrade;
