@@ -397,8 +397,10 @@ fn forward(
             let mut retries = 0u32;
             loop {
                 let this_body = body.take().unwrap_or_else(ReqBody::empty);
-                // Keep a copy only when another attempt is possible.
-                let can_retry_more = retries < shared.retry.attempts && retries_enabled;
+                // Keep a copy only when another attempt is possible (never for a request that
+                // is not idempotent: it is not retried whatever the failure).
+                let can_retry_more =
+                    idempotent && retries_enabled && retries < shared.retry.attempts;
                 let next_body = if can_retry_more {
                     this_body.replay()
                 } else {
