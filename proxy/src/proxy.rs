@@ -388,11 +388,11 @@ fn forward(
         let deadline = cfg.request_timeout.map(|t| start + t);
         // Upstream time is only reported in the access log; clock reads are not free on VMs.
         let time_upstream = cfg.access_log;
-        // The attempt loop is pinned where it is built and the deadline holds a reference to it:
-        // moved into the `Deadline` instead, it would be copied twice more per request.
         // Held here and borrowed by the loop: moved into it, each would have a second slot.
         let mut body = Some(first_body);
         let mut headers = Some(headers);
+        // The attempt loop is pinned where it is built and the deadline holds a reference to it:
+        // moved into the `Deadline` instead, it would be copied twice more per request.
         let attempts = std::pin::pin!(async {
             let mut retries = 0u32;
             loop {
