@@ -383,12 +383,7 @@ fn count_rejected_head(shared: &Shared, e: &hyper::Error) {
         (400, "malformed_request")
     };
     let m = &shared.metrics;
-    m.requests
-        .get_or_create(&crate::metrics::RequestLabels {
-            method: crate::metrics::Method::Other,
-            status_code,
-        })
-        .inc();
+    m.count_request(crate::metrics::Method::Other, status_code);
     m.local_responses
         .get_or_create(&crate::metrics::ReasonLabels { reason })
         .inc();
