@@ -8,7 +8,6 @@
 //! accept) to get that head parsed. On expiry the guard writes a complete 408 response itself
 //! (hyper is not writing at that moment: no request is active) and then reports EOF.
 
-use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -263,7 +262,7 @@ pin_project_lite::pin_project! {
         sleep: Pin<Box<Sleep>>,
         // The current head's deadline; `None` when the head arrived whole in the read that
         // started it (the common case: then neither the clock nor the timer is touched). `sleep`
-        // is moved to it only when it is polled.
+        // follows it lazily (`deadline::poll_lazily`) and only while it is polled.
         head_deadline: Option<Instant>,
         // Generation of the last request seen; a change means a head completed.
         seen_generation: u64,
@@ -426,10 +425,8 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for HeadGuard<T> {
                         && *this.armed
                         && let Some(deadline) = *this.head_deadline
                     {
-                        if this.sleep.deadline() != deadline {
-                            this.sleep.as_mut().reset(deadline);
-                        }
-                        if this.sleep.as_mut().poll(cx).is_ready() {
+                        let sleep = this.sleep.as_mut();
+                        if crate::deadline::poll_lazily(sleep, deadline, cx).is_ready() {
                             this.timed_out.store(true, Ordering::Release);
                             *this.state = GuardState::Writing408(0);
                             continue;
