@@ -27,7 +27,7 @@ use crate::drain::{Phase, Watcher};
 use crate::headers;
 use crate::io::ConnTrack;
 use crate::metrics::{Method, Metrics, Protocol, ReasonLabels};
-use crate::retry::{self, Policy};
+use crate::retry::{self, HeaderCopy, Policy};
 use crate::telemetry::{Completion, LogFields, Tracing};
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -391,6 +391,7 @@ fn forward(
         // Held here and borrowed by the loop: moved into it, each would have a second slot.
         let mut body = Some(first_body);
         let mut headers = Some(headers);
+        let mut headers_copy: Option<HeaderCopy> = None;
         // The attempt loop is pinned where it is built and the deadline holds a reference to it:
         // moved into the `Deadline` instead, it would be copied twice more per request.
         let attempts = std::pin::pin!(async {
@@ -406,12 +407,15 @@ fn forward(
                 } else {
                     None
                 };
-                // The map itself goes to the app and a copy stays for the next attempt: hyper
-                // parses the response into the map it sent, and a clone has no spare room
-                // (its entries would be reallocated for every response).
-                let this_headers = headers.take().unwrap_or_default();
+                // The map itself goes to the app and a copy stays for the next attempt.
+                let this_headers = match (headers.take(), headers_copy.take()) {
+                    (Some(map), _) => map,
+                    (None, copy) => copy
+                        .map(|c| c.into_map(FORWARD_HEADROOM))
+                        .unwrap_or_default(),
+                };
                 if can_retry_more && next_body.is_some() {
-                    headers = Some(this_headers.clone());
+                    headers_copy = Some(HeaderCopy::of(&this_headers));
                 }
                 let sent = time_upstream.then(Instant::now);
                 let result = shared.upstream.send(build(this_body, this_headers)).await;

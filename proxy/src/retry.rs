@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use tower::retry::budget::{Budget as _, TpsBudget};
 
@@ -35,6 +36,31 @@ pub fn status_reason(status: StatusCode) -> Option<&'static str> {
         503 => Some("status_503"),
         504 => Some("status_504"),
         _ => None,
+    }
+}
+
+/// A request's headers kept for another attempt. The map itself goes to the app (hyper parses
+/// the response into the map it sent), so a retry rebuilds one from this list: one allocation
+/// and a reference count per value, where a `HeaderMap` clone also copies its index table in a
+/// second allocation. Nearly every copy is dropped unused, so the copy is what must be cheap.
+#[derive(Debug)]
+pub struct HeaderCopy(Vec<(HeaderName, HeaderValue)>);
+
+impl HeaderCopy {
+    /// Copy every field of `headers` (repeated fields stay in order).
+    pub fn of(headers: &HeaderMap) -> Self {
+        let mut fields = Vec::with_capacity(headers.len());
+        fields.extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Self(fields)
+    }
+
+    /// The headers as a map with room for `headroom` more fields.
+    pub fn into_map(self, headroom: usize) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.0.len() + headroom);
+        for (name, value) in self.0 {
+            map.append(name, value);
+        }
+        map
     }
 }
 

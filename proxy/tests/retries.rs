@@ -36,9 +36,23 @@ async fn idempotent_request_is_retried_after_the_app_drops_the_connection() {
     assert_eq!(log["retries"], 1);
 
     // 503 then success is retried too; with the app always failing, attempts are bounded.
-    let (status, _, _) = get(&h1_client(), &proxy.url("/status/503")).await.unwrap();
+    // The last attempt, rebuilt from a copy of a copy, carries the request's headers: repeated
+    // fields in order, and the forwarding headers once.
+    let req = Request::get(proxy.url("/status/503"))
+        .header("x-tag", "first")
+        .header("x-tag", "second")
+        .header("accept", "text/plain")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, _) = send(&h1_client(), req).await.unwrap();
     assert_eq!(status, 503);
     assert_eq!(app.state.hits("/status/503"), 3, "1 attempt + 2 retries");
+    let seen = app.state.last_headers.lock().unwrap().clone().unwrap();
+    let tags: Vec<_> = seen.get_all("x-tag").iter().collect();
+    assert_eq!(tags, ["first", "second"]);
+    assert_eq!(seen["accept"], "text/plain");
+    assert_eq!(seen.get_all("x-forwarded-for").iter().count(), 1);
+    assert_eq!(seen["x-forwarded-proto"], "http");
     let m = proxy.metrics().await;
     assert_eq!(
         metric(
