@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Benchmark: user-space instructions per proxied request, counted by valgrind (callgrind), for
-# outrigger-proxy, hyper-floor (proxy/examples/hyper_floor.rs) and nginx as HTTP/1.1 reverse
-# proxies in front of the same upstream. Unlike req/s on a shared VM, the count is exact and
-# repeatable (the same binary gives the same figure to a few tenths of a per cent), so it shows
-# what a code change costs or saves; it leaves out kernel time and cache effects, which
-# bench/proxy.sh measures.
+# Benchmark: user-space instructions and cache-line misses per proxied request, counted by
+# valgrind (callgrind with its cache simulation), for outrigger-proxy, hyper-floor
+# (proxy/examples/hyper_floor.rs) and nginx as HTTP/1.1 reverse proxies in front of the same
+# upstream. Unlike req/s on a shared VM, the counts are exact and repeatable (the same binary
+# gives the same figures to a few tenths of a per cent), so they show what a code change costs or
+# saves. The misses are the process's memory footprint per request (distinct cache lines of code
+# and data it touches that were not already in L1): they cost the process time, and they also
+# evict the kernel's lines, so a larger footprint shows up as kernel time in bench/proxy.sh
+# (bench/proxy-footprint.sh measures that effect). Kernel time itself is not counted here.
 #
-# Each variant runs twice under callgrind, serving N1 and then N2 requests (h2load --h1, 16
-# keep-alive connections, 12-byte responses); per request = (Ir(N2) - Ir(N1)) / (N2 - N1), which
-# cancels start-up and shutdown. Prints a markdown table, also written to $OUT (default
-# bench/proxy/instructions.md).
+# Each variant runs twice under callgrind, serving N1 and then N2 requests (h2load --h1, CONNS
+# keep-alive connections, 12-byte responses); per request = (count(N2) - count(N1)) / (N2 - N1),
+# which cancels start-up and shutdown. The simulated caches are fixed (32 KiB 8-way L1i, 48 KiB
+# 12-way L1d, 1 MiB 8-way last level: this VM's AMD EPYC per core) so the figures do not depend on
+# the machine. Prints a markdown table, also written to $OUT (default bench/proxy/instructions.md).
 #
-# Usage: bench/proxy-instructions.sh      (N1=2000 N2=12000 by default; ~1 minute)
+# Usage: bench/proxy-instructions.sh      (N1=2000 N2=12000 CONNS=16 by default; ~2 minutes)
 # Needs: valgrind, nginx, h2load; builds the release binaries first (OUTRIGGER_PROXY_BIN=path
 # measures a given proxy binary instead).
 set -euo pipefail
@@ -22,6 +26,7 @@ source "$(dirname "$0")/lib.sh"
 
 N1="${N1:-2000}"
 N2="${N2:-12000}"
+CONNS="${CONNS:-16}"
 OUT="${OUT:-$OUTRIGGER_ROOT/bench/proxy/instructions.md}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$OUTRIGGER_ROOT/target}"
 BIN="${OUTRIGGER_PROXY_BIN:-$CARGO_TARGET_DIR/release/outrigger-proxy}"
@@ -73,7 +78,8 @@ nginx -p "$T/up" -e "$T/up/error.log" -c "$T/up/nginx.conf" &
 UP_PID=$!
 wait_port "$UP_PORT"
 
-# Runs variant $1 under callgrind for $2 requests; prints the instructions it executed.
+# Runs variant $1 under callgrind for $2 requests; prints its instructions, L1 instruction-cache
+# misses and L1 data-cache misses (reads + writes).
 instructions() {
   local out="$T/callgrind.out" cmd
   case "$1" in
@@ -84,11 +90,12 @@ instructions() {
     nginx) cmd=(nginx -p "$T/ng" -e "$T/ng/error.log" -c "$T/ng/nginx.conf") ;;
   esac
   rm -f "$out"
-  OUTRIGGER_ACCESS_LOG=false valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" \
+  OUTRIGGER_ACCESS_LOG=false valgrind --tool=callgrind --cache-sim=yes \
+    --I1=32768,8,64 --D1=49152,12,64 --LL=1048576,8,64 --callgrind-out-file="$out" "${cmd[@]}" \
     >/dev/null 2>"$T/valgrind.err" &
   local pid=$!
   wait_port "$PX_PORT" 400
-  h2load --h1 -n "$2" -c 16 "http://127.0.0.1:$PX_PORT/" >"$T/h2load.out"
+  h2load --h1 -n "$2" -c "$CONNS" "http://127.0.0.1:$PX_PORT/" >"$T/h2load.out"
   if ! grep -q "succeeded, 0 failed" "$T/h2load.out"; then
     echo "$1: requests failed:" >&2
     cat "$T/h2load.out" >&2
@@ -96,26 +103,30 @@ instructions() {
   fi
   kill -TERM "$pid"
   wait "$pid" || true
-  awk '/^summary:/ {print $2}' "$out"
+  # summary: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+  awk '/^summary:/ {print $2, $5, $6 + $7}' "$out"
 }
 
 COMMIT="$(git -C "$OUTRIGGER_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 {
-  echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), commit \`$COMMIT\`, $(valgrind --version), $(nginx -v 2>&1 | sed 's/.*: //')"
+  echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), commit \`$COMMIT\`, $(valgrind --version), $(nginx -v 2>&1 | sed 's/.*: //'), $CONNS connections"
   echo
-  echo "| variant | instructions per request | vs nginx | vs hyper-floor |"
-  echo "|---|---|---|---|"
+  echo "| variant | instructions per request | vs nginx | vs hyper-floor | L1i misses per request | L1d misses per request |"
+  echo "|---|---|---|---|---|---|"
 } >"$T/table.md"
-declare -A PER
+declare -A IR I1 D1
 for v in outrigger-proxy hyper-floor nginx; do
-  a="$(instructions "$v" "$N1")"
-  b="$(instructions "$v" "$N2")"
-  PER[$v]=$(((b - a) / (N2 - N1)))
-  echo "$v: ${PER[$v]} instructions per request" >&2
+  read -r ir1 i11 d11 < <(instructions "$v" "$N1")
+  read -r ir2 i12 d12 < <(instructions "$v" "$N2")
+  IR[$v]=$(((ir2 - ir1) / (N2 - N1)))
+  I1[$v]=$(((i12 - i11) / (N2 - N1)))
+  D1[$v]=$(((d12 - d11) / (N2 - N1)))
+  echo "$v: ${IR[$v]} instructions, ${I1[$v]} L1i and ${D1[$v]} L1d misses per request" >&2
 done
 for v in outrigger-proxy hyper-floor nginx; do
-  awk -v v="$v" -v n="${PER[$v]}" -v ng="${PER[nginx]}" -v fl="${PER[hyper-floor]}" \
-    'BEGIN { printf "| %s | %d | %.2f | %.2f |\n", v, n, n / ng, n / fl }' >>"$T/table.md"
+  awk -v v="$v" -v n="${IR[$v]}" -v ng="${IR[nginx]}" -v fl="${IR[hyper-floor]}" \
+    -v i="${I1[$v]}" -v d="${D1[$v]}" \
+    'BEGIN { printf "| %s | %d | %.2f | %.2f | %d | %d |\n", v, n, n / ng, n / fl, i, d }' >>"$T/table.md"
 done
 cat "$T/table.md"
 cp "$T/table.md" "$OUT"
