@@ -37,6 +37,7 @@ bench: bench-proxy bench-agent ## run every benchmark (not part of test)
 bench-proxy: tools
 	bench/proxy.sh
 	bench/proxy-instructions.sh
+	bench/proxy-footprint.sh
 
 bench-agent: tools
 	bench/agent.sh
