@@ -1,6 +1,6 @@
-//! Retry policy: which requests may be retried, on which outcomes, how long to wait, and the
-//! budget (tower's `TpsBudget`: a fraction of requests plus a per-second floor over a 10 s window)
-//! that keeps retries from ever storming the app.
+//! Retry policy: which requests may be retried, on which outcomes, how long to wait, the budget
+//! (tower's `TpsBudget`: a fraction of requests plus a per-second floor over a 10 s window) that
+//! keeps retries from ever storming the app, and the copy of a request's headers kept for one.
 
 use std::time::Duration;
 
