@@ -164,8 +164,9 @@ fn handle(
         let metrics = shared.metrics.clone();
         metrics.in_flight.inc();
         conn.track.begin();
-        // If the client cancels before response headers (HTTP/2 RST_STREAM, disconnect), this future
-        // is dropped: the guard undoes the in-flight accounting that the completion would have done.
+        // If the client cancels before response headers (HTTP/2 RST_STREAM, disconnect), this
+        // future is dropped: the guard undoes the in-flight accounting that the completion would
+        // have done.
         let mut guard = InFlightGuard {
             metrics: &metrics,
             track: &conn.track,
@@ -173,13 +174,13 @@ fn handle(
         };
         let method = Method::from(req.method());
         let version = req.version();
-        // Only a bodyless HTTP/1.1 keep-alive exchange leaves nothing unread on the socket that hyper
-        // would otherwise have had to drain, so only then may the idle connection be parked.
+        // Only a bodyless HTTP/1.1 keep-alive exchange leaves nothing unread on the socket that
+        // hyper would otherwise have had to drain, so only then may the idle connection be parked.
         let mut reusable = conn.protocol == Protocol::Http1
             && version == Version::HTTP_11
             && http_body::Body::is_end_stream(req.body())
             && !headers::connection_has(req.headers(), "close");
-        let protocol = match req.version() {
+        let protocol = match version {
             Version::HTTP_2 => "HTTP/2",
             Version::HTTP_10 => "HTTP/1.0",
             _ => "HTTP/1.1",
@@ -331,9 +332,9 @@ fn forward(
                 None
             };
             headers::strip_hop_by_hop(&mut headers, upgrade, true);
-            // Room for the forwarding headers and for the app's response, which hyper parses into the
-            // map it sent: growing the map (sized by hyper to the request's headers) once, ahead, is
-            // cheaper than growing it as headers are added.
+            // Room for the forwarding headers and for the app's response, which hyper parses into
+            // the map it sent: growing the map (sized by hyper to the request's headers) once,
+            // ahead, is cheaper than growing it as headers are added.
             headers.reserve(FORWARD_HEADROOM);
             headers::add_forwarded(&mut headers, &conn.forwarded_for, conn.tls);
             if let (Some(t), Some(orig)) = (&shared.tracing, &original) {
