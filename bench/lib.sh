@@ -34,3 +34,28 @@ build_proxy_binaries() {
   fi
   [[ -x "$BIN" ]] || { echo "no executable proxy at $BIN" >&2; exit 1; }
 }
+
+# nginx_conf DIR LISTEN-PORT APP-PORT LOCATION-BODY: a one-process nginx config (no master, no
+# daemon, files under DIR) serving LOCATION-BODY on 127.0.0.1:LISTEN-PORT, with `app` an
+# upstream keep-alive pool to 127.0.0.1:APP-PORT.
+nginx_conf() {
+  cat <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1;
+  uwsgi_temp_path $1; scgi_temp_path $1;
+  keepalive_requests 1000000;
+  upstream app { server 127.0.0.1:$3; keepalive 128; }
+  server {
+    listen 127.0.0.1:$2;
+    location / { $4 }
+  }
+}
+EOF
+}

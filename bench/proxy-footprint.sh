@@ -43,21 +43,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$T/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $T/nginx.pid;
-error_log $T/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T; uwsgi_temp_path $T;
-  scgi_temp_path $T;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP_PORT; location / { default_type text/plain; return 200 "hello world\n"; } }
-}
-EOF
+nginx_conf "$T" "$UP_PORT" "$UP_PORT" 'default_type text/plain; return 200 "hello world\n";' \
+  >"$T/nginx.conf"
 taskset -c "$LOAD_CPU" nginx -p "$T" -e "$T/error.log" -c "$T/nginx.conf" &
 UP_PID=$!
 wait_port "$UP_PORT"

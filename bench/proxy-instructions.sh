@@ -46,32 +46,11 @@ cleanup() {
 trap cleanup EXIT
 
 
-nginx_conf() { # dir listen-port location-body
-  cat <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1;
-  uwsgi_temp_path $1; scgi_temp_path $1;
-  keepalive_requests 1000000;
-  upstream app { server 127.0.0.1:$UP_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$2;
-    location / { $3 }
-  }
-}
-EOF
-}
-
 mkdir -p "$T/up" "$T/ng"
-nginx_conf "$T/up" "$UP_PORT" 'default_type text/plain; return 200 "hello world\n";' >"$T/up/nginx.conf"
+nginx_conf "$T/up" "$UP_PORT" "$UP_PORT" 'default_type text/plain; return 200 "hello world\n";' \
+  >"$T/up/nginx.conf"
 # shellcheck disable=SC2016 # $proxy_add_x_forwarded_for is nginx's variable, not the shell's
-nginx_conf "$T/ng" "$PX_PORT" 'proxy_pass http://app; proxy_http_version 1.1;
+nginx_conf "$T/ng" "$PX_PORT" "$UP_PORT" 'proxy_pass http://app; proxy_http_version 1.1;
     proxy_set_header Connection ""; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;' \
   >"$T/ng/nginx.conf"
 nginx -p "$T/up" -e "$T/up/error.log" -c "$T/up/nginx.conf" &
