@@ -38,6 +38,7 @@ bench-proxy: tools
 	bench/proxy.sh
 	bench/proxy-instructions.sh
 	bench/proxy-footprint.sh
+	bench/proxy-syscalls.sh
 
 bench-agent: tools
 	bench/agent.sh

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod coalesce;
 pub mod config;
 pub mod deadline;
 pub mod drain;

@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::coalesce::Coalesce;
 use crate::deadline::ConnTimer;
 use crate::drain::{Phase, Watcher};
 use crate::io::{ConnTrack, HeadGuard, Rewind};
@@ -49,6 +50,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        let stream = Coalesce::new(stream);
         let shared = shared.clone();
         let acceptor = acceptor.clone();
         let drain = drain.clone();
@@ -63,7 +65,7 @@ pub async fn serve(
 }
 
 async fn serve_tls(
-    stream: TcpStream,
+    stream: Coalesce<TcpStream>,
     client: SocketAddr,
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
@@ -101,7 +103,7 @@ async fn serve_tls(
 }
 
 async fn serve_plain(
-    mut stream: TcpStream,
+    mut stream: Coalesce<TcpStream>,
     client: SocketAddr,
     shared: Arc<Shared>,
     drain: Watcher,

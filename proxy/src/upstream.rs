@@ -23,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::ReqBody;
+use crate::coalesce::Coalesce;
 
 /// Why a request to the app failed.
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +182,7 @@ impl Upstream {
         // Requests and responses are small writes that must not wait for delayed ACKs.
         stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
         let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(Coalesce::new(stream)))
             .await
             .map_err(UpstreamError::Closed)?;
         tokio::spawn(async move {
