@@ -59,3 +59,9 @@ http {
 }
 EOF
 }
+
+# run_line: "Run: <UTC time>, <n> CPUs (<model>), kernel <release>", the first line of every
+# result table, naming when and on what the figures were taken.
+run_line() {
+  echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)"
+}

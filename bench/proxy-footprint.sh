@@ -81,7 +81,7 @@ done
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 BASE=${TOUCH%% *}
 {
-  echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r); median of $ROUNDS interleaved rounds of wrk -c64 for ${DURATION} s"
+  echo "$(run_line); median of $ROUNDS interleaved rounds of wrk -c64 for ${DURATION} s"
   echo
   echo "| state touched per request | max req/s | vs 0 B | user µs/request | kernel µs/request | kernel vs 0 B |"
   echo "|---|---|---|---|---|---|"

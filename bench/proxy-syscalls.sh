@@ -26,7 +26,7 @@ require_tools bench/proxy-syscalls.sh taskset
 T="$(mktemp -d)"
 trap 'rm -rf "$T"' EXIT
 {
-  echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r); $WRITES writes per mode and round, writer and reader on CPU $PROXY_CPU"
+  echo "$(run_line); $WRITES writes per mode and round, writer and reader on CPU $PROXY_CPU"
   echo
   taskset -c "$PROXY_CPU" "$CARGO_TARGET_DIR/release/examples/socket_writes" "$ROUNDS" "$WRITES"
 } >"$T/table.md"

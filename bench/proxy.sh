@@ -306,7 +306,7 @@ added() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; 
 
 read -r d5p50 d5p99 d5p999 <<<"${P5K[direct]}"
 {
-  echo "Run: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)"
+  run_line
   echo "Tools: $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}'), h2load $(h2load --version | awk '{print $2}'); outrigger-proxy $("$BIN" --version | awk '{print $2}') --workers 1, access log off"
   echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; HTTP/1.1 keep-alive; each of $ROUNDS interleaved rounds runs every variant for wrk -t1 -c64 -d${MAX_DURATION}s and h2load at 1k req/s for ${LAT_DURATION}s; max req/s: median (range) of the rounds, vs nginx: median of the per-round ratios; @1k percentiles over all rounds' requests, added @1k: median of the per-round differences to direct; @5k, CPU and RSS: one ${DURATION}s run per variant"
   echo
