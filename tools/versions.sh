@@ -9,7 +9,7 @@
 # tools.sh then fails with a clear message; bump the pin (or OUTRIGGER_APT_ALLOW_DRIFT=1 for one run).
 APT_PINS=(
   prometheus=2.42.0+ds-5+deb12u1
-  nginx=1.22.1-9+deb12u11
+  nginx=1.22.1-9+deb12u12
   haproxy=2.6.12-1+deb12u4
   wrk=4.1.0-3+b2
   nghttp2-client=1.52.0-1+deb12u3

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -44,6 +44,36 @@ async fn discard_body(mut body: Incoming) {
         }
     };
     let _ = tokio::time::timeout(IO_TIMEOUT, discard).await;
+}
+
+/// How reading a request body within the size limit ended.
+enum BodyRead {
+    Complete(Bytes),
+    /// Over the limit; the rest of the body is still unread (see [`discard_body`]).
+    TooLarge(Incoming),
+    Failed(hyper::Error),
+}
+
+/// Reads a body of unknown length (chunked) up to `max` bytes. Past the limit it hands the body
+/// back unread instead of dropping it, so the caller can discard the rest before answering 413:
+/// dropping it would close a socket that still holds the client's bytes, which resets the
+/// connection and the client sees the reset instead of the 413.
+async fn read_body(mut body: Incoming, max: usize) -> BodyRead {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > max {
+                        return BodyRead::TooLarge(body);
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Err(e) => return BodyRead::Failed(e),
+        }
+    }
+    BodyRead::Complete(buf.freeze())
 }
 
 /// Shared state of both listeners.
@@ -107,22 +137,23 @@ async fn webhook_inner(req: Request<Incoming>, state: &State) -> Resp {
         discard_body(req.into_body()).await;
         return text(StatusCode::PAYLOAD_TOO_LARGE, "AdmissionReview too large\n");
     }
-    let body = Limited::new(req.into_body(), state.max_body);
-    let bytes = match tokio::time::timeout(IO_TIMEOUT, body.collect()).await {
-        Err(_) => {
-            state.metrics.reject("timeout");
-            return text(StatusCode::REQUEST_TIMEOUT, "body not received in time\n");
-        }
-        Ok(Err(e)) if e.is::<LengthLimitError>() => {
-            state.metrics.reject("too_large");
-            return text(StatusCode::PAYLOAD_TOO_LARGE, "AdmissionReview too large\n");
-        }
-        Ok(Err(e)) => {
-            state.metrics.reject("malformed");
-            return text(StatusCode::BAD_REQUEST, format!("reading body: {e}\n"));
-        }
-        Ok(Ok(c)) => c.to_bytes(),
-    };
+    let bytes =
+        match tokio::time::timeout(IO_TIMEOUT, read_body(req.into_body(), state.max_body)).await {
+            Err(_) => {
+                state.metrics.reject("timeout");
+                return text(StatusCode::REQUEST_TIMEOUT, "body not received in time\n");
+            }
+            Ok(BodyRead::TooLarge(rest)) => {
+                state.metrics.reject("too_large");
+                discard_body(rest).await;
+                return text(StatusCode::PAYLOAD_TOO_LARGE, "AdmissionReview too large\n");
+            }
+            Ok(BodyRead::Failed(e)) => {
+                state.metrics.reject("malformed");
+                return text(StatusCode::BAD_REQUEST, format!("reading body: {e}\n"));
+            }
+            Ok(BodyRead::Complete(b)) => b,
+        };
     match handle(&bytes, mode, &state.proxy, &state.metrics) {
         Ok((json, _)) => {
             let mut r = Response::new(Full::new(Bytes::from(json)));

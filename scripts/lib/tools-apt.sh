@@ -3,8 +3,11 @@
 # when something must be installed; services the packages ship are not started (the tests start
 # their own instances on loopback).
 
+# apt_installed_version NAME: the installed version, or nothing. dpkg-query exits 1 for a package it
+# has never seen; that is an answer ("none"), not a failure, so it must not trip `pipefail`.
 apt_installed_version() {
-  dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null | awk '$1 == "ii" { print $2 }'
+  { dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null || true; } \
+    | awk '$1 == "ii" { print $2 }'
 }
 
 install_apt() {
