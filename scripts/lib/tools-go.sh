@@ -18,6 +18,18 @@ go_env_setup() {
   mkdir -p "$GOBIN" "$OUTRIGGER_TOOLS/logs"
 }
 
+# gomod_requires GOMOD VERSION: true when a requirement line (not a comment) of GOMOD names exactly
+# VERSION. One awk reads the whole file: a `grep | grep -q` pipeline here would let the first grep
+# die of SIGPIPE when the second quits at its first match, and `pipefail` would turn that into
+# "not found" for any go.mod longer than a pipe buffer.
+gomod_requires() {
+  awk -v want="$2" '
+    /^[[:space:]]*\/\// { next }
+    { for (i = 1; i <= NF; i++) if ($i == want) { found = 1; exit } }
+    END { exit !found }
+  ' "$1"
+}
+
 # go_tool_key VERSION TARGET: the stamp key: pin + Go version (a new Go means a new binary) + for a
 # wrapper module, the hash of its go.mod/go.sum (a changed dependency graph means a rebuild).
 go_tool_key() {
@@ -40,7 +52,7 @@ build_go_tool() {
     local dir pkg
     IFS=: read -r _ dir pkg <<<"$target"
     # The pin in tools/versions.sh and the wrapper's go.mod must agree.
-    if ! grep -v '^//' "tools/$dir/go.mod" | grep -qE "[[:space:]]${version//+/\\+}(\$|[[:space:]])"; then
+    if ! gomod_requires "tools/$dir/go.mod" "$version"; then
       echo "tools/$dir/go.mod does not require $version (tools/versions.sh); update one of them" >"$log"
       return 1
     fi
