@@ -4,8 +4,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 CHECKS := $(sort $(wildcard scripts/check-*.sh))
+# Every skipped test or check appends a line here (scripts/lib/skip.sh and the Rust and Python
+# equivalents); `make test` prints the list at its end. Under CI=true a skip is a failure instead.
+export OUTRIGGER_SKIP_LOG ?= $(CURDIR)/target/skipped.txt
 
-.PHONY: help tools demo test lint lint-rust test-rust checks bench bench-proxy bench-agent clean
+.PHONY: help tools demo test skip-log-reset lint lint-rust test-rust checks fresh-check bench bench-proxy bench-agent clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,8 +20,18 @@ demo: ## build, then run the local loopback demo (no cluster, no cloud, no root)
 	scripts/tools.sh python
 	scripts/demo.sh
 
-test: tools lint-rust test-rust checks ## everything CI runs: lint, unit + integration tests, manifest checks
+test: skip-log-reset tools lint-rust test-rust checks ## everything CI runs: lint, unit + integration tests, manifest checks
+	@if [[ -s "$(OUTRIGGER_SKIP_LOG)" ]]; then \
+	  echo "make test: what did not run (also in $(OUTRIGGER_SKIP_LOG)):"; \
+	  sort -u "$(OUTRIGGER_SKIP_LOG)" | sed 's/^/  /'; \
+	else echo "make test: nothing skipped"; fi
 	@echo "make test: all green"
+
+skip-log-reset:
+	@mkdir -p "$(dir $(OUTRIGGER_SKIP_LOG))" && : >"$(OUTRIGGER_SKIP_LOG)"
+
+fresh-check: ## clone HEAD to a temp folder, run .ci/run there with an empty toolchain dir; fails on any SKIPPED
+	scripts/fresh-check.sh $(FRESH_CHECK_ARGS)
 
 lint: tools lint-rust checks ## formatting, clippy and every manifest/chart/terraform/workflow check
 

@@ -6,8 +6,8 @@
 #     -> kubeconform strict (offline schemas: Kubernetes + CRDs)
 #     -> Pod Security "restricted" + zero-downtime invariants (embedded checker, with a control)
 #     -> a real kube-apiserver: server-side dry-run with strict field validation, and a Pod from
-#        every pod template admitted into a namespace enforcing "restricted" (SKIPPED loudly when
-#        kube-apiserver/etcd are not installed)
+#        every pod template admitted into a namespace enforcing "restricted" (a failure under CI=true, a loud
+#        SKIPPED elsewhere, when kube-apiserver/etcd are not installed)
 #     -> checkov (kubernetes framework) on the rendered manifests
 #   negative cases: values.schema.json and the template guards must reject bad values.
 # Works on a temporary copy, so the tree is never modified (helm dependency build writes charts/).
@@ -303,7 +303,7 @@ if command -v kube-apiserver >/dev/null && command -v etcd >/dev/null; then
   python3 "$work/admit.py" "$OUTRIGGER_KUBE_TEST_DIR" "$work/render"/*.yaml
   "$OUTRIGGER_ROOT/scripts/kube-test-env.sh" stop >/dev/null 2>&1
 else
-  echo "SKIPPED: kube-apiserver or etcd not installed (scripts/tools.sh apt kube): no admission check" >&2
+  skip_or_fail "admission check" "kube-apiserver or etcd not installed (scripts/tools.sh apt kube)"
 fi
 
 echo "check-charts-app: negative cases (schema and template guards must reject bad values)"

@@ -35,8 +35,8 @@ source scripts/lib/tools-terraform.sh
 source scripts/lib/tools-kube.sh
 
 ALL_STEPS=(apt python go schemas terraform kube extra)
-# Steps whose failure fails the run; the others are "if it builds" (issue 2) and only warn.
-REQUIRED_STEPS=" apt python go schemas "
+# Every step is required: each one feeds a test or check, so a failed step fails the run (CI must
+# fail rather than let the tests that need it skip).
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
   exit 0
@@ -71,7 +71,6 @@ step_extra() {
   log "version h2spec $(h2spec --version | head -n 1)"
 }
 
-failed_optional=()
 for step in "${steps[@]}"; do
   case "$step" in
     apt) fn=install_apt ;;
@@ -89,18 +88,10 @@ for step in "${steps[@]}"; do
   (set -e; timed "step $step" "$fn")
   rc=$?
   set -e
-  if [[ $rc -ne 0 ]]; then
-    if [[ "$REQUIRED_STEPS" == *" $step "* ]]; then
-      die "step $step failed"
-    fi
-    log "WARNING optional step $step failed; the tests that need it print SKIPPED"
-    failed_optional+=("$step")
-  fi
+  [[ $rc -eq 0 ]] || die "step $step failed (logs: $OUTRIGGER_TOOLS/logs)"
 done
 
-if [[ ${#failed_optional[@]} -gt 0 ]]; then
-  log "done, but these optional steps failed: ${failed_optional[*]} (see $OUTRIGGER_TOOLS/logs)"
-elif [[ ! -e "$OUTRIGGER_TOOLS/logs/.changed" ]]; then
+if [[ ! -e "$OUTRIGGER_TOOLS/logs/.changed" ]]; then
   log "done: everything was already installed at its pinned version; nothing to do"
 else
   log "done: toolchain installed"

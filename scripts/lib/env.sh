@@ -8,3 +8,5 @@ export PATH="$OUTRIGGER_TOOLS/bin:$OUTRIGGER_TOOLS/venv/bin:$PATH"
 if [[ -f "$OUTRIGGER_TOOLS/terraformrc" ]]; then
   export TF_CLI_CONFIG_FILE="$OUTRIGGER_TOOLS/terraformrc"
 fi
+# shellcheck source=scripts/lib/skip.sh
+source "$OUTRIGGER_ROOT/scripts/lib/skip.sh"

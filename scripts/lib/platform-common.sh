@@ -38,11 +38,12 @@ say() { echo "${CHECK_NAME:-check}: $*"; }
 
 # with_kube_api: start a private kube-apiserver (scripts/kube-test-env.sh, state in $work/kube) for
 # server-side dry runs; sets KUBE_STATE. Returns 1 (after a loud SKIPPED) when the toolchain could
-# not build kube-apiserver. The caller's EXIT trap must run stop_kube_api.
+# not build kube-apiserver; under CI=true that exits 1 instead (scripts/lib/skip.sh). The caller's
+# EXIT trap must run stop_kube_api.
 KUBE_STATE=""
 with_kube_api() {
   if [[ ! -x "$OUTRIGGER_TOOLS/bin/kube-apiserver" ]]; then
-    echo "SKIPPED: server-side dry run: kube-apiserver not built by scripts/tools.sh (step kube)" >&2
+    skip_or_fail "server-side dry run" "kube-apiserver not built by scripts/tools.sh (step kube)"
     return 1
   fi
   KUBE_STATE="$work/kube"

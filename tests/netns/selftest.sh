@@ -7,8 +7,10 @@ fabric="$here/netns.sh"
 name=st$$
 name=${name:0:8}
 
+# shellcheck source=scripts/lib/skip.sh
+source "$here/../../scripts/lib/skip.sh"
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
-  echo "SKIPPED: netns self-test needs root and iproute2" >&2
+  skip_or_fail "netns self-test" "needs root and iproute2"
   exit 0
 fi
 
