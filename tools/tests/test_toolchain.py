@@ -29,7 +29,9 @@ def skip_or_fail(what: str) -> None:
     """The repository's skip policy (scripts/lib/skip.sh): fail under CI=true, else skip loudly
     and record the skip in $OUTRIGGER_SKIP_LOG for the summary at the end of ``make test``."""
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} (CI=true: a missing tool is a failure; run scripts/tools.sh)")
+        pytest.fail(
+            f"{what} (CI=true: a missing tool is a failure; run scripts/tools.sh)"
+        )
     print(f"SKIPPED: {what}", file=sys.stderr)
     if log := os.environ.get("OUTRIGGER_SKIP_LOG"):
         Path(log).parent.mkdir(parents=True, exist_ok=True)
