@@ -3,6 +3,15 @@
 //! Pure functions over a `Pod`: no I/O, so every rule is unit-tested. The rendered container
 //! mirrors `charts/outrigger-sidecar/templates/_container.tpl` (same name, ports, env, probes,
 //! securityContext) so injected and Helm-templated sidecars are indistinguishable.
+//!
+//! It also owns **Service routing**: a Service reaches a pod through a container port, by name or
+//! by number. Without privileges (no iptables redirect, Pod Security "restricted") the only way to
+//! put the proxy on that path is by name: when the app's port is named (say `http`), the name moves
+//! from the app's port to the proxy's inbound port, so every Service with `targetPort: http` now
+//! resolves to 4143 and the proxy forwards to the app on loopback. The app's own probes and
+//! lifecycle hooks that used the name are rewritten to the number, so they still reach the app
+//! directly. An unnamed app port cannot be moved: the pod gets an admission warning and an
+//! annotation saying how to fix it (name the port, target it by name).
 
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
@@ -17,6 +26,10 @@ pub const APP_PORT_ANNOTATION: &str = "outrigger.io/app-port";
 pub const INJECTED_ANNOTATION: &str = "outrigger.io/injected";
 /// Name of the injected container (same as the library chart's `containerName`).
 pub const CONTAINER_NAME: &str = "outrigger-proxy";
+/// Annotation naming the container port name Services must target to go through the proxy.
+pub const SERVICE_PORT_ANNOTATION: &str = "outrigger.dev/service-target-port";
+/// Annotation set when Service traffic cannot be routed through the proxy, saying why and how.
+pub const ROUTING_ANNOTATION: &str = "outrigger.dev/service-routing";
 /// Mesh inbound port.
 pub const INBOUND_PORT: u16 = 4143;
 /// Name of the inbound container port (the library chart's Services target it by name).
@@ -83,8 +96,8 @@ impl InjectError {
 /// The outcome for one pod.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Apply these JSONPatch operations.
-    Inject(json_patch::Patch),
+    /// Apply these JSONPatch operations; return the warnings to the client (kubectl prints them).
+    Inject(json_patch::Patch, Vec<String>),
     /// Leave the pod alone.
     Skip(SkipReason),
 }
@@ -122,6 +135,95 @@ fn app_port(pod: &Pod) -> Result<i32, InjectError> {
         .map_or(DEFAULT_APP_PORT, |p| p.container_port))
 }
 
+/// How Service traffic reaches the proxy: the name of its inbound container port, the extra
+/// patch operations that free that name on the app container, and what to tell the user.
+struct ServiceRouting {
+    inbound_name: String,
+    ops: Vec<Value>,
+    annotations: Vec<(&'static str, String)>,
+    warnings: Vec<String>,
+}
+
+/// Moves the app port's name to the proxy (see the module docs), or explains why it cannot.
+fn service_routing(pod: &Pod, app_port: i32) -> ServiceRouting {
+    let declared = pod.spec.as_ref().and_then(|s| {
+        s.containers.iter().enumerate().find_map(|(ci, c)| {
+            c.ports.as_ref()?.iter().enumerate().find_map(|(pi, p)| {
+                let tcp = p.protocol.as_deref().is_none_or(|proto| proto == "TCP");
+                (p.container_port == app_port && tcp).then(|| (ci, pi, p.name.clone()))
+            })
+        })
+    });
+    match declared {
+        Some((ci, pi, Some(name))) if name != ADMIN_PORT_NAME && name != INBOUND_PORT_NAME => {
+            let mut ops = vec![
+                json!({"op": "remove", "path": format!("/spec/containers/{ci}/ports/{pi}/name")}),
+            ];
+            if let Some(container) = pod.spec.as_ref().map(|s| &s.containers[ci]) {
+                ops.extend(named_port_uses(container, &name, app_port, ci));
+            }
+            ServiceRouting {
+                inbound_name: name.clone(),
+                ops,
+                annotations: vec![(SERVICE_PORT_ANNOTATION, name)],
+                warnings: Vec::new(),
+            }
+        }
+        _ => {
+            let why = format!(
+                "the app port {app_port} has no name, so Services that target it reach the app \
+                 directly and bypass outrigger-proxy; fix: name the container port (for example \
+                 `name: http`) and set the Service's targetPort to that name, or target \
+                 `{INBOUND_PORT_NAME}` (port {INBOUND_PORT})"
+            );
+            ServiceRouting {
+                inbound_name: INBOUND_PORT_NAME.to_owned(),
+                ops: Vec::new(),
+                annotations: vec![
+                    (SERVICE_PORT_ANNOTATION, INBOUND_PORT_NAME.to_owned()),
+                    (ROUTING_ANNOTATION, why.clone()),
+                ],
+                warnings: vec![format!("outrigger: {why}")],
+            }
+        }
+    }
+}
+
+/// Patch operations that rewrite the app container's probes and lifecycle hooks from the port
+/// name `name` to its number: once the name belongs to the proxy, kubelet would no longer
+/// resolve it in the app container (and the probe must check the app itself, not the proxy).
+fn named_port_uses(
+    container: &k8s_openapi::api::core::v1::Container,
+    name: &str,
+    number: i32,
+    ci: usize,
+) -> Vec<Value> {
+    let Ok(doc) = serde_json::to_value(container) else {
+        return Vec::new();
+    };
+    let mut ops = Vec::new();
+    let handlers = [
+        "readinessProbe",
+        "livenessProbe",
+        "startupProbe",
+        "lifecycle/postStart",
+        "lifecycle/preStop",
+    ];
+    for handler in handlers {
+        for action in ["httpGet", "tcpSocket"] {
+            let pointer = format!("/{handler}/{action}/port");
+            if doc.pointer(&pointer).and_then(Value::as_str) == Some(name) {
+                ops.push(json!({
+                    "op": "replace",
+                    "path": format!("/spec/containers/{ci}{pointer}"),
+                    "value": number,
+                }));
+            }
+        }
+    }
+    ops
+}
+
 /// Decide whether and how to inject `pod`.
 pub fn decide(pod: &Pod, mode: Mode, proxy: &ProxySpec) -> Result<Decision, InjectError> {
     match (annotation(pod, INJECT_ANNOTATION), mode) {
@@ -146,7 +248,12 @@ pub fn decide(pod: &Pod, mode: Mode, proxy: &ProxySpec) -> Result<Decision, Inje
         .as_ref()
         .and_then(|s| s.termination_grace_period_seconds)
         .unwrap_or(DEFAULT_GRACE_SECONDS);
-    Ok(Decision::Inject(patch(pod, &container(proxy, port, grace))))
+    let routing = service_routing(pod, port);
+    let mut sidecar = container(proxy, port, grace);
+    sidecar["ports"][0]["name"] = Value::String(routing.inbound_name);
+    let mut ops = patch_ops(pod, &sidecar, routing.annotations);
+    ops.extend(routing.ops);
+    Ok(Decision::Inject(to_patch(ops), routing.warnings))
 }
 
 /// The sidecar container, as the library chart renders it.
@@ -222,7 +329,12 @@ fn escape(segment: &str) -> String {
 
 /// JSONPatch adding `sidecar` as the first init container and the injected annotation.
 pub fn patch(pod: &Pod, sidecar: &Value) -> json_patch::Patch {
-    let mut ops = Vec::with_capacity(5);
+    to_patch(patch_ops(pod, sidecar, Vec::new()))
+}
+
+/// The operations of [`patch`], plus `extra` annotations.
+fn patch_ops(pod: &Pod, sidecar: &Value, extra: Vec<(&'static str, String)>) -> Vec<Value> {
+    let mut ops = Vec::with_capacity(8);
     let has_init = pod
         .spec
         .as_ref()
@@ -236,12 +348,13 @@ pub fn patch(pod: &Pod, sidecar: &Value) -> json_patch::Patch {
     }
     // The injected marker plus the annotations the library chart puts on meshed pods, so tools
     // that read them see an injected pod exactly like a chart-rendered one.
-    let annotations = [
+    let mut annotations = vec![
         (INJECTED_ANNOTATION, env!("CARGO_PKG_VERSION").to_owned()),
         ("outrigger.dev/proxy", "enabled".to_owned()),
         ("outrigger.dev/inbound-port", INBOUND_PORT.to_string()),
         ("outrigger.dev/admin-port", ADMIN_PORT.to_string()),
     ];
+    annotations.extend(extra);
     if pod.metadata.annotations.is_some() {
         for (key, value) in annotations {
             ops.push(json!({
@@ -257,7 +370,11 @@ pub fn patch(pod: &Pod, sidecar: &Value) -> json_patch::Patch {
             .collect();
         ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": map}));
     }
-    // The ops above are well-formed by construction; an empty patch is the safe fallback.
+    ops
+}
+
+fn to_patch(ops: Vec<Value>) -> json_patch::Patch {
+    // The ops are well-formed by construction; an empty patch is the safe fallback.
     serde_json::from_value(Value::Array(ops)).unwrap_or_else(|_| json_patch::Patch(Vec::new()))
 }
 
@@ -271,7 +388,7 @@ mod tests {
     }
 
     fn apply(p: &Pod, d: &Decision) -> Value {
-        let Decision::Inject(patch) = d else {
+        let Decision::Inject(patch, _) = d else {
             panic!("expected injection, got {d:?}")
         };
         let mut doc = serde_json::to_value(p).unwrap();
@@ -472,5 +589,115 @@ mod tests {
         let env = c["env"].as_array().unwrap();
         assert!(env.contains(&json!({"name": "OUTRIGGER_DRAIN_DELAY", "value": "3s"})));
         assert!(env.contains(&json!({"name": "OUTRIGGER_DRAIN_TIMEOUT", "value": "20s"})));
+    }
+
+    fn named_app(probe_port: &Value) -> Pod {
+        pod(json!({
+            "metadata": {"name": "web", "annotations": {"outrigger.io/inject": "enabled"}},
+            "spec": {"containers": [
+                {"name": "app", "image": "app:1",
+                 "ports": [{"name": "metrics", "containerPort": 9090},
+                           {"name": "http", "containerPort": 8080}],
+                 "readinessProbe": {"httpGet": {"path": "/readyz", "port": probe_port}},
+                 "livenessProbe": {"tcpSocket": {"port": "http"}},
+                 "lifecycle": {"preStop": {"httpGet": {"path": "/stop", "port": "metrics"}}}},
+            ]}
+        }))
+    }
+
+    #[test]
+    fn a_named_app_port_moves_to_the_proxy_so_services_reach_it_by_name() {
+        let mut p = named_app(&json!("http"));
+        p.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(APP_PORT_ANNOTATION.into(), "8080".into());
+        let d = decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap();
+        let Decision::Inject(_, warnings) = &d else {
+            panic!("{d:?}")
+        };
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let doc = apply(&p, &d);
+        let proxy = &doc["spec"]["initContainers"][0];
+        assert_eq!(proxy["ports"][0]["name"], "http");
+        assert_eq!(proxy["ports"][0]["containerPort"], 4143);
+        assert_eq!(proxy["ports"][1]["name"], "outrigger-admin");
+        let app = &doc["spec"]["containers"][0];
+        // The app keeps the port number; only its name moved. Other names stay.
+        assert_eq!(app["ports"][1], json!({"containerPort": 8080}));
+        assert_eq!(app["ports"][0]["name"], "metrics");
+        // Probes that used the moved name now use the number (they still check the app).
+        assert_eq!(app["readinessProbe"]["httpGet"]["port"], 8080);
+        assert_eq!(app["livenessProbe"]["tcpSocket"]["port"], 8080);
+        assert_eq!(app["lifecycle"]["preStop"]["httpGet"]["port"], "metrics");
+        assert_eq!(
+            doc["metadata"]["annotations"][SERVICE_PORT_ANNOTATION],
+            "http"
+        );
+        assert!(
+            doc["metadata"]["annotations"]
+                .get(ROUTING_ANNOTATION)
+                .is_none()
+        );
+        // Every container port name in the pod is still unique.
+        let mut names: Vec<&str> = doc["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(doc["spec"]["initContainers"].as_array().unwrap())
+            .flat_map(|c| c["ports"].as_array().unwrap())
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "{names:?}");
+    }
+
+    #[test]
+    fn a_numeric_probe_port_is_left_alone() {
+        let mut p = named_app(&json!(8080));
+        p.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(APP_PORT_ANNOTATION.into(), "8080".into());
+        let doc = apply(
+            &p,
+            &decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap(),
+        );
+        assert_eq!(
+            doc["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"],
+            8080
+        );
+    }
+
+    #[test]
+    fn an_unnamed_app_port_is_reported_with_the_fix() {
+        let p = web(Some(json!({"outrigger.io/inject": "enabled"})));
+        let d = decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap();
+        let Decision::Inject(_, warnings) = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("app port 5000 has no name"),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].contains("targetPort"), "{warnings:?}");
+        let doc = apply(&p, &d);
+        assert_eq!(
+            doc["spec"]["initContainers"][0]["ports"][0]["name"],
+            "outrigger"
+        );
+        let why = doc["metadata"]["annotations"][ROUTING_ANNOTATION]
+            .as_str()
+            .unwrap();
+        assert!(why.contains("bypass outrigger-proxy"), "{why}");
+        assert_eq!(
+            doc["metadata"]["annotations"][SERVICE_PORT_ANNOTATION],
+            "outrigger"
+        );
     }
 }

@@ -64,8 +64,13 @@ fn respond(
         }
     };
     match decide(&pod, mode, proxy) {
-        Ok(Decision::Inject(patch)) => match allow.clone().with_patch(patch) {
-            Ok(r) => (r, Outcome::new("injected", "none")),
+        Ok(Decision::Inject(patch, warnings)) => match allow.clone().with_patch(patch) {
+            Ok(mut r) => {
+                if !warnings.is_empty() {
+                    r.warnings = Some(warnings);
+                }
+                (r, Outcome::new("injected", "none"))
+            }
             Err(e) => {
                 tracing::error!(uid = %req.uid, error = %e, "serializing patch; admitting unchanged");
                 (allow, Outcome::new("error", "patch"))

@@ -86,6 +86,51 @@ impl KubeEnv {
     }
 }
 
+impl KubeEnv {
+    /// POST `body` and return (status, the API server's `Warning` header values).
+    fn create_warnings(&self, path: &str, body: &Value) -> (u16, Vec<String>) {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-X",
+                "POST",
+                "-o",
+                "/dev/null",
+                "-D",
+                "-",
+            ])
+            .arg("--cacert")
+            .arg(self.state.join("ca.crt"))
+            .arg("--cert")
+            .arg(self.state.join("admin.crt"))
+            .arg("--key")
+            .arg(self.state.join("admin.key"))
+            .args(["-H", "Content-Type: application/json"])
+            .args(["--data-binary", &body.to_string()])
+            .arg(format!("{}{path}", self.url))
+            .output()
+            .unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).into_owned();
+        let code = head
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let warnings = head
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("Warning: ")
+                    .or_else(|| l.strip_prefix("warning: "))
+            })
+            .map(|w| w.trim().to_owned())
+            .collect();
+        (code, warnings)
+    }
+}
+
 impl Drop for KubeEnv {
     fn drop(&mut self) {
         let _ = Command::new(repo_root().join("scripts/kube-test-env.sh"))
@@ -269,6 +314,45 @@ fn injects_through_a_real_api_server() {
         env!("CARGO_PKG_VERSION")
     );
     assert_eq!(pod["spec"]["containers"][0]["name"], "app");
+
+    // Service routing: the app's named port moves to the proxy, so a Service with
+    // `targetPort: http` reaches the proxy; the API server's own validation (unique port names,
+    // probes that resolve) accepts the patched pod, and the app's probe now uses the number.
+    let mut named = restricted_pod("named", json!({}));
+    named["spec"]["containers"][0]["ports"] = json!([{"name": "http", "containerPort": 8000}]);
+    named["spec"]["containers"][0]["readinessProbe"] =
+        json!({"httpGet": {"path": "/readyz", "port": "http"}});
+    let (code, warnings) = kube.create_warnings("/api/v1/namespaces/meshed/pods", &named);
+    assert_eq!(code, 201, "{warnings:?}");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (_, pod) = kube.api("GET", "/api/v1/namespaces/meshed/pods/named", None);
+    assert_eq!(pod["spec"]["initContainers"][0]["ports"][0]["name"], "http");
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["ports"][0]["containerPort"],
+        4143
+    );
+    assert!(
+        pod["spec"]["containers"][0]["ports"][0]
+            .get("name")
+            .is_none(),
+        "{pod}"
+    );
+    assert_eq!(
+        pod["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"],
+        8000
+    );
+    // An unnamed app port cannot be moved: the client is warned, with the fix.
+    let (code, warnings) = kube.create_warnings(
+        "/api/v1/namespaces/meshed/pods",
+        &restricted_pod("unnamed", json!({})),
+    );
+    assert_eq!(code, 201);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("app port 8000 has no name") && w.contains("targetPort")),
+        "{warnings:?}"
+    );
 
     // Restricted enforcement is really on in that namespace: a non-compliant app is refused
     // even with a compliant sidecar injected.
