@@ -1,0 +1,113 @@
+"""tests/cluster/loadgen.py, the cluster e2e's load generator, against real servers on loopback:
+it must count successes, and it must count every kind of failure (a status, a refused connection,
+a connection closed without an answer), or a zero-failure rollout would prove nothing."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from conftest import ROOT, free_port
+
+LOADGEN = ROOT / "tests" / "cluster" / "loadgen.py"
+
+
+def serve(status: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body = b"ok\n"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def load(url: str, seconds: float = 2.0, rate: float = 100.0) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(LOADGEN),
+            "--url",
+            url,
+            "--rate",
+            str(rate),
+            "--duration",
+            str(seconds),
+            "--timeout",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def test_all_succeed_against_a_healthy_server() -> None:
+    server = serve(200)
+    try:
+        r = load(f"http://127.0.0.1:{server.server_port}/")
+    finally:
+        server.shutdown()
+    assert r["failed"] == 0, r
+    assert r["status"] == {"200": r["sent"]}
+    # A fixed rate, not a flood: about rate x seconds requests.
+    assert 120 <= r["sent"] <= 210, r
+
+
+def test_statuses_are_failures() -> None:
+    server = serve(503)
+    try:
+        r = load(f"http://127.0.0.1:{server.server_port}/", seconds=1.0)
+    finally:
+        server.shutdown()
+    assert r["succeeded"] == 0 and r["failed"] == r["sent"] > 0, r
+    assert r["status"] == {"503": r["sent"]}
+
+
+def test_refused_connections_are_failures() -> None:
+    r = load(f"http://127.0.0.1:{free_port()}/", seconds=1.0)
+    assert r["succeeded"] == 0 and r["failed"] == r["sent"] > 0, r
+    assert r["errors"] == {"connection_refused": r["sent"]}, r
+
+
+def test_a_connection_closed_without_an_answer_is_a_failure() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    stop = threading.Event()
+
+    def accept_and_close() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.recv(4096)
+            conn.close()
+
+    t = threading.Thread(target=accept_and_close, daemon=True)
+    t.start()
+    try:
+        r = load(f"http://127.0.0.1:{listener.getsockname()[1]}/", seconds=1.0)
+    finally:
+        stop.set()
+        t.join()
+        listener.close()
+    assert r["succeeded"] == 0 and r["failed"] == r["sent"] > 0, r
+    assert set(r["errors"]) <= {"closed_without_response", "connection_reset"}, r
