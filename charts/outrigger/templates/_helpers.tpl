@@ -61,3 +61,12 @@ app.kubernetes.io/component: agent
 {{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag | toString) }}
 {{- end }}
 {{- end }}
+
+{{/* The Secret holding the injector's serving certificate: cert-manager's, or one provided. */}}
+{{- define "outrigger.injectorTlsSecret" -}}
+{{- if eq .Values.injector.certificate.source "secret" -}}
+{{- required "injector.certificate.existingSecret is required with source: secret" .Values.injector.certificate.existingSecret -}}
+{{- else -}}
+{{- include "outrigger.injectorName" . }}-tls
+{{- end -}}
+{{- end }}
