@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CHECKS := $(sort $(wildcard scripts/check-*.sh))
 
-.PHONY: help tools demo test lint lint-rust test-rust checks bench bench-proxy bench-agent clean
+.PHONY: help tools demo test lint lint-rust test-rust checks bench bench-proxy bench-agent clean cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ bench-proxy: tools
 
 bench-agent: tools
 	bench/agent.sh
+
+cluster-up: ## start the local single-node Kubernetes cluster (root; docs/cluster.md)
+	scripts/tools.sh apt cluster
+	scripts/cluster.sh up
+
+cluster-down: ## stop the local cluster and remove everything it created (idempotent)
+	scripts/cluster.sh down
 
 clean: ## remove build output (keeps .tools/)
 	$(CARGO) clean
