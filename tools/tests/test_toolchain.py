@@ -388,6 +388,8 @@ def test_second_tools_run_installs_nothing() -> None:
     wanted = ["apt", "python", "go", "schemas", "terraform"]
     if "kube-apiserver" in steps:
         wanted.append("kube")
+    if "kubelet" in steps:
+        wanted.append("cluster")
     if "h2spec" in steps:
         wanted.append("extra")
     result = run(str(ROOT / "scripts" / "tools.sh"), *wanted, timeout=600)
