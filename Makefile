@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CHECKS := $(sort $(wildcard scripts/check-*.sh))
 
-.PHONY: help tools demo test lint lint-rust test-rust checks bench bench-proxy bench-agent clean
+.PHONY: help tools demo test lint lint-rust test-rust checks bench bench-proxy bench-agent images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ bench-proxy: tools
 
 bench-agent: tools
 	bench/agent.sh
+
+images: ## build every container image here with podman (scripts/images.sh), then run each one
+	scripts/images.sh build
+	scripts/images.sh check
 
 clean: ## remove build output (keeps .tools/)
 	$(CARGO) clean
