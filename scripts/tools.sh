@@ -11,6 +11,8 @@
 #   schemas   offline kubeconform schemas (Kubernetes + CRDs) in $OUTRIGGER_TOOLS/schemas
 #   terraform terraform check + provider filesystem mirror (see docs/tools.md: providers refused)
 #   kube      kube-apiserver built from k8s.io/kubernetes (tests run it with scripts/kube-test-env.sh)
+#   flux      Flux controllers (source, kustomize, helm, notification, image-reflector,
+#             image-automation) built from their Go modules; scripts/flux-install-manifests.sh
 #   extra     h2spec (the flux CLI cannot be built from its module: docs/tools.md)
 set -euo pipefail
 
@@ -33,8 +35,10 @@ source scripts/lib/tools-schemas.sh
 source scripts/lib/tools-terraform.sh
 # shellcheck source=scripts/lib/tools-kube.sh
 source scripts/lib/tools-kube.sh
+# shellcheck source=scripts/lib/tools-flux.sh
+source scripts/lib/tools-flux.sh
 
-ALL_STEPS=(apt python go schemas terraform kube extra)
+ALL_STEPS=(apt python go schemas terraform kube flux extra)
 # Every step is required: each one feeds a test or check, so a failed step fails the run (CI must
 # fail rather than let the tests that need it skip).
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -79,6 +83,7 @@ for step in "${steps[@]}"; do
     schemas) fn=install_schemas ;;
     terraform) fn=install_terraform ;;
     kube) fn=install_kube_apiserver ;;
+    flux) fn=install_flux_controllers ;;
     extra) fn=step_extra ;;
     *) die "unknown step '$step' (steps: ${ALL_STEPS[*]})" ;;
   esac
