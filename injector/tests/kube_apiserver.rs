@@ -59,20 +59,8 @@ impl KubeEnv {
 
     /// One API call with the admin client certificate; returns (status, JSON body).
     fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "--max-time", "30", "-X", method])
-            .arg("--cacert")
-            .arg(self.state.join("ca.crt"))
-            .arg("--cert")
-            .arg(self.state.join("admin.crt"))
-            .arg("--key")
-            .arg(self.state.join("admin.key"))
-            .args([
-                "-H",
-                "Content-Type: application/json",
-                "-w",
-                "\n%{http_code}",
-            ]);
+        let mut cmd = self.curl(method);
+        cmd.args(["-w", "\n%{http_code}"]);
         if let Some(b) = body {
             cmd.args(["--data-binary", &b.to_string()]);
         }
@@ -84,30 +72,26 @@ impl KubeEnv {
             serde_json::from_str(json).unwrap_or(Value::Null),
         )
     }
-}
 
-impl KubeEnv {
-    /// POST `body` and return (status, the API server's `Warning` header values).
-    fn create_warnings(&self, path: &str, body: &Value) -> (u16, Vec<String>) {
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "30",
-                "-X",
-                "POST",
-                "-o",
-                "/dev/null",
-                "-D",
-                "-",
-            ])
+    /// curl with the admin client certificate, the test CA and a JSON content type.
+    fn curl(&self, method: &str) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "30", "-X", method])
             .arg("--cacert")
             .arg(self.state.join("ca.crt"))
             .arg("--cert")
             .arg(self.state.join("admin.crt"))
             .arg("--key")
             .arg(self.state.join("admin.key"))
-            .args(["-H", "Content-Type: application/json"])
+            .args(["-H", "Content-Type: application/json"]);
+        cmd
+    }
+
+    /// POST `body` and return (status, the API server's `Warning` header values).
+    fn create_warnings(&self, path: &str, body: &Value) -> (u16, Vec<String>) {
+        let out = self
+            .curl("POST")
+            .args(["-o", "/dev/null", "-D", "-"])
             .args(["--data-binary", &body.to_string()])
             .arg(format!("{}{path}", self.url))
             .output()
