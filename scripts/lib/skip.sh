@@ -13,10 +13,14 @@ skip_or_fail() {
     exit 1
   fi
   echo "SKIPPED: $what: $why" >&2
-  if [[ -n "${OUTRIGGER_SKIP_LOG:-}" ]]; then
-    mkdir -p "$(dirname "$OUTRIGGER_SKIP_LOG")"
-    printf 'SKIPPED: %s: %s\n' "$what" "$why" >>"$OUTRIGGER_SKIP_LOG"
-  fi
+  skip_log "SKIPPED: $what: $why"
+}
+
+# skip_log LINE: appends LINE to $OUTRIGGER_SKIP_LOG when `make test` set it.
+skip_log() {
+  [[ -n "${OUTRIGGER_SKIP_LOG:-}" ]] || return 0
+  mkdir -p "$(dirname "$OUTRIGGER_SKIP_LOG")"
+  printf '%s\n' "$1" >>"$OUTRIGGER_SKIP_LOG"
 }
 
 # known_gap WHAT WHY: a check that cannot be had on any machine of this kind (docs/tools.md names
@@ -24,8 +28,5 @@ skip_or_fail() {
 # under its own heading in CI and elsewhere, so the gap stays visible in every log.
 known_gap() {
   echo "NOT CHECKED (known gap, docs/tools.md): $1: $2" >&2
-  if [[ -n "${OUTRIGGER_SKIP_LOG:-}" ]]; then
-    mkdir -p "$(dirname "$OUTRIGGER_SKIP_LOG")"
-    printf 'NOT CHECKED (known gap): %s: %s\n' "$1" "$2" >>"$OUTRIGGER_SKIP_LOG"
-  fi
+  skip_log "NOT CHECKED (known gap): $1: $2"
 }
