@@ -11,6 +11,7 @@
 #   schemas   offline kubeconform schemas (Kubernetes + CRDs) in $OUTRIGGER_TOOLS/schemas
 #   terraform terraform check + provider filesystem mirror (see docs/tools.md: providers refused)
 #   kube      kube-apiserver built from k8s.io/kubernetes (tests run it with scripts/kube-test-env.sh)
+#   cluster   kubelet, controller-manager, scheduler, kube-proxy, kubectl, registry (scripts/cluster.sh)
 #   extra     h2spec (the flux CLI cannot be built from its module: docs/tools.md)
 set -euo pipefail
 
@@ -33,8 +34,10 @@ source scripts/lib/tools-schemas.sh
 source scripts/lib/tools-terraform.sh
 # shellcheck source=scripts/lib/tools-kube.sh
 source scripts/lib/tools-kube.sh
+# shellcheck source=scripts/lib/tools-cluster.sh
+source scripts/lib/tools-cluster.sh
 
-ALL_STEPS=(apt python go schemas terraform kube extra)
+ALL_STEPS=(apt python go schemas terraform kube cluster extra)
 # Every step is required: each one feeds a test or check, so a failed step fails the run (CI must
 # fail rather than let the tests that need it skip).
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -79,6 +82,7 @@ for step in "${steps[@]}"; do
     schemas) fn=install_schemas ;;
     terraform) fn=install_terraform ;;
     kube) fn=install_kube_apiserver ;;
+    cluster) fn=install_cluster ;;
     extra) fn=step_extra ;;
     *) die "unknown step '$step' (steps: ${ALL_STEPS[*]})" ;;
   esac

@@ -28,6 +28,16 @@ APT_PINS=(
   psmisc=23.6-1
   # bench/proxy-instructions.sh only (callgrind instruction counts)
   valgrind=1:3.19.0-1
+  # scripts/cluster.sh (step cluster): container runtime, CNI plugins, image tools, `apt-cache
+  # policy` on 2026-12-05; gcc (already on the image) compiles the pause binary
+  containerd=1.6.20~ds1-1+deb12u3
+  runc=1.1.5+ds1-1+deb12u1
+  containernetworking-plugins=1.1.1+ds1-3+b5
+  podman=4.3.1+ds1-8+deb12u1+b3
+  buildah=1.28.2+ds1-3+deb12u1+b3
+  mmdebstrap=1.3.5-7
+  skopeo=1.9.3+ds1-1+b10
+  busybox-static=1:1.35.0-4+deb12u1+b1
 )
 
 # Python tools (PyPI), installed into $OUTRIGGER_TOOLS/venv; transitive pins in tools/python/*.lock.
@@ -45,8 +55,11 @@ KUSTOMIZE_VERSION=v5.8.2   # v5.8.3 needs Go 1.27
 FLUX_VERSION=v2.9.5
 H2SPEC_VERSION=v2.2.1+incompatible
 
-# Kubernetes: schemas and kube-apiserver come from the same k8s.io/kubernetes module version.
+# Kubernetes: schemas, kube-apiserver and the node binaries (tools/kube-node) come from the same
+# k8s.io/kubernetes module version.
 KUBERNETES_VERSION=v1.36.3
+# The local cluster's image registry (github.com/distribution/distribution/v3/cmd/registry).
+REGISTRY_VERSION=v3.1.2
 # CRD sources: Go modules whose zips carry the CRD YAMLs, as MODULE@VERSION:DIR. Flux controller
 # versions are the ones flux2 $FLUX_VERSION requires (its go.mod).
 CRD_YAML_MODULES=(
