@@ -416,7 +416,8 @@ start_daemons() {
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster "$NODE_NAME=http://127.0.0.1:2380" --quota-backend-bytes $((1024 * 1024 * 1024))
-  daemon registry registry serve "$c/registry.yml"
+  # The registry exports traces by default; there is no collector here.
+  daemon registry env OTEL_TRACES_EXPORTER=none registry serve "$c/registry.yml"
   daemon containerd containerd --config "$c/containerd.toml"
   wait_for etcd etcd http_ok http://127.0.0.1:2379/health
   daemon kube-apiserver kube-apiserver \
@@ -445,6 +446,11 @@ start_daemons() {
     --node-ip "$NODE_IP" --hostname-override "$NODE_NAME" --v=1
   daemon kube-proxy kube-proxy --config "$c/kube-proxy.yaml"
   wait_for "node $NODE_NAME" kubelet node_ready
+  # Usable means a pod can be created (its namespace's service account exists) and a Service
+  # answers (kube-proxy has synced its rules once).
+  wait_for "service account default/default" kube-controller-manager kubectl_node get serviceaccount default
+  wait_for kube-proxy kube-proxy http_ok http://127.0.0.1:10256/healthz
+  wait_for kube-scheduler kube-scheduler http_ok -k https://127.0.0.1:10259/healthz
 }
 
 up() {
