@@ -122,6 +122,8 @@ metadata:
   namespace: default
   labels: {app: web}
 spec:
+  # busybox httpd as PID 1 ignores SIGTERM: do not wait the default 30 s for it.
+  terminationGracePeriodSeconds: 1
   containers:
   - name: web
     image: $image
@@ -156,5 +158,8 @@ for i in $(seq 1 40); do
   sleep 0.5
 done
 [[ "$body" == web ]] || fail "ClusterIP answered '$body', want 'web'"
+svc_rules=$("$CLUSTER" exec iptables-save -t nat | grep -c -- '-A KUBE-SVC-' || true)
+[[ $svc_rules -gt 0 ]] || fail "no KUBE-SVC- rules in the node's namespace (kube-proxy not in iptables mode?)"
+say "kube-proxy's iptables rules in the node's namespace: $svc_rules KUBE-SVC- rules"
 say "GET http://$svc_ip/ (ClusterIP) from the namespace: '$body'"
 k delete pod web --wait=true --timeout=60s >/dev/null
