@@ -327,9 +327,11 @@ ns_ids() { readlink "/proc/$(holder_pid)/ns/net" "/proc/$(holder_pid)/ns/mnt"; }
 # ns_pids: every process in the node's network or mount namespace.
 ns_pids() {
   [[ -s "$STATE/ns-ids" ]] || return 0
-  local f pid
+  local f pid id net mnt
+  { read -r net; read -r mnt; } <"$STATE/ns-ids"
   for f in /proc/[0-9]*/ns/net /proc/[0-9]*/ns/mnt; do
-    if grep -qxF -- "$(readlink "$f" 2>/dev/null)" "$STATE/ns-ids"; then
+    id=$(readlink "$f" 2>/dev/null) || continue
+    if [[ "$id" == "$net" || "$id" == "$mnt" ]]; then
       pid=${f#/proc/}
       echo "${pid%%/*}"
     fi
@@ -479,15 +481,19 @@ up() {
   echo "$STATE/pki/admin.kubeconfig"
 }
 
+# running PID: PID exists and has not exited. The daemons outlive `up`, so their parent is init,
+# which may reap them seconds later: a zombie counts as stopped.
+running() { [[ -r "/proc/$1/stat" && "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]]; }
+
 # stop_pid NAME: TERM, up to 10 s grace, then KILL; only PIDs this script recorded.
 stop_pid() {
   local pid i
   [[ -f "$STATE/$1.pid" ]] || return 0
   pid=$(cat "$STATE/$1.pid")
   kill "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
+  for i in $(seq 1 100); do
+    running "$pid" || break
+    sleep 0.1
   done
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$STATE/$1.pid"
