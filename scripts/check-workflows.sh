@@ -160,6 +160,8 @@ echo "check-workflows: release_plan.py decisions (release, pre-release, nothing)
 python3 - <<'PY'
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 
 spec = importlib.util.spec_from_file_location("release_plan", ".github/scripts/release_plan.py")
@@ -188,6 +190,21 @@ if images["include"] or charts["include"]:
 images, _ = rp.plan({}, manifest, 44, ["crates/file-tailer/src/lib.rs"])
 if sorted(i["name"] for i in images["include"]) != ["outrigger-agent", "outrigger-injector", "outrigger-proxy"]:
     errors.append(f"crate change: got {images}")
+# 4. the shared daemon Dockerfile changed: the three Rust images, each with its own build args.
+images, _ = rp.plan({}, manifest, 45, ["Dockerfile"])
+args = {i["name"]: dict(a.split("=", 1) for a in i["build_args"].splitlines()) for i in images["include"]}
+if sorted(args) != ["outrigger-agent", "outrigger-injector", "outrigger-proxy"]:
+    errors.append(f"Dockerfile change: got {images}")
+for name, a in args.items():
+    if a.get("PACKAGE") != name or not a.get("DESCRIPTION") or not a.get("PORTS", "").replace(" ", "").isdigit():
+        errors.append(f"{name}: build args {a} lack PACKAGE={name}, DESCRIPTION or numeric PORTS")
+    if not os.path.isfile(f"{name.removeprefix('outrigger-')}/Cargo.toml"):
+        errors.append(f"{name}: no workspace member {name.removeprefix('outrigger-')}/")
+# 5. every image's Dockerfile and context exist (ci.yml builds `--all`).
+for i in json.loads(subprocess.run([sys.executable, ".github/scripts/release_plan.py", "--all"], check=True,
+                                   capture_output=True, text=True).stdout.split("=", 1)[1])["include"]:
+    if not (os.path.isfile(i["file"]) and os.path.isdir(i["context"])):
+        errors.append(f"{i['name']}: Dockerfile {i['file']} or context {i['context']} missing")
 if errors:
     sys.exit("release_plan.py: " + "; ".join(errors))
 print("  release, pre-release and no-op pushes planned as expected")
