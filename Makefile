@@ -8,7 +8,7 @@ CHECKS := $(sort $(wildcard scripts/check-*.sh))
 # equivalents); `make test` prints the list at its end. Under CI=true a skip is a failure instead.
 export OUTRIGGER_SKIP_LOG ?= $(CURDIR)/target/skipped.txt
 
-.PHONY: help tools demo test skip-log-reset lint lint-rust test-rust checks fresh-check bench bench-proxy bench-agent clean cluster-up cluster-down
+.PHONY: help tools demo test skip-log-reset lint lint-rust test-rust checks fresh-check bench bench-proxy bench-agent images clean cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ cluster-up: ## start the local single-node Kubernetes cluster (root; docs/cluste
 
 cluster-down: ## stop the local cluster and remove everything it created (idempotent)
 	scripts/cluster.sh down
+
+images: ## build every container image here with podman (scripts/images.sh), then run each one
+	scripts/images.sh build
+	scripts/images.sh check
 
 clean: ## remove build output (keeps .tools/)
 	$(CARGO) clean

@@ -133,6 +133,14 @@ base() {
   echo "$key" >"$STATE/stamps/$stamp"
 }
 
+# builder_ca ROOT: the build-stage bases trust what this host trusts (its CA bundle, which may hold
+# a TLS-inspecting egress CA besides Debian's), so cargo and pip inside reach the registries as the
+# host does. The runtime base keeps Debian's bundle only.
+builder_ca() {
+  cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/ca-certificates.crt"
+  rm -rf "$1"/usr/share/{doc,man,info}
+}
+
 # Hooks run by mmdebstrap with the rootfs as $1 (through this script: `images.sh hook NAME DIR`).
 hook() {
   local root=$2
@@ -166,10 +174,10 @@ hook() {
       for proxy in cargo rustc rustdoc cargo-clippy clippy-driver rustfmt cargo-fmt; do
         ln -s rustup "$root/usr/local/cargo/bin/$proxy"
       done
-      rm -rf "$root"/usr/share/{doc,man,info}
+      builder_ca "$root"
       ;;
     python)
-      rm -rf "$root"/usr/share/{doc,man,info}
+      builder_ca "$root"
       ;;
     *) fail "unknown hook $1" ;;
   esac
@@ -182,18 +190,18 @@ rootfs_hook() {
 }
 
 bases() {
-  base "$RUNTIME_IMAGE" "$(declare -f hook)" USER=65532:65532 WORKDIR=/home/nonroot \
+  base "$RUNTIME_IMAGE" "$(declare -f hook builder_ca)" USER=65532:65532 WORKDIR=/home/nonroot \
     ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     ENV=SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt -- \
     --variant=extract --include=base-files,netbase,tzdata,ca-certificates,libc6,libgcc-s1,libstdc++6,libssl3 \
     --customize-hook="$(rootfs_hook runtime)"
   [[ "$(rustc "+$RUST_VERSION" --version 2>/dev/null)" == "rustc $RUST_VERSION "* ]] ||
     fail "the Dockerfile's Rust $RUST_VERSION is not installed on this host (rustup toolchain list)"
-  base "$RUST_IMAGE" "$(declare -f hook) $(rustc "+$RUST_VERSION" -vV | sha)" \
+  base "$RUST_IMAGE" "$(declare -f hook builder_ca) $(rustc "+$RUST_VERSION" -vV | sha)" \
     ENV=RUSTUP_HOME=/usr/local/rustup ENV=CARGO_HOME=/usr/local/cargo ENV=RUST_VERSION="$RUST_VERSION" \
     ENV=PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin -- \
     --variant=minbase --include=ca-certificates,gcc,libc6-dev --customize-hook="$(rootfs_hook rust)"
-  base "$PYTHON_IMAGE" "$(declare -f hook)" ENV=LANG=C.UTF-8 CMD='["python3"]' -- \
+  base "$PYTHON_IMAGE" "$(declare -f hook builder_ca)" ENV=LANG=C.UTF-8 CMD='["python3"]' -- \
     --variant=minbase --include=ca-certificates,python3,python3-venv,python3-pip,python-is-python3 \
     --customize-hook="$(rootfs_hook python)"
 }
@@ -236,7 +244,8 @@ dockerfile_build() {
   version="$(manifest_version "$path")"
   while IFS= read -r line; do [[ -n "$line" ]] && args+=(--build-arg "$line"); done < <(table_field "$name" build_args)
   say "$name: podman build -f $file $context"
-  logged "$name" podman_ build --pull=never --network host --cgroup-parent "$CGROUP_PARENT" \
+  # Docker image format: the OCI one has no SHELL, and the Dockerfile's RUN steps rely on it.
+  logged "$name" podman_ build --format docker --pull=never --network host --cgroup-parent "$CGROUP_PARENT" \
     --build-arg "RUST_IMAGE=$RUST_IMAGE" --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" \
     --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" --build-arg CARGO_PROFILE=image-local \
     --build-arg "VERSION=$version" --build-arg "APP_VERSION=$version" "${args[@]}" \
