@@ -76,8 +76,15 @@ RUNC
 
 CGROUP_PARENT="/outrigger-images-$$"
 cleanup() {
-  local d
-  # Empty cgroups podman made under our parent (one per hierarchy on cgroup v1, conmon's inside).
+  local d i
+  # conmon runs `podman container cleanup` after `run --rm` returns: let it finish (its cgroup
+  # empties), then remove the cgroups podman made under our parent (one per hierarchy on cgroup
+  # v1, conmon's inside).
+  for ((i = 0; i < 100; i++)); do
+    find /sys/fs/cgroup -maxdepth 4 -path "*${CGROUP_PARENT}*" -name cgroup.procs -exec cat {} + 2>/dev/null |
+      grep -q . || break
+    sleep 0.1
+  done
   while IFS= read -r d; do rmdir "$d" 2>/dev/null || say "cgroup $d still busy"; done < <(
     find /sys/fs/cgroup -maxdepth 3 -depth -type d -path "*${CGROUP_PARENT}*" 2>/dev/null)
 }
@@ -335,7 +342,7 @@ PY
       [[ "$out" == 200 ]] || fail "$name: /healthz answered '$out', want 200"
       ;;
     podinfo)
-      out="$(run_ "$ref" --version)" || fail "podinfo: --version failed: $out"
+      out="$(run_ "$ref" ./podinfo --version)" || fail "podinfo: --version failed: $out"
       [[ "$out" == "$(jq -r .version "$STATE/list.d/podinfo.json")" ]] || fail "podinfo: --version says '$out'"
       ;;
     pause)
