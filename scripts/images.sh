@@ -368,7 +368,8 @@ shift || true
 [[ "$cmd" == hook ]] || setup
 case "$cmd" in
   build)
-    mapfile -t selected < <(names "$@")
+    chosen="$(names "$@")"
+    mapfile -t selected <<<"$chosen"
     start=$SECONDS
     bases
     for n in "${selected[@]}"; do
@@ -382,7 +383,8 @@ case "$cmd" in
     say "built ${selected[*]} in $((SECONDS - start)) s"
     ;;
   check)
-    mapfile -t selected < <(names "$@")
+    chosen="$(names "$@")"
+    mapfile -t selected <<<"$chosen"
     for n in "${selected[@]}"; do check_one "$n"; done
     ;;
   list) cat "$STATE/images.json" ;;
