@@ -1,12 +1,15 @@
 //! Command line and environment configuration. Every flag can also come from the environment
-//! variable shown in `--help`. Validation happens before anything else; a bad configuration exits
-//! with status 64 (EX_USAGE) and one clear line.
+//! variable shown in `--help`. clap types each value (URLs, the listen address and the log filter
+//! with the shared `outrigger-daemon` parsers, integer ranges); [`Cli::validate`] checks what spans
+//! several flags or touches the filesystem. A bad configuration exits with status 64 (EX_USAGE)
+//! and one clear line, before anything is bound.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use outrigger_daemon::cli::{self as parse, ValueError};
 
 use crate::sink::loki::Encoding;
 use crate::sink::tls::{self, TlsFiles};
@@ -36,8 +39,8 @@ pub struct Cli {
     )]
     pub state_dir: PathBuf,
     /// Loki push endpoint, e.g. http://loki:3100/loki/api/v1/push.
-    #[arg(long, env = "OUTRIGGER_LOKI_URL")]
-    pub loki_url: Option<String>,
+    #[arg(long, env = "OUTRIGGER_LOKI_URL", value_parser = sink_url)]
+    pub loki_url: Option<hyper::Uri>,
     /// Loki push encoding: protobuf (snappy-compressed logproto.PushRequest) or json.
     #[arg(
         long,
@@ -50,8 +53,8 @@ pub struct Cli {
     #[arg(long, env = "OUTRIGGER_LOKI_TENANT")]
     pub loki_tenant: Option<String>,
     /// OTLP/HTTP protobuf logs endpoint, e.g. http://otel-collector:4318/v1/logs.
-    #[arg(long, env = "OUTRIGGER_OTLP_LOGS_URL")]
-    pub otlp_logs_url: Option<String>,
+    #[arg(long, env = "OUTRIGGER_OTLP_LOGS_URL", value_parser = sink_url)]
+    pub otlp_logs_url: Option<hyper::Uri>,
     /// Extra PEM CA bundle trusted for https:// sinks, besides the system trust store.
     #[arg(long, env = "OUTRIGGER_SINK_CA_FILE", value_name = "FILE")]
     pub sink_ca_file: Option<PathBuf>,
@@ -62,8 +65,8 @@ pub struct Cli {
     #[arg(long, env = "OUTRIGGER_SINK_CLIENT_KEY", value_name = "FILE")]
     pub sink_client_key: Option<PathBuf>,
     /// Listen address for GET /metrics, /live and /ready.
-    #[arg(long, env = "OUTRIGGER_METRICS", default_value = "0.0.0.0:4192")]
-    pub metrics: String,
+    #[arg(long, env = "OUTRIGGER_METRICS", default_value = "0.0.0.0:4192", value_parser = parse::socket_addr)]
+    pub metrics: SocketAddr,
     /// This node's name (label `node`; field selector of the pod watch).
     #[arg(long, env = "NODE_NAME", default_value = "")]
     pub node_name: String,
@@ -82,7 +85,7 @@ pub struct Cli {
     #[arg(long, env = "OUTRIGGER_BATCH_MAX_BYTES", default_value_t = 1024 * 1024)]
     pub batch_max_bytes: usize,
     /// Longest a batch waits to fill, in milliseconds.
-    #[arg(long, env = "OUTRIGGER_BATCH_MAX_WAIT_MS", default_value_t = 1000)]
+    #[arg(long, env = "OUTRIGGER_BATCH_MAX_WAIT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_max_wait_ms: u64,
     /// Memory bound for lines read but not yet acknowledged; reading pauses when it is used up.
     #[arg(long, env = "OUTRIGGER_MAX_BUFFER_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -107,7 +110,7 @@ pub struct Cli {
     #[arg(long, env = "OUTRIGGER_ROTATE_GRACE_MS", default_value_t = 1000)]
     pub rotate_grace_ms: u64,
     /// First retry delay (milliseconds); doubles per attempt, with jitter.
-    #[arg(long, env = "OUTRIGGER_RETRY_MIN_MS", default_value_t = 250)]
+    #[arg(long, env = "OUTRIGGER_RETRY_MIN_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
     pub retry_min_ms: u64,
     /// Largest retry delay (milliseconds).
     #[arg(long, env = "OUTRIGGER_RETRY_MAX_MS", default_value_t = 30_000)]
@@ -116,7 +119,7 @@ pub struct Cli {
     #[arg(long, env = "OUTRIGGER_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
     /// Log filter (tracing syntax), e.g. info or outrigger_agent=debug.
-    #[arg(long, env = "OUTRIGGER_LOG", default_value = "info")]
+    #[arg(long, env = "OUTRIGGER_LOG", default_value = "info", value_parser = parse::log_filter)]
     pub log: String,
 }
 
@@ -132,16 +135,16 @@ pub struct Config {
     pub tls: std::sync::Arc<rustls::ClientConfig>,
 }
 
-fn parse_url(flag: &str, s: &str) -> Result<hyper::Uri, String> {
+/// An http:// or https:// URL with a host.
+fn sink_url(s: &str) -> Result<hyper::Uri, ValueError> {
     let u: hyper::Uri = s
         .parse()
-        .map_err(|e| format!("--{flag} {s:?} is not a valid URL: {e}"))?;
-    match u.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err(format!("--{flag} {s:?} must be an http:// or https:// URL")),
+        .map_err(|e| ValueError::new(format!("not a valid URL: {e}")))?;
+    if !matches!(u.scheme_str(), Some("http" | "https")) {
+        return Err(ValueError::new("must be an http:// or https:// URL"));
     }
     if u.host().is_none_or(str::is_empty) {
-        return Err(format!("--{flag} {s:?} has no host"));
+        return Err(ValueError::new("has no host"));
     }
     Ok(u)
 }
@@ -150,16 +153,8 @@ impl Cli {
     /// Checks everything that can be checked without side effects (besides creating the
     /// state directory, which must be writable).
     pub fn validate(self) -> Result<Config, String> {
-        let loki_url = self
-            .loki_url
-            .as_deref()
-            .map(|u| parse_url("loki-url", u))
-            .transpose()?;
-        let otlp_url = self
-            .otlp_logs_url
-            .as_deref()
-            .map(|u| parse_url("otlp-logs-url", u))
-            .transpose()?;
+        let loki_url = self.loki_url.clone();
+        let otlp_url = self.otlp_logs_url.clone();
         if loki_url.is_none() && otlp_url.is_none() {
             return Err("no sink configured: set --loki-url and/or --otlp-logs-url".into());
         }
@@ -173,10 +168,7 @@ impl Cli {
             client_key: self.sink_client_key.clone(),
         };
         let tls = tls::client_config(&files, https).map_err(|e| e.to_string())?;
-        let metrics_addr: SocketAddr = self
-            .metrics
-            .parse()
-            .map_err(|e| format!("--metrics {:?} is not an ADDR:PORT: {e}", self.metrics))?;
+        let metrics_addr = self.metrics;
         if !self.log_root.is_dir() {
             return Err(format!(
                 "--log-root {} is not a directory",
@@ -195,8 +187,8 @@ impl Cli {
                 self.state_dir.display()
             )
         })?;
-        if self.batch_max_bytes == 0 || self.batch_max_wait_ms == 0 {
-            return Err("--batch-max-bytes and --batch-max-wait-ms must be > 0".into());
+        if self.batch_max_bytes == 0 {
+            return Err("--batch-max-bytes must be > 0".into());
         }
         if self.max_buffer_bytes < 2 * self.batch_max_bytes.min(1 << 20) {
             return Err(format!(
@@ -207,11 +199,8 @@ impl Cli {
         if self.max_line_bytes < 1024 {
             return Err("--max-line-bytes must be at least 1024".into());
         }
-        if self.retry_min_ms == 0 || self.retry_max_ms < self.retry_min_ms {
-            return Err("--retry-min-ms must be > 0 and <= --retry-max-ms".into());
-        }
-        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
-            return Err(format!("--log {:?} is not a valid filter", self.log));
+        if self.retry_max_ms < self.retry_min_ms {
+            return Err("--retry-min-ms must be <= --retry-max-ms".into());
         }
         let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
         let kube = match self.kube_metadata {

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser as _;
 use outrigger_agent::config::{Cli, Config};
+use outrigger_daemon::cli::{self, usage_exit};
 use outrigger_agent::kube_meta::MetaStore;
 use outrigger_agent::metrics::Metrics;
 use outrigger_agent::node::NodeCollector;
@@ -17,32 +17,16 @@ use outrigger_agent::record::ByteBudget;
 use outrigger_agent::server;
 use outrigger_agent::sink::{self, Kind, SinkConfig};
 
-const EX_USAGE: u8 = 64;
+const BIN: &str = "outrigger-agent";
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match cli::parse(BIN) {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "outrigger-agent: bad configuration: {}",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(EX_USAGE);
-        }
+        Err(code) => return code,
     };
     let cfg = match cli.validate() {
         Ok(c) => c,
-        Err(msg) => {
-            eprintln!("outrigger-agent: bad configuration: {msg}");
-            return ExitCode::from(EX_USAGE);
-        }
+        Err(msg) => return usage_exit(BIN, &format!("invalid configuration: {msg}")),
     };
     tracing_subscriber::fmt()
         .json()

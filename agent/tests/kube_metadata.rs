@@ -222,25 +222,7 @@ fn pod_metadata_from_recorded_api_responses() {
     let _ = Duration::ZERO;
 }
 
-/// Repository root (for `scripts/` and `.tools/bin`).
-fn repo_root() -> std::path::PathBuf {
-    std::env::var_os("OUTRIGGER_ROOT").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
-        std::path::PathBuf::from,
-    )
-}
-
-fn find_tool(name: &str) -> Option<std::path::PathBuf> {
-    let local = repo_root().join(".tools/bin").join(name);
-    if local.is_file() {
-        return Some(local);
-    }
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|c| c.is_file())
-    })
-}
+use outrigger_test_support::repo_root;
 
 /// A real etcd + kube-apiserver started by `scripts/kube-test-env.sh` in a private state dir.
 struct KubeEnv {
@@ -258,7 +240,7 @@ impl KubeEnv {
             .output()
             .unwrap();
         if out.status.code() == Some(2) {
-            eprintln!("SKIPPED: {}", String::from_utf8_lossy(&out.stderr).trim());
+            outrigger_test_support::skip(String::from_utf8_lossy(&out.stderr).trim());
             return None;
         }
         assert!(
@@ -338,8 +320,7 @@ impl Drop for KubeEnv {
 /// semantics), when the toolchain provides one.
 #[test]
 fn pod_metadata_from_real_kube_apiserver() {
-    if find_tool("kube-apiserver").is_none() {
-        eprintln!("SKIPPED: kube-apiserver not installed");
+    if outrigger_test_support::require_tool("kube-apiserver").is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -11,27 +11,12 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Agent, Mode, Sink, free_port, http_get, wait_for};
-
-fn tool(name: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("OUTRIGGER_ROOT").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
-        PathBuf::from,
-    );
-    let local = root.join(".tools/bin").join(name);
-    if local.is_file() {
-        return Some(local);
-    }
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|c| c.is_file())
-    })
-}
+use outrigger_test_support::require_tool;
 
 fn fixture(root: &Path) {
     let p = root.join("proc");
@@ -187,8 +172,7 @@ fn node_metrics_from_real_root_pass_promtool() {
         agent.metric("outrigger_agent_build_info{version=\"0.1.0\"}"),
         Some(1.0)
     );
-    let Some(promtool) = tool("promtool") else {
-        eprintln!("SKIPPED: promtool not installed");
+    let Some(promtool) = require_tool("promtool") else {
         return;
     };
     // Strict lint of the agent's own metrics; on the full output the only complaints allowed
@@ -258,8 +242,7 @@ fn promql(addr: &str, q: &str) -> Option<f64> {
 
 #[test]
 fn prometheus_scrapes_agent_and_promql_answers() {
-    let Some(prom) = tool("prometheus") else {
-        eprintln!("SKIPPED: prometheus not installed");
+    let Some(prom) = require_tool("prometheus") else {
         return;
     };
     let logs = tempfile::tempdir().unwrap();

@@ -1,112 +1,36 @@
 //! HTTPS sinks: the real agent binary against an in-test Loki sink behind a real TLS handshake
-//! (tokio-rustls server, certificates from a CA generated here with rcgen).
+//! (tokio-rustls server, certificates from the shared test PKI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use common::{Agent, Container, Mode, Sink, per_stream, wait_for};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use outrigger_test_support::Pki;
 
 fn msgs(tag: &str, r: std::ops::Range<u32>) -> Vec<String> {
     r.map(|i| format!("{tag} line {i:06} {}", "x".repeat(40)))
         .collect()
 }
 
-/// A private CA, its PEM file, and a server certificate for 127.0.0.1/localhost.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: CertifiedIssuer<'static, KeyPair>,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    server: Arc<rustls::ServerConfig>,
+/// The shared test PKI plus `other-ca.pem`, an unrelated CA: what the agent trusts in the
+/// negative test.
+fn sink_pki() -> Pki {
+    let pki = Pki::new();
+    fs::write(
+        pki.path("other-ca.pem"),
+        outrigger_test_support::pki::new_ca("some other CA").pem(),
+    )
+    .unwrap();
+    pki
 }
 
-fn new_ca(cn: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, cn);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-impl Pki {
-    fn new() -> Self {
-        let ca = new_ca("outrigger agent test CA");
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        // An unrelated CA: what the agent trusts in the negative test.
-        fs::write(
-            dir.path().join("other-ca.pem"),
-            new_ca("some other CA").pem(),
-        )
-        .unwrap();
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "loki");
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca).unwrap();
-        let chain = vec![CertificateDer::from_pem_slice(cert.pem().as_bytes()).unwrap()];
-        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
-        let mut server = Self::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain.clone(), key.clone_key())
-            .unwrap();
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Self {
-            dir,
-            ca,
-            chain,
-            key,
-            server: Arc::new(server),
-        }
-    }
-
-    fn builder() -> rustls::ConfigBuilder<rustls::ServerConfig, rustls::WantsVerifier> {
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-    }
-
-    /// A server that requires a client certificate issued by the test CA (mTLS).
-    fn mtls_server(&self) -> Arc<rustls::ServerConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::new(rustls::crypto::ring::default_provider()),
-        )
-        .build()
-        .unwrap();
-        let mut server = Self::builder()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .unwrap();
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(server)
-    }
-
-    /// Writes `client.pem`/`client.key`: a client certificate issued by the test CA.
-    fn write_client(&self) {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "outrigger-agent");
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        fs::write(self.path("client.pem"), cert.pem()).unwrap();
-        fs::write(self.path("client.key"), key.serialize_pem()).unwrap();
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
+/// The Loki sink's server config: a certificate for 127.0.0.1/localhost from the test CA.
+fn loki_tls(pki: &Pki) -> Arc<rustls::ServerConfig> {
+    pki.server_config("loki", &[b"http/1.1"])
 }
 
 fn p(path: &Path) -> &str {
@@ -123,10 +47,10 @@ fn checkpoint_offset(state: &Path) -> u64 {
 
 #[test]
 fn ships_every_line_once_over_https_with_extra_ca() {
-    let pki = Pki::new();
+    let pki = sink_pki();
     let root = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start_tls(Mode::Accept, pki.server.clone());
+    let sink = Sink::start_tls(Mode::Accept, loki_tls(&pki));
     assert!(sink.loki_url().starts_with("https://127.0.0.1:"));
     let c = Container::new(root.path(), "shop", "web-1", "nginx");
     c.write("stdout", &msgs("tls", 0..500));
@@ -153,10 +77,10 @@ fn ships_every_line_once_over_https_with_extra_ca() {
 
 #[test]
 fn untrusted_server_is_a_send_error_and_loses_nothing() {
-    let pki = Pki::new();
+    let pki = sink_pki();
     let root = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start_tls(Mode::Accept, pki.server.clone());
+    let sink = Sink::start_tls(Mode::Accept, loki_tls(&pki));
     let c = Container::new(root.path(), "ns", "pod-a", "app");
     c.write("stdout", &msgs("u", 0..100));
     // Trusts only the system store and an unrelated CA (the explicit CA keeps the test
@@ -212,7 +136,7 @@ fn untrusted_server_is_a_send_error_and_loses_nothing() {
 
 #[test]
 fn bad_tls_files_exit_64_with_one_line() {
-    let pki = Pki::new();
+    let pki = sink_pki();
     let root = tempfile::tempdir().unwrap();
     fs::write(pki.path("garbage.pem"), "not a certificate\n").unwrap();
     let ca = pki.path("ca.pem");
@@ -266,11 +190,11 @@ fn bad_tls_files_exit_64_with_one_line() {
 
 #[test]
 fn mtls_client_certificate_is_presented() {
-    let pki = Pki::new();
-    pki.write_client();
+    let pki = sink_pki();
+    pki.write_leaf("client", "outrigger-agent");
     let root = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start_tls(Mode::Accept, pki.mtls_server());
+    let sink = Sink::start_tls(Mode::Accept, pki.mtls_server_config("loki", &[b"http/1.1"]));
     let c = Container::new(root.path(), "ns", "pod-m", "app");
     c.write("stdout", &msgs("m", 0..50));
     // Without a client certificate the server refuses the handshake: nothing delivered.

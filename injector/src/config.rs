@@ -1,16 +1,19 @@
 //! Command-line and environment configuration: every flag has an `OUTRIGGER_INJECTOR_*` twin.
-//! Validation happens here, before any port is bound, so a bad setting exits 64 with one line.
+//! clap parses each flag into its type with the shared `outrigger-daemon` parsers (the durations
+//! forwarded to the sidecar are checked with the very parser the proxy uses), so a bad setting
+//! exits 64 with one line before any port is bound; [`Args::validate`] keeps the rules that span
+//! several flags.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use outrigger_daemon::cli::{self as parse, ValueError};
 
-/// Exit status for bad configuration (BSD `EX_USAGE`).
-pub const EX_USAGE: i32 = 64;
+pub use outrigger_daemon::{ConfigError, EX_USAGE};
 
-/// Raw flags as clap parses them.
+/// Flags, typed and range-checked by clap.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "outrigger-injector",
@@ -22,11 +25,12 @@ pub struct Args {
     #[arg(
         long,
         env = "OUTRIGGER_INJECTOR_LISTEN",
-        default_value = "0.0.0.0:8443"
+        default_value = "0.0.0.0:8443",
+        value_parser = parse::socket_addr
     )]
     pub listen: SocketAddr,
     /// Plain-HTTP admin listener: `/live`, `/ready`, `/metrics`.
-    #[arg(long, env = "OUTRIGGER_INJECTOR_ADMIN", default_value = "0.0.0.0:9995")]
+    #[arg(long, env = "OUTRIGGER_INJECTOR_ADMIN", default_value = "0.0.0.0:9995", value_parser = parse::socket_addr)]
     pub admin: SocketAddr,
     /// Serving certificate chain (PEM); re-read when the file changes.
     #[arg(long, env = "OUTRIGGER_INJECTOR_TLS_CERT")]
@@ -35,89 +39,81 @@ pub struct Args {
     #[arg(long, env = "OUTRIGGER_INJECTOR_TLS_KEY")]
     pub tls_key: PathBuf,
     /// How often the certificate files are checked for changes.
-    #[arg(long, env = "OUTRIGGER_INJECTOR_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "OUTRIGGER_INJECTOR_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse::positive_duration)]
     pub tls_reload_interval: Duration,
     /// Proxy image to inject (repository:tag or repository@digest).
     #[arg(
         long,
         env = "OUTRIGGER_INJECTOR_PROXY_IMAGE",
-        default_value = concat!("ghcr.io/outrigger-mesh/outrigger-proxy:", env!("CARGO_PKG_VERSION"))
+        default_value = concat!("ghcr.io/outrigger-mesh/outrigger-proxy:", env!("CARGO_PKG_VERSION")),
+        value_parser = image_ref
     )]
     pub proxy_image: String,
     /// imagePullPolicy of the injected container.
     #[arg(
         long,
         env = "OUTRIGGER_INJECTOR_PROXY_PULL_POLICY",
-        default_value = "IfNotPresent"
+        default_value = "IfNotPresent",
+        value_parser = ["Always", "IfNotPresent", "Never"]
     )]
     pub proxy_pull_policy: String,
     /// CPU request of the injected proxy (Kubernetes quantity).
     #[arg(
         long,
         env = "OUTRIGGER_INJECTOR_PROXY_CPU_REQUEST",
-        default_value = "20m"
+        default_value = "20m",
+        value_parser = quantity
     )]
     pub proxy_cpu_request: String,
     /// Memory request of the injected proxy.
     #[arg(
         long,
         env = "OUTRIGGER_INJECTOR_PROXY_MEMORY_REQUEST",
-        default_value = "32Mi"
+        default_value = "32Mi",
+        value_parser = quantity
     )]
     pub proxy_memory_request: String,
     /// CPU limit of the injected proxy (empty: none, the usual choice to avoid throttling).
-    #[arg(long, env = "OUTRIGGER_INJECTOR_PROXY_CPU_LIMIT", default_value = "")]
+    #[arg(long, env = "OUTRIGGER_INJECTOR_PROXY_CPU_LIMIT", default_value = "", value_parser = optional_quantity)]
     pub proxy_cpu_limit: String,
     /// Memory limit of the injected proxy.
     #[arg(
         long,
         env = "OUTRIGGER_INJECTOR_PROXY_MEMORY_LIMIT",
-        default_value = "128Mi"
+        default_value = "128Mi",
+        value_parser = optional_quantity
     )]
     pub proxy_memory_limit: String,
     /// Log filter passed to the proxy as OUTRIGGER_LOG.
-    #[arg(long, env = "OUTRIGGER_INJECTOR_PROXY_LOG", default_value = "info")]
+    #[arg(long, env = "OUTRIGGER_INJECTOR_PROXY_LOG", default_value = "info", value_parser = parse::log_filter)]
     pub proxy_log: String,
-    /// Default OUTRIGGER_DRAIN_DELAY for injected proxies (empty: derived from the grace period).
-    #[arg(long, env = "OUTRIGGER_INJECTOR_PROXY_DRAIN_DELAY", default_value = "")]
+    /// Default OUTRIGGER_DRAIN_DELAY for injected proxies, in the proxy's duration syntax (empty:
+    /// derived from the grace period).
+    #[arg(long, env = "OUTRIGGER_INJECTOR_PROXY_DRAIN_DELAY", default_value = "", value_parser = forwarded_duration)]
     pub proxy_drain_delay: String,
-    /// Default OUTRIGGER_DRAIN_TIMEOUT for injected proxies (empty: derived from the grace period).
+    /// Default OUTRIGGER_DRAIN_TIMEOUT for injected proxies, in the proxy's duration syntax
+    /// (empty: derived from the grace period).
     #[arg(
         long,
         env = "OUTRIGGER_INJECTOR_PROXY_DRAIN_TIMEOUT",
-        default_value = ""
+        default_value = "",
+        value_parser = forwarded_duration
     )]
     pub proxy_drain_timeout: String,
-    /// Largest AdmissionReview body accepted, in bytes (larger: 413).
-    #[arg(long, env = "OUTRIGGER_INJECTOR_MAX_BODY", default_value_t = 4 * 1024 * 1024)]
-    pub max_body: usize,
+    /// Largest AdmissionReview body accepted, at least 1024 bytes (larger: 413). Sizes accept
+    /// KiB/MiB/GiB suffixes.
+    #[arg(long, env = "OUTRIGGER_INJECTOR_MAX_BODY", default_value = "4194304", value_parser = parse::size_in(1024..=1 << 30))]
+    pub max_body: u64,
     /// After SIGTERM, keep serving this long (with `/ready` at 503) so endpoint removal wins the
     /// race and the API server never calls a closed port (which would skip injection).
-    #[arg(long, env = "OUTRIGGER_INJECTOR_SHUTDOWN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "OUTRIGGER_INJECTOR_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse::duration)]
     pub shutdown_delay: Duration,
     /// How long in-flight reviews may take to finish after SIGTERM.
-    #[arg(long, env = "OUTRIGGER_INJECTOR_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "OUTRIGGER_INJECTOR_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse::duration)]
     pub shutdown_timeout: Duration,
     /// Log filter of the injector itself (tracing EnvFilter syntax).
-    #[arg(long, env = "OUTRIGGER_INJECTOR_LOG", default_value = "info")]
+    #[arg(long, env = "OUTRIGGER_INJECTOR_LOG", default_value = "info", value_parser = parse::log_filter)]
     pub log: String,
-}
-
-/// A setting that parsed but makes no sense.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {flag}: {message}")]
-pub struct ConfigError {
-    /// The flag and its env twin.
-    pub flag: &'static str,
-    /// What is wrong.
-    pub message: String,
-}
-
-fn bad(flag: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        flag,
-        message: message.into(),
-    }
 }
 
 /// What the patch builder needs to render the sidecar.
@@ -183,86 +179,43 @@ fn valid_quantity(q: &str) -> bool {
         && suffix[1..].chars().all(|c| c.is_ascii_digit()))
 }
 
+fn quantity(s: &str) -> Result<String, ValueError> {
+    if valid_quantity(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(ValueError::new(format!(
+            "{s:?} is not a Kubernetes quantity (e.g. 20m, 0.5, 64Mi)"
+        )))
+    }
+}
+
+/// A limit: a quantity, or empty for none.
+fn optional_quantity(s: &str) -> Result<String, ValueError> {
+    if s.is_empty() { Ok(String::new()) } else { quantity(s) }
+}
+
+fn image_ref(s: &str) -> Result<String, ValueError> {
+    if s.trim().is_empty() || s.contains(char::is_whitespace) {
+        return Err(ValueError::new(format!("not an image reference: {s:?}")));
+    }
+    Ok(s.to_owned())
+}
+
+/// A duration handed to every injected proxy as an env var: empty (not set), or a value the
+/// proxy's own parser accepts, so no value accepted here can make the sidecar exit 64.
+fn forwarded_duration(s: &str) -> Result<String, ValueError> {
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    parse::duration(s).map(|_| s.to_owned())
+}
+
 impl Args {
-    /// Check every setting clap cannot check; returns the proxy spec on success.
+    /// Check the rules that span several flags; returns the proxy spec on success.
     pub fn validate(&self) -> Result<ProxySpec, ConfigError> {
-        if self.proxy_image.trim().is_empty() || self.proxy_image.contains(char::is_whitespace) {
-            return Err(bad(
-                "--proxy-image (OUTRIGGER_INJECTOR_PROXY_IMAGE)",
-                format!("not an image reference: {:?}", self.proxy_image),
-            ));
-        }
-        if !matches!(
-            self.proxy_pull_policy.as_str(),
-            "Always" | "IfNotPresent" | "Never"
-        ) {
-            return Err(bad(
-                "--proxy-pull-policy (OUTRIGGER_INJECTOR_PROXY_PULL_POLICY)",
-                format!(
-                    "{:?} is not Always, IfNotPresent or Never",
-                    self.proxy_pull_policy
-                ),
-            ));
-        }
-        let quantities: [(&'static str, &str, bool); 4] = [
-            (
-                "--proxy-cpu-request (OUTRIGGER_INJECTOR_PROXY_CPU_REQUEST)",
-                &self.proxy_cpu_request,
-                true,
-            ),
-            (
-                "--proxy-memory-request (OUTRIGGER_INJECTOR_PROXY_MEMORY_REQUEST)",
-                &self.proxy_memory_request,
-                true,
-            ),
-            (
-                "--proxy-cpu-limit (OUTRIGGER_INJECTOR_PROXY_CPU_LIMIT)",
-                &self.proxy_cpu_limit,
-                false,
-            ),
-            (
-                "--proxy-memory-limit (OUTRIGGER_INJECTOR_PROXY_MEMORY_LIMIT)",
-                &self.proxy_memory_limit,
-                false,
-            ),
-        ];
-        for (flag, q, required) in quantities {
-            if q.is_empty() && !required {
-                continue;
-            }
-            if !valid_quantity(q) {
-                return Err(bad(flag, format!("{q:?} is not a Kubernetes quantity")));
-            }
-        }
-        for (flag, d) in [
-            (
-                "--proxy-drain-delay (OUTRIGGER_INJECTOR_PROXY_DRAIN_DELAY)",
-                &self.proxy_drain_delay,
-            ),
-            (
-                "--proxy-drain-timeout (OUTRIGGER_INJECTOR_PROXY_DRAIN_TIMEOUT)",
-                &self.proxy_drain_timeout,
-            ),
-        ] {
-            if !d.is_empty() {
-                humantime::parse_duration(d).map_err(|e| bad(flag, format!("{d:?}: {e}")))?;
-            }
-        }
-        if self.max_body < 1024 {
-            return Err(bad(
-                "--max-body (OUTRIGGER_INJECTOR_MAX_BODY)",
-                "must be at least 1024 bytes",
-            ));
-        }
-        if self.tls_reload_interval.is_zero() {
-            return Err(bad(
-                "--tls-reload-interval (OUTRIGGER_INJECTOR_TLS_RELOAD_INTERVAL)",
-                "must be greater than zero",
-            ));
-        }
         if self.listen == self.admin {
-            return Err(bad(
-                "--admin (OUTRIGGER_INJECTOR_ADMIN)",
+            return Err(ConfigError::new(
+                parse::setting::<Self>("admin"),
                 "must differ from --listen",
             ));
         }
@@ -294,25 +247,34 @@ mod tests {
         }
     }
 
+    fn refused(extra: &[&str]) -> String {
+        let mut args = vec!["x", "--tls-cert", "c", "--tls-key", "k"];
+        args.extend_from_slice(extra);
+        match parse::try_parse_from::<Args, _, _>(args) {
+            Err(parse::Outcome::Invalid(line)) => line,
+            Ok(a) => a.validate().unwrap_err().to_string(),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn validate_rejects_bad_settings() {
         let base = Args::parse_from(["x", "--tls-cert", "c", "--tls-key", "k"]);
         assert!(base.validate().is_ok());
-        let mut a = base.clone();
-        a.proxy_memory_limit = "lots".into();
-        let e = a.validate().unwrap_err().to_string();
+        let e = refused(&["--proxy-memory-limit", "lots"]);
         assert!(e.contains("--proxy-memory-limit"), "{e}");
-        let mut a = base.clone();
-        a.proxy_drain_delay = "soon".into();
-        assert!(a.validate().is_err());
-        let mut a = base.clone();
-        a.proxy_pull_policy = "Sometimes".into();
-        assert!(a.validate().is_err());
-        let mut a = base.clone();
-        a.tls_reload_interval = Duration::ZERO;
-        assert!(a.validate().is_err());
-        let mut a = base;
-        a.admin = a.listen;
-        assert!(a.validate().unwrap_err().to_string().contains("--admin"));
+        let e = refused(&["--proxy-drain-delay", "soon"]);
+        assert!(e.contains("--proxy-drain-delay (OUTRIGGER_INJECTOR_PROXY_DRAIN_DELAY)"), "{e}");
+        // The proxy's syntax: a unit is required, whitespace is refused.
+        assert!(refused(&["--proxy-drain-timeout", "30"]).contains("no unit"));
+        assert!(refused(&["--proxy-drain-timeout", "1 0s"]).contains("whitespace"));
+        assert!(refused(&["--proxy-pull-policy", "Sometimes"]).contains("--proxy-pull-policy"));
+        assert!(refused(&["--tls-reload-interval", "0s"]).contains("--tls-reload-interval"));
+        assert!(refused(&["--max-body", "1000"]).contains("--max-body"));
+        assert!(refused(&["--proxy-image", "a b"]).contains("--proxy-image"));
+        let e = refused(&["--listen", "127.0.0.1:9", "--admin", "127.0.0.1:9"]);
+        assert!(e.contains("--admin"), "{e}");
+        let ok = Args::parse_from(["x", "--tls-cert", "c", "--tls-key", "k", "--proxy-drain-timeout", "2min", "--proxy-cpu-limit", ""]);
+        assert_eq!(ok.validate().unwrap().drain_timeout, "2min");
     }
 }

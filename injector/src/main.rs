@@ -5,50 +5,37 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::Parser as _;
-use outrigger_injector::config::{Args, EX_USAGE};
+use outrigger_daemon::cli::{self, usage_exit};
+use outrigger_injector::config::Args;
 use outrigger_injector::metrics::Metrics;
 use outrigger_injector::server::{State, serve_admin, serve_webhook};
 use tokio::net::TcpListener;
 
-fn usage_exit(line: &str) -> ExitCode {
-    eprintln!("outrigger-injector: {line}");
-    ExitCode::from(EX_USAGE as u8)
-}
+const BIN: &str = "outrigger-injector";
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match cli::parse(BIN) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EX_USAGE as u8)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     let proxy = match args.validate() {
         Ok(p) => p,
-        Err(e) => return usage_exit(&e.to_string()),
+        Err(e) => return usage_exit(BIN, &e),
     };
-    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log) {
-        Ok(f) => f,
-        Err(e) => {
-            return usage_exit(&format!(
-                "invalid configuration: --log (OUTRIGGER_INJECTOR_LOG): {e}"
-            ));
-        }
-    };
+    // Checked by the flag's parser already, so this cannot fail.
+    let filter = tracing_subscriber::EnvFilter::new(&args.log);
     let (tls_config, store) = match outrigger_injector::tls::server_config(
         &args.tls_cert,
         &args.tls_key,
     ) {
         Ok(t) => t,
         Err(e) => {
-            return usage_exit(&format!(
-                "invalid configuration: --tls-cert/--tls-key (OUTRIGGER_INJECTOR_TLS_CERT/KEY): {e}"
-            ));
+            return usage_exit(
+                BIN,
+                &format!(
+                    "invalid configuration: --tls-cert/--tls-key (OUTRIGGER_INJECTOR_TLS_CERT/KEY): {e}"
+                ),
+            );
         }
     };
     tracing_subscriber::fmt()
@@ -99,7 +86,7 @@ async fn run(
     let state = Arc::new(State {
         proxy,
         metrics: metrics.clone(),
-        max_body: args.max_body,
+        max_body: usize::try_from(args.max_body).unwrap_or(usize::MAX),
         draining: AtomicBool::new(false),
     });
     tracing::info!(

@@ -1,10 +1,10 @@
-//! Prometheus metrics (`outrigger_injector_*`), rendered in the OpenMetrics text format.
+//! Prometheus metrics (`outrigger_injector_*`), rendered in the OpenMetrics text format (the admin
+//! server derives the classic format from it).
 //! Label sets are closed enums, so cardinality stays bounded whatever the API server sends.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -29,11 +29,6 @@ pub struct ReasonLabels {
 pub struct ResultLabels {
     /// Outcome.
     pub result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BuildLabels {
-    version: &'static str,
 }
 
 /// All injector metrics plus the registry that renders them.
@@ -78,7 +73,7 @@ impl Metrics {
         );
         let tls_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
-            "tls_reloads",
+            "tls_cert_reloads",
             "Serving certificate reloads after the files changed, by result (success, error)",
             tls_reloads.clone(),
         );
@@ -88,13 +83,7 @@ impl Metrics {
             "TLS handshakes on the webhook port that failed",
             tls_handshake_errors.clone(),
         );
-        let build = Family::<BuildLabels, Gauge>::default();
-        build
-            .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
-            })
-            .set(1);
-        registry.register("build_info", "Build information (always 1)", build);
+        outrigger_daemon::metrics::register_build_info(&mut registry, env!("CARGO_PKG_VERSION"));
         Self {
             registry,
             admissions,
@@ -117,40 +106,9 @@ impl Metrics {
         self.rejected.get_or_create(&ReasonLabels { reason }).inc();
     }
 
-    /// Classic Prometheus text format (0.0.4) for scrapers and tools that do not ask for
-    /// OpenMetrics (e.g. `promtool check metrics`): counter families carry their `_total`
-    /// suffix in `# HELP`/`# TYPE`, and the OpenMetrics-only `# EOF`/`# UNIT` lines go.
-    pub fn render_classic(&self) -> String {
-        let om = self.render();
-        let counters: std::collections::HashSet<&str> = om
-            .lines()
-            .filter_map(|l| l.strip_prefix("# TYPE "))
-            .filter_map(|l| l.strip_suffix(" counter"))
-            .collect();
-        let mut out = String::with_capacity(om.len() + 256);
-        for line in om.lines() {
-            if line == "# EOF" || line.starts_with("# UNIT ") {
-                continue;
-            }
-            let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-                let (name, tail) = line.strip_prefix(prefix)?.split_once(' ')?;
-                counters
-                    .contains(name)
-                    .then(|| format!("{prefix}{name}_total {tail}"))
-            });
-            out.push_str(rewritten.as_deref().unwrap_or(line));
-            out.push('\n');
-        }
-        out
-    }
-
     /// OpenMetrics text exposition (what Prometheus asks for).
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        outrigger_daemon::metrics::encode(&self.registry)
     }
 }
 

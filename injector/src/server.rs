@@ -1,5 +1,6 @@
 //! The two listeners: the HTTPS webhook (`POST /mutate`, `POST /mutate/namespace`) and the
-//! plain-HTTP admin port (`/live`, `/ready`, `/metrics`), plus the graceful shutdown sequence.
+//! plain-HTTP admin port (the shared `outrigger-daemon` server: `/live`, `/ready`, `/metrics`),
+//! plus the graceful shutdown sequence.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use outrigger_daemon::admin::Admin;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ProxySpec;
@@ -175,43 +177,17 @@ async fn webhook_inner(req: Request<Incoming>, state: &State) -> Resp {
     }
 }
 
-fn admin(req: &Request<Incoming>, state: &State) -> Resp {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+impl Admin for State {
+    async fn ready(&self) -> Result<&'static str, &'static str> {
+        if self.draining.load(Ordering::Relaxed) {
+            Err("draining\n")
+        } else {
+            Ok("ready\n")
+        }
     }
-    match req.uri().path() {
-        "/live" => text(StatusCode::OK, "ok\n"),
-        "/ready" if state.draining.load(Ordering::Relaxed) => {
-            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-        }
-        "/ready" => text(StatusCode::OK, "ready\n"),
-        "/metrics" => {
-            // OpenMetrics when the scraper asks for it (Prometheus does), else classic text.
-            let openmetrics = req
-                .headers()
-                .get_all(header::ACCEPT)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(|v| v.contains("application/openmetrics-text"));
-            let (body, content_type) = if openmetrics {
-                (
-                    state.metrics.render(),
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                )
-            } else {
-                (
-                    state.metrics.render_classic(),
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )
-            };
-            let mut r = text(StatusCode::OK, body);
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static(content_type),
-            );
-            r
-        }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+
+    fn metrics(&self) -> String {
+        self.metrics.render()
     }
 }
 
@@ -288,22 +264,7 @@ pub async fn serve_webhook(
     }
 }
 
-/// Serve the admin endpoints until the task is dropped.
+/// Serve the admin endpoints (the shared `outrigger-daemon` server) until the task is dropped.
 pub async fn serve_admin(listener: TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc =
-                service_fn(move |req| std::future::ready(Ok::<_, Infallible>(admin(&req, &state))));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(IO_TIMEOUT)
-                .serve_connection(TokioIo::new(tcp), svc)
-                .await;
-        });
-    }
+    outrigger_daemon::admin::serve(listener, state).await;
 }

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Injector, Pki, http_get, metric, repo_root, tool};
+use common::{Injector, Pki, http_get, metric, repo_root};
 use serde_json::{Value, json};
 
 /// The kube test env in a private dir; always stopped on drop (also when an assert fails).
@@ -189,8 +189,9 @@ fn init_names(pod: &Value) -> Vec<String> {
 
 #[test]
 fn injects_through_a_real_api_server() {
-    if tool("kube-apiserver").is_none() || tool("etcd").is_none() {
-        eprintln!("SKIPPED: kube-apiserver not installed");
+    if outrigger_test_support::require_tool("kube-apiserver").is_none()
+        || outrigger_test_support::require_tool("etcd").is_none()
+    {
         return;
     }
     let pki = Pki::new();

@@ -13,7 +13,7 @@ mod common;
 use std::process::Command;
 
 use base64::Engine as _;
-use common::{Injector, Pki, https, repo_root, review, tool};
+use common::{Injector, Pki, https, repo_root, review};
 use serde_json::{Value, json};
 
 /// Render the consumer chart with `values` and return its outrigger-proxy init container.
@@ -60,7 +60,7 @@ fn library_container(helm: &std::path::Path, values: &str) -> Option<Value> {
         .output()
         .unwrap();
     if !conv.status.success() {
-        eprintln!("SKIPPED: python3 with PyYAML not installed");
+        outrigger_test_support::skip("python3 with PyYAML not installed");
         return None;
     }
     let docs: Vec<Value> = serde_json::from_slice(&conv.stdout).unwrap();
@@ -109,8 +109,7 @@ async fn injected_container(extra: &[&str], app_port: u16, grace: u32) -> Value 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_container_equals_the_library_chart_container() {
-    let Some(helm) = tool("helm") else {
-        eprintln!("SKIPPED: helm not installed");
+    let Some(helm) = outrigger_test_support::require_tool("helm") else {
         return;
     };
     let base = "appPort: 9000\nterminationGracePeriodSeconds: 60\noutrigger:\n  tls: {enabled: false}\n  otel: {endpoint: \"\"}\n  ports: {inbound: 4143}\n  config: null\n";

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{Injector, Pki, http_get, https, metric, review};
+use outrigger_test_support::{require_tool, skip};
 use serde_json::{Value, json};
 
 fn pod(annotations: Value) -> Value {
@@ -173,12 +174,7 @@ async fn injects_over_tls_and_counts() {
 /// family has samples).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_promtool_clean() {
-    let Some(promtool) = common::tool("promtool").or_else(|| {
-        std::path::Path::new("/usr/bin/promtool")
-            .is_file()
-            .then(|| "/usr/bin/promtool".into())
-    }) else {
-        eprintln!("SKIPPED: promtool not installed");
+    let Some(promtool) = require_tool("promtool") else {
         return;
     };
     let pki = Pki::new();
@@ -347,7 +343,7 @@ fn streamed_oversized_body_is_413() {
     match out {
         Ok(o) => assert_eq!(String::from_utf8_lossy(&o.stdout), "413"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("SKIPPED: curl not installed");
+            skip("curl not installed");
         }
         Err(e) => panic!("curl: {e}"),
     }
@@ -454,13 +450,13 @@ async fn certificate_rotation_and_graceful_shutdown() {
         assert_eq!(
             metric(
                 &text,
-                r#"outrigger_injector_tls_reloads_total{result="success"}"#
+                r#"outrigger_injector_tls_cert_reloads_total{result="success"}"#
             ),
             Some(1.0),
             "{text}"
         );
     } else {
-        eprintln!("SKIPPED: openssl not installed (rotation check)");
+        skip("openssl not installed (rotation check)");
     }
     // A broken certificate file is rejected; the loaded certificate stays in use.
     std::fs::write(pki.path("tls.crt"), "not a certificate\n").unwrap();
@@ -469,7 +465,7 @@ async fn certificate_rotation_and_graceful_shutdown() {
         let (_, text) = http_get(inj.admin, "/metrics");
         if metric(
             &text,
-            r#"outrigger_injector_tls_reloads_total{result="error"}"#,
+            r#"outrigger_injector_tls_cert_reloads_total{result="error"}"#,
         ) == Some(1.0)
         {
             break;

@@ -14,6 +14,7 @@ pub mod drain;
 pub mod headers;
 pub mod io;
 pub mod metrics;
+pub mod otel;
 pub mod proxy;
 pub mod retry;
 pub mod server;

@@ -4,36 +4,24 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use outrigger_proxy::config::{Config, EX_USAGE, Env, ParseOutcome};
+use outrigger_daemon::cli::{Outcome, usage_exit};
+use outrigger_proxy::config::{Config, Env, ParseOutcome};
 use outrigger_proxy::telemetry::Tracing;
 
-fn usage_exit(line: &str) -> ExitCode {
-    eprintln!("outrigger-proxy: {line}");
-    ExitCode::from(EX_USAGE as u8)
-}
+const BIN: &str = "outrigger-proxy";
 
 fn main() -> ExitCode {
     let config = match Config::parse_from(std::env::args_os(), &Env) {
         Ok(c) => c,
-        Err(ParseOutcome::Clap(e)) => {
+        Err(ParseOutcome::Clap(Outcome::Print(e))) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EX_USAGE as u8)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::SUCCESS;
         }
-        Err(ParseOutcome::Invalid(e)) => return usage_exit(&e.to_string()),
+        Err(ParseOutcome::Clap(Outcome::Invalid(line))) => return usage_exit(BIN, &line),
+        Err(ParseOutcome::Invalid(e)) => return usage_exit(BIN, &e),
     };
-
-    let filter = match tracing_subscriber::EnvFilter::try_new(&config.log) {
-        Ok(f) => f,
-        Err(e) => {
-            return usage_exit(&format!(
-                "invalid configuration: --log (OUTRIGGER_LOG): {e}"
-            ));
-        }
-    };
+    // Checked by the flag's parser already, so this cannot fail.
+    let filter = tracing_subscriber::EnvFilter::new(&config.log);
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -45,9 +33,10 @@ fn main() -> ExitCode {
         Some(t) => match outrigger_proxy::tls::server_config(t) {
             Ok(setup) => Some(setup),
             Err(e) => {
-                return usage_exit(&format!(
-                    "invalid configuration: --tls-cert/--tls-key/--client-ca: {e}"
-                ));
+                return usage_exit(
+                    BIN,
+                    &format!("invalid configuration: --tls-cert/--tls-key/--client-ca: {e}"),
+                );
             }
         },
         None => None,
@@ -57,9 +46,10 @@ fn main() -> ExitCode {
         Some(o) => match Tracing::new(o) {
             Ok(t) => Some(Arc::new(t)),
             Err(e) => {
-                return usage_exit(&format!(
-                    "invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT: {e}"
-                ));
+                return usage_exit(
+                    BIN,
+                    &format!("invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT: {e}"),
+                );
             }
         },
         None => None,

@@ -2,8 +2,8 @@
 //! small HTTPS/HTTP clients over real sockets.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,56 +11,33 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-/// A CA and a serving certificate for 127.0.0.1/localhost, written to a temp dir.
-pub struct Pki {
-    pub dir: tempfile::TempDir,
-    pub ca: CertifiedIssuer<'static, KeyPair>,
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use outrigger_test_support::{find_tool as tool, free_port, repo_root};
+
+/// The shared test PKI, with the webhook's serving pair in `tls.crt`/`tls.key`.
+pub struct Pki(outrigger_test_support::Pki);
+
+impl std::ops::Deref for Pki {
+    type Target = outrigger_test_support::Pki;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Pki {
     pub fn new() -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "outrigger-injector test CA");
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        let pki = Self { dir, ca };
+        let pki = Self(outrigger_test_support::Pki::new());
         pki.write_leaf("outrigger-injector");
         pki
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// (Re)issue tls.crt/tls.key with common name `cn`, atomically like a Secret update.
     pub fn write_leaf(&self, cn: &str) {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        for (file, content) in [("tls.crt", cert.pem()), ("tls.key", key.serialize_pem())] {
-            let tmp = self.path(&format!(".{file}.tmp"));
-            std::fs::write(&tmp, content).unwrap();
-            std::fs::rename(&tmp, self.path(file)).unwrap();
-        }
+        self.0.write_pair("tls.crt", "tls.key", cn);
     }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn bin() -> &'static str {
@@ -241,33 +218,10 @@ pub fn review(uid: &str, pod: &serde_json::Value) -> Vec<u8> {
     .unwrap()
 }
 
-/// Find an external tool in `$OUTRIGGER_ROOT/.tools/bin` or on PATH.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("OUTRIGGER_ROOT").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
-        PathBuf::from,
-    );
-    let mut dirs = vec![root.join(".tools/bin")];
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path));
-    }
-    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-pub fn repo_root() -> PathBuf {
-    std::env::var_os("OUTRIGGER_ROOT").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
-        PathBuf::from,
-    )
-}
-
 /// Render `charts/outrigger` templates with helm and convert them to JSON objects (python3 +
 /// PyYAML). None (with a loud SKIPPED line) when either tool is missing.
 pub fn helm_render(args: &[&str]) -> Option<Vec<serde_json::Value>> {
-    let Some(helm) = tool("helm") else {
-        eprintln!("SKIPPED: helm not installed");
-        return None;
-    };
+    let helm = outrigger_test_support::require_tool("helm")?;
     let out = Command::new(helm)
         .args(["template", "outrigger"])
         .arg(repo_root().join("charts/outrigger"))
@@ -299,7 +253,7 @@ pub fn helm_render(args: &[&str]) -> Option<Vec<serde_json::Value>> {
     }
     let conv = conv.wait_with_output().unwrap();
     if !conv.status.success() {
-        eprintln!("SKIPPED: python3 with PyYAML not installed");
+        outrigger_test_support::skip("python3 with PyYAML not installed");
         return None;
     }
     Some(serde_json::from_slice(&conv.stdout).unwrap())

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::BufRead as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -183,18 +182,8 @@ pub async fn websocket_echo() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
-/// An unused loopback port (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn free_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use outrigger_test_support::{free_addr, free_port};
 
 /// The real proxy binary as a child process.
 pub struct Proxy {
@@ -414,97 +403,7 @@ pub async fn kept_alive(addr: SocketAddr) -> tokio::net::TcpStream {
     s
 }
 
-/// Find an external tool on PATH or in `$OUTRIGGER_ROOT/.tools/bin`.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("OUTRIGGER_ROOT").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
-        PathBuf::from,
-    );
-    let mut dirs = vec![root.join(".tools/bin")];
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path));
-    }
-    dirs.push(PathBuf::from("/usr/sbin"));
-    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-/// Like [`tool`], but prints the loud skip line when missing.
-pub fn require(name: &str) -> Option<PathBuf> {
-    let found = tool(name);
-    if found.is_none() {
-        eprintln!("SKIPPED: {name} not installed");
-    }
-    found
-}
-
-/// A test CA (written to `ca.pem` in a temp dir) issuing leaf certificates for
-/// localhost/127.0.0.1 (rcgen).
-pub struct Pki {
-    pub dir: tempfile::TempDir,
-    pub ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-}
-
-impl Pki {
-    pub fn new() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "outrigger test CA");
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        Self { dir, ca }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn issue(&self, cn: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, cn);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        (cert, key)
-    }
-
-    /// Issue a leaf with `cn`; returns (cert pem, key pem).
-    pub fn leaf(&self, cn: &str) -> (String, String) {
-        let (cert, key) = self.issue(cn);
-        (cert.pem(), key.serialize_pem())
-    }
-
-    /// Write a leaf to `<name>.pem`/`<name>.key` atomically (temp file + rename, like a Secret
-    /// update).
-    pub fn write_leaf(&self, name: &str, cn: &str) {
-        let (cert, key) = self.leaf(cn);
-        for (file, content) in [(format!("{name}.pem"), cert), (format!("{name}.key"), key)] {
-            let tmp = self.path(&format!(".{file}.tmp"));
-            std::fs::write(&tmp, content).unwrap();
-            std::fs::rename(&tmp, self.path(&file)).unwrap();
-        }
-    }
-
-    /// A TLS acceptor serving a fresh leaf with `cn` (for in-test TLS servers).
-    pub fn acceptor(&self, cn: &str) -> tokio_rustls::TlsAcceptor {
-        let (cert, key) = self.issue(cn);
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-        tokio_rustls::TlsAcceptor::from(Arc::new(config))
-    }
-}
+/// The shared tool policy (see `outrigger_test_support::tools`): `None` after a loud skip, a
+/// panic in CI.
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use outrigger_test_support::{Pki, find_tool as tool, require_tool as require};

@@ -1,0 +1,12 @@
+//! Dev-only helpers shared by the proxy, agent and injector test suites: one throw-away test PKI
+//! ([`pki`]), the real binaries as child processes and bounded wait loops ([`process`]), and the
+//! policy for tests that need an external tool ([`tools`]: fail in CI, skip loudly elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod pki;
+pub mod process;
+pub mod tools;
+
+pub use pki::Pki;
+pub use process::{Daemon, free_addr, free_port, wait_until};
+pub use tools::{find_tool, repo_root, require_tool, skip};
