@@ -83,16 +83,16 @@ async fn reload_serves_new_certificate_and_keeps_old_on_bad_files() {
     // A half-written certificate swapped in (as a non-atomic writer would leave it) must not
     // replace the good pair. The rotation above renames cert and key one after the other, so a
     // tick may have seen the new cert with the old key: count errors from here on.
-    let errors = |r: &Mutex<Vec<Reload>>| r.lock().unwrap().iter().filter(|x| **x == Reload::Error).count();
-    let (before, successes) = (errors(&reloads), reloads.lock().unwrap().len() - errors(&reloads));
+    let count = |want: Reload| reloads.lock().unwrap().iter().filter(|x| **x == want).count();
+    let (errors, successes) = (count(Reload::Error), count(Reload::Success));
     let (pem, _) = pki.leaf("gen-3");
     let tmp = pki.path(".partial.pem");
     std::fs::write(&tmp, &pem[..pem.len() / 2]).unwrap();
     std::fs::rename(&tmp, &cert).unwrap();
-    wait_for("a failed reload", || errors(&reloads) > before).await;
+    wait_for("a failed reload", || count(Reload::Error) > errors).await;
     assert_eq!(served(&pki, addr).await, second);
     assert_eq!(
-        reloads.lock().unwrap().len() - errors(&reloads),
+        count(Reload::Success),
         successes,
         "the bad file was not counted as a success"
     );
