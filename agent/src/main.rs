@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use outrigger_agent::config::{Cli, Config};
-use outrigger_daemon::cli::{self, usage_exit};
 use outrigger_agent::kube_meta::MetaStore;
 use outrigger_agent::metrics::Metrics;
 use outrigger_agent::node::NodeCollector;
@@ -16,6 +15,7 @@ use outrigger_agent::pipeline::{ReaderConfig, run_reader};
 use outrigger_agent::record::ByteBudget;
 use outrigger_agent::server;
 use outrigger_agent::sink::{self, Kind, SinkConfig};
+use outrigger_daemon::cli::{self, usage_exit};
 
 const BIN: &str = "outrigger-agent";
 

@@ -191,7 +191,11 @@ fn quantity(s: &str) -> Result<String, ValueError> {
 
 /// A limit: a quantity, or empty for none.
 fn optional_quantity(s: &str) -> Result<String, ValueError> {
-    if s.is_empty() { Ok(String::new()) } else { quantity(s) }
+    if s.is_empty() {
+        Ok(String::new())
+    } else {
+        quantity(s)
+    }
 }
 
 fn image_ref(s: &str) -> Result<String, ValueError> {
@@ -264,7 +268,10 @@ mod tests {
         let e = refused(&["--proxy-memory-limit", "lots"]);
         assert!(e.contains("--proxy-memory-limit"), "{e}");
         let e = refused(&["--proxy-drain-delay", "soon"]);
-        assert!(e.contains("--proxy-drain-delay (OUTRIGGER_INJECTOR_PROXY_DRAIN_DELAY)"), "{e}");
+        assert!(
+            e.contains("--proxy-drain-delay (OUTRIGGER_INJECTOR_PROXY_DRAIN_DELAY)"),
+            "{e}"
+        );
         // The proxy's syntax: a unit is required, whitespace is refused.
         assert!(refused(&["--proxy-drain-timeout", "30"]).contains("no unit"));
         assert!(refused(&["--proxy-drain-timeout", "1 0s"]).contains("whitespace"));
@@ -274,7 +281,17 @@ mod tests {
         assert!(refused(&["--proxy-image", "a b"]).contains("--proxy-image"));
         let e = refused(&["--listen", "127.0.0.1:9", "--admin", "127.0.0.1:9"]);
         assert!(e.contains("--admin"), "{e}");
-        let ok = Args::parse_from(["x", "--tls-cert", "c", "--tls-key", "k", "--proxy-drain-timeout", "2min", "--proxy-cpu-limit", ""]);
+        let ok = Args::parse_from([
+            "x",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--proxy-drain-timeout",
+            "2min",
+            "--proxy-cpu-limit",
+            "",
+        ]);
         assert_eq!(ok.validate().unwrap().drain_timeout, "2min");
     }
 }

@@ -15,9 +15,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use outrigger_daemon::admin::Admin;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use outrigger_daemon::admin::Admin;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ProxySpec;

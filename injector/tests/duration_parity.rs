@@ -19,12 +19,20 @@ use serde_json::{Value, json};
 /// package's binaries, and this test needs the other daemon.
 fn proxy_binary() -> PathBuf {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "outrigger-proxy", "--bin", "outrigger-proxy"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "outrigger-proxy",
+            "--bin",
+            "outrigger-proxy",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("running cargo build");
     assert!(status.success(), "cargo build -p outrigger-proxy failed");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_outrigger-injector")).with_file_name("outrigger-proxy");
+    let bin =
+        PathBuf::from(env!("CARGO_BIN_EXE_outrigger-injector")).with_file_name("outrigger-proxy");
     assert!(bin.is_file(), "{} not built", bin.display());
     bin
 }
@@ -40,8 +48,14 @@ async fn rendered_env(inj: &Injector, pki: &Pki) -> Vec<(String, String)> {
             "containers": [{"name": "app", "image": "app:1", "ports": [{"containerPort": 8000}]}],
         },
     });
-    let (status, body) =
-        https(inj.webhook, &pki.path("ca.pem"), "POST", "/mutate", review("uid", &pod)).await;
+    let (status, body) = https(
+        inj.webhook,
+        &pki.path("ca.pem"),
+        "POST",
+        "/mutate",
+        review("uid", &pod),
+    )
+    .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let resp: Value = serde_json::from_slice(&body).unwrap();
     let raw = base64::engine::general_purpose::STANDARD
@@ -52,7 +66,10 @@ async fn rendered_env(inj: &Injector, pki: &Pki) -> Vec<(String, String)> {
     json_patch::patch(&mut doc, &patch).unwrap();
     let sidecar = &doc["spec"]["initContainers"][0];
     assert_eq!(sidecar["name"], "outrigger-proxy");
-    assert!(sidecar.get("args").is_none(), "the proxy is configured by env only");
+    assert!(
+        sidecar.get("args").is_none(),
+        "the proxy is configured by env only"
+    );
     sidecar["env"]
         .as_array()
         .unwrap()
@@ -87,7 +104,10 @@ async fn durations_the_injector_accepts_start_the_proxy() {
         );
         let env = rendered_env(&inj, &pki).await;
         for name in ["OUTRIGGER_DRAIN_DELAY", "OUTRIGGER_DRAIN_TIMEOUT"] {
-            assert!(env.contains(&(name.to_owned(), value.to_owned())), "{name} in {env:?}");
+            assert!(
+                env.contains(&(name.to_owned(), value.to_owned())),
+                "{name} in {env:?}"
+            );
         }
         let admin = free_addr();
         let mut cmd = proxy_command(&proxy, &env);
@@ -96,7 +116,10 @@ async fn durations_the_injector_accepts_start_the_proxy() {
         // Up means the configuration was accepted: a refused one exits 64 before binding.
         running.wait_for_port(admin, Duration::from_secs(20));
         assert!(
-            running.stderr_lines().iter().all(|l| !l.contains("invalid configuration")),
+            running
+                .stderr_lines()
+                .iter()
+                .all(|l| !l.contains("invalid configuration")),
             "{value}: {:?}",
             running.stderr_lines()
         );
@@ -111,13 +134,21 @@ fn durations_the_injector_refuses_are_refused_by_the_proxy() {
         let out = Command::new(env!("CARGO_BIN_EXE_outrigger-injector"))
             .args(["--tls-cert", pki.path("tls.crt").to_str().unwrap()])
             .args(["--tls-key", pki.path("tls.key").to_str().unwrap()])
-            .args(["--listen", &free_addr().to_string(), "--admin", &free_addr().to_string()])
+            .args([
+                "--listen",
+                &free_addr().to_string(),
+                "--admin",
+                &free_addr().to_string(),
+            ])
             .env("OUTRIGGER_INJECTOR_PROXY_DRAIN_TIMEOUT", value)
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(64), "injector took {value:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("OUTRIGGER_INJECTOR_PROXY_DRAIN_TIMEOUT"), "{err}");
+        assert!(
+            err.contains("OUTRIGGER_INJECTOR_PROXY_DRAIN_TIMEOUT"),
+            "{err}"
+        );
 
         let env = vec![("OUTRIGGER_DRAIN_TIMEOUT".to_owned(), value.to_owned())];
         let out = proxy_command(&proxy, &env)
@@ -127,6 +158,9 @@ fn durations_the_injector_refuses_are_refused_by_the_proxy() {
         assert_eq!(out.status.code(), Some(64), "proxy took {value:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains("--drain-timeout (OUTRIGGER_DRAIN_TIMEOUT)"), "{err}");
+        assert!(
+            err.contains("--drain-timeout (OUTRIGGER_DRAIN_TIMEOUT)"),
+            "{err}"
+        );
     }
 }

@@ -312,7 +312,8 @@ impl Config {
         let grace_setting = "OUTRIGGER_TERMINATION_GRACE_PERIOD";
         let derived = match env.get(grace_setting).filter(|v| !v.trim().is_empty()) {
             Some(v) => {
-                let grace = grace_period(v.trim()).map_err(|e| bad(grace_setting, e.to_string()))?;
+                let grace =
+                    grace_period(v.trim()).map_err(|e| bad(grace_setting, e.to_string()))?;
                 Some(derive_drain(grace).ok_or_else(|| {
                     bad(grace_setting, format!("{v:?} is too short (at least 2s)"))
                 })?)
@@ -464,15 +465,28 @@ pub(crate) mod tests {
         assert!(refused(&["--retry-budget-ratio", "-1"], &[]).contains("retry-budget-ratio"));
         assert!(refused(&["--idle-timeout", "0s"], &[]).contains("idle-timeout"));
         assert!(refused(&["--log", "a=b=c"], &[]).contains("OUTRIGGER_LOG"));
-        assert!(refused(&["--admin", "127.0.0.1:9", "--inbound", "127.0.0.1:9"], &[]).contains("--admin"));
+        assert!(
+            refused(&["--admin", "127.0.0.1:9", "--inbound", "127.0.0.1:9"], &[])
+                .contains("--admin")
+        );
     }
 
     #[test]
     fn flags_take_the_shared_syntax() {
         let c = parse(
             &[
-                "--drain-timeout", "1m30s", "--park-after", "0", "--request-timeout", "0s",
-                "--max-body-bytes", "0", "--access-log", "off", "--retry-backoff", "1.5s",
+                "--drain-timeout",
+                "1m30s",
+                "--park-after",
+                "0",
+                "--request-timeout",
+                "0s",
+                "--max-body-bytes",
+                "0",
+                "--access-log",
+                "off",
+                "--retry-backoff",
+                "1.5s",
             ],
             &[],
         )

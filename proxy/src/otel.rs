@@ -194,8 +194,7 @@ mod tests {
                     ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x:4318"),
                     ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem")
                 ]
-            )
-            ,
+            ),
             "OTEL_EXPORTER_OTLP_CERTIFICATE"
         );
         assert_eq!(
@@ -205,8 +204,7 @@ mod tests {
                     ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x:4318"),
                     ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "authorization")
                 ]
-            )
-            ,
+            ),
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
         );
         assert_eq!(
@@ -216,8 +214,7 @@ mod tests {
                     ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:4318"),
                     ("OTEL_EXPORTER_OTLP_HEADERS", "a=%zz")
                 ]
-            )
-            ,
+            ),
             "OTEL_EXPORTER_OTLP_HEADERS"
         );
         assert_eq!(
@@ -227,21 +224,25 @@ mod tests {
                     ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
                     ("OTEL_TRACES_SAMPLER", "sometimes")
                 ]
-            )
-            ,
+            ),
             "OTEL_TRACES_SAMPLER"
         );
-        }
+    }
 
     #[test]
     fn percent_decoding_is_strict() {
-        assert_eq!(percent_decode("Bearer%20t0k").as_deref(), Some("Bearer t0k"));
+        assert_eq!(
+            percent_decode("Bearer%20t0k").as_deref(),
+            Some("Bearer t0k")
+        );
         assert_eq!(percent_decode("%e2%82%ac").as_deref(), Some("\u{20ac}"));
         assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
         // The crate alone passes these through as literal text.
         for lenient in ["a=%zz", "%", "50%", "%4"] {
             assert!(
-                percent_encoding::percent_decode_str(lenient).decode_utf8().is_ok(),
+                percent_encoding::percent_decode_str(lenient)
+                    .decode_utf8()
+                    .is_ok(),
                 "{lenient}"
             );
             assert_eq!(percent_decode(lenient), None, "{lenient}");
@@ -298,5 +299,4 @@ mod tests {
         assert_eq!(o.resource_attributes.len(), 2);
         assert_eq!(o.sampler, Sampler::ParentRatio(0.5));
     }
-
 }

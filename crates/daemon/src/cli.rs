@@ -148,10 +148,10 @@ fn usage_line(cmd: &clap::Command, e: &clap::Error) -> String {
         return first_line();
     };
     let long = shown.split_whitespace().next().unwrap_or(shown);
-    let Some(arg) = cmd
-        .get_arguments()
-        .find(|a| a.get_long().is_some_and(|l| long.strip_prefix("--") == Some(l)))
-    else {
+    let Some(arg) = cmd.get_arguments().find(|a| {
+        a.get_long()
+            .is_some_and(|l| long.strip_prefix("--") == Some(l))
+    }) else {
         return first_line();
     };
     let value = match e.get(ContextKind::InvalidValue) {
@@ -175,8 +175,8 @@ fn usage_line(cmd: &clap::Command, e: &clap::Error) -> String {
 /// `y` a year of 365.25 days; `1M` reads like a size or a minute).
 const DURATION_UNITS: &[&str] = &[
     "ns", "nsec", "nanos", "us", "µs", "usec", "micros", "ms", "msec", "millis", "s", "sec",
-    "secs", "second", "seconds", "m", "min", "mins", "minute", "minutes", "h", "hr", "hrs",
-    "hour", "hours", "d", "day", "days",
+    "secs", "second", "seconds", "m", "min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour",
+    "hours", "d", "day", "days",
 ];
 
 /// Longest accepted duration: a year. Longer is a typo, and tokio's timers misbehave near
@@ -364,7 +364,10 @@ mod tests {
             socket_addr("127.0.0.1:80").unwrap(),
             "127.0.0.1:80".parse().unwrap()
         );
-        assert_eq!(socket_addr("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
+        assert_eq!(
+            socket_addr("[::1]:80").unwrap(),
+            "[::1]:80".parse().unwrap()
+        );
         assert_eq!(socket_addr("localhost:80").unwrap().port(), 80);
         assert!(socket_addr("nope").is_err());
         assert!(socket_addr("127.0.0.1").is_err());
@@ -400,7 +403,10 @@ mod tests {
         let line = invalid(&["t", "--count", "11"]);
         assert!(line.contains("--count (T_COUNT)"), "{line}");
         let line = invalid(&["t", "--on", "maybe"]);
-        assert!(line.contains("--on (T_ON)") && line.contains("not a boolean"), "{line}");
+        assert!(
+            line.contains("--on (T_ON)") && line.contains("not a boolean"),
+            "{line}"
+        );
         let line = invalid(&["t", "--no-such-flag"]);
         assert!(line.contains("--no-such-flag"), "{line}");
         assert_eq!(line.lines().count(), 1, "{line}");

@@ -103,9 +103,15 @@ mod tests {
             "t_open 3",
             "t_build_info{version=\"1.2.3\"} 1",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
-        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -115,7 +121,9 @@ mod tests {
         h.append(http::header::ACCEPT, "text/plain".parse().unwrap());
         h.append(
             http::header::ACCEPT,
-            "application/openmetrics-text;version=1.0.0;q=0.5".parse().unwrap(),
+            "application/openmetrics-text;version=1.0.0;q=0.5"
+                .parse()
+                .unwrap(),
         );
         assert!(wants_openmetrics(&h));
     }

@@ -55,22 +55,40 @@ async fn probes_metrics_and_refusals() {
     let live = request(addr, &get("/live", "")).await;
     assert!(live.starts_with("HTTP/1.1 200"), "{live}");
     let ready = request(addr, &get("/ready", "")).await;
-    assert!(ready.starts_with("HTTP/1.1 200") && ready.ends_with("ready\n"), "{ready}");
+    assert!(
+        ready.starts_with("HTTP/1.1 200") && ready.ends_with("ready\n"),
+        "{ready}"
+    );
     fake.ready.store(false, Ordering::Relaxed);
     let ready = request(addr, &get("/ready", "")).await;
-    assert!(ready.starts_with("HTTP/1.1 503") && ready.ends_with("draining\n"), "{ready}");
+    assert!(
+        ready.starts_with("HTTP/1.1 503") && ready.ends_with("draining\n"),
+        "{ready}"
+    );
 
     let classic = request(addr, &get("/metrics", "")).await;
-    assert!(classic.contains("content-type: text/plain; version=0.0.4"), "{classic}");
-    assert!(classic.contains("# TYPE fake_events_total counter\n"), "{classic}");
+    assert!(
+        classic.contains("content-type: text/plain; version=0.0.4"),
+        "{classic}"
+    );
+    assert!(
+        classic.contains("# TYPE fake_events_total counter\n"),
+        "{classic}"
+    );
     assert!(classic.contains("\nfake_events_total 7\n"), "{classic}");
     assert!(!classic.contains("# EOF"), "{classic}");
     let om = request(
         addr,
-        &get("/metrics", "accept: application/openmetrics-text; version=1.0.0\r\n"),
+        &get(
+            "/metrics",
+            "accept: application/openmetrics-text; version=1.0.0\r\n",
+        ),
     )
     .await;
-    assert!(om.contains("content-type: application/openmetrics-text"), "{om}");
+    assert!(
+        om.contains("content-type: application/openmetrics-text"),
+        "{om}"
+    );
     assert!(om.contains("# TYPE fake_events counter\n"), "{om}");
     assert!(om.ends_with("# EOF\n"), "{om}");
 

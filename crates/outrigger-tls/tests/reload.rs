@@ -11,7 +11,9 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 /// Serves TLS handshakes on a loopback port until dropped.
-async fn tls_server(config: Arc<rustls::ServerConfig>) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+async fn tls_server(
+    config: Arc<rustls::ServerConfig>,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -37,7 +39,9 @@ async fn served(pki: &Pki, addr: std::net::SocketAddr) -> CertificateDer<'static
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned()
+    tls.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
 }
 
 fn on_disk(pki: &Pki) -> CertificateDer<'static> {
@@ -83,7 +87,14 @@ async fn reload_serves_new_certificate_and_keeps_old_on_bad_files() {
     // A half-written certificate swapped in (as a non-atomic writer would leave it) must not
     // replace the good pair. The rotation above renames cert and key one after the other, so a
     // tick may have seen the new cert with the old key: count errors from here on.
-    let count = |want: Reload| reloads.lock().unwrap().iter().filter(|x| **x == want).count();
+    let count = |want: Reload| {
+        reloads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|x| **x == want)
+            .count()
+    };
     let (errors, successes) = (count(Reload::Error), count(Reload::Success));
     let (pem, _) = pki.leaf("gen-3");
     let tmp = pki.path(".partial.pem");

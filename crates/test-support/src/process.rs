@@ -26,7 +26,10 @@ pub fn free_addr() -> SocketAddr {
 pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !f() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -37,7 +40,10 @@ fn collect(stream: impl std::io::Read + Send + 'static) -> Lines {
     let lines = Lines::default();
     let sink = lines.clone();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
             sink.lock().unwrap().push(line);
         }
     });

@@ -61,7 +61,10 @@ pub fn skip(reason: &str) {
             .open(&log)
             .and_then(|mut f| writeln!(f, "{line}"));
         if let Err(e) = appended {
-            eprintln!("cannot append to OUTRIGGER_SKIP_LOG {}: {e}", log.to_string_lossy());
+            eprintln!(
+                "cannot append to OUTRIGGER_SKIP_LOG {}: {e}",
+                log.to_string_lossy()
+            );
         }
     }
 }
