@@ -8,8 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use common::{Pki, free_port, helm_render, http_get, https, review};
+use common::{Pki, free_port, helm_render, http_get, injected_sidecar};
 use serde_json::{Value, json};
 
 fn injector_container(docs: &[Value]) -> Value {
@@ -96,23 +95,7 @@ async fn chart_environment_drives_the_binary() {
         "metadata": {"name": "web", "annotations": {"outrigger.io/inject": "enabled"}},
         "spec": {"containers": [{"name": "app", "image": "app:1"}]}
     });
-    let (status, body) = https(
-        webhook.parse().unwrap(),
-        &pki.path("ca.pem"),
-        "POST",
-        "/mutate",
-        review("chart", &pod),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let resp: Value = serde_json::from_slice(&body).unwrap();
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(resp["response"]["patch"].as_str().unwrap())
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
-    let mut doc = pod;
-    json_patch::patch(&mut doc, &patch).unwrap();
-    let sidecar = &doc["spec"]["initContainers"][0];
+    let sidecar = &injected_sidecar(webhook.parse().unwrap(), &pki.path("ca.pem"), &pod).await;
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(

@@ -10,10 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine as _;
-use common::{Injector, Pki, https, review};
+use common::{Injector, Pki, injected_sidecar};
 use outrigger_test_support::{Daemon, free_addr};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The proxy binary of this workspace, built on demand: cargo gives a test only its own
 /// package's binaries, and this test needs the other daemon.
@@ -48,23 +47,7 @@ async fn rendered_env(inj: &Injector, pki: &Pki) -> Vec<(String, String)> {
             "containers": [{"name": "app", "image": "app:1", "ports": [{"containerPort": 8000}]}],
         },
     });
-    let (status, body) = https(
-        inj.webhook,
-        &pki.path("ca.pem"),
-        "POST",
-        "/mutate",
-        review("uid", &pod),
-    )
-    .await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let resp: Value = serde_json::from_slice(&body).unwrap();
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(resp["response"]["patch"].as_str().unwrap())
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
-    let mut doc = pod;
-    json_patch::patch(&mut doc, &patch).unwrap();
-    let sidecar = &doc["spec"]["initContainers"][0];
+    let sidecar = &injected_sidecar(inj.webhook, &pki.path("ca.pem"), &pod).await;
     assert_eq!(sidecar["name"], "outrigger-proxy");
     assert!(
         sidecar.get("args").is_none(),

@@ -12,8 +12,7 @@ mod common;
 
 use std::process::Command;
 
-use base64::Engine as _;
-use common::{Injector, Pki, https, repo_root, review};
+use common::{Injector, Pki, injected_sidecar, repo_root};
 use serde_json::{Value, json};
 
 /// Render the consumer chart with `values` and return its outrigger-proxy init container.
@@ -88,23 +87,7 @@ async fn injected_container(extra: &[&str], app_port: u16, grace: u32) -> Value 
             "containers": [{"name": "app", "image": "app:1", "ports": [{"containerPort": app_port}]}],
         }
     });
-    let (status, body) = https(
-        inj.webhook,
-        &pki.path("ca.pem"),
-        "POST",
-        "/mutate",
-        review("p", &pod),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let resp: Value = serde_json::from_slice(&body).unwrap();
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(resp["response"]["patch"].as_str().unwrap())
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
-    let mut doc = pod;
-    json_patch::patch(&mut doc, &patch).unwrap();
-    doc["spec"]["initContainers"][0].clone()
+    injected_sidecar(inj.webhook, &pki.path("ca.pem"), &pod).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

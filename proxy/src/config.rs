@@ -462,7 +462,7 @@ pub(crate) mod tests {
         assert!(refused(&["--max-body-bytes", "12XB"], &[]).contains("max-body-bytes"));
         assert!(refused(&["--max-header-bytes", "2MiB"], &[]).contains("max-header-bytes"));
         assert!(refused(&["--retry-attempts", "11"], &[]).contains("retry-attempts"));
-        assert!(refused(&["--retry-budget-ratio", "-1"], &[]).contains("retry-budget-ratio"));
+        assert!(refused(&["--retry-budget-ratio=-1"], &[]).contains("retry-budget-ratio"));
         assert!(refused(&["--idle-timeout", "0s"], &[]).contains("idle-timeout"));
         assert!(refused(&["--log", "a=b=c"], &[]).contains("OUTRIGGER_LOG"));
         assert!(

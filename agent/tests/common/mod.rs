@@ -489,13 +489,7 @@ pub struct Agent {
     pub stderr_path: PathBuf,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use outrigger_test_support::free_port;
 
 /// The agent's `--help` text (the run must succeed).
 pub fn agent_help() -> String {

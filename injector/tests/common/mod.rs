@@ -218,6 +218,26 @@ pub fn review(uid: &str, pod: &serde_json::Value) -> Vec<u8> {
     .unwrap()
 }
 
+/// POSTs `pod` to `/mutate` over TLS (trusting `ca_pem`), applies the returned JSON patch, and
+/// returns the injected sidecar container (the first init container).
+pub async fn injected_sidecar(
+    webhook: SocketAddr,
+    ca_pem: &Path,
+    pod: &serde_json::Value,
+) -> serde_json::Value {
+    use base64::Engine as _;
+    let (status, body) = https(webhook, ca_pem, "POST", "/mutate", review("sidecar", pod)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let resp: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(resp["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
+    let mut doc = pod.clone();
+    json_patch::patch(&mut doc, &patch).unwrap();
+    doc["spec"]["initContainers"][0].clone()
+}
+
 /// Render `charts/outrigger` templates with helm and convert them to JSON objects (python3 +
 /// PyYAML). None (with a loud SKIPPED line) when either tool is missing.
 pub fn helm_render(args: &[&str]) -> Option<Vec<serde_json::Value>> {
