@@ -8,7 +8,7 @@ use std::time::Duration;
 use outrigger_daemon::admin::Admin;
 use tokio::net::TcpListener;
 
-use crate::proxy::Shared;
+use crate::shared::Shared;
 
 struct ProxyAdmin(Arc<Shared>);
 

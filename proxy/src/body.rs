@@ -20,6 +20,9 @@ use prometheus_client::metrics::counter::Counter;
 use crate::telemetry::Completion;
 use crate::upstream::Lease;
 
+/// The app connection a response body streams from.
+type AppLease = Lease<ReqBody>;
+
 /// Errors a proxied request body can produce.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -258,7 +261,7 @@ pub struct RespBody {
     kind: RespKind,
     done: Option<Completion>,
     /// The app connection the body streams from; back to the pool when the body ends.
-    lease: Option<Lease>,
+    lease: Option<AppLease>,
 }
 
 impl RespBody {
@@ -273,7 +276,7 @@ impl RespBody {
     }
 
     /// The app's body, streamed from the leased connection.
-    pub fn stream(b: Incoming, lease: Option<Lease>) -> Self {
+    pub fn stream(b: Incoming, lease: Option<AppLease>) -> Self {
         Self {
             kind: RespKind::Stream(b),
             done: None,

@@ -1,18 +1,29 @@
-//! Drain coordination in ztunnel's style: one trigger, many watchers, two phases.
+//! Drain coordination in ztunnel's style: one trigger, many watchers, phases that only move
+//! forward. The phase is stored here once; everything that asks "are we draining?" (the request
+//! path, `/ready`, the drain gauges) reads it through a [`Watcher`] or a [`State`].
 //!
 //! Every connection task (and every upgraded tunnel) holds a [`Watcher`]. The trigger moves the
 //! phase forward: [`Phase::Draining`] (SIGTERM received: keep serving, but close HTTP/1
 //! connections after each response and send HTTP/2 a graceful GOAWAY), then [`Phase::Closing`]
 //! (listener closed, every connection shut down gracefully, in-flight requests finish), then
 //! [`Phase::Forced`] once the drain timeout expires (remaining connections are dropped). The
-//! trigger knows everything finished when all watchers are gone (`watch::Sender::closed`).
+//! trigger knows everything finished when all watchers are gone (`watch::Sender::closed`); a
+//! [`State`] reads the phase without holding the drain up, for holders that live as long as the
+//! process (the shared state, the admin server, the metrics).
+//!
+//! The phase is an atomic beside the channel rather than the channel's value: the request path
+//! reads it on every response, and reading a `watch` value takes a lock every worker shares. The
+//! channel only carries the wake-up (and counts the watchers).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 /// Lifecycle phase, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum Phase {
     /// Normal operation.
     Running,
@@ -24,22 +35,61 @@ pub enum Phase {
     Forced,
 }
 
+impl Phase {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Running,
+            1 => Self::Draining,
+            2 => Self::Closing,
+            _ => Self::Forced,
+        }
+    }
+}
+
+/// Reads the phase without keeping the drain waiting. The default one belongs to no trigger
+/// and stays [`Phase::Running`].
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    phase: Arc<AtomicU8>,
+}
+
+impl State {
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    /// Whether SIGTERM was received (any phase after [`Phase::Running`]).
+    pub fn is_draining(&self) -> bool {
+        self.phase() >= Phase::Draining
+    }
+}
+
 /// Moves the phase forward and waits for watchers.
 #[derive(Debug)]
 pub struct Trigger {
-    tx: watch::Sender<Phase>,
+    tx: watch::Sender<()>,
+    state: State,
 }
 
 /// Observes the phase; its existence keeps the drain waiting.
 #[derive(Debug, Clone)]
 pub struct Watcher {
-    rx: watch::Receiver<Phase>,
+    rx: watch::Receiver<()>,
+    state: State,
 }
 
 /// A new trigger and its first watcher.
 pub fn channel() -> (Trigger, Watcher) {
-    let (tx, rx) = watch::channel(Phase::Running);
-    (Trigger { tx }, Watcher { rx })
+    let (tx, rx) = watch::channel(());
+    let state = State::default();
+    (
+        Trigger {
+            tx,
+            state: state.clone(),
+        },
+        Watcher { rx, state },
+    )
 }
 
 /// How a drain ended.
@@ -52,22 +102,24 @@ pub enum Outcome {
 }
 
 impl Trigger {
+    /// Moves the phase to `phase` unless it is already there or later, and wakes the watchers.
+    fn advance(&self, phase: Phase) {
+        // Stored before the wake-up is sent, so a watcher woken by it reads the new phase.
+        let before = self.state.phase.fetch_max(phase as u8, Ordering::AcqRel);
+        if before < phase as u8 {
+            self.tx.send_replace(());
+        }
+    }
+
     /// Enter [`Phase::Draining`].
     pub fn start_draining(&self) {
-        self.tx.send_if_modified(|p| {
-            if *p < Phase::Draining {
-                *p = Phase::Draining;
-                true
-            } else {
-                false
-            }
-        });
+        self.advance(Phase::Draining);
     }
 
     /// Enter [`Phase::Closing`] and wait up to `timeout` for every watcher to go away; then enter
     /// [`Phase::Forced`] and give tasks a moment to drop their connections.
     pub async fn shutdown(self, timeout: Duration) -> Outcome {
-        self.tx.send_replace(Phase::Closing);
+        self.advance(Phase::Closing);
         if tokio::time::timeout(timeout, self.tx.closed())
             .await
             .is_ok()
@@ -78,7 +130,7 @@ impl Trigger {
             pending = self.tx.receiver_count(),
             "drain timeout expired with pending connections; closing them"
         );
-        self.tx.send_replace(Phase::Forced);
+        self.advance(Phase::Forced);
         // Forced tasks return at their next poll; this bound only guards against a stuck task.
         let _ = tokio::time::timeout(Duration::from_millis(300), self.tx.closed()).await;
         Outcome::Forced
@@ -88,30 +140,49 @@ impl Trigger {
     pub fn watcher(&self) -> Watcher {
         Watcher {
             rx: self.tx.subscribe(),
+            state: self.state.clone(),
         }
+    }
+
+    /// A reader of the phase that does not keep the drain waiting.
+    pub fn state(&self) -> State {
+        self.state.clone()
     }
 }
 
 impl Watcher {
     /// The current phase.
     pub fn phase(&self) -> Phase {
-        *self.rx.borrow()
+        self.state.phase()
+    }
+
+    /// Whether SIGTERM was received.
+    pub fn is_draining(&self) -> bool {
+        self.state.is_draining()
     }
 
     /// Wait until the phase is at least `phase` (returns at once if it already is).
     pub async fn reached(&mut self, phase: Phase) -> Phase {
-        match self.rx.wait_for(|p| *p >= phase).await {
-            Ok(p) => *p,
-            // The trigger is gone: treat as forced so tasks end.
-            Err(_) => Phase::Forced,
-        }
+        self.wait_for(|p| p >= phase).await
     }
 
     /// Wait for the next phase change after `current`.
     pub async fn next_after(&mut self, current: Phase) -> Phase {
-        match self.rx.wait_for(|p| *p > current).await {
-            Ok(p) => *p,
-            Err(_) => Phase::Forced,
+        self.wait_for(|p| p > current).await
+    }
+
+    async fn wait_for(&mut self, done: impl Fn(Phase) -> bool) -> Phase {
+        loop {
+            // Marked seen before the phase is read: a change after the read still wakes us.
+            self.rx.mark_unchanged();
+            let now = self.phase();
+            if done(now) {
+                return now;
+            }
+            if self.rx.changed().await.is_err() {
+                // The trigger is gone: treat as forced so tasks end.
+                return Phase::Forced;
+            }
         }
     }
 }

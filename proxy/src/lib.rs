@@ -9,15 +9,16 @@ pub mod admin;
 pub mod body;
 pub mod coalesce;
 pub mod config;
+pub mod conn;
 pub mod deadline;
 pub mod drain;
+pub mod forward;
 pub mod headers;
-pub mod io;
 pub mod metrics;
 pub mod otel;
-pub mod proxy;
 pub mod retry;
 pub mod server;
+pub mod shared;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;
@@ -25,7 +26,6 @@ pub mod wake;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::proxy::Shared;
+use crate::shared::Shared;
 use crate::telemetry::Tracing;
 
 /// How often the certificate files are checked for changes.
@@ -55,12 +55,17 @@ pub async fn run(
     let admin = TcpListener::bind(config.admin)
         .await
         .with_context(|| format!("binding --admin {}", config.admin))?;
-    let metrics = Arc::new(Metrics::new());
     let (trigger, watcher) = drain::channel();
+    let metrics = Arc::new(Metrics::with_drain(trigger.state()));
     let drain_delay = config.drain_delay;
     let drain_timeout = config.drain_timeout;
     let tls_files = config.tls.clone();
-    let shared = Arc::new(Shared::new(config, metrics.clone(), tracing));
+    let shared = Arc::new(Shared::new(
+        config,
+        metrics.clone(),
+        tracing,
+        trigger.state(),
+    ));
 
     tokio::spawn(admin::serve(admin, shared.clone()));
     let acceptor = match (tls, tls_files) {
@@ -90,8 +95,6 @@ pub async fn run(
         drain_timeout_ms = drain_timeout.as_millis() as u64,
         "shutdown signal: draining"
     );
-    shared.draining.store(true, Ordering::Release);
-    metrics.draining.set(1);
     trigger.start_draining();
     tokio::time::sleep(drain_delay).await;
     let outcome = trigger.shutdown(drain_timeout).await;

@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::drain;
+
 /// Request methods, normalised so the label set stays bounded.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 #[allow(clippy::upper_case_acronyms, missing_docs)]
@@ -163,14 +165,16 @@ pub struct Metrics {
     pub request_bytes: Counter,
     /// `outrigger_proxy_response_bytes_total`
     pub response_bytes: Counter,
-    /// `outrigger_proxy_draining`
-    pub draining: Gauge,
+    /// `outrigger_proxy_draining`, set from `drain` when encoding.
+    draining: Gauge,
     /// `outrigger_proxy_draining_connections`
     draining_connections: Gauge,
     /// `outrigger_proxy_local_responses_total` (responses the proxy generated itself)
     pub local_responses: Family<ReasonLabels, Counter>,
     /// Open connections of any kind, for `draining_connections`.
     open_total: AtomicI64,
+    /// The drain phase the two drain gauges show.
+    drain: drain::State,
     /// `requests` counters of `200` answers by method, looked up in the family once: most
     /// answers are 200, and the family's lookup (a lock and a hash of the labels) was the
     /// dearest part of recording a request.
@@ -187,8 +191,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Register every family.
+    /// Register every family; the drain gauges stay at 0.
     pub fn new() -> Self {
+        Self::with_drain(drain::State::default())
+    }
+
+    /// Register every family; the drain gauges show `drain`'s phase.
+    pub fn with_drain(drain: drain::State) -> Self {
         let mut registry = Registry::with_prefix("outrigger_proxy");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -313,6 +322,7 @@ impl Metrics {
             draining_connections,
             local_responses,
             open_total: AtomicI64::new(0),
+            drain,
             ok_requests: [const { OnceLock::new() }; METHODS],
         }
     }
@@ -359,7 +369,8 @@ impl Metrics {
 
     /// OpenMetrics text exposition, which Prometheus asks for and scrapes natively.
     pub fn encode(&self) -> String {
-        let draining = self.draining.get() != 0;
+        let draining = self.drain.is_draining();
+        self.draining.set(i64::from(draining));
         self.draining_connections.set(if draining {
             self.open_total.load(Ordering::Relaxed)
         } else {

@@ -1,14 +1,22 @@
-//! Retry policy: which requests may be retried, on which outcomes, how long to wait, the budget
-//! (tower's `TpsBudget`: a fraction of requests plus a per-second floor over a 10 s window) that
-//! keeps retries from ever storming the app, and the copy of a request's headers kept for one.
+//! Sending a request to the app with bounded retries: which requests may be retried, on which
+//! outcomes, how long to wait, the budget (tower's `TpsBudget`: a fraction of requests plus a
+//! per-second floor over a 10 s window) that keeps retries from ever storming the app, the copy
+//! of a request's headers kept for another attempt, and the attempt loop itself ([`send`]).
 
+use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use tokio::time::Instant;
 use tower::retry::budget::{Budget as _, TpsBudget};
 
+use crate::body::{BodyError, ReqBody};
 use crate::config::RetryConfig;
+use crate::metrics::Metrics;
+use crate::upstream::{Lease, Upstream, UpstreamError};
 
 /// Reasons a retryable failure was not retried (metric label values).
 pub mod skip {
@@ -107,6 +115,180 @@ impl Policy {
             .saturating_mul(1u32 << n.min(16))
             .min(Duration::from_secs(1));
         max.mul_f64(fastrand::f64())
+    }
+}
+
+/// Whether a request may be retried, decided before its body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Idempotent method or `Idempotency-Key` (see [`is_idempotent`]).
+    idempotent: bool,
+    /// Retries are configured and the request is not an upgrade.
+    enabled: bool,
+    /// Retries allowed per request.
+    attempts: u32,
+}
+
+impl Plan {
+    /// The replay buffer to read the body into: only when a retry is possible at all.
+    pub fn replay_cap(self, policy: &Policy) -> Option<usize> {
+        (self.idempotent && self.enabled).then_some(policy.max_body)
+    }
+
+    /// Whether another attempt could follow attempt `retries` (never for a request that is not
+    /// idempotent: it is not retried whatever the failure).
+    fn can_retry_more(self, retries: u32) -> bool {
+        self.idempotent && self.enabled && retries < self.attempts
+    }
+}
+
+impl Policy {
+    /// The retry plan for a request (`upgrade`: it asks to switch protocols).
+    pub fn plan(&self, method: &Method, headers: &HeaderMap, upgrade: bool) -> Plan {
+        Plan {
+            idempotent: is_idempotent(method, headers),
+            enabled: self.attempts > 0 && !upgrade,
+            attempts: self.attempts,
+        }
+    }
+}
+
+/// The retry reason for an attempt's result, or `None` when it is final (a response that is not
+/// retryable, or a request body over the cap).
+fn failure_reason(result: &Attempt) -> Option<&'static str> {
+    match result {
+        Ok((resp, _)) => status_reason(resp.status()),
+        Err(e) if e.is_connect() => Some("connect_error"),
+        Err(e) if body_too_large(e) => None,
+        Err(_) => Some("connection_error"),
+    }
+}
+
+/// Whether the app request failed because the client's body went over `--max-body-bytes`.
+pub fn body_too_large(e: &UpstreamError) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = src {
+        if matches!(s.downcast_ref::<BodyError>(), Some(BodyError::TooLarge)) {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// One attempt's result: the app's response and the connection it came on, or why it failed.
+pub type Attempt = Result<(Response<Incoming>, Lease<ReqBody>), UpstreamError>;
+
+/// What [`send`] ends with.
+pub struct Sent {
+    /// The last attempt's result.
+    pub result: Attempt,
+    /// Retries made before it.
+    pub retries: u32,
+    /// When the last attempt was sent (measured only when `time_upstream` was asked for).
+    pub at: Option<Instant>,
+}
+
+/// The parts of the request every attempt is built from.
+pub struct Outbound<'a> {
+    /// Request method.
+    pub method: &'a Method,
+    /// Origin-form target.
+    pub uri: &'a Uri,
+    /// Request headers as they go to the app (taken by the first attempt).
+    pub headers: Option<HeaderMap>,
+    /// The prepared body (taken by the first attempt); replayable ones are copied for each
+    /// further attempt.
+    pub body: Option<ReqBody>,
+    /// Whether the body was read whole into the replay buffer.
+    pub replayable: bool,
+}
+
+/// Sends `req` to the app, retrying failures as `plan` and the budget allow, with backoff in
+/// between; `headroom`: header slots reserved in a rebuilt map. Returns the last attempt's
+/// result. A function returning its future, not an `async fn`: the request's parts are kept
+/// once, in the future's captures (an async fn keeps each argument twice).
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
+pub fn send<'a>(
+    upstream: &'a Arc<Upstream<ReqBody>>,
+    policy: &'a Policy,
+    metrics: &'a Metrics,
+    plan: Plan,
+    mut req: Outbound<'a>,
+    time_upstream: bool,
+    headroom: usize,
+) -> impl Future<Output = Sent> + 'a {
+    // The request's parts are used where they were captured: moved into locals, each would take
+    // a second slot in the future.
+    async move {
+        let mut headers_copy: Option<HeaderCopy> = None;
+        let mut retries = 0u32;
+        loop {
+            let this_body = req.body.take().unwrap_or_else(ReqBody::empty);
+            let can_retry_more = plan.can_retry_more(retries);
+            let next_body = if can_retry_more {
+                this_body.replay()
+            } else {
+                None
+            };
+            // The map itself goes to the app and a copy stays for the next attempt.
+            let this_headers = match (req.headers.take(), headers_copy.take()) {
+                (Some(map), _) => map,
+                (None, copy) => copy.map(|c| c.into_map(headroom)).unwrap_or_default(),
+            };
+            if can_retry_more && next_body.is_some() {
+                headers_copy = Some(HeaderCopy::of(&this_headers));
+            }
+            let mut r = Request::new(this_body);
+            *r.method_mut() = req.method.clone();
+            *r.uri_mut() = req.uri.clone();
+            *r.version_mut() = Version::HTTP_11;
+            *r.headers_mut() = this_headers;
+            let at = time_upstream.then(Instant::now);
+            let result = upstream.send(r).await;
+            let Some(reason) = failure_reason(&result) else {
+                return Sent {
+                    result,
+                    retries,
+                    at,
+                };
+            };
+            if !plan.enabled || retries >= plan.attempts {
+                return Sent {
+                    result,
+                    retries,
+                    at,
+                };
+            }
+            let skipped = if !plan.idempotent {
+                Some(skip::NON_IDEMPOTENT)
+            } else if !req.replayable || next_body.is_none() {
+                Some(skip::BODY_TOO_LARGE)
+            } else if !policy.withdraw() {
+                Some(skip::BUDGET_EXHAUSTED)
+            } else {
+                None
+            };
+            if let Some(skipped) = skipped {
+                metrics.retry_skipped(skipped);
+                return Sent {
+                    result,
+                    retries,
+                    at,
+                };
+            }
+            metrics.retry(reason);
+            if let Ok((_, lease)) = result {
+                // The unread error body leaves the connection's state unknown.
+                lease.discard();
+            }
+            Box::pin(tokio::time::sleep(policy.backoff(retries))).await;
+            retries += 1;
+            req.body = next_body;
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Per-request telemetry: golden metrics on completion, the JSON access log on stdout and the OTLP
-//! server span. Nothing here allocates unless the access log or tracing is switched on.
+//! server span, and the end of the request reported to its connection (`conn::Active`). Nothing
+//! here allocates unless the access log or tracing is switched on.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
 use tokio::time::Instant;
 
 use crate::config::{OtelConfig, Sampler};
-use crate::io::ConnTrack;
+use crate::conn::Active;
 use crate::metrics::{Method, Metrics};
 
 /// OTLP tracing state (present only when an endpoint is configured).
@@ -176,8 +177,8 @@ pub struct LogFields {
 pub struct Completion {
     /// Metrics to record into.
     pub metrics: Arc<Metrics>,
-    /// Connection activity tracker (the request ends here).
-    pub track: Arc<ConnTrack>,
+    /// The request on its connection, ended here.
+    pub active: Active,
     /// When the request arrived.
     pub start: Instant,
     /// Normalised method.
@@ -193,7 +194,7 @@ pub struct Completion {
     pub bytes_out: u64,
     /// The response body failed mid-stream.
     pub error: bool,
-    /// The exchange may leave the connection parkable (see `ConnTrack::end`).
+    /// The exchange may leave the connection parkable (see `Active::end`).
     pub reusable: bool,
     /// Access-log fields when the log is on.
     pub log: Option<Box<LogFields>>,
@@ -223,7 +224,7 @@ impl Drop for Completion {
         m.count_request(self.method, self.status);
         m.response_bytes.inc_by(self.bytes_out);
         m.in_flight.dec();
-        self.track.end(self.reusable && !self.error, now);
+        self.active.end(self.reusable && !self.error, now);
 
         if let Some(cx) = self.span.take() {
             let span = cx.span();

@@ -10,6 +10,9 @@
 //! (the app closed it while idle) is sent again on another connection, whatever its method;
 //! connect failures and timeouts are told apart from failures after sending (only the latter
 //! make a retry depend on idempotency); idle connections expire within the idle timeout.
+//!
+//! The pool is generic over the request body type so that it knows nothing of the proxy's
+//! bodies (`body.rs` holds a [`Lease`] in each response body).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -22,7 +25,6 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::body::ReqBody;
 use crate::coalesce::Coalesce;
 
 /// Why a request to the app failed.
@@ -54,8 +56,8 @@ impl UpstreamError {
     }
 }
 
-struct Idle {
-    sender: SendRequest<ReqBody>,
+struct Idle<B> {
+    sender: SendRequest<B>,
     /// A sweep has seen it idle; the next sweep closes it. Sweeps run every half idle timeout,
     /// so a connection is closed after between one half and one whole idle timeout, without a
     /// clock read per request.
@@ -63,16 +65,16 @@ struct Idle {
 }
 
 /// The app's address and its idle connections.
-pub struct Upstream {
+pub struct Upstream<B> {
     addr: SocketAddr,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
     /// Back = most recently returned.
-    idle: Mutex<VecDeque<Idle>>,
+    idle: Mutex<VecDeque<Idle<B>>>,
 }
 
-impl std::fmt::Debug for Upstream {
+impl<B> std::fmt::Debug for Upstream<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
             .field("addr", &self.addr)
@@ -83,25 +85,25 @@ impl std::fmt::Debug for Upstream {
 
 /// A checked-out connection. Dropping it returns the connection to the pool (unless closed);
 /// [`Lease::discard`] closes it instead.
-pub struct Lease {
-    sender: Option<SendRequest<ReqBody>>,
-    pool: Arc<Upstream>,
+pub struct Lease<B> {
+    sender: Option<SendRequest<B>>,
+    pool: Arc<Upstream<B>>,
 }
 
-impl std::fmt::Debug for Lease {
+impl<B> std::fmt::Debug for Lease<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lease").finish_non_exhaustive()
     }
 }
 
-impl Lease {
+impl<B> Lease<B> {
     /// Close the connection instead of pooling it (its state is unknown or it was upgraded).
     pub fn discard(mut self) {
         self.sender = None;
     }
 }
 
-impl Drop for Lease {
+impl<B> Drop for Lease<B> {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
             self.pool.put(sender);
@@ -109,7 +111,12 @@ impl Drop for Lease {
     }
 }
 
-impl Upstream {
+impl<B> Upstream<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     /// A pool for `addr`; must be called inside the runtime (it starts the idle sweeper).
     pub fn new(
         addr: SocketAddr,
@@ -136,9 +143,9 @@ impl Upstream {
     )]
     pub fn send(
         self: &Arc<Self>,
-        mut req: Request<ReqBody>,
-    ) -> impl Future<Output = Result<(Response<Incoming>, Lease), UpstreamError>> {
-        // Not an `async fn`: its future would keep the request twice (see `proxy::handle`).
+        mut req: Request<B>,
+    ) -> impl Future<Output = Result<(Response<Incoming>, Lease<B>), UpstreamError>> {
+        // Not an `async fn`: its future would keep the request twice (see `forward::handle`).
         async move {
             loop {
                 let (mut sender, fresh) = match self.take_idle() {
@@ -174,7 +181,7 @@ impl Upstream {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<ReqBody>, UpstreamError> {
+    async fn connect(&self) -> Result<SendRequest<B>, UpstreamError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.addr))
             .await
             .map_err(|_| UpstreamError::ConnectTimeout)?
@@ -193,12 +200,7 @@ impl Upstream {
         Ok(sender)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle>> {
-        // The list stays consistent even if a holder panicked (push/pop only).
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn take_idle(&self) -> Option<SendRequest<ReqBody>> {
+    fn take_idle(&self) -> Option<SendRequest<B>> {
         let mut idle = self.lock();
         while let Some(entry) = idle.pop_back() {
             if !entry.sender.is_closed() {
@@ -208,7 +210,19 @@ impl Upstream {
         None
     }
 
-    fn put(&self, sender: SendRequest<ReqBody>) {
+    /// Idle connections (for tests and debugging).
+    pub fn idle_count(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl<B> Upstream<B> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle<B>>> {
+        // The list stays consistent even if a holder panicked (push/pop only).
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn put(&self, sender: SendRequest<B>) {
         if sender.is_closed() || self.max_idle == 0 {
             return;
         }
@@ -231,14 +245,9 @@ impl Upstream {
             keep
         });
     }
-
-    /// Idle connections (for tests and debugging).
-    pub fn idle_count(&self) -> usize {
-        self.lock().len()
-    }
 }
 
-async fn sweep(pool: Weak<Upstream>) {
+async fn sweep<B>(pool: Weak<Upstream<B>>) {
     let every = match pool.upgrade() {
         Some(p) => (p.idle_timeout / 2).max(Duration::from_millis(10)),
         None => return,

@@ -59,7 +59,7 @@ fn get() -> Request<ReqBody> {
         .unwrap()
 }
 
-async fn send_ok(pool: &Arc<Upstream>) {
+async fn send_ok(pool: &Arc<Upstream<ReqBody>>) {
     let (resp, lease) = pool.send(get()).await.expect("request");
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.unwrap().to_bytes();

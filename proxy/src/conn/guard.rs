@@ -1,6 +1,5 @@
-//! Connection I/O helpers: replaying sniffed bytes, per-connection activity tracking, and the
-//! HTTP/1 request-header read timeout that answers slow clients with 408, and the hand-off that
-//! lets an idle HTTP/1 connection be parked (see `server.rs`).
+//! The HTTP/1 request-header read timeout that answers slow clients with 408, and the park
+//! timer that reports an idle connection due for parking (see `conn::park`).
 //!
 //! hyper's own `header_read_timeout` closes the connection silently, while the spec wants a 408;
 //! so the guard lives here, at the byte level: while no request is active on an HTTP/1 connection
@@ -11,222 +10,14 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Per-connection activity shared by the I/O guard, the connection task and the service.
-#[derive(Debug)]
-pub struct ConnTrack {
-    epoch: Instant,
-    active: AtomicU32,
-    /// Milliseconds since `epoch` when the connection last became idle (or 0 = accept).
-    idle_since_ms: AtomicU64,
-    /// Incremented whenever a request starts, so the guard can tell a new head from an old one.
-    generation: AtomicU64,
-    /// The connection switched protocols (101): its bytes are no longer HTTP/1 heads.
-    upgraded: AtomicBool,
-    /// The last request left the connection reusable as it is (see [`ConnTrack::end`]).
-    reusable: AtomicBool,
-    /// Parking hand-off: `PARK_REQUESTED` while the server winds hyper down for a park,
-    /// `PARK_HANDED_OFF` once hyper tried to shut the socket down and the guard kept it open.
-    park: AtomicU8,
-    /// Set by the guard when the connection has been idle for `--park-after`.
-    park_due: AtomicBool,
-}
-
-const PARK_NONE: u8 = 0;
-const PARK_REQUESTED: u8 = 1;
-const PARK_HANDED_OFF: u8 = 2;
-
-impl ConnTrack {
-    /// A fresh tracker, idle from now.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            epoch: Instant::now(),
-            active: AtomicU32::new(0),
-            idle_since_ms: AtomicU64::new(0),
-            generation: AtomicU64::new(0),
-            upgraded: AtomicBool::new(false),
-            reusable: AtomicBool::new(false),
-            park: AtomicU8::new(PARK_NONE),
-            park_due: AtomicBool::new(false),
-        })
-    }
-
-    /// The connection was upgraded; the head timeout no longer applies.
-    pub fn mark_upgraded(&self) {
-        self.upgraded.store(true, Ordering::Release);
-    }
-
-    fn is_upgraded(&self) -> bool {
-        self.upgraded.load(Ordering::Acquire)
-    }
-
-    /// A request started on this connection.
-    pub fn begin(&self) {
-        self.active.fetch_add(1, Ordering::AcqRel);
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// A request (response body) finished at `now`. `reusable`: the exchange ended cleanly on a
-    /// keep-alive HTTP/1.1 connection with nothing left unread, so the connection may be parked.
-    pub fn end(&self, reusable: bool, now: Instant) {
-        self.reusable.store(reusable, Ordering::Release);
-        self.idle_since_ms.store(
-            now.saturating_duration_since(self.epoch).as_millis() as u64,
-            Ordering::Release,
-        );
-        self.active.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Whether the last request left the connection parkable.
-    pub fn reusable(&self) -> bool {
-        self.reusable.load(Ordering::Acquire)
-    }
-
-    /// Start winding hyper down for a park: its coming socket shutdown will be kept from the
-    /// socket. Returns the request generation, to tell later whether a request slipped in.
-    pub fn request_park(&self) -> u64 {
-        self.park.store(PARK_REQUESTED, Ordering::Release);
-        self.generation()
-    }
-
-    /// Whether the guard found the connection due for parking (and clears that).
-    pub fn take_park_due(&self) -> bool {
-        self.park_due.swap(false, Ordering::AcqRel)
-    }
-
-    /// Ends a park attempt; true when hyper finished with the socket left open for us.
-    pub fn finish_park(&self) -> bool {
-        self.park.swap(PARK_NONE, Ordering::AcqRel) == PARK_HANDED_OFF
-    }
-
-    /// Called by the I/O guard when hyper shuts the socket down: true if that shutdown is the
-    /// end of a park and must not reach the socket.
-    fn take_shutdown(&self) -> bool {
-        self.park
-            .compare_exchange(
-                PARK_REQUESTED,
-                PARK_HANDED_OFF,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-    }
-
-    /// Requests in progress.
-    pub fn active(&self) -> u32 {
-        self.active.load(Ordering::Acquire)
-    }
-
-    /// When the connection became idle, if it is idle now.
-    pub fn idle_since(&self) -> Option<Instant> {
-        if self.active() > 0 {
-            return None;
-        }
-        let ms = self.idle_since_ms.load(Ordering::Acquire);
-        Some(self.epoch + Duration::from_millis(ms))
-    }
-
-    /// When the connection's idle timeout runs out: `timeout` after it became idle, or from
-    /// now while a request is in progress (re-checked when that deadline passes).
-    pub fn idle_deadline(&self, timeout: Duration) -> Instant {
-        self.idle_since()
-            .map_or_else(|| Instant::now() + timeout, |since| since + timeout)
-    }
-
-    /// Requests started so far.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Replays `prefix` before reading from `inner` (bytes consumed by protocol sniffing).
-    #[derive(Debug)]
-    pub struct Rewind<T> {
-        prefix: Option<Bytes>,
-        #[pin]
-        inner: T,
-    }
-}
-
-impl<T> Rewind<T> {
-    /// Wrap `inner`, replaying `prefix` first.
-    pub fn new(prefix: Bytes, inner: T) -> Self {
-        Self {
-            prefix: (!prefix.is_empty()).then_some(prefix),
-            inner,
-        }
-    }
-
-    /// Replay `front` before anything still waiting to be replayed (bytes hyper read but did not
-    /// parse, handed back when a connection is parked).
-    pub fn unread(&mut self, front: Bytes) {
-        if front.is_empty() {
-            return;
-        }
-        self.prefix = Some(match self.prefix.take() {
-            None => front,
-            Some(rest) => {
-                let mut joined = bytes::BytesMut::with_capacity(front.len() + rest.len());
-                joined.extend_from_slice(&front);
-                joined.extend_from_slice(&rest);
-                joined.freeze()
-            }
-        });
-    }
-}
-
-impl<T: AsyncRead> AsyncRead for Rewind<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        if let Some(prefix) = this.prefix.as_mut() {
-            let n = prefix.len().min(buf.remaining());
-            buf.put_slice(&prefix.split_to(n));
-            if prefix.is_empty() {
-                *this.prefix = None;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        this.inner.poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite> AsyncWrite for Rewind<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
+use super::track::ConnTrack;
 
 /// Whether `bytes` hold the blank line that ends a request head. Heads ended by bare `\n\n`
 /// (which hyper also accepts) are not recognised: they just keep their deadline.
@@ -270,12 +61,12 @@ pin_project_lite::pin_project! {
         armed: bool,
         state: GuardState,
         // Set when the guard answered 408, for metrics/logging by the owner.
-        timed_out: Arc<std::sync::atomic::AtomicBool>,
+        timed_out: Arc<AtomicBool>,
         park: ParkTimer,
     }
 }
 
-/// When an idle HTTP/1 connection is due for parking (see `server.rs`).
+/// When an idle HTTP/1 connection is due for parking (see `conn::park`).
 #[derive(Debug)]
 struct ParkTimer {
     // Idle time after a reusable exchange before the connection is due.
@@ -335,7 +126,7 @@ impl<T> HeadGuard<T> {
         inner: T,
         track: Arc<ConnTrack>,
         timeout: Duration,
-        timed_out: Arc<std::sync::atomic::AtomicBool>,
+        timed_out: Arc<AtomicBool>,
     ) -> Self {
         let generation = track.generation();
         let epoch = track.epoch;

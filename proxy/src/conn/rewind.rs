@@ -1,0 +1,91 @@
+//! Replaying bytes already read from a connection: the protocol sniff's prefix, and the first
+//! bytes of the next request read while the connection was parked.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+pin_project_lite::pin_project! {
+    /// Replays `prefix` before reading from `inner` (bytes consumed by protocol sniffing).
+    #[derive(Debug)]
+    pub struct Rewind<T> {
+        prefix: Option<Bytes>,
+        #[pin]
+        inner: T,
+    }
+}
+
+impl<T> Rewind<T> {
+    /// Wrap `inner`, replaying `prefix` first.
+    pub fn new(prefix: Bytes, inner: T) -> Self {
+        Self {
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            inner,
+        }
+    }
+
+    /// Replay `front` before anything still waiting to be replayed (bytes hyper read but did not
+    /// parse, handed back when a connection is parked).
+    pub fn unread(&mut self, front: Bytes) {
+        if front.is_empty() {
+            return;
+        }
+        self.prefix = Some(match self.prefix.take() {
+            None => front,
+            Some(rest) => {
+                let mut joined = bytes::BytesMut::with_capacity(front.len() + rest.len());
+                joined.extend_from_slice(&front);
+                joined.extend_from_slice(&rest);
+                joined.freeze()
+            }
+        });
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for Rewind<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        if let Some(prefix) = this.prefix.as_mut() {
+            let n = prefix.len().min(buf.remaining());
+            buf.put_slice(&prefix.split_to(n));
+            if prefix.is_empty() {
+                *this.prefix = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        this.inner.poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
