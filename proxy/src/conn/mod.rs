@@ -55,29 +55,26 @@ pub struct ConnInfo {
     pub request_timer: Option<ConnTimer>,
 }
 
-/// What a connection serves with: the proxy's settings and metrics, and the hyper service built
-/// for each hyper connection (an HTTP/1 connection gets a new one after every park).
-pub struct Serving<'a, F> {
-    /// Validated configuration.
-    pub cfg: &'a Config,
-    /// Golden metrics.
-    pub metrics: &'a Metrics,
-    /// Builds the service for one hyper connection.
-    pub service: F,
+/// Builds the hyper service for one hyper connection: any `Fn(Arc<ConnInfo>) -> service`.
+pub trait MakeService {
+    /// The response body.
+    type Body: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static;
+    /// The service.
+    type Service: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<Self::Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Send
+        + 'static;
+    /// The service for the hyper connection serving `info`'s connection.
+    fn make(&self, info: Arc<ConnInfo>) -> Self::Service;
 }
 
-/// Serves one accepted connection until it closes. `prefix`: bytes the listener already read
-/// (the protocol sniff), replayed to hyper first.
-pub async fn serve<IO, F, S, B>(
-    io: IO,
-    prefix: Bytes,
-    protocol: Protocol,
-    tls: bool,
-    client: SocketAddr,
-    serving: Serving<'_, F>,
-    drain: Watcher,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+impl<F, S, B> MakeService for F
+where
     F: Fn(Arc<ConnInfo>) -> S,
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Send
@@ -85,6 +82,39 @@ pub async fn serve<IO, F, S, B>(
     S::Future: Send + 'static,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Body = B;
+    type Service = S;
+
+    fn make(&self, info: Arc<ConnInfo>) -> S {
+        self(info)
+    }
+}
+
+/// What a connection serves with: the proxy's settings and metrics, and the hyper service built
+/// for each hyper connection (an HTTP/1 connection gets a new one after every park).
+pub struct Serving<'a, M> {
+    /// Validated configuration.
+    pub cfg: &'a Config,
+    /// Golden metrics.
+    pub metrics: &'a Metrics,
+    /// Builds the service for one hyper connection.
+    pub service: M,
+}
+
+/// Serves one accepted connection until it closes. `prefix`: bytes the listener already read
+/// (the protocol sniff), replayed to hyper first.
+pub async fn serve<IO, M>(
+    io: IO,
+    prefix: Bytes,
+    protocol: Protocol,
+    tls: bool,
+    client: SocketAddr,
+    serving: Serving<'_, M>,
+    drain: Watcher,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    M: MakeService,
 {
     let labels = ConnLabels { protocol, tls };
     let metrics = serving.metrics;
@@ -127,7 +157,7 @@ pub async fn serve<IO, F, S, B>(
                     .timer(TokioTimer::new())
                     .max_header_list_size(cfg.max_header_bytes as u32)
                     .max_concurrent_streams(256)
-                    .serve_connection(TokioIo::new(io), (serving.service)(info)),
+                    .serve_connection(TokioIo::new(io), serving.service.make(info)),
             );
             let _ = drive(conn, protocol, cfg, metrics, &track, drain).await;
         }
@@ -143,21 +173,15 @@ type H1Io<IO> = HeadGuard<Rewind<IO>>;
 /// for its next request in a small read of its own. The bytes of that read are replayed into a
 /// fresh hyper connection. An idle keep-alive connection thus costs about 2 KiB (its task)
 /// instead of ~20 KiB; nginx does the same with its header buffers.
-async fn serve_http1<IO, F, S, B>(
+async fn serve_http1<IO, M>(
     mut io: H1Io<IO>,
-    serving: &Serving<'_, F>,
+    serving: &Serving<'_, M>,
     info: Arc<ConnInfo>,
     track: &ConnTrack,
     mut drain: Watcher,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: Fn(Arc<ConnInfo>) -> S,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    M: MakeService,
 {
     let cfg = serving.cfg;
     let mut park_after = cfg.park_after;
@@ -171,7 +195,7 @@ async fn serve_http1<IO, F, S, B>(
                 .keep_alive(true)
                 .max_buf_size(cfg.max_header_bytes.max(8192))
                 .max_headers(cfg.max_headers)
-                .serve_connection(TokioIo::new(io), (serving.service)(info.clone()))
+                .serve_connection(TokioIo::new(io), serving.service.make(info.clone()))
                 .with_upgrades(),
         );
         let ended = drive(

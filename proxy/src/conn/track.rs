@@ -20,7 +20,7 @@ pub struct ConnTrack {
     generation: AtomicU64,
     /// The connection switched protocols (101): its bytes are no longer HTTP/1 heads.
     upgraded: AtomicBool,
-    /// The last request left the connection reusable as it is (see [`ConnTrack::end`]).
+    /// The last request left the connection reusable as it is (see [`Active::end`]).
     reusable: AtomicBool,
     /// Parking hand-off: `PARK_REQUESTED` while the server winds hyper down for a park,
     /// `PARK_HANDED_OFF` once hyper tried to shut the socket down and the guard kept it open.
