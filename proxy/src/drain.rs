@@ -219,4 +219,25 @@ mod tests {
         assert_eq!(out, Outcome::Forced);
         assert_eq!(task.await.unwrap(), Phase::Forced);
     }
+
+    #[tokio::test]
+    async fn the_state_reads_the_phase_without_holding_the_drain() {
+        let (trigger, watcher) = channel();
+        let state = trigger.state();
+        assert!(!state.is_draining());
+        let mut w = watcher.clone();
+        let waiting = tokio::spawn(async move { w.next_after(Phase::Running).await });
+        trigger.start_draining();
+        assert_eq!(waiting.await.unwrap(), Phase::Draining);
+        assert!(state.is_draining());
+        assert!(watcher.is_draining());
+        drop(watcher);
+        // Only watchers keep the drain waiting: the state outlives it.
+        assert_eq!(
+            trigger.shutdown(Duration::from_secs(5)).await,
+            Outcome::Graceful
+        );
+        assert_eq!(state.phase(), Phase::Closing);
+        assert!(!State::default().is_draining());
+    }
 }

@@ -250,13 +250,7 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for HeadGuard<T> {
 }
 
 impl<T: AsyncWrite> AsyncWrite for HeadGuard<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
-    }
+    super::delegate_writes!();
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.project();
         let res = ready!(this.inner.poll_flush(cx));
@@ -275,16 +269,6 @@ impl<T: AsyncWrite> AsyncWrite for HeadGuard<T> {
             return Poll::Ready(Ok(()));
         }
         this.inner.poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 

@@ -4,6 +4,31 @@
 //! connection through idle timeouts and drain phases (`drive`). The request path (`forward.rs`)
 //! is plugged in as the hyper service; this module does not know what it does with a request.
 
+/// The `AsyncWrite` methods a wrapper around `inner` (a pinned field) passes through as they are:
+/// the data writes; each wrapper writes its own `poll_flush` and `poll_shutdown`.
+macro_rules! delegate_writes {
+    () => {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.project().inner.poll_write(cx, buf)
+        }
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.project().inner.poll_write_vectored(cx, bufs)
+        }
+        fn is_write_vectored(&self) -> bool {
+            self.inner.is_write_vectored()
+        }
+    };
+}
+use delegate_writes;
+
 mod drive;
 mod guard;
 mod park;
