@@ -159,6 +159,8 @@ fn rename_rotation(poll: bool) {
     assert!(h.eofs.len() >= 2, "rotated files let go: {:?}", h.eofs);
     h.tailer.checkpoint().unwrap();
     assert_eq!(h.tailer.stats().rotation_lost_bytes, 0);
+    // The .gz of the first rotated file (lines 0..110, 9 bytes each) was recognised, not read.
+    assert_eq!(h.tailer.stats().rotation_duplicate_bytes, 110 * 9);
 }
 
 #[test]
@@ -263,6 +265,65 @@ fn restart_after_gzip_resumes_inside_gz() {
         h.pump();
     }
     assert_eq!(h.texts(), expected("g", 60..150));
+    assert_eq!(h.tailer.stats().rotation_lost_bytes, 0);
+    // The 60 acknowledged lines inside the .gz were skipped.
+    assert_eq!(h.tailer.stats().rotation_duplicate_bytes, 60 * 9);
+    h.tailer.checkpoint().unwrap();
+    drop(h);
+    // Down again: the live file is rotated and gzipped before the agent ever saw the rest of it
+    // (and a new live file appears): the .gz is new content, read from its start... of what was
+    // not acknowledged, and the never seen file in full.
+    append(&live, 150..170, "g");
+    let r2 = d.join("0.log.20240101-000002");
+    fs::rename(&live, &r2).unwrap();
+    gzip(&r2, &d.join("0.log.20240101-000002.gz"));
+    append(&live, 0..30, "h");
+    let r3 = d.join("0.log.20240101-000003");
+    fs::rename(&live, &r3).unwrap();
+    gzip(&r3, &d.join("0.log.20240101-000003.gz"));
+    append(&live, 30..40, "h");
+    let mut h = Harness::new(cfg(root.path(), state.path(), false), true);
+    h.until("after second restart", |h| h.lines.len() >= 60);
+    for _ in 0..5 {
+        h.pump();
+    }
+    let mut want = expected("g", 150..170);
+    want.extend(expected("h", 0..40));
+    assert_eq!(h.texts(), want);
+    assert_eq!(h.tailer.stats().rotation_lost_bytes, 0);
+}
+
+/// The kubelet gzips a rotated file while it is still being read (the reader is behind) and
+/// removes the original: the rest is read through the open handle, the .gz is not read at all.
+#[test]
+fn gzip_while_reading_finishes_through_the_open_file() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let d = container(root.path(), "p6", "app");
+    let live = d.join("0.log");
+    append(&live, 0..2000, "w");
+    let mut c = cfg(root.path(), state.path(), false);
+    c.read_chunk = 4096;
+    let mut h = Harness::new(c, true);
+    // Read one chunk only.
+    let mut evs = Vec::new();
+    h.tailer.step(1024, &mut |e| evs.push(own(e)));
+    h.absorb(evs);
+    let read = h.lines.len();
+    assert!(read > 0 && read < 2000, "read {read}");
+    let r1 = d.join("0.log.20240101-000001");
+    fs::rename(&live, &r1).unwrap();
+    append(&live, 0..10, "x");
+    gzip(&r1, &d.join("0.log.20240101-000001.gz"));
+    assert!(!r1.exists());
+    h.until("all", |h| h.lines.len() >= 2010);
+    for _ in 0..10 {
+        h.pump();
+    }
+    let mut want = expected("w", 0..2000);
+    want.extend(expected("x", 0..10));
+    assert_eq!(h.texts(), want);
+    assert_eq!(h.tailer.stats().rotation_duplicate_bytes, 2000 * 9);
     assert_eq!(h.tailer.stats().rotation_lost_bytes, 0);
 }
 
