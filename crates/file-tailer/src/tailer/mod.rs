@@ -27,6 +27,9 @@ mod scan;
 
 use read::Reader;
 
+/// (dev, ino, size, ctime ns) of a listed file: the fingerprint cache key.
+type CacheKey = (u64, u64, u64, i64);
+
 /// Identifies one tracked file for the lifetime of the process.
 pub type FileId = u64;
 
@@ -179,8 +182,8 @@ pub struct Tailer {
     restored: HashMap<u64, Vec<Entry>>,
     /// Files read to their end and acknowledged, by fingerprint.
     done: HashMap<u64, Entry>,
-    /// (dev, ino, size) → fingerprint of untracked files (shadows, done files), to skip I/O.
-    fp_cache: HashMap<(u64, u64, u64), u64>,
+    /// Fingerprints of untracked files (shadows, done files), to skip I/O.
+    fp_cache: HashMap<CacheKey, u64>,
     dirty_dirs: HashSet<PathBuf>,
     queue: VecDeque<FileId>,
     queued: HashSet<FileId>,

@@ -22,6 +22,16 @@ struct Listed {
     dev: u64,
     ino: u64,
     size: u64,
+    /// Inode change time (ns): with device, inode and size the key of the fingerprint cache. A
+    /// freed inode is soon reused by the next file the kubelet creates; the change time tells
+    /// the new file from the old one even when their sizes happen to match.
+    ctime_ns: i64,
+}
+
+impl Listed {
+    fn cache_key(&self) -> super::CacheKey {
+        (self.dev, self.ino, self.size, self.ctime_ns)
+    }
 }
 
 impl Tailer {
@@ -112,6 +122,7 @@ impl Tailer {
                 dev: m.dev(),
                 ino: m.ino(),
                 size: m.size(),
+                ctime_ns: m.ctime().saturating_mul(1_000_000_000) + m.ctime_nsec(),
             });
         }
         out
@@ -163,7 +174,7 @@ impl Tailer {
             if let Some(id) = self.consider_new(dir, &info, l, current) {
                 seen.insert(id);
             }
-            if let Some(fp) = self.fp_cache.get(&(l.dev, l.ino, l.size)) {
+            if let Some(fp) = self.fp_cache.get(&l.cache_key()) {
                 seen_fps.insert(*fp);
             }
         }
@@ -199,7 +210,7 @@ impl Tailer {
         current: bool,
     ) -> Option<FileId> {
         let gz = l.name.kind == FileKind::Gz;
-        let key = (l.dev, l.ino, l.size);
+        let key = l.cache_key();
         let fp = if let Some(fp) = self.fp_cache.get(&key) {
             *fp
         } else {
@@ -300,11 +311,11 @@ impl Tailer {
     /// kubelet's `.gz` of a rotated file, a copytruncate copy) so it is neither read nor
     /// fingerprinted again, and counts its bytes once as a skipped duplicate. The original itself
     /// (same inode, read to its end and still listed) is not a duplicate.
-    fn skip_copy(&mut self, key: (u64, u64, u64), fp: u64) {
+    fn skip_copy(&mut self, key: super::CacheKey, fp: u64) {
         if self.fp_cache.insert(key, fp).is_some() {
             return;
         }
-        let (dev, ino, _) = key;
+        let (dev, ino, ..) = key;
         let original = self
             .tracked
             .values()
