@@ -92,6 +92,7 @@ pub struct Metrics {
     pub lag_bytes: Gauge,
     pub open_files: Gauge,
     pub rotation_lost_bytes: Counter,
+    pub rotation_duplicate_bytes: Counter,
     pub ready: AtomicBool,
     pub kube_enabled: AtomicBool,
     pub kube_pods: Gauge,
@@ -132,7 +133,7 @@ impl Metrics {
     pub fn render(&self, out: &mut String) {
         type Get = fn(&SinkMetrics) -> u64;
         let p = "outrigger_agent_";
-        let simple: [(&str, &str, u64); 5] = [
+        let simple: [(&str, &str, u64); 6] = [
             (
                 "lines_read_total",
                 "Log lines read from files.",
@@ -152,6 +153,11 @@ impl Metrics {
                 "rotation_lost_bytes_total",
                 "Bytes deleted or truncated away before they were read.",
                 self.rotation_lost_bytes.get(),
+            ),
+            (
+                "rotation_duplicate_bytes_total",
+                "Bytes of rotated copies (kubelet .gz, copytruncate) recognised as already shipped or being read and not read again.",
+                self.rotation_duplicate_bytes.get(),
             ),
             ("build_info", "Build information (always 1).", 1),
         ];

@@ -30,6 +30,15 @@ impl Stream {
             Stream::Stderr => 1,
         }
     }
+
+    /// Inverse of [`Stream::index`].
+    pub fn from_index(i: usize) -> Stream {
+        if i == 0 {
+            Stream::Stdout
+        } else {
+            Stream::Stderr
+        }
+    }
 }
 
 /// Which format a line was (or looked like).

@@ -30,6 +30,10 @@ pub struct ReaderConfig {
     pub meta: Option<Arc<MetaStore>>,
 }
 
+/// How long a join cut by a rotation waits for the container's next file once the reader has
+/// caught up (the runtime writes the final fragment right after the kubelet's reopen).
+const CARRY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Smallest read worth waking up for when the budget is nearly used up (at most half the
 /// budget, so a buffer smaller than this still gets read).
 const MIN_READ: usize = 64 * 1024;
@@ -89,6 +93,9 @@ fn publish(tailer: &Tailer, metrics: &Metrics, meta: Option<&MetaStore>) {
     metrics.lag_bytes.set(s.lag_bytes as i64);
     metrics.open_files.set(s.open_files as i64);
     metrics.rotation_lost_bytes.set_total(s.rotation_lost_bytes);
+    metrics
+        .rotation_duplicate_bytes
+        .set_total(s.rotation_duplicate_bytes);
     if let Some(t) = s
         .last_checkpoint
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -144,6 +151,8 @@ pub fn run_reader(
             let n = tailer.step(avail, &mut |ev| asm.handle(ev, &mut out));
             sent |= send(&mut out, &sinks);
             if n == 0 && !tailer.has_work() {
+                asm.expire(CARRY_TIMEOUT, &mut out);
+                sent |= send(&mut out, &sinks);
                 if sent {
                     caught_up(&sinks);
                     sent = false;

@@ -28,6 +28,8 @@ pub struct Record {
     pub file: FileId,
     /// File offset that may be acknowledged once this record (and all before it) is delivered.
     pub commit: u64,
+    /// Offsets in other files acknowledged with it: the files a join cut by a rotation began in.
+    pub also: Vec<(FileId, u64)>,
     pub ts_ns: i64,
     /// `None` for malformed lines shipped raw.
     pub stream: Option<Stream>,

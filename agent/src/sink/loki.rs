@@ -327,6 +327,7 @@ mod tests {
         Arc::new(Record {
             file: 1,
             commit: 0,
+            also: Vec::new(),
             ts_ns,
             stream,
             line: line.into(),

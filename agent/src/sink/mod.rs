@@ -235,8 +235,10 @@ fn acknowledge(idx: usize, res: Answer, acks: &std::sync::mpsc::Sender<Ack>) -> 
     }
     let mut offsets: HashMap<FileId, u64> = HashMap::new();
     for r in &enc.batch {
-        let e = offsets.entry(r.file).or_insert(0);
-        *e = (*e).max(r.commit);
+        for &(file, commit) in std::iter::once(&(r.file, r.commit)).chain(&r.also) {
+            let e = offsets.entry(file).or_insert(0);
+            *e = (*e).max(commit);
+        }
     }
     let _ = acks.send(Ack {
         sink: idx,
