@@ -153,7 +153,7 @@ impl Assembler {
     }
 
     /// Ships a carried join that found no continuation, marked unterminated.
-    fn flush_carried(&self, key: &CarryKey, idx: usize, c: Carried, out: &mut Vec<Record>) {
+    fn flush_carried(&self, key: &CarryKey, idx: usize, c: &Carried, out: &mut Vec<Record>) {
         let mut also = self.release(key, None, idx, &c.pending.prev);
         let Some((file, commit)) = also.pop() else {
             return;
@@ -197,7 +197,7 @@ impl Assembler {
                 }
                 let c = self.carried.get_mut(&key).and_then(|c| c[idx].take());
                 if let Some(c) = c {
-                    self.flush_carried(&key, idx, c, out);
+                    self.flush_carried(&key, idx, &c, out);
                 }
             }
             if self
@@ -355,7 +355,7 @@ impl Assembler {
                     };
                     let old = self.carried.entry(key.clone()).or_default()[idx].replace(c);
                     if let Some(old) = old {
-                        self.flush_carried(&key, idx, old, out);
+                        self.flush_carried(&key, idx, &old, out);
                     }
                 }
             }

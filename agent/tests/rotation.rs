@@ -10,7 +10,9 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::cast_possible_truncation
+    clippy::cast_possible_truncation,
+    // The kubelet writes these suffixes in lower case only.
+    clippy::case_sensitive_file_extension_comparisons
 )]
 
 mod common;
