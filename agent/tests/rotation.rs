@@ -464,6 +464,12 @@ fn settle(sink: &LokiSink, agent: &Agent, per_container: &[u64]) -> Outcome {
         let gone: Vec<u64> = (0..*want)
             .filter(|s| t.counts[c].get(*s as usize).copied().unwrap_or(0) == 0)
             .collect();
+        let twice: Vec<u64> = (0..*want)
+            .filter(|s| t.counts[c].get(*s as usize).copied().unwrap_or(0) > 1)
+            .collect();
+        if let (Some(a), Some(b)) = (twice.first(), twice.last()) {
+            eprintln!("c{c:02}: {} duplicated, seq {a}..={b}", twice.len());
+        }
         if !gone.is_empty() {
             eprintln!(
                 "c{c:02}: {} missing, first {:?}",

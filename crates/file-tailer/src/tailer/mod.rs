@@ -182,6 +182,8 @@ pub struct Tailer {
     restored: HashMap<u64, Vec<Entry>>,
     /// Files read to their end and acknowledged, by fingerprint.
     done: HashMap<u64, Entry>,
+    /// Done entries whose file was missing from the last listing of its directory, and since.
+    done_missing: HashMap<u64, Instant>,
     /// Fingerprints of untracked files (shadows, done files), to skip I/O.
     fp_cache: HashMap<CacheKey, u64>,
     dirty_dirs: HashSet<PathBuf>,
@@ -235,6 +237,7 @@ impl Tailer {
             containers: HashMap::new(),
             restored,
             done,
+            done_missing: HashMap::new(),
             fp_cache: HashMap::new(),
             dirty_dirs: HashSet::new(),
             queue: VecDeque::new(),

@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{FileId, Tailer, Tracked, read::Reader};
 use crate::fingerprint::fingerprint_path;
@@ -27,6 +27,10 @@ struct Listed {
     /// the new file from the old one even when their sizes happen to match.
     ctime_ns: i64,
 }
+
+/// How long a finished file must be absent from its directory before its fingerprint is
+/// forgotten (longer than any listing race; the reconciliation scan revisits every directory).
+const DONE_FORGET_AFTER: Duration = Duration::from_secs(60);
 
 impl Listed {
     fn cache_key(&self) -> super::CacheKey {
@@ -189,10 +193,28 @@ impl Tailer {
                 }
             }
         }
-        // Done entries whose file is gone from this directory can be forgotten.
+        // Done entries whose file is gone from this directory can be forgotten, once it stayed
+        // gone for a while: a listing taken while the kubelet renames `NAME.tmp` to `NAME.gz`
+        // and removes `NAME` may show neither (readdir during a rename is unspecified), and a
+        // done entry forgotten then would have the `.gz` shipped again.
         let before = self.done.len();
-        self.done
-            .retain(|fp, e| e.path.parent() != Some(dir) || seen_fps.contains(fp));
+        let now = Instant::now();
+        let missing = &mut self.done_missing;
+        self.done.retain(|fp, e| {
+            if e.path.parent() != Some(dir) {
+                return true;
+            }
+            if seen_fps.contains(fp) {
+                missing.remove(fp);
+                return true;
+            }
+            let since = *missing.entry(*fp).or_insert(now);
+            if now.duration_since(since) < DONE_FORGET_AFTER {
+                return true;
+            }
+            missing.remove(fp);
+            false
+        });
         if self.done.len() != before {
             self.checkpoint_dirty = true;
         }
