@@ -35,7 +35,7 @@ use hyper_util::rt::TokioIo;
 use outrigger_agent::proto::logproto::PushRequest;
 use prost::Message as _;
 
-use common::{Agent, rfc3339_now, wait_for};
+use common::{Agent, rfc3339_at, rfc3339_now, wait_for};
 
 const CONTAINERS: usize = 24;
 const LINES: u64 = 300_000;
@@ -238,7 +238,7 @@ fn open_live(dir: &Path) -> File {
 
 /// `YYYYMMDD-HHMMSS` of a Unix time, as the kubelet names rotated files.
 fn stamp(secs: u64) -> String {
-    let t = rfc3339_at(secs);
+    let t = rfc3339_at(Duration::from_secs(secs));
     format!(
         "{}{}{}-{}{}{}",
         &t[0..4],
@@ -247,27 +247,6 @@ fn stamp(secs: u64) -> String {
         &t[11..13],
         &t[14..16],
         &t[17..19]
-    )
-}
-
-fn rfc3339_at(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
     )
 }
 
@@ -432,6 +411,30 @@ struct Outcome {
     lines: u64,
 }
 
+impl Outcome {
+    fn summary(&self) -> String {
+        format!(
+            "{} lines, {} entries; missing {}, duplicated {}, unjoined {}, out of order {}",
+            self.lines,
+            self.entries,
+            self.missing,
+            self.duplicated,
+            self.unjoined.len(),
+            self.out_of_order
+        )
+    }
+
+    fn assert_nothing_lost_or_split(&self) {
+        assert_eq!(self.missing, 0, "missing lines");
+        assert!(
+            self.unjoined.is_empty(),
+            "unjoined: {:?}",
+            &self.unjoined[..self.unjoined.len().min(5)]
+        );
+        assert_eq!(self.out_of_order, 0, "reordered within a stream");
+    }
+}
+
 /// Waits until every logical line arrived (bounded: a hang guard), then lets the agent go idle
 /// and counts.
 fn settle(sink: &LokiSink, agent: &Agent, per_container: &[u64]) -> Outcome {
@@ -514,14 +517,8 @@ fn kubelet_rotation_with_gzip_ships_every_line_once_and_joined() {
         .map(|r| r.load(Ordering::Relaxed))
         .sum();
     eprintln!(
-        "rotation: {} lines, {rotations} rotations, {} entries; missing {}, duplicated {}, \
-         unjoined {}, out of order {}; rotation_duplicate_bytes_total {skipped}",
-        o.lines,
-        o.entries,
-        o.missing,
-        o.duplicated,
-        o.unjoined.len(),
-        o.out_of_order
+        "rotation: {}, {rotations} rotations; rotation_duplicate_bytes_total {skipped}",
+        o.summary()
     );
     assert!(rotations >= 200, "the run must rotate: {rotations}");
     if o.missing + o.duplicated > 0 || !o.unjoined.is_empty() {
@@ -533,14 +530,8 @@ fn kubelet_rotation_with_gzip_ships_every_line_once_and_joined() {
             .collect();
         eprintln!("agent log (not INFO):\n{}", warn.join("\n"));
     }
-    assert_eq!(o.missing, 0, "missing lines");
     assert_eq!(o.duplicated, 0, "duplicated lines");
-    assert!(
-        o.unjoined.is_empty(),
-        "unjoined: {:?}",
-        &o.unjoined[..o.unjoined.len().min(5)]
-    );
-    assert_eq!(o.out_of_order, 0, "reordered within a stream");
+    o.assert_nothing_lost_or_split();
     // Every gzip of an already shipped file was recognised and skipped.
     assert!(skipped > 0.0, "rotation_duplicate_bytes_total {skipped}");
 }
@@ -582,23 +573,8 @@ fn kubelet_rotation_with_sigkill_in_the_middle_loses_and_splits_nothing() {
     let agent = spawn_agent(root.path(), state.path(), &sink);
     let per_container = writer.join().unwrap();
     let o = settle(&sink, &agent, &per_container);
-    eprintln!(
-        "rotation + kill -9: {} lines, {} entries; missing {}, duplicated {}, unjoined {}, \
-         out of order {}",
-        o.lines,
-        o.entries,
-        o.missing,
-        o.duplicated,
-        o.unjoined.len(),
-        o.out_of_order
-    );
-    assert_eq!(o.missing, 0, "missing lines");
-    assert!(
-        o.unjoined.is_empty(),
-        "unjoined: {:?}",
-        &o.unjoined[..o.unjoined.len().min(5)]
-    );
-    assert_eq!(o.out_of_order, 0, "reordered within a stream");
+    eprintln!("rotation + kill -9: {}", o.summary());
+    o.assert_nothing_lost_or_split();
     // What a kill repeats is what was read but not yet acknowledged, which the byte budget
     // bounds (a read may overshoot it by one chunk), plus at most one batch acknowledged in the
     // instant before the kill, plus a line of the other stream read past a held P fragment in

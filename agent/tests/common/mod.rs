@@ -368,7 +368,11 @@ async fn handle(
 
 /// RFC3339Nano of now, as the kubelet/containerd write it.
 pub fn rfc3339_now() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    rfc3339_at(SystemTime::now().duration_since(UNIX_EPOCH).unwrap())
+}
+
+/// RFC3339Nano of a time since the Unix epoch.
+pub fn rfc3339_at(d: Duration) -> String {
     let secs = d.as_secs() as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
