@@ -12,6 +12,8 @@
 #   terraform terraform check + provider filesystem mirror (see docs/tools.md: providers refused)
 #   kube      kube-apiserver built from k8s.io/kubernetes (tests run it with scripts/kube-test-env.sh)
 #   cluster   kubelet, controller-manager, scheduler, kube-proxy, kubectl, registry (scripts/cluster.sh)
+#   flux      Flux controllers (source, kustomize, helm, notification, image-reflector,
+#             image-automation) built from their Go modules; scripts/flux-install-manifests.sh
 #   extra     h2spec (the flux CLI cannot be built from its module: docs/tools.md)
 set -euo pipefail
 
@@ -36,8 +38,10 @@ source scripts/lib/tools-terraform.sh
 source scripts/lib/tools-kube.sh
 # shellcheck source=scripts/lib/tools-cluster.sh
 source scripts/lib/tools-cluster.sh
+# shellcheck source=scripts/lib/tools-flux.sh
+source scripts/lib/tools-flux.sh
 
-ALL_STEPS=(apt python go schemas terraform kube cluster extra)
+ALL_STEPS=(apt python go schemas terraform kube cluster flux extra)
 # Every step is required: each one feeds a test or check, so a failed step fails the run (CI must
 # fail rather than let the tests that need it skip).
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -83,6 +87,7 @@ for step in "${steps[@]}"; do
     terraform) fn=install_terraform ;;
     kube) fn=install_kube_apiserver ;;
     cluster) fn=install_cluster ;;
+    flux) fn=install_flux_controllers ;;
     extra) fn=step_extra ;;
     *) die "unknown step '$step' (steps: ${ALL_STEPS[*]})" ;;
   esac

@@ -54,6 +54,25 @@ KUSTOMIZE_VERSION=v5.8.2   # v5.8.3 needs Go 1.27
 # flux2 v2.9.5 (the Flux release whose CRDs are used below): its CLI is not built, see docs/tools.md.
 FLUX_VERSION=v2.9.5
 H2SPEC_VERSION=v2.2.1+incompatible
+# Flux controllers built here (scripts/tools.sh step `flux`, scripts/lib/tools-flux.sh), as NAME@VERSION,
+# each from its wrapper module tools/flux-controllers/NAME (regen.sh there). The versions flux2
+# $FLUX_VERSION requires, except where the module proxy refuses that root module (403 "This module
+# version is not available"); then the nearest served lower patch (commands tried: docs/tools.md).
+# scripts/flux-install-manifests.sh lays them out like `flux install`, CRDs from the same modules.
+FLUX_CONTROLLERS=(
+  source-controller@v1.9.5
+  kustomize-controller@v1.9.5
+  helm-controller@v1.6.4
+  notification-controller@v1.9.3        # v1.9.4 refused
+  image-reflector-controller@v1.2.4     # v1.2.5 refused
+  image-automation-controller@v1.2.4    # v1.2.5 refused
+)
+# Dependency substitutions in those wrappers (a `replace` in the wrapper's go.mod): the version the
+# controller requires is refused, so the nearest served lower one is used.
+#   github.com/fluxcd/pkg/artifact v0.18.3 (source-controller) and v0.18.2 (image-reflector-controller)
+#   => v0.18.1 (served: v0.18.0, v0.18.1; refused: v0.18.2, v0.18.3, v0.19.0).
+# Test-only modules the proxy refuses (e.g. github.com/fluxcd/pkg/helmtestserver v0.40.2) are not
+# needed by the binaries and are left out (regen.sh runs `go mod tidy -e`).
 
 # Kubernetes: schemas, kube-apiserver and the node binaries (tools/kube-node) come from the same
 # k8s.io/kubernetes module version.

@@ -1,0 +1,24 @@
+# shellcheck shell=bash
+# The Flux controllers (FLUX_CONTROLLERS in tools/versions.sh), built from their Go modules into
+# $OUTRIGGER_TOOLS/bin with one wrapper module each in tools/flux-controllers/NAME (a controller's
+# own go.mod replaces its api module with ./api, which only a wrapper can substitute). Also keeps the
+# flux2 module in the module cache: its manifests/ tree is `flux install`'s layout, which
+# scripts/flux-install-manifests.sh builds offline from the cache.
+
+install_flux_controllers() {
+  go_env_setup
+  local spec name version specs=()
+  for spec in "${FLUX_CONTROLLERS[@]}"; do
+    name=${spec%@*} version=${spec#*@}
+    specs+=("$name|$version|wrapper:flux-controllers/$name:github.com/fluxcd/$name|")
+  done
+  install_go_tools "${specs[@]}"
+  go mod download "github.com/fluxcd/flux2/v2@$FLUX_VERSION" \
+    || die "the module proxy did not serve github.com/fluxcd/flux2/v2@$FLUX_VERSION (manifests for flux-install-manifests.sh)"
+  for spec in "${FLUX_CONTROLLERS[@]}"; do
+    name=${spec%@*}
+    # Each controller prints its flags on --help; that it starts at all proves the binary links.
+    "$OUTRIGGER_TOOLS/bin/$name" --help >/dev/null 2>&1 || die "$name --help failed"
+  done
+  log "version ${FLUX_CONTROLLERS[*]} (Flux $FLUX_VERSION manifests)"
+}
