@@ -5,7 +5,8 @@
 #   this repo templated with their values and post-renderers, podinfo's post-renderer applied to a
 #   stand-in of its chart) -> kubeconform strict (Kubernetes + CRD schemas, no missing-schema
 #   skips) -> server-side dry run of every core object on a real kube-apiserver -> current Flux
-#   API versions only -> node-pool placement (+ Terraform's pools/taint) -> checkov; plus
+#   API versions only -> node-pool placement (+ Terraform's pools/taint) -> checkov; the flux-system
+#   manifests of the pinned controllers (scripts/flux-install-manifests.sh) -> kubeconform; plus
 #   self-tests proving the placement/API/substitution checks reject bad input.
 # Every overlay is validated in the context of the cluster that deploys it (after postBuild
 # substitution, as Flux applies it); an overlay no cluster deploys fails the render.
@@ -43,6 +44,38 @@ mapfile -t rendered < <(find "$work/out" -name '*.yaml' | sort)
 
 say "kubeconform -strict on ${#rendered[@]} rendered files (Kubernetes $PLATFORM_KUBE_VERSION + CRDs)"
 "$KUBECONFORM" "${rendered[@]}"
+
+say "flux-system manifests of the pinned controllers (scripts/flux-install-manifests.sh) -> kubeconform"
+IMAGE_REGISTRY=registry.check.invalid/fluxcd "$OUTRIGGER_ROOT/scripts/flux-install-manifests.sh" "$work/flux-install"
+"$KUBECONFORM" "$work/flux-install/gotk-components.yaml"
+# The layout must hold every pinned controller with its image from IMAGE_REGISTRY at its pin, CRDs
+# of every toolkit group, and the Services other objects address (artifacts, events, webhooks).
+python3 - "$work/flux-install/gotk-components.yaml" registry.check.invalid/fluxcd "${FLUX_CONTROLLERS[@]}" <<'PY'
+import sys, yaml
+path, registry, pins = sys.argv[1], sys.argv[2], sys.argv[3:]
+docs = [d for d in yaml.safe_load_all(open(path, encoding="utf-8")) if d]
+by_kind = {}
+for d in docs:
+    by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+want = {f"{registry}/{p.split('@')[0]}:{p.split('@')[1]}" for p in pins}
+got = {c["image"] for d in by_kind.get("Deployment", {}).values() for c in d["spec"]["template"]["spec"]["containers"]}
+errors = []
+if got != want:
+    errors.append(f"controller images {sorted(got)} != pins {sorted(want)}")
+for d in by_kind.get("Deployment", {}).values():
+    if d["metadata"].get("namespace") != "flux-system":
+        errors.append(f"Deployment {d['metadata']['name']} not in flux-system")
+for svc in ("source-controller", "notification-controller", "webhook-receiver"):
+    if svc not in by_kind.get("Service", {}):
+        errors.append(f"no Service {svc}")
+groups = {d["spec"]["group"] for d in by_kind.get("CustomResourceDefinition", {}).values()}
+for g in ("source", "kustomize", "helm", "notification", "image"):
+    if f"{g}.toolkit.fluxcd.io" not in groups:
+        errors.append(f"no CRD of {g}.toolkit.fluxcd.io")
+if errors:
+    sys.exit("check-flux: flux-install-manifests.sh output: " + "; ".join(errors))
+print(f"  {len(docs)} objects, {len(by_kind['CustomResourceDefinition'])} CRDs, images {registry}/NAME:PIN")
+PY
 
 say "server-side dry run on a real kube-apiserver (dryRun=All, fieldValidation=Strict)"
 if with_kube_api; then
