@@ -2,7 +2,7 @@
 # The Flux controllers (FLUX_CONTROLLERS in tools/versions.sh), built from their Go modules into
 # $OUTRIGGER_TOOLS/bin with one wrapper module each in tools/flux-controllers/NAME (a controller's
 # own go.mod replaces its api module with ./api, which only a wrapper can substitute). Also keeps the
-# flux2 module in the module cache: its manifests/ tree is `flux install`'s layout, which
+# flux2 module and the controllers' root modules in the module cache: its manifests/ tree is `flux install`'s layout, which
 # scripts/flux-install-manifests.sh builds offline from the cache.
 
 install_flux_controllers() {
@@ -13,8 +13,12 @@ install_flux_controllers() {
     specs+=("$name|$version|wrapper:flux-controllers/$name:github.com/fluxcd/$name|")
   done
   install_go_tools "${specs[@]}"
-  go mod download "github.com/fluxcd/flux2/v2@$FLUX_VERSION" \
-    || die "the module proxy did not serve github.com/fluxcd/flux2/v2@$FLUX_VERSION (manifests for flux-install-manifests.sh)"
+  # Not behind the stamps: a cached .tools/ on a machine with an empty module cache must still leave
+  # flux-install-manifests.sh (GOPROXY=off) the flux2 manifests and each controller's config/.
+  local mods=("github.com/fluxcd/flux2/v2@$FLUX_VERSION")
+  for spec in "${FLUX_CONTROLLERS[@]}"; do mods+=("github.com/fluxcd/$spec"); done
+  (cd "$OUTRIGGER_TOOLS" && GOFLAGS=-mod=mod go mod download "${mods[@]}") \
+    || die "go mod download ${mods[*]} failed (modules for scripts/flux-install-manifests.sh)"
   for spec in "${FLUX_CONTROLLERS[@]}"; do
     name=${spec%@*}
     # Each controller prints its flags on --help; that it starts at all proves the binary links.
