@@ -3,7 +3,9 @@
 # Loki-compatible sink, agent pinned to one core. Prefills LINES CRI lines of LINE_BYTES bytes
 # over PODS pods, then reports lines/s, MiB/s, CPU-seconds per GiB and peak RSS.
 # Usage: bench/agent.sh   (env: LINES=1000000 PODS=20 LINE_BYTES=200 AGENT_CORE=0 SINK_CORE=1
-#                          ENCODING=protobuf|json AGENT_ARGS="extra agent flags")
+#                          ENCODING=protobuf|json AGENT_ARGS="extra agent flags"
+#                          AGENT_BIN=path: bench this agent binary instead of building this tree's;
+#                          bench/agent-compare.sh uses it for same-run before/after ratios)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LINES="${LINES:-1000000}"
@@ -15,8 +17,13 @@ ENCODING="${ENCODING:-protobuf}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 echo "building release binaries (target dir $CARGO_TARGET_DIR)..." >&2
-cargo build --quiet --release -p outrigger-agent --bin outrigger-agent --example bench_sink
-AGENT="$CARGO_TARGET_DIR/release/outrigger-agent"
+if [[ -n "${AGENT_BIN:-}" ]]; then
+  cargo build --quiet --release -p outrigger-agent --example bench_sink
+  AGENT="$AGENT_BIN"
+else
+  cargo build --quiet --release -p outrigger-agent --bin outrigger-agent --example bench_sink
+  AGENT="$CARGO_TARGET_DIR/release/outrigger-agent"
+fi
 SINK="$CARGO_TARGET_DIR/release/examples/bench_sink"
 
 WORK="$(mktemp -d /tmp/outrigger-agent-bench.XXXXXX)"
