@@ -73,7 +73,14 @@ Other environment variables:
 
 Signals: SIGTERM/SIGINT start the drain (/ready -> 503, serve for the drain delay with
 Connection: close / GOAWAY, close the listener, finish in-flight requests up to the drain timeout,
-exit 0). Exit status 64 means bad configuration.";
+exit 0). Exit status 64 means bad configuration.
+
+Drain endpoint: with --drain-token (OUTRIGGER_PROXY_DRAIN_TOKEN) set, GET /drain on the admin port
+with the header X-Outrigger-Drain-Token: <token> starts the same drain as SIGTERM and answers 200
+once the drain delay is over (idempotent: later calls wait the same way or answer at once). The
+proxy then stays up, without accepting, until SIGTERM. A missing or wrong token gets 403; without
+a token configured /drain is 404. Meant for the app container's preStop hook, which the kubelet
+runs before it stops the app (a native sidecar's own SIGTERM comes only after the app exited).";
 
 /// outrigger-proxy: the Outrigger sidecar data plane.
 ///
@@ -159,6 +166,11 @@ pub struct Cli {
     /// Write one JSON access-log line per request to stdout (true/false).
     #[arg(long, env = "OUTRIGGER_ACCESS_LOG", default_value = "true", value_parser = parse::bool, action = ArgAction::Set)]
     pub access_log: bool,
+    /// Token the admin port's GET /drain must carry in the X-Outrigger-Drain-Token header
+    /// (16..=256 visible ASCII characters, compared in constant time). Unset: /drain answers 404.
+    /// Prefer the environment variable: a flag is visible in the process list.
+    #[arg(long, env = "OUTRIGGER_PROXY_DRAIN_TOKEN", hide_env_values = true, value_parser = drain_token)]
+    pub drain_token: Option<DrainToken>,
     /// Diagnostic log filter (tracing EnvFilter syntax); logs go to stderr as JSON.
     #[arg(long, env = "OUTRIGGER_LOG", default_value = "info", value_parser = parse::log_filter)]
     pub log: String,
@@ -169,6 +181,45 @@ fn budget_ratio(s: &str) -> Result<f32, ValueError> {
         .ok()
         .filter(|r| (0.0..=1000.0).contains(r))
         .ok_or_else(|| ValueError::new(format!("{s:?} is not a number between 0 and 1000")))
+}
+
+/// The secret `GET /drain` must present. Its `Debug` never shows the value, so a logged
+/// configuration does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DrainToken(String);
+
+impl DrainToken {
+    /// The token's bytes (for the constant-time comparison).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for DrainToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DrainToken(<redacted>)")
+    }
+}
+
+/// Length bounds of a drain token: short tokens can be guessed, and every character must be
+/// valid in an HTTP header value as sent by the kubelet (no spaces, visible ASCII).
+const DRAIN_TOKEN_LEN: std::ops::RangeInclusive<usize> = 16..=256;
+
+fn drain_token(s: &str) -> Result<DrainToken, ValueError> {
+    if !DRAIN_TOKEN_LEN.contains(&s.len()) {
+        return Err(ValueError::new(format!(
+            "must be {} to {} characters long (got {})",
+            DRAIN_TOKEN_LEN.start(),
+            DRAIN_TOKEN_LEN.end(),
+            s.len()
+        )));
+    }
+    if !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ValueError::new(
+            "must be visible ASCII characters only (no spaces or control characters)",
+        ));
+    }
+    Ok(DrainToken(s.to_owned()))
 }
 
 /// TLS settings for the inbound listener.
@@ -234,6 +285,8 @@ pub struct Config {
     pub retry: RetryConfig,
     /// Access log on stdout.
     pub access_log: bool,
+    /// Token for the admin's `GET /drain`; `None`: `/drain` is off (404).
+    pub drain_token: Option<DrainToken>,
     /// Diagnostic log filter.
     pub log: String,
     /// OTLP tracing, when an endpoint is configured.
@@ -354,6 +407,7 @@ impl Config {
                 backoff: cli.retry_backoff,
             },
             access_log: cli.access_log,
+            drain_token: cli.drain_token,
             log: cli.log,
             otel: crate::otel::from_env(env)?,
         })
@@ -412,7 +466,18 @@ pub(crate) mod tests {
         assert_eq!(c.retry.budget_min_per_sec, 10);
         assert!(c.access_log);
         assert!(c.otel.is_none());
+        assert!(c.drain_token.is_none());
         assert!(c.workers >= 1 && c.workers <= 2);
+    }
+
+    #[test]
+    fn the_drain_token_comes_from_the_environment_and_never_shows() {
+        let token = "0123456789abcdef-token";
+        // clap reads OUTRIGGER_PROXY_DRAIN_TOKEN from the process environment itself (the CLI
+        // test covers it); the flag goes through the same parser.
+        let c = parse(&["--drain-token", token], &[]).unwrap();
+        assert_eq!(c.drain_token.as_ref().unwrap().as_bytes(), token.as_bytes());
+        assert!(!format!("{c:?}").contains(token));
     }
 
     #[test]
@@ -465,6 +530,10 @@ pub(crate) mod tests {
         assert!(refused(&["--retry-budget-ratio=-1"], &[]).contains("retry-budget-ratio"));
         assert!(refused(&["--idle-timeout", "0s"], &[]).contains("idle-timeout"));
         assert!(refused(&["--log", "a=b=c"], &[]).contains("OUTRIGGER_LOG"));
+        assert!(refused(&["--drain-token", "short"], &[]).contains("drain-token"));
+        assert!(
+            refused(&["--drain-token", "with space 0123456789"], &[]).contains("visible ASCII")
+        );
         assert!(
             refused(&["--admin", "127.0.0.1:9", "--inbound", "127.0.0.1:9"], &[])
                 .contains("--admin")

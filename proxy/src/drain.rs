@@ -14,12 +14,18 @@
 //! The phase is an atomic beside the channel rather than the channel's value: the request path
 //! reads it on every response, and reading a `watch` value takes a lock every worker shares. The
 //! channel only carries the wake-up (and counts the watchers).
+//!
+//! The drain starts on SIGTERM or on a [`Request`] (the admin port's `GET /drain`, which the app
+//! container's preStop hook calls: a native sidecar gets SIGTERM only after the app exited, far
+//! too late to leave the endpoints before the app stops). A [`State`] can also wait for a phase
+//! ([`State::reached`]) without counting as a watcher, so `/drain` can answer once the drain
+//! delay is over without holding the drain up.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 /// Lifecycle phase, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -51,6 +57,9 @@ impl Phase {
 #[derive(Debug, Clone, Default)]
 pub struct State {
     phase: Arc<AtomicU8>,
+    /// Woken on every phase change, for [`State::reached`]. Not a `watch` receiver: those count
+    /// as watchers and would keep the drain waiting.
+    changed: Arc<Notify>,
 }
 
 impl State {
@@ -62,6 +71,57 @@ impl State {
     /// Whether SIGTERM was received (any phase after [`Phase::Running`]).
     pub fn is_draining(&self) -> bool {
         self.phase() >= Phase::Draining
+    }
+
+    /// Wait until the phase is at least `phase` (returns at once if it already is). Never
+    /// returns for a state no trigger moves.
+    pub async fn reached(&self, phase: Phase) -> Phase {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the phase is read, so a change between the read and the await
+            // still wakes us (notify_waiters only wakes registered waiters).
+            notified.as_mut().enable();
+            let now = self.phase();
+            if now >= phase {
+                return now;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Asks the drain to start (the admin's `GET /drain`); cheap to clone, idempotent.
+#[derive(Debug, Clone)]
+pub struct Request {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+/// Resolves when a [`Request`] asked for the drain (held by [`crate::run`]).
+#[derive(Debug)]
+pub struct Requested {
+    rx: watch::Receiver<bool>,
+}
+
+/// A drain request handle and the receiving end.
+pub fn request_channel() -> (Request, Requested) {
+    let (tx, rx) = watch::channel(false);
+    (Request { tx: Arc::new(tx) }, Requested { rx })
+}
+
+impl Request {
+    /// Ask for the drain; returns whether this call was the first to ask.
+    pub fn request(&self) -> bool {
+        !self.tx.send_replace(true)
+    }
+}
+
+impl Requested {
+    /// Wait for the first request. Never returns once every [`Request`] is gone unasked.
+    pub async fn wait(&mut self) {
+        if self.rx.wait_for(|asked| *asked).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -108,6 +168,7 @@ impl Trigger {
         let before = self.state.phase.fetch_max(phase as u8, Ordering::AcqRel);
         if before < phase as u8 {
             self.tx.send_replace(());
+            self.state.changed.notify_waiters();
         }
     }
 
@@ -239,5 +300,37 @@ mod tests {
         );
         assert_eq!(state.phase(), Phase::Closing);
         assert!(!State::default().is_draining());
+    }
+
+    #[tokio::test]
+    async fn the_state_waits_for_a_phase_without_holding_the_drain() {
+        let (trigger, watcher) = channel();
+        drop(watcher);
+        let state = trigger.state();
+        let waiting = tokio::spawn({
+            let state = state.clone();
+            async move { state.reached(Phase::Closing).await }
+        });
+        tokio::task::yield_now().await;
+        trigger.start_draining();
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        // Graceful at once: the waiting state is no watcher.
+        assert_eq!(
+            trigger.shutdown(Duration::from_secs(5)).await,
+            Outcome::Graceful
+        );
+        assert_eq!(waiting.await.unwrap(), Phase::Closing);
+        // Already there: returns at once.
+        assert_eq!(state.reached(Phase::Draining).await, Phase::Closing);
+    }
+
+    #[tokio::test]
+    async fn requests_are_idempotent_and_wake_the_waiter() {
+        let (request, mut requested) = request_channel();
+        let waiting = tokio::spawn(async move { requested.wait().await });
+        assert!(request.request());
+        assert!(!request.clone().request());
+        waiting.await.unwrap();
     }
 }

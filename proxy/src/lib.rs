@@ -1,9 +1,12 @@
 //! outrigger-proxy: the Outrigger sidecar data plane.
 //!
 //! [`run`] binds the inbound and admin listeners, serves until the shutdown future resolves
-//! (SIGTERM in the binary), then drains: `/ready` → 503 at once, keep serving for the drain
-//! delay, close the listener, shut connections down gracefully, and force the rest after the
-//! drain timeout. Everything else lives in one module per concern.
+//! (SIGTERM in the binary) or the admin's `GET /drain` asks for it, then drains: `/ready` → 503
+//! at once, keep serving for the drain delay, close the listener, shut connections down
+//! gracefully, and force the rest after the drain timeout. A drain `/drain` started does not end
+//! the process: it waits for the shutdown signal, because a native sidecar that exits while its
+//! pod's app still runs would be restarted (and the admin port keeps answering probes and
+//! scrapes meanwhile). Everything else lives in one module per concern.
 
 pub mod admin;
 pub mod body;
@@ -55,7 +58,21 @@ pub async fn run(
     let admin = TcpListener::bind(config.admin)
         .await
         .with_context(|| format!("binding --admin {}", config.admin))?;
+    Ok(serve(inbound, admin, config, tls, tracing, shutdown).await)
+}
+
+/// [`run`] on listeners bound already (tests bind port 0 and read the addresses back);
+/// `config.inbound` and `config.admin` are only logged.
+pub async fn serve(
+    inbound: TcpListener,
+    admin: TcpListener,
+    config: Config,
+    tls: Option<TlsSetup>,
+    tracing: Option<Arc<Tracing>>,
+    shutdown: impl Future<Output = ()>,
+) -> drain::Outcome {
     let (trigger, watcher) = drain::channel();
+    let (drain_request, mut drain_requested) = drain::request_channel();
     let metrics = Arc::new(Metrics::with_drain(trigger.state()));
     let drain_delay = config.drain_delay;
     let drain_timeout = config.drain_timeout;
@@ -67,7 +84,7 @@ pub async fn run(
         trigger.state(),
     ));
 
-    tokio::spawn(admin::serve(admin, shared.clone()));
+    tokio::spawn(admin::serve(admin, shared.clone(), drain_request));
     let acceptor = match (tls, tls_files) {
         (Some((server_config, store)), Some(files)) => {
             tokio::spawn(tls::watch(
@@ -89,16 +106,28 @@ pub async fn run(
     );
     let accept = tokio::spawn(server::serve(inbound, shared.clone(), acceptor, watcher));
 
-    shutdown.await;
+    let shutdown = std::pin::pin!(shutdown);
+    let mut shutdown = shutdown;
+    let requested = tokio::select! {
+        () = &mut shutdown => false,
+        () = drain_requested.wait() => true,
+    };
     ::tracing::info!(
         drain_delay_ms = drain_delay.as_millis() as u64,
         drain_timeout_ms = drain_timeout.as_millis() as u64,
-        "shutdown signal: draining"
+        trigger = if requested { "GET /drain" } else { "signal" },
+        "draining"
     );
     trigger.start_draining();
     tokio::time::sleep(drain_delay).await;
     let outcome = trigger.shutdown(drain_timeout).await;
     let _ = accept.await;
     ::tracing::info!(?outcome, "drain finished");
-    Ok(outcome)
+    if requested {
+        // The app is still stopping (the kubelet stops the sidecar after it): stay up, not
+        // accepting, until our own signal, so the kubelet does not restart an exited sidecar.
+        ::tracing::info!("waiting for the shutdown signal");
+        shutdown.await;
+    }
+    outcome
 }

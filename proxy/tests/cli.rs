@@ -48,6 +48,7 @@ fn help_documents_every_flag_and_env_var() {
         ),
         ("--retry-backoff", "OUTRIGGER_RETRY_BACKOFF"),
         ("--access-log", "OUTRIGGER_ACCESS_LOG"),
+        ("--drain-token", "OUTRIGGER_PROXY_DRAIN_TOKEN"),
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
         assert!(help.contains(&format!("env: {env}")), "--help lacks {env}");
@@ -55,9 +56,19 @@ fn help_documents_every_flag_and_env_var() {
     for extra in [
         "OUTRIGGER_TERMINATION_GRACE_PERIOD",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "GET /drain",
+        "X-Outrigger-Drain-Token",
     ] {
         assert!(help.contains(extra), "--help lacks {extra}");
     }
+    // The token's value never appears in --help (clap would print it as the env's value).
+    let token = "secret-token-0123456789";
+    let out = run(&["--help"], &[("OUTRIGGER_PROXY_DRAIN_TOKEN", token)]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(token));
+    // A too-short token from the environment is refused with the usual one line.
+    let out = run(&[], &[("OUTRIGGER_PROXY_DRAIN_TOKEN", "short")]);
+    assert_usage_error(&out, "OUTRIGGER_PROXY_DRAIN_TOKEN");
 }
 
 fn assert_usage_error(out: &Output, names: &str) {

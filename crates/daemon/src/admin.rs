@@ -25,9 +25,21 @@ pub trait Admin: Send + Sync + 'static {
     fn ready(&self) -> impl Future<Output = Result<&'static str, &'static str>> + Send;
     /// The daemon's metrics as OpenMetrics text.
     fn metrics(&self) -> String;
+    /// Paths of the daemon's own (such as the proxy's `/drain`): `None` means not found (404).
+    /// Only GET and HEAD reach it; the shared paths above win.
+    fn other(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> impl Future<Output = Option<Response<Full<Bytes>>>> + Send {
+        let _ = (method, path, headers);
+        async { None }
+    }
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+/// A plain-text response, as every admin path answers.
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -65,7 +77,10 @@ pub async fn route<A: Admin, B>(admin: &A, req: &Request<B>) -> Response<Full<By
             );
             r
         }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        path => match admin.other(req.method(), path, req.headers()).await {
+            Some(r) => r,
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        },
     }
 }
 
