@@ -12,6 +12,15 @@
 //! lifecycle hooks that used the name are rewritten to the number, so they still reach the app
 //! directly. An unnamed app port cannot be moved: the pod gets an admission warning and an
 //! annotation saying how to fix it (name the port, target it by name).
+//!
+//! And it owns **drain on termination**: the kubelet sends a native sidecar SIGTERM only after
+//! the app exited, too late to leave the endpoints gracefully. So the app container gets a
+//! `preStop` `httpGet` to the proxy's admin port, path `/drain` (main containers' preStop hooks
+//! run first, and the app's SIGTERM waits for them), which starts the proxy's drain and answers
+//! once the drain delay is over. `/drain` needs a per-pod token: any pod can reach the admin port.
+//! Each injected pod gets a fresh random token, in the proxy's `OUTRIGGER_PROXY_DRAIN_TOKEN` and
+//! in the hook's `X-Outrigger-Drain-Token` header. An app container with its own preStop hook
+//! keeps it (a container has one); the pod gets a warning saying what that costs.
 
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
@@ -38,6 +47,14 @@ pub const INBOUND_PORT_NAME: &str = "outrigger";
 pub const ADMIN_PORT_NAME: &str = "outrigger-admin";
 /// Proxy admin port.
 pub const ADMIN_PORT: u16 = 4191;
+/// Proxy env var holding the drain token.
+pub const DRAIN_TOKEN_ENV: &str = "OUTRIGGER_PROXY_DRAIN_TOKEN";
+/// Header the preStop hook sends the token in.
+pub const DRAIN_TOKEN_HEADER: &str = "X-Outrigger-Drain-Token";
+/// Admin path that starts the proxy's drain.
+pub const DRAIN_PATH: &str = "/drain";
+/// Random bytes per token (hex-encoded: 64 characters).
+const DRAIN_TOKEN_BYTES: usize = 32;
 const DEFAULT_APP_PORT: i32 = 8080;
 const DEFAULT_GRACE_SECONDS: i64 = 30;
 
@@ -82,6 +99,9 @@ pub enum InjectError {
     /// `outrigger.io/app-port` is not a port number.
     #[error("annotation {APP_PORT_ANNOTATION}: {0:?} is not a port (1-65535)")]
     BadAppPort(String),
+    /// The operating system gave no random bytes for the drain token.
+    #[error("no random bytes for the drain token: {0}")]
+    NoRandom(String),
 }
 
 impl InjectError {
@@ -89,6 +109,7 @@ impl InjectError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::BadAppPort(_) => "bad_app_port",
+            Self::NoRandom(_) => "no_random",
         }
     }
 }
@@ -133,6 +154,77 @@ fn app_port(pod: &Pod) -> Result<i32, InjectError> {
         .and_then(|c| c.ports.as_ref())
         .and_then(|p| p.first())
         .map_or(DEFAULT_APP_PORT, |p| p.container_port))
+}
+
+/// A fresh drain token: 32 bytes from the operating system's CSPRNG, hex-encoded.
+pub fn new_drain_token() -> Result<String, InjectError> {
+    let mut bytes = [0u8; DRAIN_TOKEN_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| InjectError::NoRandom(e.to_string()))?;
+    let mut hex = String::with_capacity(DRAIN_TOKEN_BYTES * 2);
+    for b in bytes {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+    }
+    Ok(hex)
+}
+
+/// The app container's preStop hook: `GET /drain` on the proxy's admin port with the token.
+/// The port is a number: kubelet resolves a named port in the hook's own container, and the
+/// admin port's name belongs to the proxy.
+pub fn app_pre_stop(drain_token: &str) -> Value {
+    json!({
+        "httpGet": {
+            "path": DRAIN_PATH,
+            "port": ADMIN_PORT,
+            "scheme": "HTTP",
+            "httpHeaders": [{"name": DRAIN_TOKEN_HEADER, "value": drain_token}],
+        }
+    })
+}
+
+/// Index of the app container: the one declaring the app port, else the first.
+fn app_container_index(pod: &Pod, app_port: i32) -> usize {
+    pod.spec
+        .as_ref()
+        .and_then(|s| {
+            s.containers.iter().position(|c| {
+                c.ports
+                    .iter()
+                    .flatten()
+                    .any(|p| p.container_port == app_port)
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// The patch operation adding the drain hook to the app container, or the warning saying why
+/// it was not added.
+fn drain_hook(pod: &Pod, app_port: i32, drain_token: &str) -> Result<Value, String> {
+    let Some(spec) = pod.spec.as_ref().filter(|s| !s.containers.is_empty()) else {
+        return Err("outrigger: the pod has no containers to add the drain hook to".to_owned());
+    };
+    let ci = app_container_index(pod, app_port);
+    let container = &spec.containers[ci];
+    match &container.lifecycle {
+        Some(l) if l.pre_stop.is_some() => Err(format!(
+            "outrigger: container {:?} has its own preStop hook, so outrigger-proxy learns of \
+             the pod's termination only after the app exited and cannot drain first; fix: \
+             drop the hook (the proxy drains and delays the app's SIGTERM), or call \
+             GET http://localhost:{ADMIN_PORT}{DRAIN_PATH} with header {DRAIN_TOKEN_HEADER}: \
+             $({DRAIN_TOKEN_ENV} of the proxy) from it",
+            container.name
+        )),
+        Some(_) => Ok(json!({
+            "op": "add",
+            "path": format!("/spec/containers/{ci}/lifecycle/preStop"),
+            "value": app_pre_stop(drain_token),
+        })),
+        None => Ok(json!({
+            "op": "add",
+            "path": format!("/spec/containers/{ci}/lifecycle"),
+            "value": {"preStop": app_pre_stop(drain_token)},
+        })),
+    }
 }
 
 /// How Service traffic reaches the proxy: the name of its inbound container port, the extra
@@ -224,8 +316,18 @@ fn named_port_uses(
     ops
 }
 
-/// Decide whether and how to inject `pod`.
+/// Decide whether and how to inject `pod`, with a fresh drain token.
 pub fn decide(pod: &Pod, mode: Mode, proxy: &ProxySpec) -> Result<Decision, InjectError> {
+    decide_with_token(pod, mode, proxy, new_drain_token)
+}
+
+/// [`decide`] with the token from `token` (called only when the pod is injected).
+pub fn decide_with_token(
+    pod: &Pod,
+    mode: Mode,
+    proxy: &ProxySpec,
+    token: impl FnOnce() -> Result<String, InjectError>,
+) -> Result<Decision, InjectError> {
     match (annotation(pod, INJECT_ANNOTATION), mode) {
         (Some("disabled"), _) => return Ok(Decision::Skip(SkipReason::Disabled)),
         (Some("enabled"), _) | (_, Mode::Namespace) => {}
@@ -248,16 +350,22 @@ pub fn decide(pod: &Pod, mode: Mode, proxy: &ProxySpec) -> Result<Decision, Inje
         .as_ref()
         .and_then(|s| s.termination_grace_period_seconds)
         .unwrap_or(DEFAULT_GRACE_SECONDS);
+    let drain_token = token()?;
     let routing = service_routing(pod, port);
-    let mut sidecar = container(proxy, port, grace);
+    let mut sidecar = container(proxy, port, grace, &drain_token);
     sidecar["ports"][0]["name"] = Value::String(routing.inbound_name);
     let mut ops = patch_ops(pod, &sidecar, routing.annotations);
     ops.extend(routing.ops);
-    Ok(Decision::Inject(to_patch(ops), routing.warnings))
+    let mut warnings = routing.warnings;
+    match drain_hook(pod, port, &drain_token) {
+        Ok(op) => ops.push(op),
+        Err(warning) => warnings.push(warning),
+    }
+    Ok(Decision::Inject(to_patch(ops), warnings))
 }
 
 /// The sidecar container, as the library chart renders it.
-pub fn container(proxy: &ProxySpec, app_port: i32, grace_seconds: i64) -> Value {
+pub fn container(proxy: &ProxySpec, app_port: i32, grace_seconds: i64, drain_token: &str) -> Value {
     let mut env = vec![
         json!({"name": "OUTRIGGER_INBOUND", "value": format!("0.0.0.0:{INBOUND_PORT}")}),
         json!({"name": "OUTRIGGER_APP", "value": format!("127.0.0.1:{app_port}")}),
@@ -271,6 +379,7 @@ pub fn container(proxy: &ProxySpec, app_port: i32, grace_seconds: i64) -> Value 
     if !proxy.drain_timeout.is_empty() {
         env.push(json!({"name": "OUTRIGGER_DRAIN_TIMEOUT", "value": proxy.drain_timeout}));
     }
+    env.push(json!({"name": DRAIN_TOKEN_ENV, "value": drain_token}));
     let mut requests = serde_json::Map::new();
     requests.insert("cpu".into(), json!(proxy.cpu_request));
     requests.insert("memory".into(), json!(proxy.memory_request));
@@ -579,7 +688,7 @@ mod tests {
             image: "registry.example/proxy@sha256:abc".into(),
             ..ProxySpec::default()
         };
-        let c = container(&spec, 8000, 30);
+        let c = container(&spec, 8000, 30, "t0123456789abcdef");
         assert_eq!(c["image"], "registry.example/proxy@sha256:abc");
         assert_eq!(c["resources"]["limits"], json!({"cpu": "500m"}));
         assert_eq!(
@@ -617,7 +726,9 @@ mod tests {
         let Decision::Inject(_, warnings) = &d else {
             panic!("{d:?}")
         };
-        assert!(warnings.is_empty(), "{warnings:?}");
+        // The only warning: the app's own preStop hook stays, so no drain hook is added.
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("own preStop hook"), "{warnings:?}");
         let doc = apply(&p, &d);
         let proxy = &doc["spec"]["initContainers"][0];
         assert_eq!(proxy["ports"][0]["name"], "http");
@@ -698,6 +809,110 @@ mod tests {
         assert_eq!(
             doc["metadata"]["annotations"][SERVICE_PORT_ANNOTATION],
             "outrigger"
+        );
+    }
+
+    fn pre_stop_token(doc: &Value, ci: usize) -> String {
+        let hook = &doc["spec"]["containers"][ci]["lifecycle"]["preStop"]["httpGet"];
+        assert_eq!(hook["path"], "/drain");
+        assert_eq!(hook["port"], 4191);
+        assert_eq!(hook["httpHeaders"][0]["name"], DRAIN_TOKEN_HEADER);
+        hook["httpHeaders"][0]["value"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn the_app_gets_a_drain_hook_with_a_fresh_per_pod_token() {
+        let p = web(Some(json!({"outrigger.io/inject": "enabled"})));
+        let doc = apply(
+            &p,
+            &decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap(),
+        );
+        let token = pre_stop_token(&doc, 0);
+        assert_eq!(token.len(), 64, "{token}");
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+        // The proxy holds the same token.
+        assert_eq!(env(&doc, DRAIN_TOKEN_ENV).unwrap(), token);
+        // Another pod, another token.
+        let other = apply(
+            &p,
+            &decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap(),
+        );
+        assert_ne!(pre_stop_token(&other, 0), token);
+        // Still a Pod the API server decodes.
+        let back: Pod = serde_json::from_value(doc).unwrap();
+        assert!(back.spec.unwrap().containers[0].lifecycle.is_some());
+    }
+
+    #[test]
+    fn the_hook_goes_to_the_container_with_the_app_port_beside_other_hooks() {
+        let p = pod(json!({
+            "metadata": {"name": "x", "annotations": {"outrigger.io/inject": "enabled", "outrigger.io/app-port": "8080"}},
+            "spec": {"containers": [
+                {"name": "helper", "image": "h:1"},
+                {"name": "app", "image": "a:1", "ports": [{"name": "http", "containerPort": 8080}],
+                 "lifecycle": {"postStart": {"exec": {"command": ["true"]}}}},
+            ]}
+        }));
+        let d = decide_with_token(&p, Mode::PodOptIn, &ProxySpec::default(), || {
+            Ok("fixed-token-0123456789".into())
+        })
+        .unwrap();
+        let Decision::Inject(_, warnings) = &d else {
+            panic!("{d:?}")
+        };
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let doc = apply(&p, &d);
+        assert_eq!(pre_stop_token(&doc, 1), "fixed-token-0123456789");
+        assert_eq!(
+            doc["spec"]["containers"][1]["lifecycle"]["postStart"]["exec"]["command"][0],
+            "true"
+        );
+        assert!(doc["spec"]["containers"][0].get("lifecycle").is_none());
+    }
+
+    #[test]
+    fn an_own_pre_stop_hook_is_kept_and_reported() {
+        let p = pod(json!({
+            "metadata": {"name": "x", "annotations": {"outrigger.io/inject": "enabled"}},
+            "spec": {"containers": [
+                {"name": "app", "image": "a:1", "ports": [{"name": "http", "containerPort": 8080}],
+                 "lifecycle": {"preStop": {"sleep": {"seconds": 5}}}},
+            ]}
+        }));
+        let d = decide(&p, Mode::PodOptIn, &ProxySpec::default()).unwrap();
+        let Decision::Inject(_, warnings) = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("\"app\" has its own preStop"),
+            "{warnings:?}"
+        );
+        let doc = apply(&p, &d);
+        assert_eq!(
+            doc["spec"]["containers"][0]["lifecycle"]["preStop"],
+            json!({"sleep": {"seconds": 5}})
+        );
+        // The proxy still gets a token (a hook added by hand can use it).
+        assert_eq!(env(&doc, DRAIN_TOKEN_ENV).unwrap().len(), 64);
+    }
+
+    #[test]
+    fn no_random_bytes_admits_the_pod_unchanged() {
+        let p = web(Some(json!({"outrigger.io/inject": "enabled"})));
+        let e = decide_with_token(&p, Mode::PodOptIn, &ProxySpec::default(), || {
+            Err(InjectError::NoRandom("test".into()))
+        })
+        .unwrap_err();
+        assert_eq!(e.reason(), "no_random");
+        // Skipped pods never ask for randomness.
+        let skipped = web(None);
+        assert_eq!(
+            decide_with_token(&skipped, Mode::PodOptIn, &ProxySpec::default(), || {
+                panic!("asked for a token")
+            })
+            .unwrap(),
+            Decision::Skip(SkipReason::NotEnabled)
         );
     }
 }

@@ -299,6 +299,18 @@ fn injects_through_a_real_api_server() {
         env!("CARGO_PKG_VERSION")
     );
     assert_eq!(pod["spec"]["containers"][0]["name"], "app");
+    // The app's preStop hook asks the proxy to drain, with the pod's own token (the API server
+    // validated the httpGet handler and kept the header).
+    let hook = &pod["spec"]["containers"][0]["lifecycle"]["preStop"]["httpGet"];
+    assert_eq!(hook["path"], "/drain", "{pod}");
+    assert_eq!(hook["port"], 4191);
+    assert_eq!(hook["httpHeaders"][0]["name"], "X-Outrigger-Drain-Token");
+    let token = hook["httpHeaders"][0]["value"].as_str().unwrap();
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(
+        env.contains(&json!({"name": "OUTRIGGER_PROXY_DRAIN_TOKEN", "value": token})),
+        "{sidecar}"
+    );
 
     // Service routing: the app's named port moves to the proxy, so a Service with
     // `targetPort: http` reaches the proxy; the API server's own validation (unique port names,

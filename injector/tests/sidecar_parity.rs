@@ -1,7 +1,8 @@
 //! The injected container is the library chart's container: render
 //! `charts/outrigger-sidecar/tests/consumer` with helm (plain settings: no TLS, no tracing) and
 //! compare its `outrigger-proxy` init container field by field with what the real injector
-//! binary patches into an equivalent pod.
+//! binary patches into an equivalent pod. Only the drain token's value differs (random per pod
+//! from the injector, derived per release by the chart); both must be there.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -77,6 +78,21 @@ fn library_container(helm: &std::path::Path, values: &str) -> Option<Value> {
     Some(c)
 }
 
+/// Replace the drain token's value (random per pod from the injector, derived per release by the
+/// chart) with a placeholder, after checking it is there and well-formed.
+fn without_token(mut c: Value) -> Value {
+    let env = c["env"].as_array_mut().expect("env");
+    let entry = env
+        .iter_mut()
+        .find(|e| e["name"] == "OUTRIGGER_PROXY_DRAIN_TOKEN")
+        .expect("OUTRIGGER_PROXY_DRAIN_TOKEN in the env");
+    let token = entry["value"].as_str().expect("token value");
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    entry["value"] = json!("<token>");
+    c
+}
+
 async fn injected_container(extra: &[&str], app_port: u16, grace: u32) -> Value {
     let pki = Pki::new();
     let inj = Injector::start(&pki, extra);
@@ -113,7 +129,8 @@ async fn injected_container_equals_the_library_chart_container() {
         let image = expected["image"].as_str().unwrap().to_owned();
         let mut args = vec!["--proxy-image", image.as_str()];
         args.extend(extra);
-        let got = injected_container(&args, 9000, 60).await;
+        let got = without_token(injected_container(&args, 9000, 60).await);
+        let expected = without_token(expected);
         assert_eq!(
             got,
             expected,

@@ -51,6 +51,8 @@ Extra dict key: terminationGracePeriodSeconds (passed on as OUTRIGGER_TERMINATIO
 - name: OUTRIGGER_DRAIN_TIMEOUT
   value: {{ . | quote }}
 {{- end }}
+- name: OUTRIGGER_PROXY_DRAIN_TOKEN
+  value: {{ include "outrigger-sidecar.drainToken" . | quote }}
 {{- if $c.tls.enabled }}
 {{- $_ := required "outrigger.tls.secretName is required when outrigger.tls.enabled" $c.tls.secretName }}
 - name: OUTRIGGER_TLS_CERT
@@ -141,4 +143,28 @@ livenessProbe:
 {{- with $c.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/*
+outrigger-sidecar.appLifecycle: the APP container's `lifecycle:` block. Its preStop hook calls the
+proxy's GET /drain (admin port, by number: the kubelet resolves a named port in the hook's own
+container) with the drain token. The kubelet runs the main containers' preStop hooks first and
+sends a native sidecar SIGTERM only after the app exited, so this is how the proxy learns of the
+termination in time: /drain turns readiness off, closes kept-alive connections after their
+response (HTTP/2: GOAWAY) and answers once the drain delay is over; only then does the app get
+its SIGTERM and its own graceful shutdown. The hook's time counts against
+terminationGracePeriodSeconds.
+  lifecycle:
+    {{- include "outrigger-sidecar.appLifecycle" $o | nindent 4 }}
+*/}}
+{{- define "outrigger-sidecar.appLifecycle" -}}
+{{- $c := include "outrigger-sidecar.config" . | fromYaml -}}
+preStop:
+  httpGet:
+    path: /drain
+    port: {{ $c.ports.admin }}
+    scheme: HTTP
+    httpHeaders:
+      - name: X-Outrigger-Drain-Token
+        value: {{ include "outrigger-sidecar.drainToken" . | quote }}
 {{- end -}}

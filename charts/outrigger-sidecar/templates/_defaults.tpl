@@ -17,6 +17,13 @@ ports:
 # terminationGracePeriodSeconds, which the templates pass as OUTRIGGER_TERMINATION_GRACE_PERIOD.
 drainDelay: ""
 drainTimeout: ""
+# Token the app's preStop hook (outrigger-sidecar.appLifecycle) sends to the proxy's GET /drain.
+# Empty: derived as sha256(namespace/release/drainTokenSeed), stable across upgrades (a random value
+# per render would change the pod template, and roll every pod, on each upgrade). Without a seed
+# anyone who knows the release's name can derive it: set drainTokenSeed (or drainToken) from a
+# secret value in production (e.g. Flux valuesFrom a Secret). Changing either rolls the pods.
+drainToken: ""
+drainTokenSeed: ""
 logLevel: info
 # Any other proxy setting as NAME: value (e.g. OUTRIGGER_REQUEST_TIMEOUT: 30s); see `outrigger-proxy --help`.
 config: {}

@@ -23,6 +23,24 @@ Every template takes one dict argument:
 {{- end -}}
 {{- end -}}
 
+{{/*
+The drain token (see drainToken in _defaults.tpl): the value when set, else 64 hex characters
+derived from the release's namespace and name and drainTokenSeed, so every render of a release
+gives the same pod template.
+*/}}
+{{- define "outrigger-sidecar.drainToken" -}}
+{{- $c := include "outrigger-sidecar.config" . | fromYaml -}}
+{{- if $c.drainToken -}}
+{{- $t := toString $c.drainToken -}}
+{{- if or (lt (len $t) 16) (gt (len $t) 256) (not (regexMatch "^[!-~]+$" $t)) -}}
+{{- fail "outrigger.drainToken must be 16 to 256 visible ASCII characters (no spaces)" -}}
+{{- end -}}
+{{- $t -}}
+{{- else -}}
+{{- printf "outrigger-drain/%s/%s/%s" .root.Release.Namespace .root.Release.Name (toString $c.drainTokenSeed) | sha256sum -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Name of the Service / container port that receives mesh traffic. */}}
 {{- define "outrigger-sidecar.inboundPortName" -}}outrigger{{- end -}}
 {{/* Name of the admin port (/live, /ready, /metrics). */}}
