@@ -17,51 +17,10 @@ say() { printf 'cluster-test: %s\n' "$*" >&2; }
 fail() { say "FAIL: $*"; exit 1; }
 k() { "$CLUSTER" kubectl "$@"; }
 
-# snapshot FILE: everything of the host that the cluster could leave behind, in a stable order.
-snapshot() {
-  {
-    echo "## iptables"
-    local save
-    for save in iptables-save ip6tables-save iptables-legacy-save ip6tables-legacy-save; do
-      command -v "$save" >/dev/null && "$save" 2>/dev/null | sed -e '/^#/d' -e 's/\[[0-9]*:[0-9]*\]$//'
-    done
-    echo "## nft"
-    nft list ruleset
-    echo "## mounts"
-    awk '{ print $1, $2, $3 }' /proc/mounts | sort
-    echo "## netns"
-    ip netns list
-    echo "## links"
-    ip -o link show | awk -F': ' '{ print $2 }' | sort
-    echo "## addresses and routes"
-    ip -o addr show | awk '{ print $2, $3, $4 }' | sort
-    ip route show table all | sort
-    echo "## cgroups"
-    find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d | sort
-    echo "## sysctls"
-    sysctl kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom \
-      kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward \
-      net.bridge.bridge-nf-call-iptables net.netfilter.nf_conntrack_max 2>&1
-    echo "## node files"
-    local f
-    for f in /run/containerd /run/netns /var/lib/kubelet /var/lib/cni /var/lib/containerd /var/log/pods \
-      /var/log/containers /etc/cni /opt/cni /opt/containerd /etc/kubernetes; do
-      [[ -e "$f" ]] && echo "exists $f"
-    done
-    echo "## processes of the state dir"
-    pgrep -af -- "$STATE" || true
-  } >"$1"
-}
-
-# ns_processes: processes still in the node's network or mount namespace (ids saved after `up`).
-ns_processes() {
-  local f
-  [[ -s "$WORK/ns-ids" ]] || return 0
-  for f in /proc/[0-9]*/ns/net /proc/[0-9]*/ns/mnt; do
-    grep -qxF -- "$(readlink "$f" 2>/dev/null)" "$WORK/ns-ids" && echo "${f%/ns/*}"
-  done
-  return 0
-}
+# shellcheck source=scripts/lib/host-snapshot.sh
+source "$OUTRIGGER_ROOT/scripts/lib/host-snapshot.sh"
+snapshot() { host_snapshot "$1" "$STATE"; }
+ns_processes() { ns_processes_of "$WORK/ns-ids"; }
 
 finish() {
   local rc=$?
