@@ -8,7 +8,7 @@ CHECKS := $(sort $(wildcard scripts/check-*.sh))
 # equivalents); `make test` prints the list at its end. Under CI=true a skip is a failure instead.
 export OUTRIGGER_SKIP_LOG ?= $(CURDIR)/target/skipped.txt
 
-.PHONY: help tools demo test skip-log-reset lint lint-rust test-rust checks fresh-check bench bench-proxy bench-agent images clean cluster-up cluster-down
+.PHONY: help tools demo test skip-log-reset lint lint-rust test-rust checks fresh-check bench bench-proxy bench-agent images clean cluster-up cluster-down cluster-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,11 @@ cluster-up: ## start the local single-node Kubernetes cluster (root; docs/cluste
 
 cluster-down: ## stop the local cluster and remove everything it created (idempotent)
 	scripts/cluster.sh down
+
+# Not part of `make test` (yet): the lead decides. Writes target/cluster-e2e/summary.json.
+cluster-e2e: ## up, build images, helm install, end-to-end tests (rollouts under load, logs, metrics), down (root; docs/cluster.md)
+	scripts/tools.sh apt go cluster
+	scripts/cluster-e2e.sh
 
 images: ## build every container image here with podman (scripts/images.sh), then run each one
 	scripts/images.sh build
