@@ -67,7 +67,9 @@ helm_() { node_run helm --kubeconfig "$STATE/pki/admin.kubeconfig" "$@"; }
 bg() {
   local name=$1
   shift
-  node_run "$@" >"$OUT/logs/$name.log" 2>&1 &
+  # nsenter itself, not node_run: a backgrounded function would run in a subshell whose PID is
+  # not the command's; nsenter execs the command, so $! is the command's own PID.
+  nsenter --target "$(cat "$STATE/holder.pid")" --mount --net -- "$@" >"$OUT/logs/$name.log" 2>&1 &
   echo $! >"$OUT/pids/$name"
 }
 stop_bg() {
@@ -86,10 +88,13 @@ result() { printf '%s\n' "$2" >"$OUT/tests/$1.json"; }
 # run_test NAME FN ARGS...: FN in a subshell; if it fails before writing its result, the test is
 # recorded as failed with the step that failed, and the run goes on with the next test.
 run_test() {
-  local name=$1 start=$SECONDS
+  local name=$1 start=$SECONDS rc=0
   shift
   say "test $name"
-  if ! ( "$@" ) >>"$OUT/logs/tests.log" 2>&1; then
+  # In the background and waited for: a subshell in an `if`/`||` would run with errexit off.
+  ( "$@" ) >>"$OUT/logs/tests.log" 2>&1 &
+  wait $! || rc=$?
+  if [[ $rc -ne 0 ]]; then
     say "test $name: a step failed (tail of $OUT/logs/tests.log below)"
     tail -n 20 "$OUT/logs/tests.log" >&2
     [[ -f "$OUT/tests/$name.json" ]] ||
