@@ -145,6 +145,16 @@ for path in sys.argv[1:]:
                 errors.append(f"{where}: OUTRIGGER_TERMINATION_GRACE_PERIOD != terminationGracePeriodSeconds")
             if http["targetPort"] != "outrigger":
                 errors.append(f"{where}: Service port http must target the proxy when the sidecar is on")
+            # The proxy must learn of the termination before the app stops: the app's preStop
+            # calls its token-guarded GET /drain (admin port by number), with the proxy's token.
+            app = next(c for c in pod["containers"] if c["name"] == "app")
+            hook = (((app.get("lifecycle") or {}).get("preStop") or {}).get("httpGet")) or {}
+            headers = {h["name"]: h["value"] for h in hook.get("httpHeaders") or []}
+            token = env.get("OUTRIGGER_PROXY_DRAIN_TOKEN") or ""
+            if hook.get("path") != "/drain" or hook.get("port") != 4191:
+                errors.append(f"{where}: app container has no preStop httpGet /drain on port 4191: {hook}")
+            if len(token) < 16 or headers.get("X-Outrigger-Drain-Token") != token:
+                errors.append(f"{where}: the preStop hook's X-Outrigger-Drain-Token is not the proxy's token")
         elif http["targetPort"] != "http":
             errors.append(f"{where}: Service port http must target the app when the sidecar is off")
         if "PodDisruptionBudget" not in kinds and (spec.get("replicas") or 2) > 1:
@@ -193,6 +203,22 @@ if errors:
     sys.exit("library consumer: " + "; ".join(errors))
 print("  library consumer: env, TLS volume and Service port as configured")
 PY
+
+# The derived drain token is stable across renders (no rollout on every upgrade), differs per release
+# and per seed, and an explicit token too short is refused.
+token_of() {
+  helm template "$1" "$app" --kube-version "$KUBE_VERSION" --namespace "$NAMESPACE" "${@:2}" --show-only templates/deployment.yaml |
+    python3 -c 'import sys, yaml; d = yaml.safe_load(sys.stdin); print([e["value"] for c in d["spec"]["template"]["spec"]["initContainers"] for e in c["env"] if e["name"] == "OUTRIGGER_PROXY_DRAIN_TOKEN"][0])'
+}
+t1=$(token_of a)
+t2=$(token_of a)
+t3=$(token_of b)
+t4=$(token_of a --set outrigger.drainTokenSeed=s3cr3t)
+[[ ${#t1} -eq 64 && "$t1" == "$t2" && "$t1" != "$t3" && "$t1" != "$t4" ]] ||
+  { echo "check-charts-app: derived drain token not stable per release and seed: $t1 $t2 $t3 $t4" >&2; exit 1; }
+[[ "$(token_of a --set outrigger.drainToken=explicit-token-0123456789)" == explicit-token-0123456789 ]] ||
+  { echo "check-charts-app: outrigger.drainToken is not used as given" >&2; exit 1; }
+echo "  drain token: derived and stable per release and seed, explicit value used as given"
 
 echo "check-charts-app: Pod Security restricted + rollout/sidecar invariants"
 python3 "$work/pss.py" "$work/render"/*.yaml
@@ -319,6 +345,7 @@ expect_failure "a string replicaCount" --set replicaCount=two
 expect_failure "an unknown top-level key" --set replicasCount=3
 expect_failure "an invalid image digest" --set image.digest=latest
 expect_failure "a grace period shorter than the drain" --set terminationGracePeriodSeconds=20
+expect_failure "a drain token too short" --set outrigger.drainToken=short
 expect_failure "TLS without a secret" --set outrigger.tls.enabled=true
 expect_failure "an HTTPRoute without parentRefs" --set httpRoute.enabled=true
 expect_failure "a non-OUTRIGGER proxy setting" --set outrigger.config.PATH=/tmp
