@@ -11,6 +11,6 @@ for t in kubelet kube-apiserver registry containerd buildah skopeo; do
   command -v "$t" >/dev/null 2>&1 || { skip_or_fail check-cluster "$t not installed (scripts/tools.sh apt cluster)"; exit 0; }
 done
 echo "check-cluster: shellcheck"
-shellcheck -x scripts/cluster.sh scripts/check-cluster.sh tests/cluster/node-test.sh
+shellcheck -x scripts/cluster.sh scripts/check-cluster.sh tests/cluster/node-test.sh scripts/cluster-e2e.sh scripts/lib/host-snapshot.sh
 echo "check-cluster: tests/cluster/node-test.sh"
 tests/cluster/node-test.sh
