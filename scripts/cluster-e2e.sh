@@ -337,7 +337,9 @@ test_service() {
     jq '[.items[] | select(.metadata.deletionTimestamp == null) | select(any(.spec.initContainers[]?; .name == "outrigger-proxy"))] | length')
   [[ "$injected" -ge 1 ]] || problems+=("no podinfo pod has the injected outrigger-proxy")
   for rel in hello podinfo; do
+    # podinfo's chart selects its pods by name only.
     sel=app.kubernetes.io/instance=$rel
+    [[ $rel == podinfo ]] && sel=app.kubernetes.io/name=podinfo
     before=$(node_run python3 "$E2E" proxy-requests --pki "$STATE/pki" --namespace "$APPS" --selector "$sel" | jq 'add // 0')
     local port=80
     [[ $rel == podinfo ]] && port=$(k -n "$APPS" get service podinfo -o jsonpath='{.spec.ports[0].port}')
