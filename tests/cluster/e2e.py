@@ -121,16 +121,17 @@ def target_groups(pods: list[dict]) -> list[dict]:
                 }
             )
         if component == "injector" and metrics:
-            groups.append(
-                {"targets": [f"{ip}:{metrics[1]}"], "labels": base | {"job": "outrigger-injector"}}
-            )
+            groups.append({"targets": [f"{ip}:{metrics[1]}"], "labels": base | {"job": "outrigger-injector"}})
         ann = meta.get("annotations", {})
         if ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port"):
             groups.append(
                 {
                     "targets": [f"{ip}:{ann['prometheus.io/port']}"],
                     "labels": base
-                    | {"job": "kubernetes-pods", "__metrics_path__": ann.get("prometheus.io/path", "/metrics")},
+                    | {
+                        "job": "kubernetes-pods",
+                        "__metrics_path__": ann.get("prometheus.io/path", "/metrics"),
+                    },
                 }
             )
     return groups
@@ -163,7 +164,7 @@ def scrape(url: str) -> str:
 def sample_sum(text: str, name: str) -> float:
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
+        if line.startswith((name + "{", name + " ")):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -212,7 +213,7 @@ METRIC = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[)")
 def dashboard_queries(directory: str) -> list[tuple[str, str, str]]:
     out = []
     for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
-        board = json.load(open(path, encoding="utf-8"))
+        board = json.loads(Path(path).read_text(encoding="utf-8"))
 
         def walk(panels: list[dict], board_name: str = Path(path).name) -> None:
             for p in panels:
@@ -230,7 +231,10 @@ def exposed(name: str, known: set[str]) -> bool:
     histogram's _bucket/_count/_sum and, in OpenMetrics, a counter's _total are suffixes)."""
     if name in known:
         return True
-    return any(name.endswith(s) and name[: -len(s)] in known for s in ("_total", "_bucket", "_count", "_sum", "_created"))
+    return any(
+        name.endswith(s) and name[: -len(s)] in known
+        for s in ("_total", "_bucket", "_count", "_sum", "_created")
+    )
 
 
 def substitute(expr: str) -> str:
@@ -274,7 +278,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             up = prom.query(f'up{{job="{job}"}} == 1')
             checks.append({"check": f"up{{job={job}}} == 1", "series": len(up), "ok": len(up) > 0})
         n = len(prom.query('outrigger_injector_admissions_total{result="injected"}'))
-        checks.append({"check": "outrigger_injector_admissions_total{result=injected}", "series": n, "ok": n > 0})
+        checks.append(
+            {"check": "outrigger_injector_admissions_total{result=injected}", "series": n, "ok": n > 0}
+        )
         if all(c["ok"] for c in checks) or time.monotonic() > deadline:
             break
         time.sleep(3)
@@ -302,7 +308,16 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             status = "no_events"
         else:
             status = "no_data"
-        queries.append({"dashboard": board, "panel": title, "query": q, "status": status, "series": len(result), "error": error})
+        queries.append(
+            {
+                "dashboard": board,
+                "panel": title,
+                "query": q,
+                "status": status,
+                "series": len(result),
+                "error": error,
+            }
+        )
     by_status = Counter(q["status"] for q in queries)
     failed = [q for q in queries if q["status"] in ("error", "no_data")]
     result = {
@@ -360,7 +375,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
         entries = sink_entries(args.sink)
         failures = []
         # 1. The logger's numbered lines: each exactly once, with the labels.
-        mine = [e for e in entries if e["labels"].get("pod") == args.logger_pod and e["labels"].get("namespace") == args.namespace]
+        mine = [
+            e
+            for e in entries
+            if e["labels"].get("pod") == args.logger_pod and e["labels"].get("namespace") == args.namespace
+        ]
         seqs = Counter()
         for e in mine:
             m = re.fullmatch(r"e2e-log (\d+)", e["line"].rstrip("\n"))
@@ -372,16 +391,27 @@ def cmd_logs(args: argparse.Namespace) -> int:
             failures.append(f"logger: {len(missing)} of {args.count} lines missing (first {missing[:5]})")
         if dup:
             failures.append(f"logger: {len(dup)} lines more than once (e.g. {list(dup.items())[:5]})")
-        bad_labels = [e["labels"] for e in mine if e["labels"].get("container") != "logger" or e["labels"].get("app") != "e2e-logger"]
+        bad_labels = [
+            e["labels"]
+            for e in mine
+            if e["labels"].get("container") != "logger" or e["labels"].get("app") != "e2e-logger"
+        ]
         if bad_labels:
-            failures.append(f"logger: {len(bad_labels)} entries without container=logger/app=e2e-logger (from the API watch): {bad_labels[:2]}")
+            failures.append(
+                f"logger: {len(bad_labels)} entries without container=logger/app=e2e-logger (from the API watch): {bad_labels[:2]}"
+            )
         # 2. Every stdout line of the app containers still running: once each.
         app_checked = {}
         for pod in api.pods(args.namespace):
-            if not running(pod) or pod["metadata"].get("labels", {}).get("app.kubernetes.io/name") != "flask-hello-world":
+            if (
+                not running(pod)
+                or pod["metadata"].get("labels", {}).get("app.kubernetes.io/name") != "flask-hello-world"
+            ):
                 continue
             name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
-            files = sorted(glob.glob(os.path.join(args.log_root, f"{args.namespace}_{name}_{uid}", "app", "*.log*")))
+            files = sorted(
+                glob.glob(os.path.join(args.log_root, f"{args.namespace}_{name}_{uid}", "app", "*.log*"))
+            )
             files = [f for f in files if not f.endswith(".gz") and not f.endswith(".tmp")]
             want = Counter(c for s, c in cri_lines(files) if s == "stdout")
             got = Counter(
@@ -395,7 +425,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
             extra = sum((got - want).values())
             app_checked[name] = {"lines": sum(want.values()), "lost": lost, "duplicated_or_unknown": extra}
             if lost or extra:
-                failures.append(f"app pod {name}: {lost} of {sum(want.values())} lines missing, {extra} extra")
+                failures.append(
+                    f"app pod {name}: {lost} of {sum(want.values())} lines missing, {extra} extra"
+                )
         if not app_checked:
             failures.append("no running flask-hello-world pod to check")
         if not failures or time.monotonic() > deadline:
@@ -422,7 +454,17 @@ def load(path: str) -> dict:
 
 
 def figures(run: dict) -> dict:
-    keys = ["sent", "succeeded", "failed", "achieved_rate", "seconds", "status", "errors", "latency_ms", "first_failures"]
+    keys = [
+        "sent",
+        "succeeded",
+        "failed",
+        "achieved_rate",
+        "seconds",
+        "status",
+        "errors",
+        "latency_ms",
+        "first_failures",
+    ]
     return {k: run.get(k) for k in keys}
 
 
@@ -433,7 +475,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         if run["sent"] == 0:
             problems.append(f"{setup}: no request sent")
         if run["achieved_rate"] < 0.95 * args.rate:
-            problems.append(f"{setup}: {run['achieved_rate']} req/s, below the {args.rate} req/s the test needs")
+            problems.append(
+                f"{setup}: {run['achieved_rate']} req/s, below the {args.rate} req/s the test needs"
+            )
     if args.zero_failures and sidecar["failed"]:
         problems.append(f"sidecar: {sidecar['failed']} failed requests")
     result = {
@@ -463,7 +507,9 @@ def line(t: dict) -> str:
         if t["name"] == "metrics":
             detail = f"{t['checks_passed']} checks ok, {len(t['checks_failed'])} failed; dashboard queries {t['dashboard_queries']}"
         if t["name"] == "logs":
-            detail = f"logger {t['logger_lines']}, app pods {t['app_pods']}" + (f"; {'; '.join(t['failures'])}" if t["failures"] else "")
+            detail = f"logger {t['logger_lines']}, app pods {t['app_pods']}" + (
+                f"; {'; '.join(t['failures'])}" if t["failures"] else ""
+            )
     if t.get("problems") and "sidecar" in t:
         detail += f"; {'; '.join(t['problems'])}"
     return f"cluster-e2e: {word} {t['name']}: {detail}"
@@ -477,7 +523,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
         tests[t["name"]] = t
     for name in order:
         if name not in tests:
-            tests[name] = {"name": name, "pass": False, "detail": "did not run (an earlier step failed; see the log)"}
+            tests[name] = {
+                "name": name,
+                "pass": False,
+                "detail": "did not run (an earlier step failed; see the log)",
+            }
     ordered = [tests[n] for n in order] + [t for n, t in sorted(tests.items()) if n not in order]
     summary = {
         "pass": all(t["pass"] for t in ordered),
