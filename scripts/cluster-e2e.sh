@@ -365,7 +365,7 @@ test_service() {
 # restarts it; every line must reach the sink once, with the labels; and every stdout line of the
 # app pods still running (their CRI files) too.
 test_logs() {
-  local old new t0 restart
+  local old new t0 restart i
   k apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Pod
@@ -384,9 +384,17 @@ YAML
   old=$(k -n "$SYSTEM" get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].metadata.name}')
   t0=$SECONDS
   k -n "$SYSTEM" delete pod "$old" --wait=false >/dev/null
-  k -n "$SYSTEM" rollout status daemonset/outrigger-agent --timeout=120s >/dev/null
-  new=$(k -n "$SYSTEM" get pods -l app.kubernetes.io/component=agent -o json |
-    jq -r --arg old "$old" '[.items[] | select(.metadata.name != $old)][0].metadata.name')
+  # The DaemonSet's replacement: another name, Ready (rollout status could answer before the
+  # controller even noticed the deletion).
+  new=null
+  for i in $(seq 1 60); do
+    new=$(k -n "$SYSTEM" get pods -l app.kubernetes.io/component=agent -o json | jq -r --arg old "$old" '
+      [.items[] | select(.metadata.name != $old and .metadata.deletionTimestamp == null)
+       | select(any(.status.conditions[]?; .type == "Ready" and .status == "True"))][0].metadata.name')
+    [[ "$new" != null ]] && break
+    [[ $i -lt 60 ]] || { say "the DaemonSet did not replace agent pod $old within 120 s"; return 1; }
+    sleep 2
+  done
   restart=$(jq -n --arg o "$old" --arg n "$new" --argjson s $(( SECONDS - t0 )) '{deleted: $o, replacement: $n, ready_after_s: $s}')
   say "agent pod $old deleted, $new Ready"
   # The logger finishes its lines (30 s in all), then the check waits for the sink up to 90 s.
