@@ -56,8 +56,9 @@ need() {
   done
 }
 
-# node_run CMD...: CMD inside the node's network and mount namespaces (like `cluster.sh exec`,
-# but exec'd by nsenter itself, so a background job's $! is the command's own PID).
+# node_run CMD...: CMD inside the node's network and mount namespaces (like `cluster.sh exec`).
+# Entering a mount namespace moves the working directory to its root: every path given to a
+# command run this way must be absolute.
 node_run() { nsenter --target "$(cat "$STATE/holder.pid")" --mount --net -- "$@"; }
 k() { node_run kubectl --kubeconfig "$STATE/pki/admin.kubeconfig" "$@"; }
 helm_() { node_run helm --kubeconfig "$STATE/pki/admin.kubeconfig" "$@"; }
@@ -168,7 +169,7 @@ T_APP_B="$T_APP-b"
 
 # The Loki-compatible sink on the node's loopback: the agent runs with hostNetwork, i.e. in the
 # node's network namespace, so it reaches 127.0.0.1:3100 there and nothing else can.
-bg sink python3 scripts/lib/demo-sink.py "$SINK_PORT" "$OUT/sink.jsonl"
+bg sink python3 "$OUTRIGGER_ROOT/scripts/lib/demo-sink.py" "$SINK_PORT" "$OUT/sink.jsonl"
 
 say "install: charts/outrigger (agent, injector with TLS from a Secret)"
 pki=$OUT/pki
@@ -182,7 +183,7 @@ openssl x509 -req -in "$pki/tls.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAc
 k create namespace "$SYSTEM" >/dev/null
 k create namespace "$APPS" >/dev/null
 k -n "$SYSTEM" create secret tls outrigger-injector-tls --cert "$pki/tls.crt" --key "$pki/tls.key" >/dev/null
-helm_ install outrigger charts/outrigger -n "$SYSTEM" --wait --timeout 5m \
+helm_ install outrigger "$OUTRIGGER_ROOT/charts/outrigger" -n "$SYSTEM" --wait --timeout 5m \
   --set fullnameOverride=outrigger \
   --set agent.image.repository=$REGISTRY/outrigger-agent --set "agent.image.tag=$T_AGENT" \
   --set agent.loki.url=http://127.0.0.1:$SINK_PORT/loki/api/v1/push --set agent.loki.encoding=json \
@@ -406,7 +407,7 @@ YAML
 
 test_metrics() {
   node_run python3 "$E2E" metrics --pki "$STATE/pki" --prom "http://$PROM" \
-    --dashboards charts/outrigger/dashboards --wait 60 --out "$OUT/tests/metrics.json"
+    --dashboards "$OUTRIGGER_ROOT/charts/outrigger/dashboards" --wait 60 --out "$OUT/tests/metrics.json"
 }
 
 run_test rollout-restart test_rollout rollout-restart act_restart 3

@@ -504,9 +504,9 @@ def line(t: dict) -> str:
         )
     else:
         detail = t.get("detail") or ", ".join(t.get("failures", []) + t.get("problems", [])) or ""
-        if t["name"] == "metrics":
+        if t["name"] == "metrics" and "checks_passed" in t:
             detail = f"{t['checks_passed']} checks ok, {len(t['checks_failed'])} failed; dashboard queries {t['dashboard_queries']}"
-        if t["name"] == "logs":
+        if t["name"] == "logs" and "logger_lines" in t:
             detail = f"logger {t['logger_lines']}, app pods {t['app_pods']}" + (
                 f"; {'; '.join(t['failures'])}" if t["failures"] else ""
             )
