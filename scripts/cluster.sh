@@ -370,6 +370,11 @@ start_holder() {
     binds+="; mount --bind $r/sysctl/${key//\//.} /proc/sys/$key"
   done
   binds+="; mount --bind $r/run /run; mount --bind $r/var/lib /var/lib; mount --bind $r/var/log /var/log"
+  # Shared propagation inside the node's namespace, as on a systemd host: kubelet refuses volumes
+  # with mountPropagation HostToContainer (the agent's host root) from a private "/". Made
+  # after `unshare --propagation private`, so the new peer groups live in this namespace only and
+  # nothing propagates to or from the host.
+  binds+="; mount --make-rshared /"
   setsid unshare --net --mount --propagation private -- \
     sh -ec "$binds; echo ready >$STATE/holder.ready; exec sleep infinity" \
     >"$STATE/logs/holder.log" 2>&1 </dev/null &
