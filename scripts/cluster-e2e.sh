@@ -407,7 +407,7 @@ YAML
 
 test_metrics() {
   node_run python3 "$E2E" metrics --pki "$STATE/pki" --prom "http://$PROM" \
-    --dashboards "$OUTRIGGER_ROOT/charts/outrigger/dashboards" --wait 60 --out "$OUT/tests/metrics.json"
+    --dashboards "$OUTRIGGER_ROOT/charts/outrigger/dashboards" --metrics-md "$OUTRIGGER_ROOT/docs/metrics.md" --wait 60 --out "$OUT/tests/metrics.json"
 }
 
 run_test rollout-restart test_rollout rollout-restart act_restart 3

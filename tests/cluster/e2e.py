@@ -226,15 +226,23 @@ def dashboard_queries(directory: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def exposed(name: str, known: set[str]) -> bool:
-    """Whether a target exposes the family of series `name` (metadata is keyed by family: a
-    histogram's _bucket/_count/_sum and, in OpenMetrics, a counter's _total are suffixes)."""
-    if name in known:
-        return True
-    return any(
-        name.endswith(s) and name[: -len(s)] in known
-        for s in ("_total", "_bucket", "_count", "_sum", "_created")
-    )
+def labeled_families(metrics_md: str) -> set[str]:
+    """Metrics docs/metrics.md documents with labels: their series appear only with the first
+    event of a label set (prometheus-client exports nothing, not even HELP/TYPE, for an empty
+    family). Unlabeled metrics always have a series once their exporter is scraped."""
+    out = set()
+    for row in Path(metrics_md).read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in row.split("|")]
+        if len(cells) > 4 and cells[1].startswith("`") and cells[3] not in ("", "—", "-"):
+            out.add(cells[1].strip("`").split("{")[0])
+    return out
+
+
+def family(name: str) -> str:
+    for suffix in ("_bucket", "_count", "_sum"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def substitute(expr: str) -> str:
@@ -285,10 +293,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             break
         time.sleep(3)
 
-    # Every dashboard query: data, or (empty) only event counters that have not counted yet but
-    # whose family the targets expose (Prometheus' metadata), or a kube-state-metrics gap.
-    metadata = prom.get("/api/v1/metadata")
-    known = set(metadata)
+    # Every dashboard query: data; or empty because each metric it reads either has series here
+    # or is a documented labeled event family with no event yet (`no_events`, listed); or a
+    # kube-state-metrics gap. Anything else is a failure.
+    events = labeled_families(args.metrics_md)
     queries = []
     for board, title, expr in dashboard_queries(args.dashboards):
         q = substitute(expr)
@@ -304,7 +312,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             status = "data"
         elif KSM.search(q):
             status = "needs_kube_state_metrics"
-        elif names and all(exposed(n, known) for n in names):
+        elif names and all(family(n) in events or prom.query(f'count({{__name__="{n}"}})') for n in names):
             status = "no_events"
         else:
             status = "no_data"
@@ -565,6 +573,7 @@ def main() -> int:
     api_args(p)
     p.add_argument("--prom", default="http://127.0.0.1:9090")
     p.add_argument("--dashboards", required=True)
+    p.add_argument("--metrics-md", required=True, help="docs/metrics.md")
     p.add_argument("--wait", type=float, default=60)
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_metrics)
