@@ -2,9 +2,10 @@
 # make cluster-e2e (issue 17, item 5): the platform on the local single-node cluster, installed the
 # way a user installs it, and the end-to-end tests on it.
 #
-#   up        scripts/cluster.sh up (the node in a network namespace without a default route)
 #   images    scripts/images.sh build (proxy, agent, injector, flask-hello-world, podinfo, pause from
-#             this tree), each pushed to the node's registry with scripts/cluster.sh push
+#             this tree; before `up`, so an idle cluster does not compete for the CPU)
+#   up        scripts/cluster.sh up (the node in a network namespace without a default route), then
+#             each image pushed to the node's registry with scripts/cluster.sh push
 #   install   helm install charts/outrigger (agent DaemonSet shipping to a Loki-compatible sink,
 #             injector webhook with TLS from a Secret made here with openssl); charts/flask-hello-world
 #             twice: `hello` with the sidecar and `plain` without (the baseline: readiness probe
@@ -14,7 +15,7 @@
 #   tests     rollout-restart, image-change, kill-app, scale-down (load through the Service at
 #             >= 200 req/s, half keep-alive, half new connections; sidecar and baseline in the
 #             same run), service-through-sidecar, logs, metrics, host-clean
-#   down      always (trap), then the host is compared with its state before `up`
+#   down      always (trap), then the host is compared with its state before the run
 #
 # Writes target/cluster-e2e/summary.json (per test: pass/fail, counts per status and error
 # kind, the baseline's figures beside the sidecar's) and prints one line per test; exits non-zero
