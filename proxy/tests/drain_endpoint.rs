@@ -90,6 +90,15 @@ async fn metrics(admin: SocketAddr) -> String {
     request(admin, "/metrics", &[]).await.1
 }
 
+/// `outrigger_proxy_drain_requests_total{result}` in a scrape.
+fn drain_requests(metrics: &str, result: &str) -> f64 {
+    metric(
+        metrics,
+        "outrigger_proxy_drain_requests_total",
+        &[&format!("result=\"{result}\"")],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_is_off_without_a_token() {
     let app = App::start().await;
@@ -102,15 +111,7 @@ async fn drain_is_off_without_a_token() {
         404
     );
     let m = metrics(proxy.admin).await;
-    assert_eq!(
-        metric(
-            &m,
-            "outrigger_proxy_drain_requests_total",
-            &["result=\"disabled\""]
-        ),
-        2.0,
-        "{m}"
-    );
+    assert_eq!(drain_requests(&m, "disabled"), 2.0, "{m}");
     // Nothing started: still ready, still serving.
     assert_eq!(request(proxy.admin, "/ready", &[]).await.0, 200);
     assert_eq!(request(proxy.inbound, "/hello", &[]).await.0, 200);
@@ -142,23 +143,8 @@ async fn a_wrong_or_missing_token_is_forbidden_and_counted() {
     .await;
     assert!(text.starts_with("HTTP/1.1 405"), "{text}");
     let m = metrics(proxy.admin).await;
-    assert_eq!(
-        metric(
-            &m,
-            "outrigger_proxy_drain_requests_total",
-            &["result=\"forbidden\""]
-        ),
-        4.0,
-        "{m}"
-    );
-    assert_eq!(
-        metric(
-            &m,
-            "outrigger_proxy_drain_requests_total",
-            &["result=\"accepted\""]
-        ),
-        0.0
-    );
+    assert_eq!(drain_requests(&m, "forbidden"), 4.0, "{m}");
+    assert_eq!(drain_requests(&m, "accepted"), 0.0, "{m}");
     assert_eq!(metric(&m, "outrigger_proxy_draining", &[]), 0.0, "{m}");
     assert_eq!(request(proxy.admin, "/ready", &[]).await.0, 200);
     assert_eq!(request(proxy.inbound, "/hello", &[]).await.0, 200);
@@ -241,15 +227,7 @@ async fn the_right_token_drains_like_sigterm_and_waits_for_the_signal() {
     assert_eq!(request(proxy.admin, "/live", &[]).await.0, 200);
     assert_eq!(request(proxy.admin, "/ready", &[]).await.0, 503);
     let m = metrics(proxy.admin).await;
-    assert_eq!(
-        metric(
-            &m,
-            "outrigger_proxy_drain_requests_total",
-            &["result=\"accepted\""]
-        ),
-        2.0,
-        "{m}"
-    );
+    assert_eq!(drain_requests(&m, "accepted"), 2.0, "{m}");
     proxy.stop.take().unwrap().send(()).unwrap();
     let outcome = tokio::time::timeout(Duration::from_secs(2), &mut proxy.task)
         .await
