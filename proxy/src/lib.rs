@@ -106,8 +106,7 @@ pub async fn serve(
     );
     let accept = tokio::spawn(server::serve(inbound, shared.clone(), acceptor, watcher));
 
-    let shutdown = std::pin::pin!(shutdown);
-    let mut shutdown = shutdown;
+    let mut shutdown = std::pin::pin!(shutdown);
     let requested = tokio::select! {
         () = &mut shutdown => false,
         () = drain_requested.wait() => true,
