@@ -11,7 +11,8 @@
 # upstream (nginx returning a 12-byte body) share CPU 1. Every variant sees the same upstream.
 #
 # Usage: bench/proxy.sh            (DURATION=10 ROUNDS=5 MAX_DURATION=5 by default; e.g.
-#                                   DURATION=5 ROUNDS=3 for a quick run)
+#                                   DURATION=5 ROUNDS=3 for a quick run; BENCH_VARIANTS picks and
+#                                   orders the variants; bench/proxy-compare.sh adds a base proxy)
 # Needs: nginx, haproxy, wrk, h2load (nghttp2-client), python3, taskset; builds the release
 # binaries with cargo first (OUTRIGGER_PROXY_BIN=path measures a given proxy binary instead).
 # shellcheck source=scripts/lib/env.sh
@@ -32,9 +33,13 @@ OUT="${OUT:-$OUTRIGGER_ROOT/bench/proxy/results.md}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$OUTRIGGER_ROOT/target}"
 BIN="${OUTRIGGER_PROXY_BIN:-$CARGO_TARGET_DIR/release/outrigger-proxy}"
 FLOOR_BIN="$CARGO_TARGET_DIR/release/examples/hyper_floor"
+# The variant outrigger-proxy-base runs this binary (bench/proxy-compare.sh builds it from an
+# older commit), so a before/after comparison shares one run's machine state.
+BASE_BIN="${OUTRIGGER_PROXY_BASE_BIN:-}"
 PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 UP_PORT=18081 OR_PORT=18443 OR_ADMIN=18191 NG_PORT=18444 HA_PORT=18445 FL_PORT=18446
+BASE_PORT=18447 BASE_ADMIN=18192
 
 require_tools bench/proxy.sh nginx haproxy wrk h2load python3 taskset
 build_proxy_binaries
@@ -125,6 +130,12 @@ start_variant() { # name -> sets VPID (pid whose process tree is measured) and V
         --admin "127.0.0.1:$OR_ADMIN" --app "127.0.0.1:$UP_PORT" --workers 1 \
         >"$T/or.out" 2>"$T/or.err" &
       VPID=$! VPORT=$OR_PORT ;;
+    outrigger-proxy-base)
+      [[ -x "$BASE_BIN" ]] || { echo "outrigger-proxy-base needs OUTRIGGER_PROXY_BASE_BIN" >&2; exit 1; }
+      OUTRIGGER_ACCESS_LOG=false taskset -c "$PROXY_CPU" "$BASE_BIN" --inbound "127.0.0.1:$BASE_PORT" \
+        --admin "127.0.0.1:$BASE_ADMIN" --app "127.0.0.1:$UP_PORT" --workers 1 \
+        >"$T/base.out" 2>"$T/base.err" &
+      VPID=$! VPORT=$BASE_PORT ;;
     hyper-floor)
       taskset -c "$PROXY_CPU" "$FLOOR_BIN" "127.0.0.1:$FL_PORT" "127.0.0.1:$UP_PORT" >"$T/fl.log" 2>&1 &
       VPID=$! VPORT=$FL_PORT ;;
