@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Writes the terraform-docs style tables of terraform/README.md from the HCL.
 
 terraform-docs itself is not obtainable offline (the Go module proxy refuses it), so this is a
@@ -14,7 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import ROOT
+
 TF = ROOT / "terraform"
 README = TF / "README.md"
 DIRS = ["modules/conventions", "modules/doks", "envs/staging", "envs/production", "bootstrap"]
@@ -101,12 +101,18 @@ def document(d: str) -> str:
         lines += [""]
     variables = blocks(text, "variable")
     if variables:
-        lines += ["#### Inputs", "", "| Name | Description | Type | Default | Required |",
-                  "|------|-------------|------|---------|:--------:|"]
+        lines += [
+            "#### Inputs",
+            "",
+            "| Name | Description | Type | Default | Required |",
+            "|------|-------------|------|---------|:--------:|",
+        ]
         for labels, body in variables:
             default = attr(body, "default")
-            lines.append(f"| {labels[0]} | {cell(unquote(attr(body, 'description')))} | {code(attr(body, 'type'))} "
-                         f"| {code(default)} | {'no' if default is not None else 'yes'} |")
+            lines.append(
+                f"| {labels[0]} | {cell(unquote(attr(body, 'description')))} | {code(attr(body, 'type'))} "
+                f"| {code(default)} | {'no' if default is not None else 'yes'} |"
+            )
         lines += [""]
     outputs = blocks(text, "output")
     if outputs:
@@ -116,14 +122,14 @@ def document(d: str) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    check = "--check" in sys.argv[1:]
-    readme = README.read_text()
+def cmd_tfdocs(check: bool, readme_path: Path | None = None) -> int:
+    readme_path = readme_path or README
+    readme = readme_path.read_text()
     new = readme
     for d in DIRS:
         begin, end = f"<!-- BEGIN_TF_DOCS {d} -->", f"<!-- END_TF_DOCS {d} -->"
         if begin not in new or end not in new:
-            print(f"{README}: markers for {d} missing", file=sys.stderr)
+            print(f"{readme_path}: markers for {d} missing", file=sys.stderr)
             return 1
         head, rest = new.split(begin, 1)
         _, tail = rest.split(end, 1)
@@ -131,12 +137,8 @@ def main() -> int:
     if new == readme:
         return 0
     if check:
-        print("terraform/README.md is out of date: run scripts/lib/platform-tfdocs.py", file=sys.stderr)
+        print("terraform/README.md is out of date: run tools/checks/outrigger-checks tfdocs", file=sys.stderr)
         return 1
-    README.write_text(new)
+    readme_path.write_text(new)
     print("updated terraform/README.md")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
