@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The platform checkers themselves (tools/checks: the outrigger_checks package and its
 # outrigger-checks entry point, which check-flux/-charts-platform/-promql/-terraform.sh run):
-# shellcheck on the entry point, ruff lint + format, then their pytest suite (real charts,
+# the entry point through shellcheck, ruff lint + format, then their pytest suite (real charts,
 # dashboards, rules, Flux and Terraform files, and broken copies each check must reject).
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"

@@ -60,6 +60,15 @@ def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -
     return t
 
 
+def quantile_targets(buckets: str, by: str, legend: str) -> list[dict]:
+    """p50, p95 and p99 of a histogram (``buckets``: its ``_bucket`` selector with range), one
+    target each, aggregated ``by`` the given labels plus ``le``."""
+    return [
+        target(f"histogram_quantile({q}, sum by (le, {by}) (rate({buckets})))", f"p{int(q * 100)} {legend}", ref)
+        for q, ref in ((0.5, "A"), (0.95, "B"), (0.99, "C"))
+    ]
+
+
 def timeseries(
     title: str,
     targets: list[dict],

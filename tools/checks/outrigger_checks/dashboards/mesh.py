@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .grafana import Layout, dashboard, query_var, stat, table, target, timeseries
+from .grafana import Layout, dashboard, quantile_targets, query_var, stat, table, target, timeseries
 
 
 def mesh() -> dict:
@@ -79,14 +79,9 @@ def mesh() -> dict:
     lay.add(
         timeseries(
             "Latency to end of body",
-            [
-                target(
-                    f"histogram_quantile({q}, sum by (le, workload) (rate(outrigger_proxy_request_duration_seconds_bucket{{{sel}}}{rate})))",
-                    f"p{int(q * 100)} {{{{workload}}}}",
-                    ref,
-                )
-                for q, ref in ((0.5, "A"), (0.95, "B"), (0.99, "C"))
-            ],
+            quantile_targets(
+                f"outrigger_proxy_request_duration_seconds_bucket{{{sel}}}{rate}", "workload", "{{workload}}"
+            ),
             "s",
         ),
         12,
@@ -95,14 +90,9 @@ def mesh() -> dict:
     lay.add(
         timeseries(
             "Latency to response headers",
-            [
-                target(
-                    f"histogram_quantile({q}, sum by (le, workload) (rate(outrigger_proxy_response_headers_duration_seconds_bucket{{{sel}}}{rate})))",
-                    f"p{int(q * 100)} {{{{workload}}}}",
-                    ref,
-                )
-                for q, ref in ((0.5, "A"), (0.95, "B"), (0.99, "C"))
-            ],
+            quantile_targets(
+                f"outrigger_proxy_response_headers_duration_seconds_bucket{{{sel}}}{rate}", "workload", "{{workload}}"
+            ),
             "s",
         ),
         12,
