@@ -1,4 +1,5 @@
-# Outrigger: one entry point for people and CI. Every install step lives in scripts/.
+# Outrigger: one entry point for people and CI. Install steps: tools/install/ (via scripts/tools.sh);
+# checks: scripts/check-*.sh; docs/tools.md has the table of what runs in which tier.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help

@@ -39,7 +39,7 @@ done < <(find flux -name kustomization.yaml | sort)
 say "  $overlays overlays build"
 
 say "render every cluster as Flux applies it"
-python3 "$PLATFORM_CHECKS" render "$work/out"
+"$PLATFORM_CHECKS" render "$work/out"
 mapfile -t rendered < <(find "$work/out" -name '*.yaml' | sort)
 
 say "kubeconform -strict on ${#rendered[@]} rendered files (Kubernetes $PLATFORM_KUBE_VERSION + CRDs)"
@@ -79,18 +79,18 @@ PY
 
 say "server-side dry run on a real kube-apiserver (dryRun=All, fieldValidation=Strict)"
 if with_kube_api; then
-  python3 "$PLATFORM_CHECKS" dryrun "$KUBE_STATE" "${rendered[@]}"
+  "$PLATFORM_CHECKS" dryrun "$KUBE_STATE" "${rendered[@]}"
 fi
 
 say "Flux API versions (sources + rendered)"
 mapfile -t flux_sources < <(find flux -name '*.yaml' -not -name '.yamllint.yaml' | sort)
-python3 "$PLATFORM_CHECKS" flux-apis "${flux_sources[@]}" "${rendered[@]}"
+"$PLATFORM_CHECKS" flux-apis "${flux_sources[@]}" "${rendered[@]}"
 
 say "node-pool placement"
-python3 "$PLATFORM_CHECKS" placement "$work/out"
+"$PLATFORM_CHECKS" placement "$work/out"
 
 say "self-test: the checks must reject a broken tree"
-python3 "$PLATFORM_CHECKS" selftest "$work/out"
+"$PLATFORM_CHECKS" selftest "$work/out"
 
 # Skipped checkov checks, each on purpose (the rendered cluster output; the charts' own checks
 # run in check-charts-platform.sh / check-charts-app.sh with their own reasoning):

@@ -80,9 +80,9 @@ if grep -nE 'kube_config|raw_config|\btoken\b|private_key|password' "$tf"/*/outp
   exit 1
 fi
 
-say "terraform/README.md reference tables are current (scripts/lib/platform-tfdocs.py --check)"
+say "terraform/README.md reference tables are current (outrigger-checks tfdocs --check)"
 require python3
-python3 "$OUTRIGGER_ROOT/scripts/lib/platform-tfdocs.py" --check
+"$PLATFORM_CHECKS" tfdocs --check
 
 policies="$OUTRIGGER_ROOT/tools/checks/platform-checkov"
 say "checkov (terraform, with tools/checks/platform-checkov)"

@@ -9,7 +9,7 @@ cd "$OUTRIGGER_ROOT"
 
 echo "check-toolchain: shellcheck toolchain scripts"
 shellcheck -x scripts/tools.sh scripts/kubeconform.sh scripts/kube-test-env.sh scripts/check-toolchain.sh \
-  scripts/lib/env.sh scripts/lib/tools-*.sh tools/versions.sh tools/kube-apiserver/regen.sh \
+  scripts/lib/env.sh tools/install/*.sh tools/versions.sh tools/kube-apiserver/regen.sh \
   tools/flux-controllers/regen.sh scripts/flux-install-manifests.sh
 
 echo "check-toolchain: ruff tools/schemas tools/tests"

@@ -2,7 +2,7 @@
 # Installs the pinned verification toolchain into $OUTRIGGER_TOOLS (default: the git-ignored .tools/)
 # plus the pinned Debian packages. Idempotent: every step keeps a stamp with the exact pin it
 # installed, so a second run installs nothing and says so. Pins: tools/versions.sh; the table of
-# tools, versions and what could not be had: docs/tools.md.
+# tools, versions and what could not be had: docs/tools.md. The steps themselves: tools/install/.
 #
 # usage: scripts/tools.sh [STEP...]     (default: all steps, in this order)
 #   apt       Debian packages (promtool, nginx, haproxy, wrk, h2load, etcd, iptables, shellcheck, ...)
@@ -22,24 +22,24 @@ cd "$(dirname "$0")/.."
 source scripts/lib/env.sh
 # shellcheck source=tools/versions.sh
 source tools/versions.sh
-# shellcheck source=scripts/lib/tools-common.sh
-source scripts/lib/tools-common.sh
-# shellcheck source=scripts/lib/tools-apt.sh
-source scripts/lib/tools-apt.sh
-# shellcheck source=scripts/lib/tools-python.sh
-source scripts/lib/tools-python.sh
-# shellcheck source=scripts/lib/tools-go.sh
-source scripts/lib/tools-go.sh
-# shellcheck source=scripts/lib/tools-schemas.sh
-source scripts/lib/tools-schemas.sh
-# shellcheck source=scripts/lib/tools-terraform.sh
-source scripts/lib/tools-terraform.sh
-# shellcheck source=scripts/lib/tools-kube.sh
-source scripts/lib/tools-kube.sh
-# shellcheck source=scripts/lib/tools-cluster.sh
-source scripts/lib/tools-cluster.sh
-# shellcheck source=scripts/lib/tools-flux.sh
-source scripts/lib/tools-flux.sh
+# shellcheck source=tools/install/common.sh
+source tools/install/common.sh
+# shellcheck source=tools/install/apt.sh
+source tools/install/apt.sh
+# shellcheck source=tools/install/python.sh
+source tools/install/python.sh
+# shellcheck source=tools/install/go.sh
+source tools/install/go.sh
+# shellcheck source=tools/install/schemas.sh
+source tools/install/schemas.sh
+# shellcheck source=tools/install/terraform.sh
+source tools/install/terraform.sh
+# shellcheck source=tools/install/kube.sh
+source tools/install/kube.sh
+# shellcheck source=tools/install/cluster.sh
+source tools/install/cluster.sh
+# shellcheck source=tools/install/flux.sh
+source tools/install/flux.sh
 
 ALL_STEPS=(apt python go schemas terraform kube cluster flux extra)
 # Every step is required: each one feeds a test or check, so a failed step fails the run (CI must

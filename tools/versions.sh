@@ -2,7 +2,7 @@
 # Every pinned version of the verification toolchain, in one place. scripts/tools.sh sources this;
 # docs/tools.md explains each line. Changing a pin here makes the next tools.sh run rebuild that tool
 # (stamp files in $OUTRIGGER_TOOLS/stamps carry the version).
-# shellcheck disable=SC2034  # consumed by the scripts/lib/tools-*.sh files that source this one
+# shellcheck disable=SC2034  # consumed by the tools/install/*.sh files that source this one
 
 # Debian 12 (bookworm) packages, exact `name=version` as `apt-cache policy` showed on 2026-11-26.
 # Debian keeps only the newest build of a package per suite, so a security update can retire a pin:
@@ -54,7 +54,7 @@ KUSTOMIZE_VERSION=v5.8.2   # v5.8.3 needs Go 1.27
 # flux2 v2.9.5 (the Flux release whose CRDs are used below): its CLI is not built, see docs/tools.md.
 FLUX_VERSION=v2.9.5
 H2SPEC_VERSION=v2.2.1+incompatible
-# Flux controllers built here (scripts/tools.sh step `flux`, scripts/lib/tools-flux.sh), as NAME@VERSION,
+# Flux controllers built here (scripts/tools.sh step `flux`, tools/install/flux.sh), as NAME@VERSION,
 # each from its wrapper module tools/flux-controllers/NAME (regen.sh there). The versions flux2
 # $FLUX_VERSION requires, except where the module proxy refuses that root module (403 "This module
 # version is not available"); then the nearest served lower patch (commands tried: docs/tools.md).

@@ -8,7 +8,7 @@ source "$OUTRIGGER_ROOT/tools/versions.sh"
 # helm template --kube-version and the kubeconform schemas come from the same pin.
 PLATFORM_KUBE_VERSION="${KUBERNETES_VERSION#v}"
 export PLATFORM_KUBE_VERSION
-PLATFORM_CHECKS="$OUTRIGGER_ROOT/scripts/lib/platform-checks.py"
+PLATFORM_CHECKS="$OUTRIGGER_ROOT/tools/checks/outrigger-checks"
 KUBECONFORM="$OUTRIGGER_ROOT/scripts/kubeconform.sh"
 
 # require TOOL... : fail (not skip) when a tool scripts/tools.sh installs is missing.

@@ -1,7 +1,7 @@
 //go:build tools
 
 // Package tools pins the node and control-plane binaries of the local cluster (scripts/cluster.sh)
-// for scripts/lib/tools-cluster.sh (go build from this module).
+// for tools/install/cluster.sh (go build from this module).
 package tools
 
 import (

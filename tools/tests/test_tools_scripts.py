@@ -1,4 +1,4 @@
-"""Unit tests of scripts/lib/tools-*.sh functions, each run by a real bash under
+"""Unit tests of tools/install/*.sh functions, each run by a real bash under
 ``set -euo pipefail`` exactly as scripts/tools.sh runs them. Commands that would change the
 machine (apt-get, dpkg-query, apt-cache) are replaced by shell functions over a fake package
 database in a temporary folder, so the pin policy can be driven through drift and back.
@@ -20,9 +20,9 @@ def bash(script: str, tools: Path, **env: str) -> subprocess.CompletedProcess[st
         set -euo pipefail
         cd {ROOT}
         export OUTRIGGER_TOOLS={tools}
-        source scripts/lib/tools-common.sh
-        source scripts/lib/tools-apt.sh
-        source scripts/lib/tools-go.sh
+        source tools/install/common.sh
+        source tools/install/apt.sh
+        source tools/install/go.sh
         """
     )
     return subprocess.run(

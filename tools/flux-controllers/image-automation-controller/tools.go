@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins image-automation-controller for scripts/lib/tools-flux.sh (go build from this module).
+// Package tools pins image-automation-controller for tools/install/flux.sh (go build from this module).
 package tools
 
 import _ "github.com/fluxcd/image-automation-controller"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Writes the terraform-docs style tables of terraform/README.md from the HCL.
 
 terraform-docs itself is not obtainable offline (the Go module proxy refuses it), so this is a
@@ -14,7 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import ROOT
+
 TF = ROOT / "terraform"
 README = TF / "README.md"
 DIRS = ["modules/conventions", "modules/doks", "envs/staging", "envs/production", "bootstrap"]
@@ -77,6 +77,14 @@ def code(s: str | None) -> str:
     return "`" + re.sub(r"\s+", " ", s).replace("|", "\\|") + "`"
 
 
+def md_table(title: str, head: str, rows: list[str], always: bool = False) -> list[str]:
+    """A ``#### title`` section with a markdown table (header and separator in ``head``), or
+    nothing when there are no rows (unless ``always``)."""
+    if not rows and not always:
+        return []
+    return [f"#### {title}", "", *head.split("\n"), *rows, ""]
+
+
 def document(d: str) -> str:
     path = TF / d
     text = "\n".join(f.read_text() for f in sorted(path.glob("*.tf")))
@@ -84,46 +92,50 @@ def document(d: str) -> str:
     tf = blocks(text, "terraform")
     reqs = [("terraform", unquote(attr(tf[0][1], "required_version")))] if tf else []
     providers = re.findall(r'^\s{4}(\w+) = \{\n\s+source\s+= "([^"]+)"\n\s+version = "([^"]+)"', text, re.M)
-    lines += ["#### Requirements", "", "| Name | Version |", "|------|---------|"]
-    lines += [f"| {n} | {code(v)} |" for n, v in reqs]
-    lines += [f"| {n} ({s}) | {code(v)} |" for n, s, v in providers]
-    lines += [""]
-    mods = blocks(text, "module")
-    if mods:
-        lines += ["#### Modules", "", "| Name | Source |", "|------|--------|"]
-        lines += [f"| {labels[0]} | `{unquote(attr(body, 'source'))}` |" for labels, body in mods]
-        lines += [""]
+    lines += md_table(
+        "Requirements",
+        "| Name | Version |\n|------|---------|",
+        [f"| {n} | {code(v)} |" for n, v in reqs] + [f"| {n} ({s}) | {code(v)} |" for n, s, v in providers],
+        always=True,
+    )
+    lines += md_table(
+        "Modules",
+        "| Name | Source |\n|------|--------|",
+        [f"| {labels[0]} | `{unquote(attr(body, 'source'))}` |" for labels, body in blocks(text, "module")],
+    )
     res = [("resource", lbl, b) for lbl, b in blocks(text, "resource")]
     res += [("data source", lbl, b) for lbl, b in blocks(text, "data")]
-    if res:
-        lines += ["#### Resources", "", "| Name | Type |", "|------|------|"]
-        lines += [f"| `{lbl[0]}.{lbl[1]}` | {kind} |" for kind, lbl, _ in res]
-        lines += [""]
-    variables = blocks(text, "variable")
-    if variables:
-        lines += ["#### Inputs", "", "| Name | Description | Type | Default | Required |",
-                  "|------|-------------|------|---------|:--------:|"]
-        for labels, body in variables:
-            default = attr(body, "default")
-            lines.append(f"| {labels[0]} | {cell(unquote(attr(body, 'description')))} | {code(attr(body, 'type'))} "
-                         f"| {code(default)} | {'no' if default is not None else 'yes'} |")
-        lines += [""]
-    outputs = blocks(text, "output")
-    if outputs:
-        lines += ["#### Outputs", "", "| Name | Description |", "|------|-------------|"]
-        lines += [f"| {labels[0]} | {cell(unquote(attr(body, 'description')))} |" for labels, body in outputs]
-        lines += [""]
+    lines += md_table(
+        "Resources", "| Name | Type |\n|------|------|", [f"| `{lbl[0]}.{lbl[1]}` | {kind} |" for kind, lbl, _ in res]
+    )
+    inputs = []
+    for labels, body in blocks(text, "variable"):
+        default = attr(body, "default")
+        inputs.append(
+            f"| {labels[0]} | {cell(unquote(attr(body, 'description')))} | {code(attr(body, 'type'))} "
+            f"| {code(default)} | {'no' if default is not None else 'yes'} |"
+        )
+    lines += md_table(
+        "Inputs",
+        "| Name | Description | Type | Default | Required |\n|------|-------------|------|---------|:--------:|",
+        inputs,
+    )
+    lines += md_table(
+        "Outputs",
+        "| Name | Description |\n|------|-------------|",
+        [f"| {labels[0]} | {cell(unquote(attr(body, 'description')))} |" for labels, body in blocks(text, "output")],
+    )
     return "\n".join(lines)
 
 
-def main() -> int:
-    check = "--check" in sys.argv[1:]
-    readme = README.read_text()
+def cmd_tfdocs(check: bool, readme_path: Path | None = None) -> int:
+    readme_path = readme_path or README
+    readme = readme_path.read_text()
     new = readme
     for d in DIRS:
         begin, end = f"<!-- BEGIN_TF_DOCS {d} -->", f"<!-- END_TF_DOCS {d} -->"
         if begin not in new or end not in new:
-            print(f"{README}: markers for {d} missing", file=sys.stderr)
+            print(f"{readme_path}: markers for {d} missing", file=sys.stderr)
             return 1
         head, rest = new.split(begin, 1)
         _, tail = rest.split(end, 1)
@@ -131,12 +143,8 @@ def main() -> int:
     if new == readme:
         return 0
     if check:
-        print("terraform/README.md is out of date: run scripts/lib/platform-tfdocs.py", file=sys.stderr)
+        print("terraform/README.md is out of date: run tools/checks/outrigger-checks tfdocs", file=sys.stderr)
         return 1
-    README.write_text(new)
+    readme_path.write_text(new)
     print("updated terraform/README.md")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
