@@ -111,14 +111,23 @@ fn hex(b: &[u8]) -> String {
     })
 }
 
+/// A proxy exporting spans as `otel` says, whose SIGTERM exits at once (flushing the exporter).
+async fn traced_proxy(app: &App, otel: &[(&str, &str)]) -> Proxy {
+    Proxy::start(
+        app.addr,
+        &["--drain-delay", "0s", "--drain-timeout", "2s"],
+        otel,
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_span_continues_the_client_trace_and_is_exported() {
     let (otlp, received) = otlp_receiver().await;
     let app = App::start().await;
     let endpoint = format!("http://{otlp}");
-    let mut proxy = Proxy::start(
-        app.addr,
-        &["--drain-delay", "0s", "--drain-timeout", "2s"],
+    let mut proxy = traced_proxy(
+        &app,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_SERVICE_NAME", "proxy-under-test"),
@@ -201,9 +210,8 @@ async fn spans_are_exported_over_https_with_a_custom_ca_and_headers() {
     let app = App::start().await;
     let endpoint = format!("https://{otlp}");
     let ca = pki.path("ca.pem");
-    let mut proxy = Proxy::start(
-        app.addr,
-        &["--drain-delay", "0s", "--drain-timeout", "2s"],
+    let mut proxy = traced_proxy(
+        &app,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.to_str().unwrap()),
@@ -247,9 +255,8 @@ async fn the_sdk_reads_the_otel_variables() {
     let (otlp, received, headers, resources) = otlp_receiver_with(None).await;
     let app = App::start().await;
     let endpoint = format!("http://{otlp}/");
-    let mut proxy = Proxy::start(
-        app.addr,
-        &["--drain-delay", "0s", "--drain-timeout", "2s"],
+    let mut proxy = traced_proxy(
+        &app,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             (
