@@ -169,22 +169,17 @@ async fn park_after_zero_never_parks() {
     }
 }
 
+/// A proxy parking after `park_after` whose drain serves for `delay`, then waits up to `timeout`.
+async fn draining_parker(app: &App, park_after: &str, delay: &str, timeout: &str) -> Proxy {
+    let park = ["--park-after", park_after];
+    let drain = ["--drain-delay", delay, "--drain-timeout", timeout];
+    Proxy::start(app.addr, &[&park[..], &drain].concat(), &[]).await
+}
+
 #[tokio::test]
 async fn drain_answers_parked_connections_with_close_then_closes_them() {
     let app = App::start().await;
-    let mut proxy = Proxy::start(
-        app.addr,
-        &[
-            "--park-after",
-            "20ms",
-            "--drain-delay",
-            "1s",
-            "--drain-timeout",
-            "2s",
-        ],
-        &[],
-    )
-    .await;
+    let mut proxy = draining_parker(&app, "20ms", "1s", "2s").await;
     let get = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
     let mut busy = TcpStream::connect(proxy.inbound).await.unwrap();
     let mut idle = TcpStream::connect(proxy.inbound).await.unwrap();
@@ -235,19 +230,7 @@ async fn a_park_declined_during_the_drain_does_not_spin() {
     // An idle connection whose park timer fires while the proxy drains is not parked (draining
     // connections are left to the drain); the declined timer must not keep waking the task.
     let app = App::start().await;
-    let mut proxy = Proxy::start(
-        app.addr,
-        &[
-            "--park-after",
-            "100ms",
-            "--drain-delay",
-            "2s",
-            "--drain-timeout",
-            "1s",
-        ],
-        &[],
-    )
-    .await;
+    let mut proxy = draining_parker(&app, "100ms", "2s", "1s").await;
     let mut s = TcpStream::connect(proxy.inbound).await.unwrap();
     let mut pending = Vec::new();
     s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")

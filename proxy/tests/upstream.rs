@@ -59,6 +59,14 @@ fn get() -> Request<ReqBody> {
         .unwrap()
 }
 
+/// Idle timeout long enough that no test sees a sweep, unless it asks for one.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// A pool to `addr` (connect timeout 1 s, up to 8 idle connections).
+fn pool(addr: std::net::SocketAddr, idle: Duration) -> Arc<Upstream<ReqBody>> {
+    Upstream::new(addr, Duration::from_secs(1), idle, 8)
+}
+
 async fn send_ok(pool: &Arc<Upstream<ReqBody>>) {
     let (resp, lease) = pool.send(get()).await.expect("request");
     assert_eq!(resp.status(), 200);
@@ -70,7 +78,7 @@ async fn send_ok(pool: &Arc<Upstream<ReqBody>>) {
 #[tokio::test]
 async fn connections_are_reused_after_the_body_is_read() {
     let (addr, accepted) = app(false).await;
-    let pool = Upstream::new(addr, Duration::from_secs(1), Duration::from_secs(60), 8);
+    let pool = pool(addr, IDLE);
     for _ in 0..5 {
         send_ok(&pool).await;
     }
@@ -85,7 +93,7 @@ async fn connections_are_reused_after_the_body_is_read() {
 #[tokio::test]
 async fn a_connection_the_app_closed_while_idle_is_not_used_again() {
     let (addr, accepted) = app(true).await;
-    let pool = Upstream::new(addr, Duration::from_secs(1), Duration::from_secs(60), 8);
+    let pool = pool(addr, IDLE);
     for _ in 0..3 {
         send_ok(&pool).await;
         // Let the pooled connection see the app's FIN.
@@ -100,7 +108,7 @@ async fn a_refused_connect_is_a_connect_error() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let pool = Upstream::new(port, Duration::from_secs(1), Duration::from_secs(60), 8);
+    let pool = pool(port, IDLE);
     let err = pool.send(get()).await.expect_err("nothing listens");
     assert!(err.is_connect(), "{err}");
     assert!(!err.is_timeout());
@@ -109,7 +117,7 @@ async fn a_refused_connect_is_a_connect_error() {
 #[tokio::test]
 async fn idle_connections_expire() {
     let (addr, accepted) = app(false).await;
-    let pool = Upstream::new(addr, Duration::from_secs(1), Duration::from_millis(200), 8);
+    let pool = pool(addr, Duration::from_millis(200));
     send_ok(&pool).await;
     assert_eq!(pool.idle_count(), 1);
     // Sweeps run every half idle timeout: gone after at most one idle timeout (plus slack).
@@ -122,7 +130,7 @@ async fn idle_connections_expire() {
 #[tokio::test]
 async fn an_unread_body_does_not_return_its_connection() {
     let (addr, accepted) = app(false).await;
-    let pool = Upstream::new(addr, Duration::from_secs(1), Duration::from_secs(60), 8);
+    let pool = pool(addr, IDLE);
     let (resp, lease) = pool.send(get()).await.unwrap();
     lease.discard();
     drop(resp);

@@ -277,6 +277,21 @@ impl Proxy {
         self.admin_get("/metrics").await.unwrap().1
     }
 
+    /// `outrigger_proxy_<family>_total{reason="<reason>"}`, scraped now.
+    pub async fn by_reason(&self, family: &str, reason: &str) -> f64 {
+        let name = format!("outrigger_proxy_{family}_total");
+        metric(
+            &self.metrics().await,
+            &name,
+            &[&format!("reason=\"{reason}\"")],
+        )
+    }
+
+    /// The status of `GET path` through the proxy (HTTP/1.1).
+    pub async fn get_status(&self, path: &str) -> StatusCode {
+        get(&h1_client(), &self.url(path)).await.unwrap().0
+    }
+
     pub fn sigterm(&self) {
         let ok = Command::new("kill")
             .arg("-TERM")
