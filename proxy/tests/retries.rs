@@ -13,10 +13,16 @@ use common::{App, Proxy, get, h1_client, metric, send};
 use http::Request;
 use http_body_util::Full;
 
-#[tokio::test]
-async fn idempotent_request_is_retried_after_the_app_drops_the_connection() {
+/// An app and a proxy in front of it retrying after a short backoff.
+async fn retrying() -> (App, Proxy) {
     let app = App::start().await;
     let proxy = Proxy::start(app.addr, &["--retry-backoff", "5ms"], &[]).await;
+    (app, proxy)
+}
+
+#[tokio::test]
+async fn idempotent_request_is_retried_after_the_app_drops_the_connection() {
+    let (app, proxy) = retrying().await;
     app.state.drops_left.store(1, Ordering::SeqCst);
     let (status, _, body) = get(&h1_client(), &proxy.url("/drop-once")).await.unwrap();
     assert_eq!(status, 200);
@@ -53,8 +59,7 @@ async fn idempotent_request_is_retried_after_the_app_drops_the_connection() {
 
 #[tokio::test]
 async fn post_is_not_retried_unless_it_has_an_idempotency_key() {
-    let app = App::start().await;
-    let proxy = Proxy::start(app.addr, &["--retry-backoff", "5ms"], &[]).await;
+    let (app, proxy) = retrying().await;
     let c = h1_client();
     app.state.drops_left.store(1, Ordering::SeqCst);
     let post = Request::post(proxy.url("/drop-once"))
@@ -86,8 +91,7 @@ async fn post_is_not_retried_unless_it_has_an_idempotency_key() {
 
 #[tokio::test]
 async fn bodies_over_the_replay_cap_are_not_retried() {
-    let app = App::start().await;
-    let proxy = Proxy::start(app.addr, &["--retry-backoff", "5ms"], &[]).await;
+    let (app, proxy) = retrying().await;
     let c = h1_client();
     // 100 KiB > 64 KiB default cap.
     let put = Request::put(proxy.url("/consume/503"))

@@ -121,6 +121,21 @@ async fn traced_proxy(app: &App, otel: &[(&str, &str)]) -> Proxy {
     .await
 }
 
+/// `GET /hello` as a sampled child of the client span `CLIENT_SPAN` in `trace`.
+async fn hello_in_trace(proxy: &Proxy, trace: &str) {
+    let req = Request::get(proxy.url("/hello"))
+        .header("traceparent", format!("00-{trace}-{CLIENT_SPAN}-01"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&h1_client(), req).await.unwrap().0, 200);
+}
+
+/// SIGTERM flushes the batch exporter on the way out; the flush completes before the exit.
+async fn exit_flushing(proxy: &mut Proxy) {
+    proxy.sigterm();
+    assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_span_continues_the_client_trace_and_is_exported() {
     let (otlp, received) = otlp_receiver().await;
@@ -155,9 +170,7 @@ async fn server_span_continues_the_client_trace_and_is_exported() {
     assert_eq!(parts[3], "01");
     assert_eq!(seen["tracestate"], "vendor=abc");
 
-    // SIGTERM flushes the batch exporter on the way out.
-    proxy.sigterm();
-    assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+    exit_flushing(&mut proxy).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let (service, span) = loop {
         if let Some(s) = received.lock().unwrap().first().cloned() {
@@ -223,13 +236,8 @@ async fn spans_are_exported_over_https_with_a_custom_ca_and_headers() {
         ],
     )
     .await;
-    let req = Request::get(proxy.url("/hello"))
-        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    assert_eq!(send(&h1_client(), req).await.unwrap().0, 200);
-    proxy.sigterm();
-    assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+    hello_in_trace(&proxy, TRACE_ID).await;
+    exit_flushing(&mut proxy).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let span = loop {
         if let Some((_, s)) = received.lock().unwrap().first().cloned() {
@@ -270,15 +278,9 @@ async fn the_sdk_reads_the_otel_variables() {
     )
     .await;
     for trace in [SAMPLED, DROPPED] {
-        let req = Request::get(proxy.url("/hello"))
-            .header("traceparent", format!("00-{trace}-{CLIENT_SPAN}-01"))
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        assert_eq!(send(&h1_client(), req).await.unwrap().0, 200);
+        hello_in_trace(&proxy, trace).await;
     }
-    // The flush on exit completes before the process ends.
-    proxy.sigterm();
-    assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+    exit_flushing(&mut proxy).await;
     let traces: Vec<String> = received
         .lock()
         .unwrap()
