@@ -8,6 +8,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use outrigger_daemon::metrics::registered;
+
 /// `result` (`injected|skipped|error`) and `reason` (skip/error reason, `none` when injected).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AdmissionLabels {
@@ -17,19 +19,8 @@ pub struct AdmissionLabels {
     pub reason: &'static str,
 }
 
-/// One `reason` label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    /// Why.
-    pub reason: &'static str,
-}
-
-/// One `result` label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    /// Outcome.
-    pub result: &'static str,
-}
+/// One `reason` label and one `result` label, the same sets as the other daemons'.
+pub use outrigger_daemon::metrics::{ReasonLabels, ResultLabels};
 
 /// All injector metrics plus the registry that renders them.
 #[derive(Debug)]
@@ -51,37 +42,38 @@ impl Metrics {
     /// Register everything.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("outrigger_injector");
-        let admissions = Family::<AdmissionLabels, Counter>::default();
-        registry.register(
+        let r = &mut registry;
+        let admissions = registered(
+            r,
             "admissions",
             "Admission reviews answered, by result (injected, skipped, error) and reason",
-            admissions.clone(),
+            Family::default(),
         );
         // 0.25 ms .. ~4 s: a review is normally well under a millisecond; the API server's
         // timeout (5 s in the chart) bounds the top.
-        let duration = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
-        registry.register(
+        let duration = registered(
+            r,
             "admission_duration_seconds",
             "Time to answer one admission review (body read, decision, response), in seconds",
-            duration.clone(),
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 15)),
         );
-        let rejected = Family::<ReasonLabels, Counter>::default();
-        registry.register(
+        let rejected = registered(
+            r,
             "requests_rejected",
             "HTTP requests refused before admission (malformed, too_large, timeout, method, not_found)",
-            rejected.clone(),
+            Family::default(),
         );
-        let tls_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
+        let tls_reloads = registered(
+            r,
             "tls_cert_reloads",
             "Serving certificate reloads after the files changed, by result (success, error)",
-            tls_reloads.clone(),
+            Family::default(),
         );
-        let tls_handshake_errors = Counter::default();
-        registry.register(
+        let tls_handshake_errors = registered(
+            r,
             "tls_handshake_errors",
             "TLS handshakes on the webhook port that failed",
-            tls_handshake_errors.clone(),
+            Counter::default(),
         );
         outrigger_daemon::metrics::register_build_info(&mut registry, env!("CARGO_PKG_VERSION"));
         Self {

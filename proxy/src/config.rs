@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::ArgAction;
 use outrigger_daemon::cli::{self as parse, ValueError};
 
-pub use crate::otel::{OtelConfig, Sampler};
+pub use crate::otel::OtelConfig;
 pub use outrigger_daemon::{ConfigError, EX_USAGE};
 
 /// Source of named string settings (the process environment in production, a map in tests).

@@ -174,59 +174,83 @@ mod tests {
         h
     }
 
-    #[test]
-    fn strips_listed_and_standard_hop_headers() {
-        let mut h = map(&[
-            ("connection", "keep-alive, X-Secret"),
-            ("x-secret", "1"),
-            ("keep-alive", "timeout=5"),
-            ("transfer-encoding", "chunked"),
-            ("te", "trailers, deflate"),
-            ("x-end-to-end", "yes"),
-        ]);
-        strip_hop_by_hop(&mut h, false, true);
-        assert!(h.get("x-secret").is_none());
-        assert!(h.get("connection").is_none());
-        assert!(h.get("keep-alive").is_none());
-        assert!(h.get("transfer-encoding").is_none());
-        assert_eq!(h.get("te").unwrap(), "trailers");
-        assert_eq!(h.get("x-end-to-end").unwrap(), "yes");
+    /// `pairs` after `strip_hop_by_hop(.., upgrade, te)`.
+    fn stripped(pairs: &[(&str, &str)], upgrade: bool, te: bool) -> HeaderMap {
+        let mut h = map(pairs);
+        strip_hop_by_hop(&mut h, upgrade, te);
+        h
     }
 
-    #[test]
-    fn names_from_every_connection_field_are_removed_in_any_case() {
-        let mut h = map(&[
-            ("connection", "close"),
-            ("connection", "X-Other , x-THIRD,, not a name"),
-            ("x-other", "1"),
-            ("x-third", "1"),
-            ("x-kept", "1"),
-        ]);
-        strip_hop_by_hop(&mut h, false, false);
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert_eq!(h.get("x-kept").unwrap(), "1");
-
-        let mut h = map(&[
-            ("connection", "Upgrade, X-Secret"),
-            ("upgrade", "websocket"),
-            ("x-secret", "1"),
-        ]);
-        strip_hop_by_hop(&mut h, true, true);
-        assert!(h.get("x-secret").is_none());
-        assert_eq!(h.get("upgrade").unwrap(), "websocket");
+    /// `pairs` after `add_forwarded` for a client at `ip`.
+    fn forwarded(pairs: &[(&str, &str)], ip: &str, tls: bool) -> HeaderMap {
+        let mut h = map(pairs);
+        add_forwarded(&mut h, &forwarded_for(ip.parse().unwrap()), tls);
+        h
     }
 
+    /// Each case: the headers in, `upgrade` and `te`, and every header that must come out.
     #[test]
-    fn a_plain_connection_field_alone_is_removed_by_itself() {
-        let mut h = map(&[
-            ("server", "app"),
-            ("connection", "Keep-Alive"),
-            ("content-length", "2"),
-        ]);
-        strip_hop_by_hop(&mut h, false, false);
-        assert_eq!(h.len(), 2, "{h:?}");
-        assert!(h.get("connection").is_none());
-        // With a `Connection` that names a header, the full path runs (the test above).
+    fn hop_by_hop_headers_are_stripped() {
+        type Case<'a> = (
+            &'a [(&'a str, &'a str)],
+            bool,
+            bool,
+            &'a [(&'a str, &'a str)],
+        );
+        let cases: [Case; 4] = [
+            // Listed and standard hop-by-hop headers; `te` keeps only `trailers`.
+            (
+                &[
+                    ("connection", "keep-alive, X-Secret"),
+                    ("x-secret", "1"),
+                    ("keep-alive", "timeout=5"),
+                    ("transfer-encoding", "chunked"),
+                    ("te", "trailers, deflate"),
+                    ("x-end-to-end", "yes"),
+                ],
+                false,
+                true,
+                &[("te", "trailers"), ("x-end-to-end", "yes")],
+            ),
+            // Names from every `Connection` field go, in any case.
+            (
+                &[
+                    ("connection", "close"),
+                    ("connection", "X-Other , x-THIRD,, not a name"),
+                    ("x-other", "1"),
+                    ("x-third", "1"),
+                    ("x-kept", "1"),
+                ],
+                false,
+                false,
+                &[("x-kept", "1")],
+            ),
+            (
+                &[
+                    ("connection", "Upgrade, X-Secret"),
+                    ("upgrade", "websocket"),
+                    ("x-secret", "1"),
+                ],
+                true,
+                true,
+                &[("upgrade", "websocket"), ("connection", "upgrade")],
+            ),
+            // A plain `Connection` field alone is removed by itself (with one that names a
+            // header, the full path runs: the cases above).
+            (
+                &[
+                    ("server", "app"),
+                    ("connection", "Keep-Alive"),
+                    ("content-length", "2"),
+                ],
+                false,
+                false,
+                &[("server", "app"), ("content-length", "2")],
+            ),
+        ];
+        for (input, upgrade, te, output) in cases {
+            assert_eq!(stripped(input, upgrade, te), map(output), "{input:?}");
+        }
     }
 
     #[test]
@@ -240,27 +264,27 @@ mod tests {
 
     #[test]
     fn forwarded_for_appends() {
-        let mut h = map(&[("x-forwarded-for", "10.0.0.1")]);
-        let me = forwarded_for("127.0.0.1".parse().unwrap());
-        add_forwarded(&mut h, &me, true);
+        let h = forwarded(&[("x-forwarded-for", "10.0.0.1")], "127.0.0.1", true);
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
     }
 
     #[test]
     fn forwarded_for_collapses_repeated_fields_and_maps_v4_in_v6() {
-        let mut h = map(&[
-            ("x-forwarded-for", "10.0.0.1"),
-            ("x-forwarded-for", "10.0.0.2"),
-        ]);
-        let me = forwarded_for("::ffff:192.0.2.7".parse().unwrap());
-        add_forwarded(&mut h, &me, false);
+        let v4_in_v6 = "::ffff:192.0.2.7";
+        let h = forwarded(
+            &[
+                ("x-forwarded-for", "10.0.0.1"),
+                ("x-forwarded-for", "10.0.0.2"),
+            ],
+            v4_in_v6,
+            false,
+        );
         let all: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
         assert_eq!(all, ["10.0.0.1, 10.0.0.2, 192.0.2.7"]);
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
 
-        let mut fresh = HeaderMap::new();
-        add_forwarded(&mut fresh, &me, false);
+        let fresh = forwarded(&[], v4_in_v6, false);
         assert_eq!(fresh.get("x-forwarded-for").unwrap(), "192.0.2.7");
     }
 
@@ -270,8 +294,7 @@ mod tests {
         let before = h.clone();
         strip_hop_by_hop(&mut h, false, true);
         assert_eq!(h, before);
-        let mut h = map(&[("host", "a"), ("accept", "*/*")]);
-        strip_hop_by_hop(&mut h, false, false);
+        let h = stripped(&[("host", "a"), ("accept", "*/*")], false, false);
         assert_eq!(h.len(), 2);
     }
 }

@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use outrigger_daemon::metrics::registered;
+
 use crate::drain;
 
 /// Request methods, normalised so the label set stays bounded.
@@ -108,20 +110,9 @@ pub struct ConnLabels {
     pub tls: bool,
 }
 
-/// `{reason}` with a static reason string.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    /// Why.
-    pub reason: &'static str,
-}
-
-/// `{result}`
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    /// `success` or `error` (certificate reloads); `accepted`, `forbidden` or `disabled` (drain
-    /// requests).
-    pub result: &'static str,
-}
+/// `{reason}` and `{result}` (`success` or `error` for certificate reloads; `accepted`,
+/// `forbidden` or `disabled` for drain requests), the same sets as the other daemons'.
+pub use outrigger_daemon::metrics::{ReasonLabels, ResultLabels};
 
 /// Seconds buckets from 0.5 ms to 30 s: small and fixed, with resolution where a sidecar's
 /// added latency lives.
@@ -202,114 +193,115 @@ impl Metrics {
     /// Register every family; the drain gauges show `drain`'s phase.
     pub fn with_drain(drain: drain::State) -> Self {
         let mut registry = Registry::with_prefix("outrigger_proxy");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let r = &mut registry;
+        let requests = registered(
+            r,
             "requests",
             "Requests answered, by normalised method and status code",
-            requests.clone(),
+            Family::default(),
         );
-        let request_duration = histogram();
-        registry.register(
+        let request_duration = registered(
+            r,
             "request_duration_seconds",
             "Time from request received to end of response body",
-            request_duration.clone(),
+            histogram(),
         );
-        let response_headers_duration = histogram();
-        registry.register(
+        let response_headers_duration = registered(
+            r,
             "response_headers_duration_seconds",
             "Time from request received to response headers sent",
-            response_headers_duration.clone(),
+            histogram(),
         );
-        let in_flight = Gauge::default();
-        registry.register(
+        let in_flight = registered(
+            r,
             "requests_in_flight",
             "Requests received whose response has not completed",
-            in_flight.clone(),
+            Gauge::default(),
         );
-        let open_connections = Family::<ConnLabels, Gauge>::default();
-        registry.register(
+        let open_connections = registered(
+            r,
             "open_connections",
             "Open inbound client connections",
-            open_connections.clone(),
+            Family::default(),
         );
-        let parked_connections = Gauge::default();
-        registry.register(
+        let parked_connections = registered(
+            r,
             "parked_connections",
             "Idle HTTP/1 keep-alive connections parked without HTTP buffers (see --park-after)",
-            parked_connections.clone(),
+            Gauge::default(),
         );
-        let parks = Counter::default();
-        registry.register(
+        let parks = registered(
+            r,
             "parks",
             "Times an idle HTTP/1 connection was parked (see --park-after)",
-            parks.clone(),
+            Counter::default(),
         );
-        let connections = Family::<ConnLabels, Counter>::default();
-        registry.register(
+        let connections = registered(
+            r,
             "connections",
             "Inbound client connections accepted (after protocol detection)",
-            connections.clone(),
+            Family::default(),
         );
-        let retries = Family::<ReasonLabels, Counter>::default();
-        registry.register(
+        let retries = registered(
+            r,
             "retries",
             "Retries sent to the app, by cause",
-            retries.clone(),
+            Family::default(),
         );
-        let retries_skipped = Family::<ReasonLabels, Counter>::default();
-        registry.register(
+        let retries_skipped = registered(
+            r,
             "retries_skipped",
             "Retryable failures that were not retried, by reason",
-            retries_skipped.clone(),
+            Family::default(),
         );
-        let tls_handshake_errors = Family::<ReasonLabels, Counter>::default();
-        registry.register(
+        let tls_handshake_errors = registered(
+            r,
             "tls_handshake_errors",
             "Failed inbound TLS handshakes, by reason",
-            tls_handshake_errors.clone(),
+            Family::default(),
         );
-        let tls_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
+        let tls_reloads = registered(
+            r,
             "tls_cert_reloads",
             "Certificate/key reloads after a file change, by result",
-            tls_reloads.clone(),
+            Family::default(),
         );
-        let request_bytes = Counter::default();
-        registry.register(
+        let request_bytes = registered(
+            r,
             "request_bytes",
             "Request body bytes received from clients",
-            request_bytes.clone(),
+            Counter::default(),
         );
-        let response_bytes = Counter::default();
-        registry.register(
+        let response_bytes = registered(
+            r,
             "response_bytes",
             "Response body bytes sent to clients",
-            response_bytes.clone(),
+            Counter::default(),
         );
-        let draining = Gauge::default();
-        registry.register(
+        let draining = registered(
+            r,
             "draining",
             "1 while the proxy drains after SIGTERM, else 0",
-            draining.clone(),
+            Gauge::default(),
         );
-        let draining_connections = Gauge::default();
-        registry.register(
+        let draining_connections = registered(
+            r,
             "draining_connections",
             "Connections still open while draining",
-            draining_connections.clone(),
+            Gauge::default(),
         );
-        let local_responses = Family::<ReasonLabels, Counter>::default();
-        registry.register(
+        let local_responses = registered(
+            r,
             "local_responses",
             "Responses generated by the proxy instead of the app, by reason",
-            local_responses.clone(),
+            Family::default(),
         );
-        let drain_requests = Family::<ResultLabels, Counter>::default();
-        registry.register(
+        let drain_requests = registered(
+            r,
             "drain_requests",
             "Admin GET /drain requests, by result: accepted, forbidden (missing or wrong token), \
              disabled (no token configured)",
-            drain_requests.clone(),
+            Family::default(),
         );
         outrigger_daemon::metrics::register_build_info(&mut registry, env!("CARGO_PKG_VERSION"));
         Self {

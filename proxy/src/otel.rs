@@ -1,101 +1,56 @@
-//! Trace export settings from the standard `OTEL_*` environment variables, checked before any
-//! port is bound so a typo exits 64 naming the variable instead of silently exporting nothing.
-//! `OTEL_EXPORTER_OTLP_HEADERS` values are percent-decoded with the `percent-encoding` crate plus
-//! the strict check it leaves out (a malformed `%` escape is an error, not literal text).
+//! The standard `OTEL_*` trace-export variables, checked before any port is bound so a typo exits
+//! 64 naming the variable instead of silently exporting nothing.
+//!
+//! The OpenTelemetry SDK and the OTLP exporter read these variables themselves when
+//! [`crate::telemetry::Tracing`] is built (endpoint, headers, sampler, resource, batch tuning).
+//! They skip or reinterpret what they cannot use, so this module refuses, with the same
+//! precedence rules they apply, every value they would not take as written, and reads the one
+//! variable they do not know: the CA bundle of `OTEL_EXPORTER_OTLP_CERTIFICATE`. Header values are
+//! percent-decoded with the `percent-encoding` crate plus the strict check it leaves out (a
+//! malformed `%` escape is an error, not literal text).
 
 use crate::config::{Strings, bad};
 use outrigger_daemon::ConfigError;
 
-/// OTLP trace export settings (from the standard `OTEL_*` variables).
+const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+const TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+const SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+const SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+const RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+
+/// What trace export needs beyond what the SDK reads itself; present when tracing is on.
 #[derive(Debug, Clone)]
 pub struct OtelConfig {
-    /// Full URL spans are POSTed to (`.../v1/traces`).
-    pub traces_endpoint: String,
-    /// `service.name` resource attribute.
-    pub service_name: String,
-    /// Extra resource attributes.
-    pub resource_attributes: Vec<(String, String)>,
-    /// Sampler.
-    pub sampler: Sampler,
     /// PEM CA bundle trusted for an https:// endpoint, on top of the system roots.
     pub certificate: Option<std::path::PathBuf>,
-    /// Extra request headers (e.g. authorization for a hosted collector).
-    pub headers: Vec<(String, String)>,
 }
 
-/// Supported `OTEL_TRACES_SAMPLER` values.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Sampler {
-    /// `always_on`
-    AlwaysOn,
-    /// `always_off`
-    AlwaysOff,
-    /// `traceidratio` with the ratio.
-    Ratio(f64),
-    /// `parentbased_always_on`
-    ParentAlwaysOn,
-    /// `parentbased_always_off`
-    ParentAlwaysOff,
-    /// `parentbased_traceidratio`
-    ParentRatio(f64),
-}
-
-/// The OTLP trace export settings from the standard `OTEL_*` variables; `None` when no endpoint is
-/// set (tracing off).
+/// Checks the `OTEL_*` variables; `None` when no endpoint is set (tracing off).
 pub fn from_env(env: &dyn Strings) -> Result<Option<OtelConfig>, ConfigError> {
     let non_empty = |k: &str| env.get(k).filter(|v| !v.trim().is_empty());
-    let endpoint = if let Some(e) = non_empty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-        e
-    } else if let Some(e) = non_empty("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        format!("{}/v1/traces", e.trim_end_matches('/'))
+    // The exporter takes the traces URL as written and appends the signal path to the base one.
+    let (key, endpoint) = if let Some(e) = non_empty(TRACES_ENDPOINT) {
+        (TRACES_ENDPOINT, e)
+    } else if let Some(e) = non_empty(ENDPOINT) {
+        let path = if e.ends_with('/') {
+            "v1/traces"
+        } else {
+            "/v1/traces"
+        };
+        (ENDPOINT, format!("{e}{path}"))
     } else {
         return Ok(None);
     };
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+    // A URL it cannot parse would make the exporter fall back to localhost without a word.
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        || endpoint.parse::<http::Uri>().is_err()
+    {
         return Err(bad(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            key,
             format!("{endpoint:?} must be an http:// or https:// URL"),
         ));
-    }
-    let per_signal = |generic: &'static str, traces: &'static str| {
-        non_empty(traces)
-            .map(|v| (traces, v))
-            .or_else(|| non_empty(generic).map(|v| (generic, v)))
-    };
-    let certificate = match per_signal(
-        "OTEL_EXPORTER_OTLP_CERTIFICATE",
-        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-    ) {
-        None => None,
-        Some((key, path)) => {
-            let pem = std::fs::read(path.trim())
-                .map_err(|e| bad(key, format!("cannot read {path:?}: {e}")))?;
-            if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |c| c.is_empty()) {
-                return Err(bad(key, format!("{path:?} holds no PEM certificate")));
-            }
-            Some(std::path::PathBuf::from(path.trim()))
-        }
-    };
-    let mut headers = Vec::new();
-    if let Some((key, list)) = per_signal(
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    ) {
-        for pair in list.split(',').filter(|p| !p.trim().is_empty()) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| bad(key, format!("{pair:?} is not key=value")))?;
-            // Values are percent-encoded (W3C Baggage octets), e.g. `Bearer%20token`.
-            let v = percent_decode(v.trim())
-                .ok_or_else(|| bad(key, format!("{pair:?} has a bad percent-encoding")))?;
-            let name = k.trim().to_ascii_lowercase();
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || http::HeaderValue::from_str(&v).is_err()
-            {
-                return Err(bad(key, format!("{pair:?} is not a valid HTTP header")));
-            }
-            headers.push((name, v));
-        }
     }
     if let Some(p) = non_empty("OTEL_EXPORTER_OTLP_PROTOCOL")
         && p != "http/protobuf"
@@ -105,57 +60,101 @@ pub fn from_env(env: &dyn Strings) -> Result<Option<OtelConfig>, ConfigError> {
             format!("{p:?} is not supported (only http/protobuf)"),
         ));
     }
-    let service_name = non_empty("OTEL_SERVICE_NAME").unwrap_or_else(|| "outrigger-proxy".into());
-    let mut resource_attributes = Vec::new();
-    if let Some(attrs) = non_empty("OTEL_RESOURCE_ATTRIBUTES") {
-        for pair in attrs.split(',').filter(|p| !p.trim().is_empty()) {
-            let (k, v) = pair.split_once('=').ok_or_else(|| {
-                bad(
-                    "OTEL_RESOURCE_ATTRIBUTES",
-                    format!("{pair:?} is not key=value"),
-                )
-            })?;
-            resource_attributes.push((k.trim().to_owned(), v.trim().to_owned()));
+    // The exporter fails to build on any compression value (none is compiled in).
+    for key in [
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+    ] {
+        if let Some(c) = env.get(key) {
+            return Err(bad(key, format!("{c:?} is not supported (no compression)")));
         }
     }
-    let ratio = || -> Result<f64, ConfigError> {
-        match non_empty("OTEL_TRACES_SAMPLER_ARG") {
-            None => Ok(1.0),
-            Some(a) => a
-                .trim()
+    // The exporter reads the traces list whenever it is set, even empty.
+    if let Some((key, list)) = env
+        .get(TRACES_HEADERS)
+        .map(|l| (TRACES_HEADERS, l))
+        .or_else(|| env.get(HEADERS).map(|l| (HEADERS, l)))
+    {
+        check_headers(key, &list)?;
+    }
+    if let Some(attrs) = env.get(RESOURCE_ATTRIBUTES) {
+        for pair in pairs(&attrs) {
+            if !pair.contains('=') {
+                return Err(bad(
+                    RESOURCE_ATTRIBUTES,
+                    format!("{pair:?} is not key=value"),
+                ));
+            }
+        }
+    }
+    check_sampler(env)?;
+    Ok(Some(OtelConfig {
+        certificate: certificate(env)?,
+    }))
+}
+
+/// The non-empty entries of a `k=v,k2=v2` list, split the way the SDK splits them.
+fn pairs(list: &str) -> impl Iterator<Item = &str> {
+    list.split_terminator(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+}
+
+/// Every header must decode and be valid HTTP: the exporter drops the ones that are not, and
+/// sends a malformed escape as literal text.
+fn check_headers(key: &str, list: &str) -> Result<(), ConfigError> {
+    for pair in pairs(list) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| bad(key, format!("{pair:?} is not key=value")))?;
+        // Values are percent-encoded (W3C Baggage octets), e.g. `Bearer%20token`.
+        let value = percent_decode(value.trim())
+            .ok_or_else(|| bad(key, format!("{pair:?} has a bad percent-encoding")))?;
+        if http::HeaderName::from_bytes(name.trim().as_bytes()).is_err()
+            || http::HeaderValue::from_str(&value).is_err()
+        {
+            return Err(bad(key, format!("{pair:?} is not a valid HTTP header")));
+        }
+    }
+    Ok(())
+}
+
+/// The SDK falls back to its default sampler on an unknown name and to a ratio of 1 on an
+/// unparsable one (it does not trim): both are refused here.
+fn check_sampler(env: &dyn Strings) -> Result<(), ConfigError> {
+    let Some(name) = env.get(SAMPLER).filter(|s| !s.trim().is_empty()) else {
+        return Ok(());
+    };
+    match name.as_str() {
+        "always_on" | "always_off" | "parentbased_always_on" | "parentbased_always_off" => Ok(()),
+        "traceidratio" | "parentbased_traceidratio" => match env.get(SAMPLER_ARG) {
+            Some(a) if !a.trim().is_empty() => a
                 .parse::<f64>()
                 .ok()
                 .filter(|r| (0.0..=1.0).contains(r))
-                .ok_or_else(|| {
-                    bad(
-                        "OTEL_TRACES_SAMPLER_ARG",
-                        format!("{a:?} is not a ratio in [0, 1]"),
-                    )
-                }),
-        }
+                .map(|_| ())
+                .ok_or_else(|| bad(SAMPLER_ARG, format!("{a:?} is not a ratio in [0, 1]"))),
+            _ => Ok(()),
+        },
+        other => Err(bad(SAMPLER, format!("{other:?} is not supported"))),
+    }
+}
+
+/// The CA bundle for an https:// collector (the traces variable first), read once here so an
+/// unreadable or certificate-less file is a configuration error.
+fn certificate(env: &dyn Strings) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    let non_empty = |k: &'static str| env.get(k).filter(|v| !v.trim().is_empty()).map(|v| (k, v));
+    let Some((key, path)) = non_empty("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE")
+        .or_else(|| non_empty("OTEL_EXPORTER_OTLP_CERTIFICATE"))
+    else {
+        return Ok(None);
     };
-    let sampler = match non_empty("OTEL_TRACES_SAMPLER").as_deref() {
-        None | Some("parentbased_always_on") => Sampler::ParentAlwaysOn,
-        Some("always_on") => Sampler::AlwaysOn,
-        Some("always_off") => Sampler::AlwaysOff,
-        Some("traceidratio") => Sampler::Ratio(ratio()?),
-        Some("parentbased_always_off") => Sampler::ParentAlwaysOff,
-        Some("parentbased_traceidratio") => Sampler::ParentRatio(ratio()?),
-        Some(other) => {
-            return Err(bad(
-                "OTEL_TRACES_SAMPLER",
-                format!("{other:?} is not supported"),
-            ));
-        }
-    };
-    Ok(Some(OtelConfig {
-        traces_endpoint: endpoint,
-        service_name,
-        resource_attributes,
-        sampler,
-        certificate,
-        headers,
-    }))
+    let pem =
+        std::fs::read(path.trim()).map_err(|e| bad(key, format!("cannot read {path:?}: {e}")))?;
+    if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |c| c.is_empty()) {
+        return Err(bad(key, format!("{path:?} holds no PEM certificate")));
+    }
+    Ok(Some(std::path::PathBuf::from(path.trim())))
 }
 
 /// Decodes `%XX` escapes; `None` on a malformed escape (a `%` not followed by two hex digits,
@@ -250,6 +249,8 @@ mod tests {
         assert_eq!(percent_decode("%ff"), None, "not UTF-8");
     }
 
+    // What the SDK then makes of these values (the signal path, decoded headers, resource,
+    // default service name, sampler) is asserted on the wire in tests/tracing.rs.
     #[test]
     fn otel_https_endpoint_and_headers() {
         let c = parse(
@@ -266,19 +267,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let o = c.otel.unwrap();
-        assert_eq!(
-            o.traces_endpoint,
-            "https://collector.example:4318/v1/traces"
-        );
-        assert_eq!(
-            o.headers,
-            vec![
-                ("authorization".to_owned(), "Bearer t0k".to_owned()),
-                ("x-scope-orgid".to_owned(), "team-a".to_owned())
-            ]
-        );
-        assert!(o.certificate.is_none());
+        assert!(c.otel.unwrap().certificate.is_none());
     }
 
     #[test]
@@ -293,10 +282,41 @@ mod tests {
             ],
         )
         .unwrap();
-        let o = c.otel.unwrap();
-        assert_eq!(o.traces_endpoint, "http://127.0.0.1:4318/v1/traces");
-        assert_eq!(o.service_name, "outrigger-proxy");
-        assert_eq!(o.resource_attributes.len(), 2);
-        assert_eq!(o.sampler, Sampler::ParentRatio(0.5));
+        assert!(c.otel.is_some());
+    }
+
+    /// Values the SDK would skip or reinterpret without a word are refused, naming the variable
+    /// it would have read.
+    #[test]
+    fn values_the_sdk_would_misread_are_refused() {
+        let http = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+        for (key, value) in [
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://x:4318/v 1"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", ""),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=b,c"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=%e2%82"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "a=b,c"),
+        ] {
+            assert_eq!(refused(&[], &[http, (key, value)]), key, "{key}={value}");
+        }
+        for arg in [" 0.5", "1.5", "half"] {
+            let sampler = ("OTEL_TRACES_SAMPLER", "traceidratio");
+            let arg = ("OTEL_TRACES_SAMPLER_ARG", arg);
+            assert_eq!(refused(&[], &[http, sampler, arg]), arg.0, "{arg:?}");
+        }
+        // The exporter reads the traces list whenever it is set: that one is checked.
+        let headers = [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=%zz"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", ""),
+        ];
+        assert!(parse(&[], &[http, headers[0], headers[1]]).is_ok());
+        // Without an endpoint nothing is exported and nothing else is read.
+        assert!(
+            parse(&[], &[("OTEL_TRACES_SAMPLER", "sometimes")])
+                .unwrap()
+                .otel
+                .is_none()
+        );
     }
 }

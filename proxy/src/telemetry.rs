@@ -12,16 +12,21 @@ use http::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-
-/// Per export request (OTLP's default `OTEL_EXPORTER_OTLP_TIMEOUT`).
-const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
 use tokio::time::Instant;
 
-use crate::config::{OtelConfig, Sampler};
+use crate::config::OtelConfig;
 use crate::conn::Active;
 use crate::metrics::{Method, Metrics};
+
+/// Per export request (OTLP's default `OTEL_EXPORTER_OTLP_TIMEOUT`, which the exporter reads but
+/// leaves to the HTTP client).
+const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` names one.
+const DEFAULT_SERVICE_NAME: &str = "outrigger-proxy";
 
 /// OTLP tracing state (present only when an endpoint is configured).
 #[derive(Debug)]
@@ -31,20 +36,37 @@ pub struct Tracing {
     propagator: TraceContextPropagator,
 }
 
-fn sampler(s: Sampler) -> opentelemetry_sdk::trace::Sampler {
-    use opentelemetry_sdk::trace::Sampler as S;
-    match s {
-        Sampler::AlwaysOn => S::AlwaysOn,
-        Sampler::AlwaysOff => S::AlwaysOff,
-        Sampler::Ratio(r) => S::TraceIdRatioBased(r),
-        Sampler::ParentAlwaysOn => S::ParentBased(Box::new(S::AlwaysOn)),
-        Sampler::ParentAlwaysOff => S::ParentBased(Box::new(S::AlwaysOff)),
-        Sampler::ParentRatio(r) => S::ParentBased(Box::new(S::TraceIdRatioBased(r))),
+/// The resource from the SDK's environment detectors, with our service name where the SDK would
+/// put its `unknown_service` placeholder.
+fn resource() -> Resource {
+    use opentelemetry_sdk::resource::{
+        EnvResourceDetector, ResourceDetector, SdkProvidedResourceDetector,
+    };
+    let detectors: [Box<dyn ResourceDetector>; 2] = [
+        Box::new(SdkProvidedResourceDetector),
+        Box::new(EnvResourceDetector::new()),
+    ];
+    let detected = Resource::builder_empty().with_detectors(&detectors).build();
+    let named = detected
+        .get(&opentelemetry::Key::from_static_str("service.name"))
+        .is_some_and(|name| name.as_str() != "unknown_service");
+    if named {
+        return detected;
     }
+    Resource::builder_empty()
+        .with_attributes(
+            detected
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+        )
+        .with_service_name(DEFAULT_SERVICE_NAME)
+        .build()
 }
 
 impl Tracing {
-    /// Build the OTLP/HTTP (protobuf) exporter and a batching tracer provider.
+    /// Build the OTLP/HTTP (protobuf) exporter and a batching tracer provider; the endpoint,
+    /// headers, sampler and resource come from the `OTEL_*` variables, read by the SDK and the
+    /// exporter (checked beforehand by [`crate::otel::from_env`]).
     pub fn new(cfg: &OtelConfig) -> anyhow::Result<Self> {
         use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
         // Our own client, so an https:// collector can be verified against
@@ -61,22 +83,10 @@ impl Tracing {
             .with_http()
             .with_http_client(client.build()?)
             .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(cfg.traces_endpoint.clone())
-            .with_headers(cfg.headers.iter().cloned().collect())
-            .with_timeout(EXPORT_TIMEOUT)
             .build()?;
-        let resource = opentelemetry_sdk::Resource::builder_empty()
-            .with_service_name(cfg.service_name.clone())
-            .with_attributes(
-                cfg.resource_attributes
-                    .iter()
-                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
-            )
-            .build();
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_sampler(sampler(cfg.sampler))
-            .with_resource(resource)
+            .with_resource(resource())
             .build();
         let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "outrigger-proxy");
         Ok(Self {

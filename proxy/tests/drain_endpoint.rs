@@ -70,6 +70,16 @@ async fn start(app: SocketAddr, token: Option<&str>) -> InProcess {
     }
 }
 
+impl InProcess {
+    /// No drain started: still ready and serving; then the shutdown signal ends it gracefully.
+    async fn assert_undrained_then_stop(mut self) {
+        assert_eq!(request(self.admin, "/ready", &[]).await.0, 200);
+        assert_eq!(request(self.inbound, "/hello", &[]).await.0, 200);
+        self.stop.take().unwrap().send(()).unwrap();
+        assert_eq!(self.task.await.unwrap(), Outcome::Graceful);
+    }
+}
+
 /// One request on its own connection: (status, whole response text).
 async fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
@@ -102,7 +112,7 @@ fn drain_requests(metrics: &str, result: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_is_off_without_a_token() {
     let app = App::start().await;
-    let mut proxy = start(app.addr, None).await;
+    let proxy = start(app.addr, None).await;
     assert_eq!(request(proxy.admin, "/drain", &[]).await.0, 404);
     assert_eq!(
         request(proxy.admin, "/drain", &[("X-Outrigger-Drain-Token", TOKEN)])
@@ -112,17 +122,13 @@ async fn drain_is_off_without_a_token() {
     );
     let m = metrics(proxy.admin).await;
     assert_eq!(drain_requests(&m, "disabled"), 2.0, "{m}");
-    // Nothing started: still ready, still serving.
-    assert_eq!(request(proxy.admin, "/ready", &[]).await.0, 200);
-    assert_eq!(request(proxy.inbound, "/hello", &[]).await.0, 200);
-    proxy.stop.take().unwrap().send(()).unwrap();
-    assert_eq!(proxy.task.await.unwrap(), Outcome::Graceful);
+    proxy.assert_undrained_then_stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_or_missing_token_is_forbidden_and_counted() {
     let app = App::start().await;
-    let mut proxy = start(app.addr, Some(TOKEN)).await;
+    let proxy = start(app.addr, Some(TOKEN)).await;
     let wrong = format!("{}x", &TOKEN[..TOKEN.len() - 1]);
     let prefix = &TOKEN[..TOKEN.len() - 1];
     for headers in [
@@ -146,10 +152,7 @@ async fn a_wrong_or_missing_token_is_forbidden_and_counted() {
     assert_eq!(drain_requests(&m, "forbidden"), 4.0, "{m}");
     assert_eq!(drain_requests(&m, "accepted"), 0.0, "{m}");
     assert_eq!(metric(&m, "outrigger_proxy_draining", &[]), 0.0, "{m}");
-    assert_eq!(request(proxy.admin, "/ready", &[]).await.0, 200);
-    assert_eq!(request(proxy.inbound, "/hello", &[]).await.0, 200);
-    proxy.stop.take().unwrap().send(()).unwrap();
-    assert_eq!(proxy.task.await.unwrap(), Outcome::Graceful);
+    proxy.assert_undrained_then_stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

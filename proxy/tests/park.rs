@@ -13,29 +13,60 @@ use common::{App, Proxy, metric};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// Reads one response (`Content-Length` framed) from `s`; returns (head, body).
-async fn response(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, String) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if pending.len() >= end + 4 + len {
-                let body = String::from_utf8_lossy(&pending[end + 4..end + 4 + len]).into_owned();
-                pending.drain(..end + 4 + len);
-                return (head, body);
-            }
+const GET: &[u8] = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// A raw HTTP/1.1 client connection and the bytes it has read past the last response.
+struct Conn {
+    s: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(proxy: &Proxy) -> Self {
+        let s = TcpStream::connect(proxy.inbound).await.unwrap();
+        Self {
+            s,
+            pending: Vec::new(),
         }
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout_at(deadline.into(), s.read(&mut buf))
-            .await
-            .expect("response within 5 s")
-            .unwrap();
-        assert!(n > 0, "connection closed; got so far: {pending:?}");
-        pending.extend_from_slice(&buf[..n]);
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).await.unwrap();
+    }
+
+    /// `GET /hello`, answered `hello` on a connection kept alive.
+    async fn hello(&mut self) {
+        self.send(GET).await;
+        let (head, body) = self.response().await;
+        assert_keep_alive(&head);
+        assert_eq!(body, "hello");
+    }
+
+    /// Reads one response (`Content-Length` framed); returns (head, body).
+    async fn response(&mut self) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(end) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.pending[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if self.pending.len() >= end + 4 + len {
+                    let body =
+                        String::from_utf8_lossy(&self.pending[end + 4..end + 4 + len]).into_owned();
+                    self.pending.drain(..end + 4 + len);
+                    return (head, body);
+                }
+            }
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout_at(deadline.into(), self.s.read(&mut buf))
+                .await
+                .expect("response within 5 s")
+                .unwrap();
+            assert!(n > 0, "connection closed; got so far: {:?}", self.pending);
+            self.pending.extend_from_slice(&buf[..n]);
+        }
     }
 }
 
@@ -72,32 +103,21 @@ fn assert_keep_alive(head: &str) {
 async fn idle_connection_is_parked_and_served_again() {
     let app = App::start().await;
     let proxy = Proxy::start(app.addr, &["--park-after", "50ms"], &[]).await;
-    let mut s = TcpStream::connect(proxy.inbound).await.unwrap();
-    let mut pending = Vec::new();
-    let get = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut s = Conn::open(&proxy).await;
 
-    s.write_all(get).await.unwrap();
-    let (head, body) = response(&mut s, &mut pending).await;
-    assert_keep_alive(&head);
-    assert_eq!(body, "hello");
+    s.hello().await;
     wait_parked(&proxy, 1.0).await;
 
     // The parked connection serves the next request like any keep-alive connection.
-    s.write_all(get).await.unwrap();
-    let (head, body) = response(&mut s, &mut pending).await;
-    assert_keep_alive(&head);
-    assert_eq!(body, "hello");
+    s.hello().await;
     wait_parked(&proxy, 1.0).await;
 
     // Two pipelined requests wake it: both answered, in order.
-    s.write_all(
-        b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /status/201 HTTP/1.1\r\nHost: x\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let (head, _) = response(&mut s, &mut pending).await;
+    s.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /status/201 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let (head, _) = s.response().await;
     assert_keep_alive(&head);
-    let (head, body) = response(&mut s, &mut pending).await;
+    let (head, body) = s.response().await;
     assert!(head.starts_with("http/1.1 201"), "{head}");
     assert!(!head.contains("connection: close"), "{head}");
     assert_eq!(body, "status 201");
@@ -105,39 +125,35 @@ async fn idle_connection_is_parked_and_served_again() {
 
     // A head split across a pause longer than --park-after: the first part wakes the
     // connection, the rest completes it; nothing is lost or answered early.
-    s.write_all(b"GET /hello HTTP/1.1\r\nHo").await.unwrap();
+    s.send(b"GET /hello HTTP/1.1\r\nHo").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    s.write_all(b"st: x\r\n\r\n").await.unwrap();
-    let (head, body) = response(&mut s, &mut pending).await;
+    s.send(b"st: x\r\n\r\n").await;
+    let (head, body) = s.response().await;
     assert_keep_alive(&head);
     assert_eq!(body, "hello");
 
     // A pipelined request whose head is split the same way, behind a complete one.
     wait_parked(&proxy, 1.0).await;
-    s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHo")
-        .await
-        .unwrap();
-    let (head, _) = response(&mut s, &mut pending).await;
+    s.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHo")
+        .await;
+    let (head, _) = s.response().await;
     assert_keep_alive(&head);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    s.write_all(b"st: x\r\n\r\n").await.unwrap();
-    let (head, _) = response(&mut s, &mut pending).await;
+    s.send(b"st: x\r\n\r\n").await;
+    let (head, _) = s.response().await;
     assert_keep_alive(&head);
 
     // An exchange with a request body is not followed by a park (hyper may still have had to
     // read past it); the next bodyless one is.
     wait_parked(&proxy, 1.0).await;
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
-        .await
-        .unwrap();
-    let (head, body) = response(&mut s, &mut pending).await;
+    s.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        .await;
+    let (head, body) = s.response().await;
     assert!(!head.contains("connection: close"), "{head}");
     assert_eq!(body, "abc");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(parked(&proxy).await, 0.0);
-    s.write_all(get).await.unwrap();
-    let (head, _) = response(&mut s, &mut pending).await;
-    assert_keep_alive(&head);
+    s.hello().await;
     wait_parked(&proxy, 1.0).await;
 
     // The client closing a parked connection releases it.
@@ -156,55 +172,41 @@ async fn idle_connection_is_parked_and_served_again() {
 async fn park_after_zero_never_parks() {
     let app = App::start().await;
     let proxy = Proxy::start(app.addr, &["--park-after", "0"], &[]).await;
-    let mut s = TcpStream::connect(proxy.inbound).await.unwrap();
-    let mut pending = Vec::new();
+    let mut s = Conn::open(&proxy).await;
     for _ in 0..2 {
-        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let (head, _) = response(&mut s, &mut pending).await;
-        assert_keep_alive(&head);
+        s.hello().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(parked(&proxy).await, 0.0);
     }
 }
 
+/// A proxy parking after `park_after` whose drain serves for `delay`, then waits up to `timeout`.
+async fn draining_parker(app: &App, park_after: &str, delay: &str, timeout: &str) -> Proxy {
+    let park = ["--park-after", park_after];
+    let drain = ["--drain-delay", delay, "--drain-timeout", timeout];
+    Proxy::start(app.addr, &[&park[..], &drain].concat(), &[]).await
+}
+
 #[tokio::test]
 async fn drain_answers_parked_connections_with_close_then_closes_them() {
     let app = App::start().await;
-    let mut proxy = Proxy::start(
-        app.addr,
-        &[
-            "--park-after",
-            "20ms",
-            "--drain-delay",
-            "1s",
-            "--drain-timeout",
-            "2s",
-        ],
-        &[],
-    )
-    .await;
-    let get = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
-    let mut busy = TcpStream::connect(proxy.inbound).await.unwrap();
-    let mut idle = TcpStream::connect(proxy.inbound).await.unwrap();
-    let (mut p1, mut p2) = (Vec::new(), Vec::new());
-    busy.write_all(get).await.unwrap();
-    assert_keep_alive(&response(&mut busy, &mut p1).await.0);
-    idle.write_all(get).await.unwrap();
-    assert_keep_alive(&response(&mut idle, &mut p2).await.0);
+    let mut proxy = draining_parker(&app, "20ms", "1s", "2s").await;
+    let mut busy = Conn::open(&proxy).await;
+    let mut idle = Conn::open(&proxy).await;
+    busy.hello().await;
+    idle.hello().await;
     wait_parked(&proxy, 2.0).await;
 
     proxy.sigterm();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // During the drain delay a parked connection is still served, told to close, and closed.
-    busy.write_all(get).await.unwrap();
-    let (head, body) = response(&mut busy, &mut p1).await;
+    busy.send(GET).await;
+    let (head, body) = busy.response().await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("connection: close"), "{head}");
     assert_eq!(body, "hello");
     let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), busy.read_to_end(&mut rest))
+    tokio::time::timeout(Duration::from_secs(5), busy.s.read_to_end(&mut rest))
         .await
         .expect("closed after the response")
         .unwrap();
@@ -212,7 +214,7 @@ async fn drain_answers_parked_connections_with_close_then_closes_them() {
 
     // The one left parked is closed cleanly (EOF, no bytes) when the listener closes.
     let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+    tokio::time::timeout(Duration::from_secs(5), idle.s.read_to_end(&mut rest))
         .await
         .expect("parked connection closed by the drain")
         .unwrap();
@@ -235,25 +237,9 @@ async fn a_park_declined_during_the_drain_does_not_spin() {
     // An idle connection whose park timer fires while the proxy drains is not parked (draining
     // connections are left to the drain); the declined timer must not keep waking the task.
     let app = App::start().await;
-    let mut proxy = Proxy::start(
-        app.addr,
-        &[
-            "--park-after",
-            "100ms",
-            "--drain-delay",
-            "2s",
-            "--drain-timeout",
-            "1s",
-        ],
-        &[],
-    )
-    .await;
-    let mut s = TcpStream::connect(proxy.inbound).await.unwrap();
-    let mut pending = Vec::new();
-    s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert_keep_alive(&response(&mut s, &mut pending).await.0);
+    let mut proxy = draining_parker(&app, "100ms", "2s", "1s").await;
+    let mut s = Conn::open(&proxy).await;
+    s.hello().await;
     proxy.sigterm();
     let pid = proxy.child.id();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -277,18 +263,14 @@ async fn a_connection_woken_right_after_parking_backs_off() {
     let app = App::start().await;
     let proxy = Proxy::start(app.addr, &["--park-after", "500ms"], &[]).await;
     let parks = |text: String| metric(&text, "outrigger_proxy_parks_total", &[]);
-    let mut s = TcpStream::connect(proxy.inbound).await.unwrap();
-    let mut pending = Vec::new();
-    let get = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut s = Conn::open(&proxy).await;
 
-    s.write_all(get).await.unwrap();
-    assert_keep_alive(&response(&mut s, &mut pending).await.0);
+    s.hello().await;
     wait_parked(&proxy, 1.0).await;
     assert_eq!(parks(proxy.metrics().await), 1.0);
 
     // Woken at once: the delay becomes 1 s.
-    s.write_all(get).await.unwrap();
-    assert_keep_alive(&response(&mut s, &mut pending).await.0);
+    s.hello().await;
     wait_parked(&proxy, 0.0).await;
     // Past the configured 500 ms, short of the backed-off 1 s (a margin either side).
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -297,6 +279,5 @@ async fn a_connection_woken_right_after_parking_backs_off() {
     wait_parked(&proxy, 1.0).await;
     assert_eq!(parks(proxy.metrics().await), 2.0);
 
-    s.write_all(get).await.unwrap();
-    assert_keep_alive(&response(&mut s, &mut pending).await.0);
+    s.hello().await;
 }

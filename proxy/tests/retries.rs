@@ -13,24 +13,22 @@ use common::{App, Proxy, get, h1_client, metric, send};
 use http::Request;
 use http_body_util::Full;
 
-#[tokio::test]
-async fn idempotent_request_is_retried_after_the_app_drops_the_connection() {
+/// An app and a proxy in front of it retrying after a short backoff.
+async fn retrying() -> (App, Proxy) {
     let app = App::start().await;
     let proxy = Proxy::start(app.addr, &["--retry-backoff", "5ms"], &[]).await;
+    (app, proxy)
+}
+
+#[tokio::test]
+async fn idempotent_request_is_retried_after_the_app_drops_the_connection() {
+    let (app, proxy) = retrying().await;
     app.state.drops_left.store(1, Ordering::SeqCst);
     let (status, _, body) = get(&h1_client(), &proxy.url("/drop-once")).await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(body, "recovered");
     assert_eq!(app.state.hits("/drop-once"), 2);
-    let m = proxy.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            "outrigger_proxy_retries_total",
-            &["reason=\"connection_error\""]
-        ),
-        1.0
-    );
+    assert_eq!(proxy.by_reason("retries", "connection_error").await, 1.0);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let log: serde_json::Value = serde_json::from_str(&proxy.stdout_lines()[0]).unwrap();
     assert_eq!(log["retries"], 1);
@@ -53,25 +51,15 @@ async fn idempotent_request_is_retried_after_the_app_drops_the_connection() {
     assert_eq!(seen["accept"], "text/plain");
     assert_eq!(seen.get_all("x-forwarded-for").iter().count(), 1);
     assert_eq!(seen["x-forwarded-proto"], "http");
-    let m = proxy.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            "outrigger_proxy_retries_total",
-            &["reason=\"status_503\""]
-        ),
-        2.0
-    );
+    assert_eq!(proxy.by_reason("retries", "status_503").await, 2.0);
     // A 500 is the app's answer, not a transport failure: never retried.
-    let (status, _, _) = get(&h1_client(), &proxy.url("/status/500")).await.unwrap();
-    assert_eq!(status, 500);
+    assert_eq!(proxy.get_status("/status/500").await, 500);
     assert_eq!(app.state.hits("/status/500"), 1);
 }
 
 #[tokio::test]
 async fn post_is_not_retried_unless_it_has_an_idempotency_key() {
-    let app = App::start().await;
-    let proxy = Proxy::start(app.addr, &["--retry-backoff", "5ms"], &[]).await;
+    let (app, proxy) = retrying().await;
     let c = h1_client();
     app.state.drops_left.store(1, Ordering::SeqCst);
     let post = Request::post(proxy.url("/drop-once"))
@@ -84,15 +72,11 @@ async fn post_is_not_retried_unless_it_has_an_idempotency_key() {
         1,
         "a POST must reach the app once"
     );
-    let m = proxy.metrics().await;
     assert_eq!(
-        metric(
-            &m,
-            "outrigger_proxy_retries_skipped_total",
-            &["reason=\"non_idempotent\""]
-        ),
+        proxy.by_reason("retries_skipped", "non_idempotent").await,
         1.0
     );
+    let m = proxy.metrics().await;
     assert_eq!(metric(&m, "outrigger_proxy_retries_total", &[]), 0.0);
 
     app.state.drops_left.store(1, Ordering::SeqCst);
@@ -107,8 +91,7 @@ async fn post_is_not_retried_unless_it_has_an_idempotency_key() {
 
 #[tokio::test]
 async fn bodies_over_the_replay_cap_are_not_retried() {
-    let app = App::start().await;
-    let proxy = Proxy::start(app.addr, &["--retry-backoff", "5ms"], &[]).await;
+    let (app, proxy) = retrying().await;
     let c = h1_client();
     // 100 KiB > 64 KiB default cap.
     let put = Request::put(proxy.url("/consume/503"))
@@ -117,13 +100,8 @@ async fn bodies_over_the_replay_cap_are_not_retried() {
     let (status, _, _) = send(&c, put).await.unwrap();
     assert_eq!(status, 503);
     assert_eq!(app.state.hits("/consume/503"), 1);
-    let m = proxy.metrics().await;
     assert_eq!(
-        metric(
-            &m,
-            "outrigger_proxy_retries_skipped_total",
-            &["reason=\"body_too_large\""]
-        ),
+        proxy.by_reason("retries_skipped", "body_too_large").await,
         1.0
     );
     // A small PUT body is replayed byte for byte.
@@ -163,17 +141,9 @@ async fn budget_exhaustion_stops_retry_storms() {
         let (status, _, _) = get(&c, &proxy.url("/status/502")).await.unwrap();
         assert_eq!(status, 502);
     }
-    let m = proxy.metrics().await;
-    let retried = metric(
-        &m,
-        "outrigger_proxy_retries_total",
-        &["reason=\"status_502\""],
-    );
-    let skipped = metric(
-        &m,
-        "outrigger_proxy_retries_skipped_total",
-        &["reason=\"budget_exhausted\""],
-    );
+    // No traffic between the two scrapes.
+    let retried = proxy.by_reason("retries", "status_502").await;
+    let skipped = proxy.by_reason("retries_skipped", "budget_exhausted").await;
     // 1 retry/s over the 10 s window: about 10 retries, the rest refused by the budget.
     assert!((5.0..=15.0).contains(&retried), "retried {retried}");
     assert_eq!(retried + skipped, 40.0);
@@ -184,15 +154,6 @@ async fn budget_exhaustion_stops_retry_storms() {
 async fn connect_failures_are_retried_then_answered_502() {
     let dead = common::free_addr();
     let proxy = Proxy::start(dead, &["--retry-backoff", "1ms"], &[]).await;
-    let (status, _, _) = get(&h1_client(), &proxy.url("/x")).await.unwrap();
-    assert_eq!(status, 502);
-    let m = proxy.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            "outrigger_proxy_retries_total",
-            &["reason=\"connect_error\""]
-        ),
-        2.0
-    );
+    assert_eq!(proxy.get_status("/x").await, 502);
+    assert_eq!(proxy.by_reason("retries", "connect_error").await, 2.0);
 }

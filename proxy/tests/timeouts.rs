@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{App, Proxy, get, h1_client, raw};
+use common::{App, Proxy, raw};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[tokio::test]
@@ -65,18 +65,10 @@ async fn slowloris_gets_408() {
         );
     }
 
-    let m = proxy.metrics().await;
-    assert!(
-        common::metric(
-            &m,
-            "outrigger_proxy_local_responses_total",
-            &["reason=\"header_timeout\""]
-        ) >= 4.0,
-        "{m}"
-    );
+    let timeouts = proxy.by_reason("local_responses", "header_timeout").await;
+    assert!(timeouts >= 4.0, "{}", proxy.metrics().await);
     // Normal clients are unaffected.
-    let (status, _, _) = get(&h1_client(), &proxy.url("/hello")).await.unwrap();
-    assert_eq!(status, 200);
+    assert_eq!(proxy.get_status("/hello").await, 200);
 }
 
 #[tokio::test]
@@ -84,11 +76,9 @@ async fn slow_app_gets_504_at_the_request_timeout() {
     let app = App::start().await;
     let proxy = Proxy::start(app.addr, &["--request-timeout", "500ms"], &[]).await;
     let t0 = Instant::now();
-    let (status, _, _) = get(&h1_client(), &proxy.url("/slow/5000")).await.unwrap();
-    assert_eq!(status, 504);
+    assert_eq!(proxy.get_status("/slow/5000").await, 504);
     assert!(t0.elapsed() < Duration::from_secs(4));
-    let (status, _, _) = get(&h1_client(), &proxy.url("/slow/10")).await.unwrap();
-    assert_eq!(status, 200);
+    assert_eq!(proxy.get_status("/slow/10").await, 200);
 }
 
 #[tokio::test]
@@ -132,8 +122,7 @@ async fn idle_keepalive_connections_are_closed() {
     assert_eq!(n, 0);
     // Fresh connections still work, and a connection reset by a client mid-head is harmless.
     let _ = raw(proxy.inbound, b"GET /hel", Duration::from_millis(10)).await;
-    let (status, _, _) = get(&h1_client(), &proxy.url("/hello")).await.unwrap();
-    assert_eq!(status, 200);
+    assert_eq!(proxy.get_status("/hello").await, 200);
 }
 
 #[tokio::test]
@@ -162,17 +151,9 @@ async fn app_connect_timeout_gets_504() {
     )
     .await;
     let t0 = Instant::now();
-    let (status, _, _) = get(&h1_client(), &proxy.url("/hello")).await.unwrap();
-    assert_eq!(status, 504);
+    assert_eq!(proxy.get_status("/hello").await, 504);
     assert!(t0.elapsed() < Duration::from_secs(5));
-    let m = proxy.metrics().await;
-    assert_eq!(
-        common::metric(
-            &m,
-            "outrigger_proxy_local_responses_total",
-            &["reason=\"connect_timeout\""]
-        ),
-        1.0
-    );
+    let timeouts = proxy.by_reason("local_responses", "connect_timeout").await;
+    assert_eq!(timeouts, 1.0);
     drop(fillers);
 }

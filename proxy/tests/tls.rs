@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{App, Pki, Proxy, metric, require};
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -168,6 +168,24 @@ async fn curl_and_openssl_see_modern_tls_with_alpn() {
     assert!(ok && out == "hello", "{out}");
 }
 
+/// curl to `url` (trusting `ca`) presenting the `client` certificate `issuer` signed.
+async fn curl_with_cert(issuer: &Pki, ca: &Path, resolve: &str, url: &str) -> (bool, String) {
+    let (cert, key) = (issuer.path("client.pem"), issuer.path("client.key"));
+    let (cert, key) = (p(&cert), p(&key));
+    curl(&[
+        "--cacert",
+        p(ca),
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "--resolve",
+        resolve,
+        url,
+    ])
+    .await
+}
+
 #[tokio::test]
 async fn client_ca_requires_client_certificates() {
     let Some(_) = require("curl") else {
@@ -184,52 +202,19 @@ async fn client_ca_requires_client_certificates() {
 
     let (ok, out) = curl(&["--cacert", p(&ca), "--resolve", &resolve, &url]).await;
     assert!(!ok, "request without a client cert must fail: {out}");
-    let (ok, out) = curl(&[
-        "--cacert",
-        p(&ca),
-        "--cert",
-        p(&pki.path("client.pem")),
-        "--key",
-        p(&pki.path("client.key")),
-        "--resolve",
-        &resolve,
-        &url,
-    ])
-    .await;
+    let (ok, out) = curl_with_cert(&pki, &ca, &resolve, &url).await;
     assert!(ok && out == "hello", "{out}");
     // A certificate from another CA is rejected too.
     let other = Pki::new();
     other.write_leaf("client", "intruder");
-    let (ok, _) = curl(&[
-        "--cacert",
-        p(&ca),
-        "--cert",
-        p(&other.path("client.pem")),
-        "--key",
-        p(&other.path("client.key")),
-        "--resolve",
-        &resolve,
-        &url,
-    ])
-    .await;
+    let (ok, _) = curl_with_cert(&other, &ca, &resolve, &url).await;
     assert!(!ok);
     let m = proxy.metrics().await;
-    assert!(
-        metric(
-            &m,
-            "outrigger_proxy_tls_handshake_errors_total",
-            &["reason=\"no_client_cert\""]
-        ) >= 1.0,
-        "{m}"
-    );
-    assert!(
-        metric(
-            &m,
-            "outrigger_proxy_tls_handshake_errors_total",
-            &["reason=\"bad_certificate\""]
-        ) >= 1.0,
-        "{m}"
-    );
+    for reason in ["no_client_cert", "bad_certificate"] {
+        let labels = format!("reason=\"{reason}\"");
+        let errors = metric(&m, "outrigger_proxy_tls_handshake_errors_total", &[&labels]);
+        assert!(errors >= 1.0, "{reason}: {m}");
+    }
 }
 
 fn client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
@@ -273,16 +258,9 @@ async fn fetch(sender: &mut Sender) -> Result<u16, String> {
         .header("host", "localhost")
         .body(Empty::new())
         .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
-        .await
-        .map_err(|_| "timeout".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    resp.into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(status)
+    let (status, _, _) =
+        common::collected(Duration::from_secs(10), sender.send_request(req)).await?;
+    Ok(status.as_u16())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

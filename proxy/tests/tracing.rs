@@ -15,6 +15,8 @@ use http::{Request, Response};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 
@@ -23,28 +25,32 @@ const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
 type Received = Arc<Mutex<Vec<(String, Span)>>>;
 type Headers = Arc<Mutex<Vec<http::HeaderMap>>>;
+/// The string attributes of each exported resource, as `key=value`.
+type Resources = Arc<Mutex<Vec<Vec<String>>>>;
 
 /// OTLP/HTTP receiver: decodes every POST /v1/traces body as protobuf.
 async fn otlp_receiver() -> (std::net::SocketAddr, Received) {
-    let (addr, got, _) = otlp_receiver_with(None).await;
+    let (addr, got, _, _) = otlp_receiver_with(None).await;
     (addr, got)
 }
 
-/// The same receiver, over TLS when `tls` is given; also records each request's headers.
+/// The same receiver, over TLS when `tls` is given; also records each request's headers and
+/// each resource's attributes.
 async fn otlp_receiver_with(
     tls: Option<tokio_rustls::TlsAcceptor>,
-) -> (std::net::SocketAddr, Received, Headers) {
+) -> (std::net::SocketAddr, Received, Headers, Resources) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let got: Received = Arc::default();
     let headers: Headers = Arc::default();
-    let (g, h) = (got.clone(), headers.clone());
+    let resources: Resources = Arc::default();
+    let (g, h, r) = (got.clone(), headers.clone(), resources.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (g, h, tls) = (g.clone(), h.clone(), tls.clone());
+            let (g, h, r, tls) = (g.clone(), h.clone(), r.clone(), tls.clone());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let (g, h) = (g.clone(), h.clone());
+                    let (g, h, r) = (g.clone(), h.clone(), r.clone());
                     async move {
                         assert_eq!(req.uri().path(), "/v1/traces");
                         assert_eq!(req.headers()["content-type"], "application/x-protobuf");
@@ -52,6 +58,9 @@ async fn otlp_receiver_with(
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         let export = ExportTraceServiceRequest::decode(body).unwrap();
                         for rs in export.resource_spans {
+                            r.lock()
+                                .unwrap()
+                                .push(string_attributes(rs.resource.as_ref()));
                             let service = rs
                                 .resource
                                 .iter()
@@ -80,7 +89,18 @@ async fn otlp_receiver_with(
             });
         }
     });
-    (addr, got, headers)
+    (addr, got, headers, resources)
+}
+
+fn string_attributes(resource: Option<&Resource>) -> Vec<String> {
+    resource
+        .iter()
+        .flat_map(|r| r.attributes.iter())
+        .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            AnyValue::StringValue(v) => Some(format!("{}={v}", kv.key)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -91,14 +111,38 @@ fn hex(b: &[u8]) -> String {
     })
 }
 
+/// A proxy exporting spans as `otel` says, whose SIGTERM exits at once (flushing the exporter).
+async fn traced_proxy(app: &App, otel: &[(&str, &str)]) -> Proxy {
+    Proxy::start(
+        app.addr,
+        &["--drain-delay", "0s", "--drain-timeout", "2s"],
+        otel,
+    )
+    .await
+}
+
+/// `GET /hello` as a sampled child of the client span `CLIENT_SPAN` in `trace`.
+async fn hello_in_trace(proxy: &Proxy, trace: &str) {
+    let req = Request::get(proxy.url("/hello"))
+        .header("traceparent", format!("00-{trace}-{CLIENT_SPAN}-01"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&h1_client(), req).await.unwrap().0, 200);
+}
+
+/// SIGTERM flushes the batch exporter on the way out; the flush completes before the exit.
+async fn exit_flushing(proxy: &mut Proxy) {
+    proxy.sigterm();
+    assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_span_continues_the_client_trace_and_is_exported() {
     let (otlp, received) = otlp_receiver().await;
     let app = App::start().await;
     let endpoint = format!("http://{otlp}");
-    let mut proxy = Proxy::start(
-        app.addr,
-        &["--drain-delay", "0s", "--drain-timeout", "2s"],
+    let mut proxy = traced_proxy(
+        &app,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_SERVICE_NAME", "proxy-under-test"),
@@ -126,9 +170,7 @@ async fn server_span_continues_the_client_trace_and_is_exported() {
     assert_eq!(parts[3], "01");
     assert_eq!(seen["tracestate"], "vendor=abc");
 
-    // SIGTERM flushes the batch exporter on the way out.
-    proxy.sigterm();
-    assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+    exit_flushing(&mut proxy).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let (service, span) = loop {
         if let Some(s) = received.lock().unwrap().first().cloned() {
@@ -177,13 +219,12 @@ async fn without_otlp_trace_context_passes_through_untouched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_exported_over_https_with_a_custom_ca_and_headers() {
     let pki = Pki::new();
-    let (otlp, received, headers) = otlp_receiver_with(Some(pki.acceptor("otlp"))).await;
+    let (otlp, received, headers, _) = otlp_receiver_with(Some(pki.acceptor("otlp"))).await;
     let app = App::start().await;
     let endpoint = format!("https://{otlp}");
     let ca = pki.path("ca.pem");
-    let mut proxy = Proxy::start(
-        app.addr,
-        &["--drain-delay", "0s", "--drain-timeout", "2s"],
+    let mut proxy = traced_proxy(
+        &app,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.to_str().unwrap()),
@@ -195,13 +236,8 @@ async fn spans_are_exported_over_https_with_a_custom_ca_and_headers() {
         ],
     )
     .await;
-    let req = Request::get(proxy.url("/hello"))
-        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    assert_eq!(send(&h1_client(), req).await.unwrap().0, 200);
-    proxy.sigterm();
-    assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+    hello_in_trace(&proxy, TRACE_ID).await;
+    exit_flushing(&mut proxy).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let span = loop {
         if let Some((_, s)) = received.lock().unwrap().first().cloned() {
@@ -214,4 +250,49 @@ async fn spans_are_exported_over_https_with_a_custom_ca_and_headers() {
     let h = headers.lock().unwrap()[0].clone();
     assert_eq!(h["authorization"], "Bearer s3cret");
     assert_eq!(h["x-scope-orgid"], "team-a");
+}
+
+/// The SDK and the exporter read the `OTEL_*` variables themselves: a base URL with a trailing
+/// slash still gets `/v1/traces` (the receiver checks the path), header names are lowercased and
+/// values percent-decoded, resource attributes are exported beside the default service name, and
+/// a trace-id ratio sampler keeps exactly the traces whose id falls under the ratio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_reads_the_otel_variables() {
+    const SAMPLED: &str = "4bf92f3577b34da60000000000000001";
+    const DROPPED: &str = "4bf92f3577b34da6ffffffffffffffff";
+    let (otlp, received, headers, resources) = otlp_receiver_with(None).await;
+    let app = App::start().await;
+    let endpoint = format!("http://{otlp}/");
+    let mut proxy = traced_proxy(
+        &app,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "Authorization=Bearer%20t0k,x-scope-orgid=team-a",
+            ),
+            ("OTEL_RESOURCE_ATTRIBUTES", "a=b, c=d"),
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ],
+    )
+    .await;
+    for trace in [SAMPLED, DROPPED] {
+        hello_in_trace(&proxy, trace).await;
+    }
+    exit_flushing(&mut proxy).await;
+    let traces: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, s)| hex(&s.trace_id))
+        .collect();
+    assert_eq!(traces, [SAMPLED]);
+    let h = headers.lock().unwrap()[0].clone();
+    assert_eq!(h["authorization"], "Bearer t0k");
+    assert_eq!(h["x-scope-orgid"], "team-a");
+    let attrs = resources.lock().unwrap()[0].clone();
+    for want in ["service.name=outrigger-proxy", "a=b", "c=d"] {
+        assert!(attrs.iter().any(|a| a == want), "{want} not in {attrs:?}");
+    }
 }

@@ -59,6 +59,23 @@ fn get() -> Request<ReqBody> {
         .unwrap()
 }
 
+/// Idle timeout long enough that no test sees a sweep, unless it asks for one.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// A pool (connect timeout 1 s, up to 8 idle connections) to `addr`.
+fn pool(addr: std::net::SocketAddr, idle: Duration) -> Arc<Upstream<ReqBody>> {
+    Upstream::new(addr, Duration::from_secs(1), idle, 8)
+}
+
+/// A pool to a fresh [`app`], and the app's count of accepted connections.
+async fn pooled(
+    close_after_each: bool,
+    idle: Duration,
+) -> (Arc<Upstream<ReqBody>>, Arc<AtomicUsize>) {
+    let (addr, accepted) = app(close_after_each).await;
+    (pool(addr, idle), accepted)
+}
+
 async fn send_ok(pool: &Arc<Upstream<ReqBody>>) {
     let (resp, lease) = pool.send(get()).await.expect("request");
     assert_eq!(resp.status(), 200);
@@ -69,8 +86,7 @@ async fn send_ok(pool: &Arc<Upstream<ReqBody>>) {
 
 #[tokio::test]
 async fn connections_are_reused_after_the_body_is_read() {
-    let (addr, accepted) = app(false).await;
-    let pool = Upstream::new(addr, Duration::from_secs(1), Duration::from_secs(60), 8);
+    let (pool, accepted) = pooled(false, IDLE).await;
     for _ in 0..5 {
         send_ok(&pool).await;
     }
@@ -84,8 +100,7 @@ async fn connections_are_reused_after_the_body_is_read() {
 
 #[tokio::test]
 async fn a_connection_the_app_closed_while_idle_is_not_used_again() {
-    let (addr, accepted) = app(true).await;
-    let pool = Upstream::new(addr, Duration::from_secs(1), Duration::from_secs(60), 8);
+    let (pool, accepted) = pooled(true, IDLE).await;
     for _ in 0..3 {
         send_ok(&pool).await;
         // Let the pooled connection see the app's FIN.
@@ -100,7 +115,7 @@ async fn a_refused_connect_is_a_connect_error() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let pool = Upstream::new(port, Duration::from_secs(1), Duration::from_secs(60), 8);
+    let pool = pool(port, IDLE);
     let err = pool.send(get()).await.expect_err("nothing listens");
     assert!(err.is_connect(), "{err}");
     assert!(!err.is_timeout());
@@ -108,8 +123,7 @@ async fn a_refused_connect_is_a_connect_error() {
 
 #[tokio::test]
 async fn idle_connections_expire() {
-    let (addr, accepted) = app(false).await;
-    let pool = Upstream::new(addr, Duration::from_secs(1), Duration::from_millis(200), 8);
+    let (pool, accepted) = pooled(false, Duration::from_millis(200)).await;
     send_ok(&pool).await;
     assert_eq!(pool.idle_count(), 1);
     // Sweeps run every half idle timeout: gone after at most one idle timeout (plus slack).
@@ -121,8 +135,7 @@ async fn idle_connections_expire() {
 
 #[tokio::test]
 async fn an_unread_body_does_not_return_its_connection() {
-    let (addr, accepted) = app(false).await;
-    let pool = Upstream::new(addr, Duration::from_secs(1), Duration::from_secs(60), 8);
+    let (pool, accepted) = pooled(false, IDLE).await;
     let (resp, lease) = pool.send(get()).await.unwrap();
     lease.discard();
     drop(resp);

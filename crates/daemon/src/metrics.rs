@@ -1,13 +1,15 @@
 //! Metrics exposition shared by the daemons: a `prometheus-client` registry encoded as
 //! OpenMetrics text (what Prometheus asks for), the classic Prometheus text format derived from it
-//! for everything else (e.g. `promtool check metrics`), and the content negotiation between them.
+//! for everything else (e.g. `promtool check metrics`), and the content negotiation between them;
+//! the one-label sets every daemon uses (`{reason}`, `{result}`), and registering a metric while
+//! keeping a handle to it.
 
 use std::collections::HashSet;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// Content type of [`encode`]'s output.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -59,6 +61,32 @@ pub fn wants_openmetrics(headers: &http::HeaderMap) -> bool {
         .any(|v| v.contains("application/openmetrics-text"))
 }
 
+/// `{reason}` with a static reason string.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// `{result}` with a static result string (`success` or `error` for certificate reloads).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// Outcome.
+    pub result: &'static str,
+}
+
+/// Registers `metric` as `name` and returns it: the registry keeps one handle, the daemon's
+/// metrics struct the other (both share the same series).
+pub fn registered<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
@@ -78,13 +106,20 @@ mod tests {
 
     fn registry() -> Registry {
         let mut r = Registry::with_prefix("t");
-        let c = Counter::<u64>::default();
-        c.inc();
-        r.register("reloads", "Reloads", c);
+        registered(&mut r, "reloads", "Reloads", Counter::<u64>::default()).inc();
         let g = Gauge::<i64>::default();
         g.set(3);
         r.register("open", "Open things", g);
         register_build_info(&mut r, "1.2.3");
+        let reloads = Family::<ResultLabels, Counter>::default();
+        let reloads = registered(&mut r, "cert_reloads", "Reloads by result", reloads);
+        reloads
+            .get_or_create(&ResultLabels { result: "success" })
+            .inc_by(2);
+        let retries = Family::<ReasonLabels, Counter>::default();
+        registered(&mut r, "retries", "Retries by cause", retries)
+            .get_or_create(&ReasonLabels { reason: "timeout" })
+            .inc();
         r
     }
 
@@ -102,6 +137,8 @@ mod tests {
             "# TYPE t_open gauge",
             "t_open 3",
             "t_build_info{version=\"1.2.3\"} 1",
+            "t_cert_reloads_total{result=\"success\"} 2",
+            "t_retries_total{reason=\"timeout\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

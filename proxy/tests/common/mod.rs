@@ -266,28 +266,30 @@ impl Proxy {
     }
 
     pub async fn admin_get(&self, path: &str) -> Result<(u16, String), String> {
-        let client = h1_client();
         let req = Request::get(format!("http://{}{}", self.admin, path))
             .body(Full::new(Bytes::new()))
             .unwrap();
-        let resp = tokio::time::timeout(Duration::from_secs(5), client.request(req))
-            .await
-            .map_err(|_| "timeout".to_owned())?
-            .map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((
-            status,
-            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
-        ))
+        let (status, _, body) = collected(Duration::from_secs(5), h1_client().request(req)).await?;
+        Ok((status.as_u16(), String::from_utf8_lossy(&body).into_owned()))
     }
 
     pub async fn metrics(&self) -> String {
         self.admin_get("/metrics").await.unwrap().1
+    }
+
+    /// `outrigger_proxy_<family>_total{reason="<reason>"}`, scraped now.
+    pub async fn by_reason(&self, family: &str, reason: &str) -> f64 {
+        let name = format!("outrigger_proxy_{family}_total");
+        metric(
+            &self.metrics().await,
+            &name,
+            &[&format!("reason=\"{reason}\"")],
+        )
+    }
+
+    /// The status of `GET path` through the proxy (HTTP/1.1).
+    pub async fn get_status(&self, path: &str) -> StatusCode {
+        get(&h1_client(), &self.url(path)).await.unwrap().0
     }
 
     pub fn sigterm(&self) {
@@ -353,19 +355,20 @@ pub async fn send(
     client: &Client<HttpConnector, Full<Bytes>>,
     req: Request<Full<Bytes>>,
 ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    collected(Duration::from_secs(20), client.request(req)).await
+}
+
+/// Awaits `response` and collects its body, within `limit` for both.
+pub async fn collected<E: std::fmt::Debug>(
+    limit: Duration,
+    response: impl Future<Output = Result<Response<Incoming>, E>>,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
     let fut = async {
-        let resp = client.request(req).await.map_err(|e| format!("{e:?}"))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e:?}"))?
-            .to_bytes();
-        Ok((status, headers, body))
+        let (head, body) = response.await.map_err(|e| format!("{e:?}"))?.into_parts();
+        let body = body.collect().await.map_err(|e| format!("body: {e:?}"))?;
+        Ok((head.status, head.headers, body.to_bytes()))
     };
-    tokio::time::timeout(Duration::from_secs(20), fut)
+    tokio::time::timeout(limit, fut)
         .await
         .map_err(|_| "timeout".to_owned())?
 }
