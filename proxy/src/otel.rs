@@ -60,14 +60,20 @@ pub fn from_env(env: &dyn Strings) -> Result<Option<OtelConfig>, ConfigError> {
             format!("{p:?} is not supported (only http/protobuf)"),
         ));
     }
-    // The exporter fails to build on any compression value (none is compiled in).
-    for key in [
+    // The exporter reads the traces variable first, then the generic one, and fails to build on
+    // any value but a compiled-in algorithm: gzip is; zstd is not, and "none" means "unset it".
+    if let Some((key, c)) = [
         "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
         "OTEL_EXPORTER_OTLP_COMPRESSION",
-    ] {
-        if let Some(c) = env.get(key) {
-            return Err(bad(key, format!("{c:?} is not supported (no compression)")));
-        }
+    ]
+    .into_iter()
+    .find_map(|key| env.get(key).map(|c| (key, c)))
+        && c != "gzip"
+    {
+        return Err(bad(
+            key,
+            format!("{c:?} is not supported (gzip, or leave it unset for none)"),
+        ));
     }
     // The exporter reads the traces list whenever it is set, even empty.
     if let Some((key, list)) = env
@@ -292,7 +298,8 @@ mod tests {
         let http = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
         for (key, value) in [
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://x:4318/v 1"),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
             ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", ""),
             ("OTEL_EXPORTER_OTLP_HEADERS", "a=b,c"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "a=%e2%82"),

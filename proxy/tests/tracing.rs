@@ -6,6 +6,7 @@
 mod common;
 
 use std::convert::Infallible;
+use std::io::Read as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,7 +56,18 @@ async fn otlp_receiver_with(
                         assert_eq!(req.uri().path(), "/v1/traces");
                         assert_eq!(req.headers()["content-type"], "application/x-protobuf");
                         h.lock().unwrap().push(req.headers().clone());
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let gzip = req
+                            .headers()
+                            .get("content-encoding")
+                            .is_some_and(|v| v == "gzip");
+                        let mut body = req.into_body().collect().await.unwrap().to_bytes();
+                        if gzip {
+                            let mut plain = Vec::new();
+                            flate2::read::GzDecoder::new(&body[..])
+                                .read_to_end(&mut plain)
+                                .unwrap();
+                            body = Bytes::from(plain);
+                        }
                         let export = ExportTraceServiceRequest::decode(body).unwrap();
                         for rs in export.resource_spans {
                             r.lock()
@@ -274,6 +286,7 @@ async fn the_sdk_reads_the_otel_variables() {
             ("OTEL_RESOURCE_ATTRIBUTES", "a=b, c=d"),
             ("OTEL_TRACES_SAMPLER", "traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
         ],
     )
     .await;
@@ -291,6 +304,7 @@ async fn the_sdk_reads_the_otel_variables() {
     let h = headers.lock().unwrap()[0].clone();
     assert_eq!(h["authorization"], "Bearer t0k");
     assert_eq!(h["x-scope-orgid"], "team-a");
+    assert_eq!(h["content-encoding"], "gzip");
     let attrs = resources.lock().unwrap()[0].clone();
     for want in ["service.name=outrigger-proxy", "a=b", "c=d"] {
         assert!(attrs.iter().any(|a| a == want), "{want} not in {attrs:?}");
