@@ -162,28 +162,33 @@ mod tests {
         workers: u16,
     }
 
-    fn check(a: Args) -> Result<u16, ConfigError> {
+    /// Hands the arguments on, as a daemon's check hands on what it built from them.
+    fn check(a: Args) -> Result<Args, ConfigError> {
         if a.workers == 0 {
-            return Err(ConfigError::new(cli::setting::<Args>("workers"), "must be 1 or more"));
+            return Err(ConfigError::new(
+                cli::setting::<Args>("workers"),
+                "must be 1 or more",
+            ));
         }
-        Ok(a.workers)
+        Ok(a)
+    }
+
+    fn workers(args: &[&str]) -> Result<u16, ExitCode> {
+        configure_from("t", args, check).map(|a| a.workers)
     }
 
     #[test]
     fn configure_parses_then_checks() {
-        assert_eq!(configure_from("t", ["t", "--workers", "3"], check), Ok(3));
+        assert_eq!(workers(&["t", "--workers", "3"]), Ok(3));
         // Both a bad flag and a failed check exit 64.
         for args in [["t", "--workers", "x"], ["t", "--workers", "0"]] {
             assert_eq!(
-                configure_from("t", args, check),
+                workers(&args),
                 Err(ExitCode::from(crate::EX_USAGE)),
                 "{args:?}"
             );
         }
-        assert_eq!(
-            configure_from("t", ["t", "--help"], check),
-            Err(ExitCode::SUCCESS)
-        );
+        assert_eq!(workers(&["t", "--help"]), Err(ExitCode::SUCCESS));
     }
 
     #[tokio::test]
@@ -196,7 +201,11 @@ mod tests {
             std::error::Error::source(&e).map(ToString::to_string),
             Some(e.source.to_string())
         );
-        assert!(bind("--admin", "127.0.0.1:0".parse().unwrap()).await.is_ok());
+        assert!(
+            bind("--admin", "127.0.0.1:0".parse().unwrap())
+                .await
+                .is_ok()
+        );
     }
 
     #[test]
