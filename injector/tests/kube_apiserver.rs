@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Injector, Pki, http_get, metric, repo_root};
+use common::{Injector, Pki, repo_root, sample, scrape};
 use serde_json::{Value, json};
 
 /// The kube test env in a private dir; always stopped on drop (also when an assert fails).
@@ -422,8 +422,8 @@ fn injects_through_a_real_api_server() {
     assert_eq!(code, 201, "{body}");
     assert!(init_names(&body).is_empty(), "{body}");
 
-    let (_, text) = http_get(injector.admin, "/metrics");
-    let injected = metric(
+    let text = scrape(injector.admin);
+    let injected = sample(
         &text,
         r#"outrigger_injector_admissions_total{result="injected",reason="none"}"#,
     )
@@ -431,7 +431,7 @@ fn injects_through_a_real_api_server() {
     // web + annotated, plus at least one dry-run probe; reinvocations are skipped, not re-injected.
     assert!(injected >= 3.0, "{text}");
     assert!(
-        metric(
+        sample(
             &text,
             r#"outrigger_injector_admissions_total{result="skipped",reason="disabled"}"#
         )

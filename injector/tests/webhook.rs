@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Injector, Pki, http_get, https, metric, review};
-use outrigger_test_support::{require_tool, skip};
+use common::{Injector, Pki, http_get, https, review, sample, scrape};
+use outrigger_test_support::{assert_promtool_clean, require_tool, skip};
 use serde_json::{Value, json};
 
 fn pod(annotations: Value) -> Value {
@@ -132,34 +132,21 @@ async fn injects_over_tls_and_counts() {
     assert_eq!(status, 200);
     assert_eq!(response(&body)["allowed"], true);
 
-    let (status, text) = http_get(inj.admin, "/metrics");
-    assert_eq!(status, 200);
-    let m = |s: &str| metric(&text, s).unwrap_or(0.0);
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="injected",reason="none"}"#),
-        2.0,
-        "{text}"
-    );
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="skipped",reason="already_injected"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="skipped",reason="not_enabled"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="skipped",reason="disabled"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="error",reason="bad_app_port"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="error",reason="bad_object"}"#),
-        1.0
-    );
+    let text = scrape(inj.admin);
+    let m = |s: &str| sample(&text, s).unwrap_or(0.0);
+    for (result, reason, want) in [
+        ("injected", "none", 2.0),
+        ("skipped", "already_injected", 1.0),
+        ("skipped", "not_enabled", 1.0),
+        ("skipped", "disabled", 1.0),
+        ("error", "bad_app_port", 1.0),
+        ("error", "bad_object", 1.0),
+    ] {
+        let series = format!(
+            "outrigger_injector_admissions_total{{result=\"{result}\",reason=\"{reason}\"}}"
+        );
+        assert_eq!(m(&series), want, "{series}\n{text}");
+    }
     assert_eq!(
         m("outrigger_injector_admission_duration_seconds_count"),
         7.0
@@ -188,33 +175,8 @@ async fn metrics_are_promtool_clean() {
             .0,
         400
     );
-    let (_, text) = http_get(inj.admin, "/metrics");
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool: {report}\n{text}"
-    );
+    let text = scrape(inj.admin);
+    assert_promtool_clean(&promtool, &text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,9 +243,9 @@ async fn bad_requests_get_clean_4xx() {
     let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", ok).await;
     assert_eq!(s, 200);
 
-    let (_, text) = http_get(inj.admin, "/metrics");
+    let text = scrape(inj.admin);
     assert_eq!(
-        metric(
+        sample(
             &text,
             r#"outrigger_injector_requests_rejected_total{reason="malformed"}"#
         ),
@@ -291,14 +253,14 @@ async fn bad_requests_get_clean_4xx() {
         "{text}"
     );
     assert_eq!(
-        metric(
+        sample(
             &text,
             r#"outrigger_injector_requests_rejected_total{reason="too_large"}"#
         ),
         Some(1.0)
     );
     assert_eq!(
-        metric(&text, "outrigger_injector_tls_handshake_errors_total"),
+        sample(&text, "outrigger_injector_tls_handshake_errors_total"),
         Some(1.0)
     );
 }
@@ -446,9 +408,9 @@ async fn certificate_rotation_and_graceful_shutdown() {
             assert!(Instant::now() < deadline, "certificate not reloaded: {now}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        let (_, text) = http_get(inj.admin, "/metrics");
+        let text = scrape(inj.admin);
         assert_eq!(
-            metric(
+            sample(
                 &text,
                 r#"outrigger_injector_tls_cert_reloads_total{result="success"}"#
             ),
@@ -462,8 +424,8 @@ async fn certificate_rotation_and_graceful_shutdown() {
     std::fs::write(pki.path("tls.crt"), "not a certificate\n").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, text) = http_get(inj.admin, "/metrics");
-        if metric(
+        let text = scrape(inj.admin);
+        if sample(
             &text,
             r#"outrigger_injector_tls_cert_reloads_total{result="error"}"#,
         ) == Some(1.0)

@@ -15,7 +15,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 #[allow(unused_imports)] // each test binary uses a different subset
-pub use outrigger_test_support::{find_tool as tool, free_port, repo_root};
+pub use outrigger_test_support::{find_tool as tool, free_port, repo_root, sample, scrape};
 
 /// The shared test PKI, with the webhook's serving pair in `tls.crt`/`tls.key`.
 pub struct Pki(outrigger_test_support::Pki);
@@ -177,26 +177,8 @@ pub async fn https(
 
 /// Plain HTTP GET (admin port); returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_owned();
-    (status, body)
-}
-
-/// Value of a sample line (`name{labels} value`) in a metrics exposition, if present.
-pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
+    outrigger_test_support::metrics::http_get(addr, path)
+        .unwrap_or_else(|| panic!("GET http://{addr}{path} failed"))
 }
 
 /// An AdmissionReview for a pod CREATE.
