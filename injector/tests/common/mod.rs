@@ -223,40 +223,57 @@ pub async fn injected_sidecar(
 /// Render `charts/outrigger` templates with helm and convert them to JSON objects (python3 +
 /// PyYAML). None (with a loud SKIPPED line) when either tool is missing.
 pub fn helm_render(args: &[&str]) -> Option<Vec<serde_json::Value>> {
-    let helm = outrigger_test_support::require_tool("helm")?;
-    let out = Command::new(helm)
-        .args(["template", "outrigger"])
-        .arg(repo_root().join("charts/outrigger"))
-        .args([
-            "--kube-version",
-            "1.34.0",
-            "--namespace",
-            "outrigger-system",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
+    let helm_bin = outrigger_test_support::require_tool("helm")?;
+    let chart = repo_root().join("charts/outrigger");
+    let mut all = vec![
+        "template",
+        "outrigger",
+        chart.to_str().unwrap(),
+        "--kube-version",
+        "1.34.0",
+        "--namespace",
+        "outrigger-system",
+    ];
+    all.extend(args);
+    yaml_documents(&helm(&helm_bin, &all))
+}
+
+/// Runs `helm` with `args` and returns what it printed; panics with helm's stderr when it fails.
+pub fn helm(helm: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(helm).args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "helm template: {}",
+        "helm {}: {}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut conv = Command::new("python3")
+    out.stdout
+}
+
+/// The YAML documents in `yaml` (helm's output) as JSON values, converted by python3 + PyYAML.
+/// None (with a loud SKIPPED line) when either is missing.
+pub fn yaml_documents(yaml: &[u8]) -> Option<Vec<serde_json::Value>> {
+    let missing = || {
+        outrigger_test_support::skip("python3 with PyYAML not installed");
+        None
+    };
+    let Ok(mut conv) = Command::new("python3")
         .arg("-c")
         .arg("import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d]))")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .ok()?;
+    else {
+        return missing();
+    };
     {
         use std::io::Write as _;
-        conv.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+        conv.stdin.take().unwrap().write_all(yaml).unwrap();
     }
     let conv = conv.wait_with_output().unwrap();
     if !conv.status.success() {
-        outrigger_test_support::skip("python3 with PyYAML not installed");
-        return None;
+        return missing();
     }
     Some(serde_json::from_slice(&conv.stdout).unwrap())
 }
