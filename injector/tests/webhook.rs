@@ -185,38 +185,19 @@ async fn bad_requests_get_clean_4xx() {
     let inj = Injector::start(&pki, &["--max-body", "65536"]);
     let ca = pki.path("ca.pem");
 
-    let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", b"{not json".to_vec()).await;
-    assert_eq!(s, 400);
-    let (s, _) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate",
-        b"{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}".to_vec(),
-    )
-    .await;
-    assert_eq!(s, 400);
+    // Not JSON, not an AdmissionReview, the old API version, no request.
     let v1beta1 =
         json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}});
-    let (s, _) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate",
-        serde_json::to_vec(&v1beta1).unwrap(),
-    )
-    .await;
-    assert_eq!(s, 400);
     let no_request = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"});
-    let (s, _) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate",
+    for body in [
+        b"{not json".to_vec(),
+        b"{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}".to_vec(),
+        serde_json::to_vec(&v1beta1).unwrap(),
         serde_json::to_vec(&no_request).unwrap(),
-    )
-    .await;
-    assert_eq!(s, 400);
+    ] {
+        let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", body.clone()).await;
+        assert_eq!(s, 400, "{}", String::from_utf8_lossy(&body));
+    }
     // Oversized (declared Content-Length over --max-body).
     let big = review(
         "uid-big",
@@ -311,6 +292,18 @@ fn streamed_oversized_body_is_413() {
     }
 }
 
+/// Runs the injector with `args` and `env`, expecting the bad-configuration exit (64); its
+/// stderr.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(common::bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{args:?} {env:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn bad_configuration_exits_64_before_binding() {
     let pki = Pki::new();
@@ -320,56 +313,43 @@ fn bad_configuration_exits_64_before_binding() {
     // other tests of this binary, which open ephemeral ports in parallel.)
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
-    let cases: Vec<(Vec<String>, &str)> = vec![
-        (
-            vec!["--proxy-memory-limit".into(), "lots".into()],
-            "--proxy-memory-limit",
-        ),
-        (
-            vec!["--proxy-pull-policy".into(), "Sometimes".into()],
-            "--proxy-pull-policy",
-        ),
-        (vec!["--log".into(), "=[".into()], "--log"),
+    let listen = format!("127.0.0.1:{port}");
+    let (cert, key) = (pki.path("tls.crt"), pki.path("tls.key"));
+    let valid = [
+        "--listen",
+        &listen,
+        "--admin",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
     ];
-    for (extra, needle) in cases {
-        let out = Command::new(common::bin())
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin",
-                "127.0.0.1:0",
-            ])
-            .arg("--tls-cert")
-            .arg(pki.path("tls.crt"))
-            .arg("--tls-key")
-            .arg(pki.path("tls.key"))
-            .args(&extra)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(64), "{extra:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
+    for (extra, needle) in [
+        (["--proxy-memory-limit", "lots"], "--proxy-memory-limit"),
+        (["--proxy-pull-policy", "Sometimes"], "--proxy-pull-policy"),
+        (["--log", "=["], "--log"),
+    ] {
+        let err = refused(&[&valid[..], &extra[..]].concat(), &[]);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains(needle), "{err}");
     }
     // Missing certificate file.
-    let out = Command::new(common::bin())
-        .args([
+    let err = refused(
+        &[
             "--tls-cert",
             "/nonexistent/tls.crt",
             "--tls-key",
             "/nonexistent/tls.key",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"));
+        ],
+        &[],
+    );
+    assert!(err.contains("--tls-cert"), "{err}");
     // Env twin.
-    let out = Command::new(common::bin())
-        .env("OUTRIGGER_INJECTOR_LISTEN", "not-an-address")
-        .args(["--tls-cert", "c", "--tls-key", "k"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
+    refused(
+        &["--tls-cert", "c", "--tls-key", "k"],
+        &[("OUTRIGGER_INJECTOR_LISTEN", "not-an-address")],
+    );
     drop(held);
 }
 

@@ -7,12 +7,12 @@ use std::fmt::Display;
 use std::io::{Read as _, Write as _};
 use std::net::ToSocketAddrs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::process::free_addr;
+use crate::process::{Daemon, free_addr, wait_until};
 
 /// Plain HTTP/1.0 GET with a 10 s read timeout; `(status, body)`, or `None` when the server
 /// cannot be reached or answers garbage.
@@ -86,9 +86,10 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// A real Prometheus server scraping one target every second, stopped when dropped.
+/// A real Prometheus server scraping one target every second, killed when dropped (its output
+/// is collected, not printed).
 pub struct Prometheus {
-    child: Child,
+    _server: Daemon,
     /// Its web address (`host:port`).
     pub addr: String,
     _dir: tempfile::TempDir,
@@ -107,19 +108,17 @@ impl Prometheus {
         )
         .unwrap();
         let addr = free_addr().to_string();
-        let child = Command::new(bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let server = Daemon::spawn(
+            Command::new(bin)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address={addr}")),
+        );
         Self {
-            child,
+            _server: server,
             addr,
             _dir: dir,
         }
@@ -144,47 +143,11 @@ impl Prometheus {
 
     /// Polls `promql` until it returns a sample; panics after `limit` (a hang guard).
     pub fn wait_for_sample(&self, promql: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(v) = self.query(promql) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus never returned a sample for {promql}"
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sample_is_found_by_its_exact_series() {
-        let text = "# TYPE a counter\na_total{x=\"1\"} 3\na_total{x=\"10\"} 4 1700000000\nb 0.5\n";
-        assert_eq!(sample(text, "a_total{x=\"1\"}"), Some(3.0));
-        assert_eq!(sample(text, "a_total{x=\"10\"}"), Some(4.0));
-        assert_eq!(sample(text, "b"), Some(0.5));
-        assert_eq!(sample(text, "a_total"), None);
-        assert_eq!(sample(text, "c"), None);
-    }
-
-    #[test]
-    fn promql_is_escaped_for_the_query_string() {
-        let q = "sum(x{job=\"a b\"}) / 2";
-        assert_eq!(
-            utf8_percent_encode(q, QUERY).to_string(),
-            "sum%28x%7Bjob%3D%22a%20b%22%7D%29%20%2F%202"
-        );
+        let mut value = None;
+        wait_until(&format!("a sample for {promql}"), limit, || {
+            value = self.query(promql);
+            value.is_some()
+        });
+        value.expect("a sample")
     }
 }

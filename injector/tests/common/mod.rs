@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -15,7 +15,9 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 #[allow(unused_imports)] // each test binary uses a different subset
-pub use outrigger_test_support::{find_tool as tool, free_port, repo_root, sample, scrape};
+pub use outrigger_test_support::{
+    find_tool as tool, free_port, repo_root, sample, scrape, wait_until,
+};
 
 /// The shared test PKI, with the webhook's serving pair in `tls.crt`/`tls.key`.
 pub struct Pki(outrigger_test_support::Pki);
@@ -82,14 +84,9 @@ impl Injector {
             webhook,
             admin,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(admin).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "injector admin port never opened"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("the injector's admin port", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(admin).is_ok()
+        });
         inj
     }
 
@@ -97,17 +94,16 @@ impl Injector {
     pub fn terminate(&mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "injector did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut status = None;
+        wait_until(
+            "the injector to exit after SIGTERM",
+            Duration::from_secs(20),
+            || {
+                status = self.child.try_wait().unwrap();
+                status.is_some()
+            },
+        );
+        status.and_then(|s| s.code())
     }
 }
 
