@@ -63,27 +63,28 @@ fn body(agent: &Agent) -> String {
     agent.get("/metrics").unwrap().1
 }
 
-/// The agent reading the [`fixture`] host root, with what it needs kept alive.
-struct FixtureAgent {
+/// A running agent with what it needs kept alive.
+struct Running {
     agent: Agent,
-    host: tempfile::TempDir,
+    /// The host root it reads, when not the real `/`.
+    host: Option<tempfile::TempDir>,
     _sink: Sink,
     _dirs: [tempfile::TempDir; 2],
 }
 
-fn fixture_agent() -> FixtureAgent {
+/// The agent shipping to an accepting sink, reading node metrics from `host` (else `/`).
+fn start_agent(host: Option<tempfile::TempDir>) -> Running {
     let logs = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let host = tempfile::tempdir().unwrap();
-    fixture(host.path());
     let sink = Sink::start(Mode::Accept);
-    let host_arg = host.path().display().to_string();
-    let agent = Agent::spawn(
-        logs.path(),
-        state.path(),
-        &["--loki-url", &sink.loki_url(), "--host-root", &host_arg],
-    );
-    FixtureAgent {
+    let loki = sink.loki_url();
+    let host_arg = host.as_ref().map(|h| h.path().display().to_string());
+    let mut args = vec!["--loki-url", &loki];
+    if let Some(h) = &host_arg {
+        args.extend(["--host-root", h]);
+    }
+    let agent = Agent::spawn(logs.path(), state.path(), &args);
+    Running {
         agent,
         host,
         _sink: sink,
@@ -91,9 +92,17 @@ fn fixture_agent() -> FixtureAgent {
     }
 }
 
+/// The agent reading the [`fixture`] host root.
+fn fixture_agent() -> Running {
+    let host = tempfile::tempdir().unwrap();
+    fixture(host.path());
+    start_agent(Some(host))
+}
+
 #[test]
 fn node_metrics_from_fixture_host_root() {
-    let FixtureAgent { agent, host, .. } = &fixture_agent();
+    let Running { agent, host, .. } = &fixture_agent();
+    let host = host.as_ref().unwrap();
     let b = body(agent);
     for (series, want) in [
         ("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"}", 1.23),
@@ -168,11 +177,8 @@ fn cpus_in_proc_stat() -> usize {
 
 #[test]
 fn node_metrics_from_real_root_pass_promtool() {
-    let logs = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
-    let agent = Agent::spawn(logs.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    let b = body(&agent);
+    let Running { agent, .. } = &start_agent(None);
+    let b = body(agent);
     assert_eq!(
         agent.metric("node_memory_MemTotal_bytes"),
         Some(meminfo_total_bytes())

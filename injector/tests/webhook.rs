@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,14 @@ fn decode_patch(resp: &Value) -> Value {
     serde_json::from_slice(&raw).unwrap()
 }
 
+/// POSTs the AdmissionReview `uid` for `pod` to the webhook's `path`; expects 200 and returns
+/// the review's response.
+async fn admit(inj: &Injector, ca: &Path, path: &str, uid: &str, pod: &Value) -> Value {
+    let (status, body) = https(inj.webhook, ca, "POST", path, review(uid, pod)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    response(&body)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injects_over_tls_and_counts() {
     let pki = Pki::new();
@@ -55,9 +64,7 @@ async fn injects_over_tls_and_counts() {
 
     // Opted-in pod: patched.
     let p = pod(json!({"outrigger.io/inject": "enabled"}));
-    let (status, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-1", &p)).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let resp = response(&body);
+    let resp = admit(&inj, &ca, "/mutate", "uid-1", &p).await;
     assert_eq!(resp["uid"], "uid-1");
     assert_eq!(resp["allowed"], true);
     let patch = decode_patch(&resp);
@@ -80,57 +87,30 @@ async fn injects_over_tls_and_counts() {
     );
 
     // The patched pod again (reinvocation): allowed, no patch.
-    let (status, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-2", &doc)).await;
-    assert_eq!(status, 200);
-    let resp = response(&body);
+    let resp = admit(&inj, &ca, "/mutate", "uid-2", &doc).await;
     assert_eq!(resp["allowed"], true);
     assert!(resp.get("patch").is_none(), "{resp}");
 
     // Not annotated on the pod-opt-in path: untouched; on the namespace path: injected.
     let plain = pod(json!({}));
-    let (_, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-3", &plain)).await;
-    assert!(response(&body).get("patch").is_none());
-    let (_, body) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate/namespace",
-        review("uid-4", &plain),
-    )
-    .await;
-    decode_patch(&response(&body));
+    let resp = admit(&inj, &ca, "/mutate", "uid-3", &plain).await;
+    assert!(resp.get("patch").is_none());
+    decode_patch(&admit(&inj, &ca, "/mutate/namespace", "uid-4", &plain).await);
     // Opt-out wins in namespace mode.
     let out = pod(json!({"outrigger.io/inject": "disabled"}));
-    let (_, body) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate/namespace",
-        review("uid-5", &out),
-    )
-    .await;
-    assert!(response(&body).get("patch").is_none());
+    let resp = admit(&inj, &ca, "/mutate/namespace", "uid-5", &out).await;
+    assert!(resp.get("patch").is_none());
 
     // Our own error (bad app-port annotation): still allowed, unmodified, counted as error.
     let bad = pod(json!({"outrigger.io/inject": "enabled", "outrigger.io/app-port": "http"}));
-    let (status, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-6", &bad)).await;
-    assert_eq!(status, 200);
-    let resp = response(&body);
+    let resp = admit(&inj, &ca, "/mutate", "uid-6", &bad).await;
     assert_eq!(resp["allowed"], true);
     assert!(resp.get("patch").is_none());
 
     // A pod object that is not a Pod (containers is a string): allowed, error counted.
     let broken = json!({"metadata": {"name": "x"}, "spec": {"containers": "nope"}});
-    let (status, body) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate",
-        review("uid-7", &broken),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert_eq!(response(&body)["allowed"], true);
+    let resp = admit(&inj, &ca, "/mutate", "uid-7", &broken).await;
+    assert_eq!(resp["allowed"], true);
 
     let text = scrape(inj.admin);
     let m = |s: &str| sample(&text, s).unwrap_or(0.0);
