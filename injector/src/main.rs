@@ -50,7 +50,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
 
-    let mut signals = Signals::install().context("installing SIGTERM handler")?;
+    let mut signals = Signals::install().context("installing the SIGTERM/SIGINT handlers")?;
     let webhook = start::bind("--listen", args.listen).await?;
     let admin = start::bind("--admin", args.admin).await?;
     let metrics = Arc::new(Metrics::new());
