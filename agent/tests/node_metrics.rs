@@ -12,11 +12,9 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{Agent, Mode, Sink, free_port, http_get, wait_for};
-use outrigger_test_support::require_tool;
+use common::{Agent, Mode, Sink, wait_for};
+use outrigger_test_support::{Prometheus, promtool_check, require_tool};
 
 fn fixture(root: &Path) {
     let p = root.join("proc");
@@ -65,20 +63,47 @@ fn body(agent: &Agent) -> String {
     agent.get("/metrics").unwrap().1
 }
 
-#[test]
-fn node_metrics_from_fixture_host_root() {
+/// A running agent with what it needs kept alive.
+struct Running {
+    agent: Agent,
+    /// The host root it reads, when not the real `/`.
+    host: Option<tempfile::TempDir>,
+    _sink: Sink,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+/// The agent shipping to an accepting sink, reading node metrics from `host` (else `/`).
+fn start_agent(host: Option<tempfile::TempDir>) -> Running {
     let logs = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
+    let sink = Sink::start(Mode::Accept);
+    let loki = sink.loki_url();
+    let host_arg = host.as_ref().map(|h| h.path().display().to_string());
+    let mut args = vec!["--loki-url", &loki];
+    if let Some(h) = &host_arg {
+        args.extend(["--host-root", h]);
+    }
+    let agent = Agent::spawn(logs.path(), state.path(), &args);
+    Running {
+        agent,
+        host,
+        _sink: sink,
+        _dirs: [logs, state],
+    }
+}
+
+/// The agent reading the [`fixture`] host root.
+fn fixture_agent() -> Running {
     let host = tempfile::tempdir().unwrap();
     fixture(host.path());
-    let sink = Sink::start(Mode::Accept);
-    let host_arg = host.path().display().to_string();
-    let agent = Agent::spawn(
-        logs.path(),
-        state.path(),
-        &["--loki-url", &sink.loki_url(), "--host-root", &host_arg],
-    );
-    let b = body(&agent);
+    start_agent(Some(host))
+}
+
+#[test]
+fn node_metrics_from_fixture_host_root() {
+    let Running { agent, host, .. } = &fixture_agent();
+    let host = host.as_ref().unwrap();
+    let b = body(agent);
     for (series, want) in [
         ("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"}", 1.23),
         ("node_cpu_seconds_total{cpu=\"1\",mode=\"idle\"}", 25.0),
@@ -152,11 +177,8 @@ fn cpus_in_proc_stat() -> usize {
 
 #[test]
 fn node_metrics_from_real_root_pass_promtool() {
-    let logs = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
-    let agent = Agent::spawn(logs.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    let b = body(&agent);
+    let Running { agent, .. } = &start_agent(None);
+    let b = body(agent);
     assert_eq!(
         agent.metric("node_memory_MemTotal_bytes"),
         Some(meminfo_total_bytes())
@@ -193,135 +215,37 @@ fn node_metrics_from_real_root_pass_promtool() {
     }
 }
 
-fn promtool_check(promtool: &Path, input: &str) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn promql(addr: &str, q: &str) -> Option<f64> {
-    let (code, body) = http_get(addr, &format!("/api/v1/query?query={}", urlencode(q)))?;
-    if code != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-}
-
 #[test]
 fn prometheus_scrapes_agent_and_promql_answers() {
     let Some(prom) = require_tool("prometheus") else {
         return;
     };
-    let logs = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let host = tempfile::tempdir().unwrap();
-    fixture(host.path());
-    let sink = Sink::start(Mode::Accept);
-    let host_arg = host.path().display().to_string();
-    let agent = Agent::spawn(
-        logs.path(),
-        state.path(),
-        &["--loki-url", &sink.loki_url(), "--host-root", &host_arg],
-    );
-    let pdir = tempfile::tempdir().unwrap();
-    fs::write(
-        pdir.path().join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: agent\n    static_configs:\n      - targets: ['{}']\n",
-            agent.metrics_addr
-        ),
-    )
-    .unwrap();
-    let paddr = format!("127.0.0.1:{}", free_port());
-    let mut p = Command::new(prom)
-        .arg(format!(
-            "--config.file={}",
-            pdir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            pdir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={paddr}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let guard = scopeguard(&mut p);
+    let fixture = fixture_agent();
+    let server = Prometheus::start(&prom, "agent", &fixture.agent.metrics_addr);
+    let promql = |q: &str| server.value(q);
     wait_for("prometheus to scrape the agent", 60, || {
-        promql(&paddr, "up{job=\"agent\"}") == Some(1.0)
+        promql("up{job=\"agent\"}") == Some(1.0)
     });
     assert_eq!(
-        promql(&paddr, "node_memory_MemTotal_bytes"),
+        promql("node_memory_MemTotal_bytes"),
         Some(2_048_000.0 * 1024.0)
     );
     assert_eq!(
-        promql(&paddr, "count(node_cpu_seconds_total{mode=\"idle\"})"),
+        promql("count(node_cpu_seconds_total{mode=\"idle\"})"),
         Some(2.0)
     );
     assert_eq!(
-        promql(&paddr, "sum(node_cpu_seconds_total{mode=\"user\"})"),
+        promql("sum(node_cpu_seconds_total{mode=\"user\"})"),
         Some(3.0)
     );
-    assert_eq!(promql(&paddr, "node_load1"), Some(0.5));
+    assert_eq!(promql("node_load1"), Some(0.5));
     assert_eq!(
-        promql(
-            &paddr,
-            "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes"
-        ),
+        promql("1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes"),
         Some(0.5)
     );
-    assert_eq!(promql(&paddr, "outrigger_agent_build_info"), Some(1.0));
+    assert_eq!(promql("outrigger_agent_build_info"), Some(1.0));
     assert_eq!(
-        promql(&paddr, "outrigger_agent_lines_sent_total{sink=\"loki\"}"),
+        promql("outrigger_agent_lines_sent_total{sink=\"loki\"}"),
         Some(0.0)
     );
-    drop(guard);
-}
-
-struct Guard<'a>(&'a mut std::process::Child);
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn scopeguard(c: &mut std::process::Child) -> Guard<'_> {
-    let _ = Duration::ZERO;
-    Guard(c)
 }

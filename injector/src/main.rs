@@ -5,65 +5,41 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use outrigger_daemon::cli::{self, usage_exit};
+use outrigger_daemon::ConfigError;
+use outrigger_daemon::cli::usage_exit;
+use outrigger_daemon::start::{self, Signals};
 use outrigger_injector::config::Args;
 use outrigger_injector::metrics::Metrics;
 use outrigger_injector::server::{State, serve_admin, serve_webhook};
-use tokio::net::TcpListener;
 
 const BIN: &str = "outrigger-injector";
 
 fn main() -> ExitCode {
-    let args: Args = match cli::parse(BIN) {
-        Ok(a) => a,
+    let (args, proxy) = match start::configure(BIN, |args: Args| {
+        let proxy = args.validate()?;
+        Ok::<_, ConfigError>((args, proxy))
+    }) {
+        Ok(c) => c,
         Err(code) => return code,
     };
-    let proxy = match args.validate() {
-        Ok(p) => p,
-        Err(e) => return usage_exit(BIN, &e),
-    };
-    // Checked by the flag's parser already, so this cannot fail.
-    let filter = tracing_subscriber::EnvFilter::new(&args.log);
-    let (tls_config, store) = match outrigger_injector::tls::server_config(
-        &args.tls_cert,
-        &args.tls_key,
+    let (tls_config, store) =
+        match outrigger_injector::tls::server_config(&args.tls_cert, &args.tls_key) {
+            Ok(t) => t,
+            Err(e) => {
+                let setting = "--tls-cert/--tls-key (OUTRIGGER_INJECTOR_TLS_CERT/KEY)";
+                return usage_exit(BIN, &ConfigError::new(setting, e.to_string()));
+            }
+        };
+    start::logging(&args.log);
+    let runtime = match start::runtime(
+        BIN,
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2),
     ) {
-        Ok(t) => t,
-        Err(e) => {
-            return usage_exit(
-                BIN,
-                &format!(
-                    "invalid configuration: --tls-cert/--tls-key (OUTRIGGER_INJECTOR_TLS_CERT/KEY): {e}"
-                ),
-            );
-        }
-    };
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_current_span(false)
-        .init();
-
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("outrigger-injector")
-        .enable_all()
-        .build()
-    {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("outrigger-injector: starting runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    match runtime.block_on(run(args, proxy, tls_config, store)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "fatal");
-            ExitCode::FAILURE
-        }
-    }
+    let result = runtime.block_on(run(args, proxy, tls_config, store));
+    start::exit_code(&result, "fatal")
 }
 
 async fn run(
@@ -73,15 +49,10 @@ async fn run(
     store: Arc<outrigger_injector::tls::CertStore>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    use tokio::signal::unix::{SignalKind, signal};
 
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let webhook = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding --listen {}", args.listen))?;
-    let admin = TcpListener::bind(args.admin)
-        .await
-        .with_context(|| format!("binding --admin {}", args.admin))?;
+    let mut signals = Signals::install().context("installing the SIGTERM/SIGINT handlers")?;
+    let webhook = start::bind("--listen", args.listen).await?;
+    let admin = start::bind("--admin", args.admin).await?;
     let metrics = Arc::new(Metrics::new());
     let state = Arc::new(State {
         proxy,
@@ -113,10 +84,7 @@ async fn run(
         args.shutdown_timeout,
     ));
 
-    tokio::select! {
-        _ = sigterm.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    signals.recv().await;
     state.draining.store(true, Ordering::Relaxed);
     tracing::info!(delay = ?args.shutdown_delay, "shutting down: readiness off, still serving");
     tokio::time::sleep(args.shutdown_delay).await;

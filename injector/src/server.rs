@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use outrigger_daemon::admin::Admin;
+use outrigger_daemon::admin::{self, Admin, text};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -93,16 +93,6 @@ pub struct State {
 
 type Resp = Response<Full<Bytes>>;
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
 async fn webhook(req: Request<Incoming>, state: Arc<State>) -> Result<Resp, Infallible> {
     let started = Instant::now();
     let resp = webhook_inner(req, &state).await;
@@ -179,11 +169,7 @@ async fn webhook_inner(req: Request<Incoming>, state: &State) -> Resp {
 
 impl Admin for State {
     async fn ready(&self) -> Result<&'static str, &'static str> {
-        if self.draining.load(Ordering::Relaxed) {
-            Err("draining\n")
-        } else {
-            Ok("ready\n")
-        }
+        admin::unless_draining(self.draining.load(Ordering::Relaxed))
     }
 
     fn metrics(&self) -> String {
@@ -266,5 +252,5 @@ pub async fn serve_webhook(
 
 /// Serve the admin endpoints (the shared `outrigger-daemon` server) until the task is dropped.
 pub async fn serve_admin(listener: TcpListener, state: Arc<State>) {
-    outrigger_daemon::admin::serve(listener, state).await;
+    admin::serve(listener, state).await;
 }

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Injector, Pki, http_get, metric, repo_root};
+use common::{Injector, Pki, repo_root, sample, scrape};
 use serde_json::{Value, json};
 
 /// The kube test env in a private dir; always stopped on drop (also when an assert fails).
@@ -55,6 +55,17 @@ impl KubeEnv {
             .trim()
             .clone_into(&mut env.url);
         env
+    }
+
+    /// Creates `pod` in namespace `ns` (201 expected) and reads it back as the API server stored
+    /// it (after admission).
+    fn create_pod(&self, ns: &str, pod: &Value) -> Value {
+        let (code, body) = self.api("POST", &format!("/api/v1/namespaces/{ns}/pods"), Some(pod));
+        assert_eq!(code, 201, "{body}");
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        let (code, stored) = self.api("GET", &format!("/api/v1/namespaces/{ns}/pods/{name}"), None);
+        assert_eq!(code, 200, "{stored}");
+        stored
     }
 
     /// One API call with the admin client certificate; returns (status, JSON body).
@@ -271,14 +282,7 @@ fn injects_through_a_real_api_server() {
     }
 
     // Namespace opt-in: created, read back with the sidecar, restricted admission passed.
-    let (code, body) = kube.api(
-        "POST",
-        "/api/v1/namespaces/meshed/pods",
-        Some(&restricted_pod("web", json!({}))),
-    );
-    assert_eq!(code, 201, "{body}");
-    let (code, pod) = kube.api("GET", "/api/v1/namespaces/meshed/pods/web", None);
-    assert_eq!(code, 200);
+    let pod = kube.create_pod("meshed", &restricted_pod("web", json!({})));
     assert_eq!(init_names(&pod), ["outrigger-proxy"]);
     let sidecar = &pod["spec"]["initContainers"][0];
     assert_eq!(sidecar["restartPolicy"], "Always");
@@ -366,16 +370,10 @@ fn injects_through_a_real_api_server() {
     );
 
     // Opt-out in an injecting namespace: untouched.
-    let (code, body) = kube.api(
-        "POST",
-        "/api/v1/namespaces/meshed/pods",
-        Some(&restricted_pod(
-            "opted-out",
-            json!({"outrigger.io/inject": "disabled"}),
-        )),
+    let pod = kube.create_pod(
+        "meshed",
+        &restricted_pod("opted-out", json!({"outrigger.io/inject": "disabled"})),
     );
-    assert_eq!(code, 201, "{body}");
-    let (_, pod) = kube.api("GET", "/api/v1/namespaces/meshed/pods/opted-out", None);
     assert!(init_names(&pod).is_empty(), "{pod}");
     assert!(
         pod["metadata"]["annotations"]
@@ -384,16 +382,13 @@ fn injects_through_a_real_api_server() {
     );
 
     // Pod opt-in in a namespace without the label; and a pod there without the annotation.
-    let (code, body) = kube.api(
-        "POST",
-        "/api/v1/namespaces/plain/pods",
-        Some(&restricted_pod(
+    let pod = kube.create_pod(
+        "plain",
+        &restricted_pod(
             "annotated",
             json!({"outrigger.io/inject": "enabled", "outrigger.io/app-port": "9000"}),
-        )),
+        ),
     );
-    assert_eq!(code, 201, "{body}");
-    let (_, pod) = kube.api("GET", "/api/v1/namespaces/plain/pods/annotated", None);
     assert_eq!(init_names(&pod), ["outrigger-proxy"]);
     assert!(
         pod["spec"]["initContainers"][0]["env"]
@@ -401,13 +396,7 @@ fn injects_through_a_real_api_server() {
             .unwrap()
             .contains(&json!({"name": "OUTRIGGER_APP", "value": "127.0.0.1:9000"}))
     );
-    let (code, _) = kube.api(
-        "POST",
-        "/api/v1/namespaces/plain/pods",
-        Some(&restricted_pod("bare", json!({}))),
-    );
-    assert_eq!(code, 201);
-    let (_, pod) = kube.api("GET", "/api/v1/namespaces/plain/pods/bare", None);
+    let pod = kube.create_pod("plain", &restricted_pod("bare", json!({})));
     assert!(init_names(&pod).is_empty(), "{pod}");
 
     // The release namespace is never injected, even when labelled and annotated.
@@ -422,8 +411,8 @@ fn injects_through_a_real_api_server() {
     assert_eq!(code, 201, "{body}");
     assert!(init_names(&body).is_empty(), "{body}");
 
-    let (_, text) = http_get(injector.admin, "/metrics");
-    let injected = metric(
+    let text = scrape(injector.admin);
+    let injected = sample(
         &text,
         r#"outrigger_injector_admissions_total{result="injected",reason="none"}"#,
     )
@@ -431,7 +420,7 @@ fn injects_through_a_real_api_server() {
     // web + annotated, plus at least one dry-run probe; reinvocations are skipped, not re-injected.
     assert!(injected >= 3.0, "{text}");
     assert!(
-        metric(
+        sample(
             &text,
             r#"outrigger_injector_admissions_total{result="skipped",reason="disabled"}"#
         )
@@ -441,12 +430,6 @@ fn injects_through_a_real_api_server() {
 
     // Injector down: pods are still admitted (failurePolicy Ignore), just not injected.
     assert_eq!(injector.terminate(), Some(0));
-    let (code, body) = kube.api(
-        "POST",
-        "/api/v1/namespaces/meshed/pods",
-        Some(&restricted_pod("while-down", json!({}))),
-    );
-    assert_eq!(code, 201, "{body}");
-    let (_, pod) = kube.api("GET", "/api/v1/namespaces/meshed/pods/while-down", None);
+    let pod = kube.create_pod("meshed", &restricted_pod("while-down", json!({})));
     assert!(init_names(&pod).is_empty(), "{pod}");
 }

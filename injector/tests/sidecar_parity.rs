@@ -13,11 +13,11 @@ mod common;
 
 use std::process::Command;
 
-use common::{Injector, Pki, injected_sidecar, repo_root};
+use common::{Injector, Pki, helm, injected_sidecar, repo_root, yaml_documents};
 use serde_json::{Value, json};
 
 /// Render the consumer chart with `values` and return its outrigger-proxy init container.
-fn library_container(helm: &std::path::Path, values: &str) -> Option<Value> {
+fn library_container(helm_bin: &std::path::Path, values: &str) -> Option<Value> {
     let work = tempfile::tempdir().unwrap();
     let lib = work.path().join("outrigger-sidecar");
     let ok = Command::new("cp")
@@ -29,41 +29,24 @@ fn library_container(helm: &std::path::Path, values: &str) -> Option<Value> {
         .success();
     assert!(ok, "copying the library chart");
     let consumer = lib.join("tests/consumer");
-    let out = Command::new(helm)
-        .args(["dependency", "build", "--skip-refresh"])
-        .arg(&consumer)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "helm dependency build: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let consumer = consumer.to_str().unwrap();
+    helm(
+        helm_bin,
+        &["dependency", "build", "--skip-refresh", consumer],
     );
-    std::fs::write(work.path().join("values.yaml"), values).unwrap();
-    let out = Command::new(helm)
-        .args(["template", "parity"])
-        .arg(&consumer)
-        .arg("-f")
-        .arg(work.path().join("values.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "helm template: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let values_file = work.path().join("values.yaml");
+    std::fs::write(&values_file, values).unwrap();
+    let rendered = helm(
+        helm_bin,
+        &[
+            "template",
+            "parity",
+            consumer,
+            "-f",
+            values_file.to_str().unwrap(),
+        ],
     );
-    std::fs::write(work.path().join("render.yaml"), &out.stdout).unwrap();
-    let conv = Command::new("python3")
-        .arg("-c")
-        .arg("import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))")
-        .arg(work.path().join("render.yaml"))
-        .output()
-        .unwrap();
-    if !conv.status.success() {
-        outrigger_test_support::skip("python3 with PyYAML not installed");
-        return None;
-    }
-    let docs: Vec<Value> = serde_json::from_slice(&conv.stdout).unwrap();
+    let docs = yaml_documents(&rendered)?;
     let sts = docs
         .iter()
         .find(|d| d["kind"] == "StatefulSet")

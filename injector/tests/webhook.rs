@@ -9,12 +9,13 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Injector, Pki, http_get, https, metric, review};
-use outrigger_test_support::{require_tool, skip};
+use common::{Injector, Pki, http_get, https, review, sample, scrape};
+use outrigger_test_support::{assert_promtool_clean, require_tool, skip};
 use serde_json::{Value, json};
 
 fn pod(annotations: Value) -> Value {
@@ -44,6 +45,14 @@ fn decode_patch(resp: &Value) -> Value {
     serde_json::from_slice(&raw).unwrap()
 }
 
+/// POSTs the AdmissionReview `uid` for `pod` to the webhook's `path`; expects 200 and returns
+/// the review's response.
+async fn admit(inj: &Injector, ca: &Path, path: &str, uid: &str, pod: &Value) -> Value {
+    let (status, body) = https(inj.webhook, ca, "POST", path, review(uid, pod)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    response(&body)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injects_over_tls_and_counts() {
     let pki = Pki::new();
@@ -55,9 +64,7 @@ async fn injects_over_tls_and_counts() {
 
     // Opted-in pod: patched.
     let p = pod(json!({"outrigger.io/inject": "enabled"}));
-    let (status, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-1", &p)).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let resp = response(&body);
+    let resp = admit(&inj, &ca, "/mutate", "uid-1", &p).await;
     assert_eq!(resp["uid"], "uid-1");
     assert_eq!(resp["allowed"], true);
     let patch = decode_patch(&resp);
@@ -80,86 +87,46 @@ async fn injects_over_tls_and_counts() {
     );
 
     // The patched pod again (reinvocation): allowed, no patch.
-    let (status, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-2", &doc)).await;
-    assert_eq!(status, 200);
-    let resp = response(&body);
+    let resp = admit(&inj, &ca, "/mutate", "uid-2", &doc).await;
     assert_eq!(resp["allowed"], true);
     assert!(resp.get("patch").is_none(), "{resp}");
 
     // Not annotated on the pod-opt-in path: untouched; on the namespace path: injected.
     let plain = pod(json!({}));
-    let (_, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-3", &plain)).await;
-    assert!(response(&body).get("patch").is_none());
-    let (_, body) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate/namespace",
-        review("uid-4", &plain),
-    )
-    .await;
-    decode_patch(&response(&body));
+    let resp = admit(&inj, &ca, "/mutate", "uid-3", &plain).await;
+    assert!(resp.get("patch").is_none());
+    decode_patch(&admit(&inj, &ca, "/mutate/namespace", "uid-4", &plain).await);
     // Opt-out wins in namespace mode.
     let out = pod(json!({"outrigger.io/inject": "disabled"}));
-    let (_, body) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate/namespace",
-        review("uid-5", &out),
-    )
-    .await;
-    assert!(response(&body).get("patch").is_none());
+    let resp = admit(&inj, &ca, "/mutate/namespace", "uid-5", &out).await;
+    assert!(resp.get("patch").is_none());
 
     // Our own error (bad app-port annotation): still allowed, unmodified, counted as error.
     let bad = pod(json!({"outrigger.io/inject": "enabled", "outrigger.io/app-port": "http"}));
-    let (status, body) = https(inj.webhook, &ca, "POST", "/mutate", review("uid-6", &bad)).await;
-    assert_eq!(status, 200);
-    let resp = response(&body);
+    let resp = admit(&inj, &ca, "/mutate", "uid-6", &bad).await;
     assert_eq!(resp["allowed"], true);
     assert!(resp.get("patch").is_none());
 
     // A pod object that is not a Pod (containers is a string): allowed, error counted.
     let broken = json!({"metadata": {"name": "x"}, "spec": {"containers": "nope"}});
-    let (status, body) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate",
-        review("uid-7", &broken),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert_eq!(response(&body)["allowed"], true);
+    let resp = admit(&inj, &ca, "/mutate", "uid-7", &broken).await;
+    assert_eq!(resp["allowed"], true);
 
-    let (status, text) = http_get(inj.admin, "/metrics");
-    assert_eq!(status, 200);
-    let m = |s: &str| metric(&text, s).unwrap_or(0.0);
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="injected",reason="none"}"#),
-        2.0,
-        "{text}"
-    );
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="skipped",reason="already_injected"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="skipped",reason="not_enabled"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="skipped",reason="disabled"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="error",reason="bad_app_port"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"outrigger_injector_admissions_total{result="error",reason="bad_object"}"#),
-        1.0
-    );
+    let text = scrape(inj.admin);
+    let m = |s: &str| sample(&text, s).unwrap_or(0.0);
+    for (result, reason, want) in [
+        ("injected", "none", 2.0),
+        ("skipped", "already_injected", 1.0),
+        ("skipped", "not_enabled", 1.0),
+        ("skipped", "disabled", 1.0),
+        ("error", "bad_app_port", 1.0),
+        ("error", "bad_object", 1.0),
+    ] {
+        let series = format!(
+            "outrigger_injector_admissions_total{{result=\"{result}\",reason=\"{reason}\"}}"
+        );
+        assert_eq!(m(&series), want, "{series}\n{text}");
+    }
     assert_eq!(
         m("outrigger_injector_admission_duration_seconds_count"),
         7.0
@@ -188,33 +155,8 @@ async fn metrics_are_promtool_clean() {
             .0,
         400
     );
-    let (_, text) = http_get(inj.admin, "/metrics");
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool: {report}\n{text}"
-    );
+    let text = scrape(inj.admin);
+    assert_promtool_clean(&promtool, &text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,38 +165,19 @@ async fn bad_requests_get_clean_4xx() {
     let inj = Injector::start(&pki, &["--max-body", "65536"]);
     let ca = pki.path("ca.pem");
 
-    let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", b"{not json".to_vec()).await;
-    assert_eq!(s, 400);
-    let (s, _) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate",
-        b"{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}".to_vec(),
-    )
-    .await;
-    assert_eq!(s, 400);
+    // Not JSON, not an AdmissionReview, the old API version, no request.
     let v1beta1 =
         json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}});
-    let (s, _) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate",
-        serde_json::to_vec(&v1beta1).unwrap(),
-    )
-    .await;
-    assert_eq!(s, 400);
     let no_request = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"});
-    let (s, _) = https(
-        inj.webhook,
-        &ca,
-        "POST",
-        "/mutate",
+    for body in [
+        b"{not json".to_vec(),
+        b"{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}".to_vec(),
+        serde_json::to_vec(&v1beta1).unwrap(),
         serde_json::to_vec(&no_request).unwrap(),
-    )
-    .await;
-    assert_eq!(s, 400);
+    ] {
+        let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", body.clone()).await;
+        assert_eq!(s, 400, "{}", String::from_utf8_lossy(&body));
+    }
     // Oversized (declared Content-Length over --max-body).
     let big = review(
         "uid-big",
@@ -281,9 +204,9 @@ async fn bad_requests_get_clean_4xx() {
     let (s, _) = https(inj.webhook, &ca, "POST", "/mutate", ok).await;
     assert_eq!(s, 200);
 
-    let (_, text) = http_get(inj.admin, "/metrics");
+    let text = scrape(inj.admin);
     assert_eq!(
-        metric(
+        sample(
             &text,
             r#"outrigger_injector_requests_rejected_total{reason="malformed"}"#
         ),
@@ -291,14 +214,14 @@ async fn bad_requests_get_clean_4xx() {
         "{text}"
     );
     assert_eq!(
-        metric(
+        sample(
             &text,
             r#"outrigger_injector_requests_rejected_total{reason="too_large"}"#
         ),
         Some(1.0)
     );
     assert_eq!(
-        metric(&text, "outrigger_injector_tls_handshake_errors_total"),
+        sample(&text, "outrigger_injector_tls_handshake_errors_total"),
         Some(1.0)
     );
 }
@@ -349,6 +272,18 @@ fn streamed_oversized_body_is_413() {
     }
 }
 
+/// Runs the injector with `args` and `env`, expecting the bad-configuration exit (64); its
+/// stderr.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(common::bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{args:?} {env:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn bad_configuration_exits_64_before_binding() {
     let pki = Pki::new();
@@ -358,56 +293,43 @@ fn bad_configuration_exits_64_before_binding() {
     // other tests of this binary, which open ephemeral ports in parallel.)
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
-    let cases: Vec<(Vec<String>, &str)> = vec![
-        (
-            vec!["--proxy-memory-limit".into(), "lots".into()],
-            "--proxy-memory-limit",
-        ),
-        (
-            vec!["--proxy-pull-policy".into(), "Sometimes".into()],
-            "--proxy-pull-policy",
-        ),
-        (vec!["--log".into(), "=[".into()], "--log"),
+    let listen = format!("127.0.0.1:{port}");
+    let (cert, key) = (pki.path("tls.crt"), pki.path("tls.key"));
+    let valid = [
+        "--listen",
+        &listen,
+        "--admin",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
     ];
-    for (extra, needle) in cases {
-        let out = Command::new(common::bin())
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin",
-                "127.0.0.1:0",
-            ])
-            .arg("--tls-cert")
-            .arg(pki.path("tls.crt"))
-            .arg("--tls-key")
-            .arg(pki.path("tls.key"))
-            .args(&extra)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(64), "{extra:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
+    for (extra, needle) in [
+        (["--proxy-memory-limit", "lots"], "--proxy-memory-limit"),
+        (["--proxy-pull-policy", "Sometimes"], "--proxy-pull-policy"),
+        (["--log", "=["], "--log"),
+    ] {
+        let err = refused(&[&valid[..], &extra[..]].concat(), &[]);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains(needle), "{err}");
     }
     // Missing certificate file.
-    let out = Command::new(common::bin())
-        .args([
+    let err = refused(
+        &[
             "--tls-cert",
             "/nonexistent/tls.crt",
             "--tls-key",
             "/nonexistent/tls.key",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"));
+        ],
+        &[],
+    );
+    assert!(err.contains("--tls-cert"), "{err}");
     // Env twin.
-    let out = Command::new(common::bin())
-        .env("OUTRIGGER_INJECTOR_LISTEN", "not-an-address")
-        .args(["--tls-cert", "c", "--tls-key", "k"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
+    refused(
+        &["--tls-cert", "c", "--tls-key", "k"],
+        &[("OUTRIGGER_INJECTOR_LISTEN", "not-an-address")],
+    );
     drop(held);
 }
 
@@ -446,9 +368,9 @@ async fn certificate_rotation_and_graceful_shutdown() {
             assert!(Instant::now() < deadline, "certificate not reloaded: {now}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        let (_, text) = http_get(inj.admin, "/metrics");
+        let text = scrape(inj.admin);
         assert_eq!(
-            metric(
+            sample(
                 &text,
                 r#"outrigger_injector_tls_cert_reloads_total{result="success"}"#
             ),
@@ -462,8 +384,8 @@ async fn certificate_rotation_and_graceful_shutdown() {
     std::fs::write(pki.path("tls.crt"), "not a certificate\n").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, text) = http_get(inj.admin, "/metrics");
-        if metric(
+        let text = scrape(inj.admin);
+        if sample(
             &text,
             r#"outrigger_injector_tls_cert_reloads_total{result="error"}"#,
         ) == Some(1.0)

@@ -31,7 +31,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -52,12 +51,8 @@ pub async fn run(
     tracing: Option<Arc<Tracing>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<drain::Outcome> {
-    let inbound = TcpListener::bind(config.inbound)
-        .await
-        .with_context(|| format!("binding --inbound {}", config.inbound))?;
-    let admin = TcpListener::bind(config.admin)
-        .await
-        .with_context(|| format!("binding --admin {}", config.admin))?;
+    let inbound = outrigger_daemon::start::bind("--inbound", config.inbound).await?;
+    let admin = outrigger_daemon::start::bind("--admin", config.admin).await?;
     Ok(serve(inbound, admin, config, tls, tracing, shutdown).await)
 }
 

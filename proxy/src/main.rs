@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use outrigger_daemon::cli::{Outcome, usage_exit};
+use outrigger_daemon::ConfigError;
+use outrigger_daemon::cli::usage_exit;
+use outrigger_daemon::start;
 use outrigger_proxy::config::{Config, Env, ParseOutcome};
 use outrigger_proxy::telemetry::Tracing;
 
@@ -13,30 +15,17 @@ const BIN: &str = "outrigger-proxy";
 fn main() -> ExitCode {
     let config = match Config::parse_from(std::env::args_os(), &Env) {
         Ok(c) => c,
-        Err(ParseOutcome::Clap(Outcome::Print(e))) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(ParseOutcome::Clap(Outcome::Invalid(line))) => return usage_exit(BIN, &line),
+        Err(ParseOutcome::Clap(outcome)) => return outcome.exit(BIN),
         Err(ParseOutcome::Invalid(e)) => return usage_exit(BIN, &e),
     };
-    // Checked by the flag's parser already, so this cannot fail.
-    let filter = tracing_subscriber::EnvFilter::new(&config.log);
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_current_span(false)
-        .init();
+    start::logging(&config.log);
 
     let tls = match &config.tls {
         Some(t) => match outrigger_proxy::tls::server_config(t) {
             Ok(setup) => Some(setup),
             Err(e) => {
-                return usage_exit(
-                    BIN,
-                    &format!("invalid configuration: --tls-cert/--tls-key/--client-ca: {e}"),
-                );
+                let setting = "--tls-cert/--tls-key/--client-ca";
+                return usage_exit(BIN, &ConfigError::new(setting, e.to_string()));
             }
         },
         None => None,
@@ -46,33 +35,27 @@ fn main() -> ExitCode {
         Some(o) => match Tracing::new(o) {
             Ok(t) => Some(Arc::new(t)),
             Err(e) => {
-                return usage_exit(
-                    BIN,
-                    &format!("invalid configuration: OTEL_EXPORTER_OTLP_ENDPOINT: {e}"),
-                );
+                let setting = "OTEL_EXPORTER_OTLP_ENDPOINT";
+                return usage_exit(BIN, &ConfigError::new(setting, e.to_string()));
             }
         },
         None => None,
     };
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers)
-        .max_blocking_threads(4)
-        .thread_name("outrigger-proxy")
-        .enable_all()
-        .build()
-    {
+    let runtime = match start::runtime(
+        BIN,
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.workers)
+            .max_blocking_threads(4),
+    ) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("outrigger-proxy: starting runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(outrigger_proxy::run(
         config,
         tls,
         tracing.clone(),
-        shutdown_signal(),
+        start::shutdown_signal(),
     ));
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     if let Some(t) = tracing {
@@ -89,29 +72,9 @@ fn main() -> ExitCode {
             eprintln!("outrigger-proxy: trace flush did not finish in 500ms; exiting anyway");
         }
     }
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "outrigger-proxy failed");
-            eprintln!("outrigger-proxy: {e:#}");
-            ExitCode::FAILURE
-        }
+    let code = start::exit_code(&result, "outrigger-proxy failed");
+    if let Err(e) = &result {
+        eprintln!("{BIN}: {e:#}");
     }
-}
-
-/// Resolves on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the process can only be killed; never resolve.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    code
 }

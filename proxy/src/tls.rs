@@ -24,14 +24,10 @@ pub async fn watch(
     metrics: Arc<Metrics>,
     interval: Duration,
 ) {
-    outrigger_tls::watch(cfg.cert, cfg.key, store, interval, move |outcome| {
-        let result = outcome.label();
-        metrics
-            .tls_reloads
-            .get_or_create(&ResultLabels { result })
-            .inc();
-    })
-    .await;
+    let count = outrigger_tls::count_in(metrics.tls_reloads.clone(), |result| ResultLabels {
+        result,
+    });
+    outrigger_tls::watch(cfg.cert, cfg.key, store, interval, count).await;
 }
 
 /// Classify a failed handshake for `outrigger_proxy_tls_handshake_errors_total{reason}`.

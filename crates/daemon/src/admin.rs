@@ -38,6 +38,16 @@ pub trait Admin: Send + Sync + 'static {
     }
 }
 
+/// `/ready`'s answer for a daemon that should get traffic unless it is draining: the shutdown
+/// sequence turns readiness off first so endpoints stop routing here before the listener closes.
+pub fn unless_draining(draining: bool) -> Result<&'static str, &'static str> {
+    if draining {
+        Err("draining\n")
+    } else {
+        Ok("ready\n")
+    }
+}
+
 /// A plain-text response, as every admin path answers.
 pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));

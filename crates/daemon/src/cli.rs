@@ -67,13 +67,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    try_parse_from::<C, _, _>(args).map_err(|outcome| match outcome {
-        Outcome::Print(e) => {
-            let _ = e.print();
-            ExitCode::SUCCESS
-        }
-        Outcome::Invalid(line) => usage_exit(bin, &line),
-    })
+    try_parse_from::<C, _, _>(args).map_err(|outcome| outcome.exit(bin))
 }
 
 /// Why [`try_parse_from`] produced no value.
@@ -83,6 +77,20 @@ pub enum Outcome {
     Print(clap::Error),
     /// A bad flag: the one line to print before exiting 64.
     Invalid(String),
+}
+
+impl Outcome {
+    /// Prints what the outcome says and returns the exit status: 0 after `--help`/`--version`,
+    /// 64 after the one line naming a bad flag.
+    pub fn exit(self, bin: &str) -> ExitCode {
+        match self {
+            Self::Print(e) => {
+                let _ = e.print();
+                ExitCode::SUCCESS
+            }
+            Self::Invalid(line) => usage_exit(bin, &line),
+        }
+    }
 }
 
 /// Parses `args` into `C` without printing or exiting (for tests and [`parse_from`]).

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use outrigger_daemon::admin::{Admin, serve};
+use outrigger_daemon::admin::{Admin, serve, unless_draining};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -16,11 +16,7 @@ struct Fake {
 
 impl Admin for Fake {
     async fn ready(&self) -> Result<&'static str, &'static str> {
-        if self.ready.load(Ordering::Relaxed) {
-            Ok("ready\n")
-        } else {
-            Err("draining\n")
-        }
+        unless_draining(!self.ready.load(Ordering::Relaxed))
     }
     fn metrics(&self) -> String {
         outrigger_daemon::metrics::encode(&self.registry)

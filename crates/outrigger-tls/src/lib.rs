@@ -5,12 +5,15 @@
 //! it affects only new handshakes: established connections keep their session and are never
 //! dropped. [`watch`] polls the files by identity (mtime, size, inode) because cert-manager
 //! replaces Secret files through a symlink swap, which inotify on the file path misses; a
-//! half-written or mismatched pair is rejected and the old certificate stays in use.
+//! half-written or mismatched pair is rejected and the old certificate stays in use; every
+//! attempt is reported, and [`count_in`] counts them in the daemon's reload counter.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
@@ -143,6 +146,20 @@ impl Reload {
     }
 }
 
+/// A [`watch`] callback counting every attempt in `reloads`, under the label set `label` makes of
+/// the attempt's [`Reload::label`]; the daemons' `tls_cert_reloads_total{result}` is one.
+pub fn count_in<L>(
+    reloads: Family<L, Counter>,
+    label: fn(&'static str) -> L,
+) -> impl FnMut(Reload) + Send
+where
+    L: Clone + std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    move |outcome| {
+        reloads.get_or_create(&label(outcome.label())).inc();
+    }
+}
+
 /// Poll the files every `interval` and swap in a changed, valid pair; `on_reload` hears every
 /// attempt. Runs until the task is dropped.
 pub async fn watch(
@@ -178,5 +195,21 @@ pub async fn watch(
                 tracing::warn!(error = %e, "certificate reload failed; keeping the previous one");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_in_counts_each_result_under_its_label() {
+        let reloads = Family::<(&'static str, &'static str), Counter>::default();
+        let mut count = count_in(reloads.clone(), |result| ("result", result));
+        count(Reload::Success);
+        count(Reload::Error);
+        count(Reload::Success);
+        assert_eq!(reloads.get_or_create(&("result", "success")).get(), 2);
+        assert_eq!(reloads.get_or_create(&("result", "error")).get(), 1);
     }
 }

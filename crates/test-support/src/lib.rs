@@ -3,10 +3,12 @@
 //! policy for tests that need an external tool ([`tools`]: fail in CI, skip loudly elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod metrics;
 pub mod pki;
 pub mod process;
 pub mod tools;
 
+pub use metrics::{Prometheus, assert_promtool_clean, promtool_check, sample, scrape};
 pub use pki::Pki;
 pub use process::{Daemon, free_addr, free_port, wait_until};
 pub use tools::{find_tool, repo_root, require_tool, skip};

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -15,7 +15,9 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 #[allow(unused_imports)] // each test binary uses a different subset
-pub use outrigger_test_support::{find_tool as tool, free_port, repo_root};
+pub use outrigger_test_support::{
+    find_tool as tool, free_port, repo_root, sample, scrape, wait_until,
+};
 
 /// The shared test PKI, with the webhook's serving pair in `tls.crt`/`tls.key`.
 pub struct Pki(outrigger_test_support::Pki);
@@ -82,14 +84,9 @@ impl Injector {
             webhook,
             admin,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(admin).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "injector admin port never opened"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("the injector's admin port", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(admin).is_ok()
+        });
         inj
     }
 
@@ -97,17 +94,16 @@ impl Injector {
     pub fn terminate(&mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "injector did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut status = None;
+        wait_until(
+            "the injector to exit after SIGTERM",
+            Duration::from_secs(20),
+            || {
+                status = self.child.try_wait().unwrap();
+                status.is_some()
+            },
+        );
+        status.and_then(|s| s.code())
     }
 }
 
@@ -177,26 +173,8 @@ pub async fn https(
 
 /// Plain HTTP GET (admin port); returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_owned();
-    (status, body)
-}
-
-/// Value of a sample line (`name{labels} value`) in a metrics exposition, if present.
-pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
+    outrigger_test_support::metrics::http_get(addr, path)
+        .unwrap_or_else(|| panic!("GET http://{addr}{path} failed"))
 }
 
 /// An AdmissionReview for a pod CREATE.
@@ -241,40 +219,57 @@ pub async fn injected_sidecar(
 /// Render `charts/outrigger` templates with helm and convert them to JSON objects (python3 +
 /// PyYAML). None (with a loud SKIPPED line) when either tool is missing.
 pub fn helm_render(args: &[&str]) -> Option<Vec<serde_json::Value>> {
-    let helm = outrigger_test_support::require_tool("helm")?;
-    let out = Command::new(helm)
-        .args(["template", "outrigger"])
-        .arg(repo_root().join("charts/outrigger"))
-        .args([
-            "--kube-version",
-            "1.34.0",
-            "--namespace",
-            "outrigger-system",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
+    let helm_bin = outrigger_test_support::require_tool("helm")?;
+    let chart = repo_root().join("charts/outrigger");
+    let mut all = vec![
+        "template",
+        "outrigger",
+        chart.to_str().unwrap(),
+        "--kube-version",
+        "1.34.0",
+        "--namespace",
+        "outrigger-system",
+    ];
+    all.extend(args);
+    yaml_documents(&helm(&helm_bin, &all))
+}
+
+/// Runs `helm` with `args` and returns what it printed; panics with helm's stderr when it fails.
+pub fn helm(helm: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(helm).args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "helm template: {}",
+        "helm {}: {}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut conv = Command::new("python3")
+    out.stdout
+}
+
+/// The YAML documents in `yaml` (helm's output) as JSON values, converted by python3 + PyYAML.
+/// None (with a loud SKIPPED line) when either is missing.
+pub fn yaml_documents(yaml: &[u8]) -> Option<Vec<serde_json::Value>> {
+    let missing = || {
+        outrigger_test_support::skip("python3 with PyYAML not installed");
+        None
+    };
+    let Ok(mut conv) = Command::new("python3")
         .arg("-c")
         .arg("import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d]))")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .ok()?;
+    else {
+        return missing();
+    };
     {
         use std::io::Write as _;
-        conv.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+        conv.stdin.take().unwrap().write_all(yaml).unwrap();
     }
     let conv = conv.wait_with_output().unwrap();
     if !conv.status.success() {
-        outrigger_test_support::skip("python3 with PyYAML not installed");
-        return None;
+        return missing();
     }
     Some(serde_json::from_slice(&conv.stdout).unwrap())
 }
