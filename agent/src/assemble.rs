@@ -247,7 +247,7 @@ impl Assembler {
             }
             Event::Line(l) => {
                 self.metrics.lines_read.inc();
-                self.metrics.bytes_read.add(l.end - l.start);
+                self.metrics.bytes_read.inc_by(l.end - l.start);
                 if l.truncated {
                     self.metrics.truncated_lines.inc();
                 }

@@ -329,8 +329,8 @@ async fn deliver_inner(
         let outcome = attempt_once(cfg, client, body.clone(), ctype).await;
         match outcome {
             Outcome::Delivered => {
-                sm.lines_sent.add(batch.len() as u64);
-                sm.bytes_sent.add(line_bytes);
+                sm.lines_sent.inc_by(batch.len() as u64);
+                sm.bytes_sent.inc_by(line_bytes);
                 sm.batches.inc();
                 sm.oldest_unacked_ns.set(0);
                 return true;
@@ -338,10 +338,10 @@ async fn deliver_inner(
             Outcome::Rejected(n, why) => {
                 let n = if n == 0 { batch.len() as u64 } else { n };
                 tracing::error!(url = %cfg.url, entries = n, reason = %why, "sink rejected batch; not retrying");
-                sm.rejected.add(n);
+                sm.rejected.inc_by(n);
                 sm.error("rejected");
                 if n < batch.len() as u64 {
-                    sm.lines_sent.add(batch.len() as u64 - n);
+                    sm.lines_sent.inc_by(batch.len() as u64 - n);
                 }
                 sm.batches.inc();
                 sm.oldest_unacked_ns.set(0);
