@@ -26,10 +26,10 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use outrigger_agent::proto::logproto::PushRequest;
-use outrigger_agent::proto::opentelemetry::proto::collector::logs::v1::{
+use outrigger_agent::proto::otlp::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use outrigger_agent::proto::opentelemetry::proto::common::v1::any_value;
+use outrigger_agent::proto::otlp::common::v1::any_value;
 use prost::Message as _;
 
 /// One received log entry.
@@ -169,7 +169,7 @@ fn decode_loki_json(body: &[u8]) -> Vec<Got> {
 }
 
 fn anyvalue_str(
-    v: &Option<outrigger_agent::proto::opentelemetry::proto::common::v1::AnyValue>,
+    v: &Option<outrigger_agent::proto::otlp::common::v1::AnyValue>,
 ) -> String {
     match v.as_ref().and_then(|v| v.value.as_ref()) {
         Some(any_value::Value::StringValue(s)) => s.clone(),
