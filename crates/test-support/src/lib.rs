@@ -3,6 +3,7 @@
 //! policy for tests that need an external tool ([`tools`]: fail in CI, skip loudly elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cli;
 pub mod pki;
 pub mod process;
 pub mod tools;
