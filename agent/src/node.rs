@@ -79,6 +79,23 @@ fn family<L: EncodeLabelSet>(
     Ok(())
 }
 
+/// A row of a table of samples: `M` labels and a value for each of `N` families.
+type Row<const M: usize, const N: usize> = ([(&'static str, String); M], [f64; N]);
+
+/// A family per column of `rows`, named and described by `cols`.
+fn table<const M: usize, const N: usize>(
+    enc: &mut DescriptorEncoder,
+    ty: MetricType,
+    cols: [(&str, &str); N],
+    rows: &[Row<M, N>],
+) -> fmt::Result {
+    for (i, (name, help)) in cols.into_iter().enumerate() {
+        let samples = rows.iter().map(|(l, v)| (l.as_slice(), v[i]));
+        family(enc, name, help, ty, samples)?;
+    }
+    Ok(())
+}
+
 /// A gauge without labels.
 fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> fmt::Result {
     ConstGauge::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
@@ -266,24 +283,22 @@ impl NodeCollector {
                 ],
             ));
         }
-        for (i, (name, help)) in [
-            ("node_filesystem_size_bytes", "Filesystem size in bytes."),
-            (
-                "node_filesystem_avail_bytes",
-                "Filesystem space available to non-root users in bytes.",
-            ),
-            (
-                "node_filesystem_free_bytes",
-                "Filesystem free space in bytes.",
-            ),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let samples = rows.iter().map(|(l, v)| (l.as_slice(), v[i]));
-            family(enc, name, help, MetricType::Gauge, samples)?;
-        }
-        Ok(())
+        table(
+            enc,
+            MetricType::Gauge,
+            [
+                ("node_filesystem_size_bytes", "Filesystem size in bytes."),
+                (
+                    "node_filesystem_avail_bytes",
+                    "Filesystem space available to non-root users in bytes.",
+                ),
+                (
+                    "node_filesystem_free_bytes",
+                    "Filesystem free space in bytes.",
+                ),
+            ],
+            &rows,
+        )
     }
 
     fn netdev(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
@@ -303,17 +318,21 @@ impl NodeCollector {
                 rows.push(([("device", escape(dev.trim()))], [f[0] as f64, f[8] as f64]));
             }
         }
-        for (i, dir) in ["receive", "transmit"].into_iter().enumerate() {
-            let samples = rows.iter().map(|(l, v)| (l.as_slice(), v[i]));
-            family(
-                enc,
-                &format!("node_network_{dir}_bytes"),
-                &format!("Network device statistic {dir}_bytes."),
-                MetricType::Counter,
-                samples,
-            )?;
-        }
-        Ok(())
+        table(
+            enc,
+            MetricType::Counter,
+            [
+                (
+                    "node_network_receive_bytes",
+                    "Network device statistic receive_bytes.",
+                ),
+                (
+                    "node_network_transmit_bytes",
+                    "Network device statistic transmit_bytes.",
+                ),
+            ],
+            &rows,
+        )
     }
 
     fn diskstats(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
@@ -334,27 +353,25 @@ impl NodeCollector {
                 [n(5) * 512.0, n(9) * 512.0, n(12) / 1000.0],
             ));
         }
-        for (i, (name, help)) in [
-            (
-                "node_disk_read_bytes",
-                "The total number of bytes read successfully.",
-            ),
-            (
-                "node_disk_written_bytes",
-                "The total number of bytes written successfully.",
-            ),
-            (
-                "node_disk_io_time_seconds",
-                "Total seconds spent doing I/Os.",
-            ),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let samples = rows.iter().map(|(l, v)| (l.as_slice(), v[i]));
-            family(enc, name, help, MetricType::Counter, samples)?;
-        }
-        Ok(())
+        table(
+            enc,
+            MetricType::Counter,
+            [
+                (
+                    "node_disk_read_bytes",
+                    "The total number of bytes read successfully.",
+                ),
+                (
+                    "node_disk_written_bytes",
+                    "The total number of bytes written successfully.",
+                ),
+                (
+                    "node_disk_io_time_seconds",
+                    "Total seconds spent doing I/Os.",
+                ),
+            ],
+            &rows,
+        )
     }
 }
 
