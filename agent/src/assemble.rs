@@ -41,6 +41,14 @@ struct FileState {
     pending: [Option<Pending>; 2],
 }
 
+/// The file a record was read from and the offset its delivery acknowledges there.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    file: FileId,
+    meta: &'a Arc<FileMeta>,
+    commit: u64,
+}
+
 /// A container instance: fragments only continue within one (same restart number).
 type CarryKey = (Arc<ContainerInfo>, u32);
 
@@ -103,17 +111,25 @@ impl Assembler {
         Self::min_pending_start(st).map_or(end, |s| s.min(end))
     }
 
-    #[allow(clippy::too_many_arguments)] // one call site per record kind, all fields differ
+    /// Where a record ending at `end` of `file` comes from, as of now (the commit depends on the
+    /// joins still pending, so it is taken at the moment the record is made).
+    fn origin(st: &FileState, file: FileId, end: u64) -> Origin<'_> {
+        Origin {
+            file,
+            meta: &st.meta,
+            commit: Self::commit(st, end),
+        }
+    }
+
     fn record(
         &self,
-        file: FileId,
-        meta: &Arc<FileMeta>,
-        commit: u64,
+        at: Origin<'_>,
         ts_ns: i64,
         stream: Option<Stream>,
         line: String,
         flags: u8,
     ) -> Record {
+        let Origin { file, meta, commit } = at;
         let guard = self.budget.take(line.len() + RECORD_OVERHEAD);
         Record {
             file,
@@ -165,9 +181,11 @@ impl Assembler {
                 0
             };
         let mut r = self.record(
-            file,
-            &c.meta,
-            commit,
+            Origin {
+                file,
+                meta: &c.meta,
+                commit,
+            },
             c.pending.ts_ns,
             Some(Stream::from_index(idx)),
             lossy(&c.pending.buf),
@@ -247,7 +265,7 @@ impl Assembler {
             }
             Event::Line(l) => {
                 self.metrics.lines_read.inc();
-                self.metrics.bytes_read.add(l.end - l.start);
+                self.metrics.bytes_read.inc_by(l.end - l.start);
                 if l.truncated {
                     self.metrics.truncated_lines.inc();
                 }
@@ -292,9 +310,7 @@ impl Assembler {
                             {
                                 let flags = if pend.truncated { FLAG_TRUNCATED } else { 0 };
                                 let mut r = self.record(
-                                    l.file,
-                                    &st.meta,
-                                    Self::commit(&st, l.end),
+                                    Self::origin(&st, l.file, l.end),
                                     pend.ts_ns,
                                     Some(p.stream),
                                     lossy(&pend.buf),
@@ -309,9 +325,7 @@ impl Assembler {
                             }
                         } else {
                             let r = self.record(
-                                l.file,
-                                &st.meta,
-                                Self::commit(&st, l.end),
+                                Self::origin(&st, l.file, l.end),
                                 p.ts_ns,
                                 Some(p.stream),
                                 lossy(&p.msg),
@@ -323,9 +337,7 @@ impl Assembler {
                     Err(format) => {
                         self.metrics.malformed(format);
                         let r = self.record(
-                            l.file,
-                            &st.meta,
-                            Self::commit(&st, l.end),
+                            Self::origin(&st, l.file, l.end),
                             self.now_ns,
                             None,
                             lossy(l.data),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use outrigger_agent::config::{Cli, Config};
 use outrigger_agent::kube_meta::MetaStore;
-use outrigger_agent::metrics::Metrics;
+use outrigger_agent::metrics::{Enabled, Metrics};
 use outrigger_agent::node::NodeCollector;
 use outrigger_agent::pipeline::{ReaderConfig, run_reader};
 use outrigger_agent::record::ByteBudget;
@@ -56,19 +56,19 @@ fn run(cfg: Config) -> anyhow::Result<()> {
 
 async fn run_async(cfg: Config) -> anyhow::Result<()> {
     let cli = &cfg.cli;
-    let metrics = Arc::new(Metrics::default());
+    let enabled = Enabled {
+        loki: cfg.loki_url.is_some(),
+        otlp: cfg.otlp_url.is_some(),
+        kube: cfg.kube,
+    };
+    let metrics = Arc::new(Metrics::new(enabled).with_node(NodeCollector::new(&cli.host_root)));
     let meta = Arc::new(MetaStore::default());
     let listener = tokio::net::TcpListener::bind(cfg.metrics_addr)
         .await
         .with_context(|| format!("binding --metrics {}", cfg.metrics_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "metrics endpoint listening");
-    tokio::spawn(server::serve(
-        listener,
-        metrics.clone(),
-        NodeCollector::new(&cli.host_root),
-    ));
+    tokio::spawn(server::serve(listener, metrics.clone()));
     if cfg.kube {
-        metrics.kube_enabled.store(true, Ordering::Relaxed);
         #[cfg(feature = "kube")]
         outrigger_agent::kube_watch::spawn(&cli.node_name, meta.clone()).await?;
         #[cfg(not(feature = "kube"))]
@@ -89,7 +89,6 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut sinks: Vec<(Kind, hyper::Uri)> = Vec::new();
     if let Some(u) = &cfg.loki_url {
-        metrics.loki_enabled.store(true, Ordering::Relaxed);
         sinks.push((
             Kind::Loki {
                 encoding: cli.loki_encoding,
@@ -99,7 +98,6 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
         ));
     }
     if let Some(u) = &cfg.otlp_url {
-        metrics.otlp_enabled.store(true, Ordering::Relaxed);
         sinks.push((Kind::Otlp, u.clone()));
     }
     for (idx, (kind, url)) in sinks.into_iter().enumerate() {

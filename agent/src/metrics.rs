@@ -1,92 +1,189 @@
-//! Self metrics (`outrigger_agent_*`) in the Prometheus text format. A handful of fixed counters
-//! and gauges held in atomics; no per-pod labels ever. Node metrics are appended by `node`.
+//! Self metrics (`outrigger_agent_*`) in a prometheus-client registry, encoded by
+//! `outrigger-daemon` like the proxy's and the injector's. A fixed set of counters and gauges; no
+//! per-pod labels ever. The hot path holds cloned handles (an atomic each), never a label lookup.
+//! Node metrics join the same registry through [`Metrics::with_node`].
 
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::node::NodeCollector;
 use crate::parse::Format;
 
-/// Monotonic counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// Monotonic counter (a shared atomic).
+pub type Counter = prometheus_client::metrics::counter::Counter;
+/// Integer gauge (a shared atomic).
+pub type Gauge = prometheus_client::metrics::gauge::Gauge;
 
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-    /// For counters mirrored from another component's monotonic total.
-    pub fn set_total(&self, v: u64) {
-        self.0.fetch_max(v, Ordering::Relaxed);
-    }
+/// For counters mirrored from another component's monotonic total.
+pub fn set_total(counter: &Counter, total: u64) {
+    counter.inner().fetch_max(total, Ordering::Relaxed);
 }
 
-/// Integer gauge.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
-
-impl Gauge {
-    pub fn set(&self, v: i64) {
-        self.0.store(v, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FormatLabel {
+    format: &'static str,
 }
 
-/// Per-sink counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    sink: &'static str,
+    kind: &'static str,
+}
+
+/// Which optional parts run, so only their series are exported.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Enabled {
+    pub loki: bool,
+    pub otlp: bool,
+    pub kube: bool,
+}
+
+/// Per-sink counters. A disabled sink's handles count into nothing that is exported.
 #[derive(Debug, Default)]
 pub struct SinkMetrics {
+    name: &'static str,
     pub lines_sent: Counter,
     pub bytes_sent: Counter,
     pub batches: Counter,
     pub retries: Counter,
     pub rejected: Counter,
-    errors: Mutex<Vec<(&'static str, u64)>>,
+    errors: Family<ErrorLabels, Counter>,
     /// Unix ns of the oldest entry in the batch being delivered (0 = none).
     pub oldest_unacked_ns: Gauge,
 }
 
 impl SinkMetrics {
+    /// Counts a failed send attempt; only on the error path, so the label lookup is fine.
     pub fn error(&self, kind: &'static str) {
-        let mut g = self
-            .errors
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(e) = g.iter_mut().find(|(k, _)| *k == kind) {
-            e.1 += 1;
-        } else {
-            g.push((kind, 1));
+        self.errors
+            .get_or_create(&ErrorLabels {
+                sink: self.name,
+                kind,
+            })
+            .inc();
+    }
+}
+
+/// The per-sink families, each labelled `sink`.
+#[derive(Default)]
+struct SinkFamilies {
+    lines_sent: Family<SinkLabel, Counter>,
+    bytes_sent: Family<SinkLabel, Counter>,
+    batches: Family<SinkLabel, Counter>,
+    retries: Family<SinkLabel, Counter>,
+    rejected: Family<SinkLabel, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+}
+
+impl SinkFamilies {
+    fn sink(&self, name: &'static str) -> SinkMetrics {
+        let label = SinkLabel { sink: name };
+        SinkMetrics {
+            name,
+            lines_sent: self.lines_sent.get_or_create(&label).clone(),
+            bytes_sent: self.bytes_sent.get_or_create(&label).clone(),
+            batches: self.batches.get_or_create(&label).clone(),
+            retries: self.retries.get_or_create(&label).clone(),
+            rejected: self.rejected.get_or_create(&label).clone(),
+            errors: self.errors.clone(),
+            oldest_unacked_ns: Gauge::default(),
         }
     }
 
-    pub fn errors(&self) -> Vec<(&'static str, u64)> {
-        self.errors
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    fn register(self, r: &mut Registry) {
+        r.register(
+            "lines_sent",
+            "Log entries acknowledged by the sink",
+            self.lines_sent,
+        );
+        r.register(
+            "bytes_sent",
+            "Log line bytes acknowledged by the sink",
+            self.bytes_sent,
+        );
+        r.register("batches", "Batches acknowledged by the sink", self.batches);
+        r.register("retries", "Batch send retries", self.retries);
+        r.register(
+            "rejected_lines",
+            "Entries the sink rejected (HTTP 4xx, partial success); not retried",
+            self.rejected,
+        );
+    }
+}
+
+/// What is only known at scrape time (ages against the clock) and the error family, which is
+/// listed even before its first sample.
+#[derive(Debug)]
+struct AtScrape {
+    errors: Family<ErrorLabels, Counter>,
+    last_checkpoint_unix: Gauge,
+    oldest_unacked_ns: Vec<Gauge>,
+}
+
+impl Collector for AtScrape {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let errors = enc.encode_descriptor(
+            "send_errors",
+            "Failed send attempts by kind.",
+            None,
+            MetricType::Counter,
+        )?;
+        self.errors.encode(errors)?;
+        let now = now_ns();
+        let last = self.last_checkpoint_unix.get();
+        let age = if last == 0 {
+            0.0
+        } else {
+            (now as f64 / 1e9 - last as f64).max(0.0)
+        };
+        let oldest = self
+            .oldest_unacked_ns
+            .iter()
+            .map(Gauge::get)
+            .filter(|v| *v > 0)
+            .min();
+        let lag = oldest.map_or(0.0, |o| ((now - o) as f64 / 1e9).max(0.0));
+        for (name, help, v) in [
+            (
+                "checkpoint_age_seconds",
+                "Seconds since the checkpoint file was last written.",
+                age,
+            ),
+            (
+                "lag_seconds",
+                "Age of the oldest log entry read but not yet acknowledged.",
+                lag,
+            ),
+        ] {
+            let m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(v).encode(m)?;
+        }
+        Ok(())
     }
 }
 
 /// All agent metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     pub lines_read: Counter,
     pub bytes_read: Counter,
     pub truncated_lines: Counter,
-    pub malformed_cri: Counter,
-    pub malformed_docker: Counter,
+    malformed_cri: Counter,
+    malformed_docker: Counter,
     pub loki: SinkMetrics,
     pub otlp: SinkMetrics,
-    pub loki_enabled: AtomicBool,
-    pub otlp_enabled: AtomicBool,
     /// Unix seconds of the last checkpoint write (0 = never).
     pub last_checkpoint_unix: Gauge,
     pub lag_bytes: Gauge,
@@ -94,9 +191,15 @@ pub struct Metrics {
     pub rotation_lost_bytes: Counter,
     pub rotation_duplicate_bytes: Counter,
     pub ready: AtomicBool,
-    pub kube_enabled: AtomicBool,
     pub kube_pods: Gauge,
     pub kube_deleted_pods: Gauge,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(Enabled::default())
+    }
 }
 
 pub fn now_ns() -> i64 {
@@ -105,191 +208,135 @@ pub fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
 impl Metrics {
+    pub fn new(on: Enabled) -> Self {
+        let mut registry = Registry::default();
+        let r = registry.sub_registry_with_prefix("outrigger_agent");
+        let counter = |r: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let gauge = |r: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            r.register(name, help, g.clone());
+            g
+        };
+        let lines_read = counter(r, "lines_read", "Log lines read from files");
+        let bytes_read = counter(r, "bytes_read", "Bytes read from log files");
+        let truncated_lines = counter(
+            r,
+            "truncated_lines",
+            "Lines cut at the line or join size cap",
+        );
+        let rotation_lost_bytes = counter(
+            r,
+            "rotation_lost_bytes",
+            "Bytes deleted or truncated away before they were read",
+        );
+        let rotation_duplicate_bytes = counter(
+            r,
+            "rotation_duplicate_bytes",
+            "Bytes of rotated copies (kubelet .gz, copytruncate) recognised as already shipped or being read and not read again",
+        );
+        outrigger_daemon::metrics::register_build_info(r, env!("CARGO_PKG_VERSION"));
+
+        let malformed = Family::<FormatLabel, Counter>::default();
+        let malformed_cri = malformed
+            .get_or_create(&FormatLabel { format: "cri" })
+            .clone();
+        let malformed_docker = malformed
+            .get_or_create(&FormatLabel { format: "docker" })
+            .clone();
+        r.register(
+            "malformed_lines",
+            "Lines that matched no format, shipped raw",
+            malformed,
+        );
+
+        let families = SinkFamilies::default();
+        let sink = |on: bool, name| {
+            if on {
+                families.sink(name)
+            } else {
+                SinkMetrics::default()
+            }
+        };
+        let (loki, otlp) = (sink(on.loki, "loki"), sink(on.otlp, "otlp"));
+        let last_checkpoint_unix = Gauge::default();
+        r.register_collector(Box::new(AtScrape {
+            errors: families.errors.clone(),
+            last_checkpoint_unix: last_checkpoint_unix.clone(),
+            oldest_unacked_ns: [(on.loki, &loki), (on.otlp, &otlp)]
+                .into_iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, s)| s.oldest_unacked_ns.clone())
+                .collect(),
+        }));
+        families.register(r);
+
+        let lag_bytes = gauge(
+            r,
+            "lag_bytes",
+            "Bytes in log files not yet acknowledged by every sink",
+        );
+        let open_files = gauge(r, "open_files", "Log files currently open");
+        let (kube_pods, kube_deleted_pods) = if on.kube {
+            (
+                gauge(
+                    r,
+                    "kube_pods",
+                    "Pods of this node in the metadata cache (deleted ones included)",
+                ),
+                gauge(
+                    r,
+                    "kube_deleted_pods",
+                    "Deleted pods kept until their files are fully read",
+                ),
+            )
+        } else {
+            (Gauge::default(), Gauge::default())
+        };
+        Self {
+            lines_read,
+            bytes_read,
+            truncated_lines,
+            malformed_cri,
+            malformed_docker,
+            loki,
+            otlp,
+            last_checkpoint_unix,
+            lag_bytes,
+            open_files,
+            rotation_lost_bytes,
+            rotation_duplicate_bytes,
+            ready: AtomicBool::new(false),
+            kube_pods,
+            kube_deleted_pods,
+            registry,
+        }
+    }
+
+    /// Adds the node metrics (read from the host on every scrape) to the exposition.
+    #[must_use]
+    pub fn with_node(mut self, node: NodeCollector) -> Self {
+        self.registry.register_collector(Box::new(node));
+        self
+    }
+
+    /// Everything as OpenMetrics text; the admin listener derives the classic format from it.
+    pub fn encode(&self) -> String {
+        outrigger_daemon::metrics::encode(&self.registry)
+    }
+
     pub fn malformed(&self, f: Format) {
         match f {
             Format::Cri => self.malformed_cri.inc(),
             Format::Docker => self.malformed_docker.inc(),
-        }
-    }
-
-    fn sinks(&self) -> Vec<(&'static str, &SinkMetrics)> {
-        let mut v = Vec::new();
-        if self.loki_enabled.load(Ordering::Relaxed) {
-            v.push(("loki", &self.loki));
-        }
-        if self.otlp_enabled.load(Ordering::Relaxed) {
-            v.push(("otlp", &self.otlp));
-        }
-        v
-    }
-
-    /// Renders the agent's own metrics.
-    pub fn render(&self, out: &mut String) {
-        type Get = fn(&SinkMetrics) -> u64;
-        let p = "outrigger_agent_";
-        let simple: [(&str, &str, u64); 6] = [
-            (
-                "lines_read_total",
-                "Log lines read from files.",
-                self.lines_read.get(),
-            ),
-            (
-                "bytes_read_total",
-                "Bytes read from log files.",
-                self.bytes_read.get(),
-            ),
-            (
-                "truncated_lines_total",
-                "Lines cut at the line or join size cap.",
-                self.truncated_lines.get(),
-            ),
-            (
-                "rotation_lost_bytes_total",
-                "Bytes deleted or truncated away before they were read.",
-                self.rotation_lost_bytes.get(),
-            ),
-            (
-                "rotation_duplicate_bytes_total",
-                "Bytes of rotated copies (kubelet .gz, copytruncate) recognised as already shipped or being read and not read again.",
-                self.rotation_duplicate_bytes.get(),
-            ),
-            ("build_info", "Build information (always 1).", 1),
-        ];
-        for (name, help, v) in simple {
-            let kind = if name == "build_info" {
-                "gauge"
-            } else {
-                "counter"
-            };
-            header(out, &format!("{p}{name}"), kind, help);
-            if name == "build_info" {
-                let _ = writeln!(
-                    out,
-                    "{p}{name}{{version=\"{}\"}} {v}",
-                    env!("CARGO_PKG_VERSION")
-                );
-            } else {
-                let _ = writeln!(out, "{p}{name} {v}");
-            }
-        }
-        header(
-            out,
-            &format!("{p}malformed_lines_total"),
-            "counter",
-            "Lines that matched no format, shipped raw.",
-        );
-        let _ = writeln!(
-            out,
-            "{p}malformed_lines_total{{format=\"cri\"}} {}",
-            self.malformed_cri.get()
-        );
-        let _ = writeln!(
-            out,
-            "{p}malformed_lines_total{{format=\"docker\"}} {}",
-            self.malformed_docker.get()
-        );
-        let sinks = self.sinks();
-        let per_sink: [(&str, &str, Get); 5] = [
-            (
-                "lines_sent_total",
-                "Log entries acknowledged by the sink.",
-                |s| s.lines_sent.get(),
-            ),
-            (
-                "bytes_sent_total",
-                "Log line bytes acknowledged by the sink.",
-                |s| s.bytes_sent.get(),
-            ),
-            ("batches_total", "Batches acknowledged by the sink.", |s| {
-                s.batches.get()
-            }),
-            ("retries_total", "Batch send retries.", |s| s.retries.get()),
-            (
-                "rejected_lines_total",
-                "Entries the sink rejected (HTTP 4xx, partial success); not retried.",
-                |s| s.rejected.get(),
-            ),
-        ];
-        for (name, help, get) in per_sink {
-            header(out, &format!("{p}{name}"), "counter", help);
-            for (sink, s) in &sinks {
-                let _ = writeln!(out, "{p}{name}{{sink=\"{sink}\"}} {}", get(s));
-            }
-        }
-        header(
-            out,
-            &format!("{p}send_errors_total"),
-            "counter",
-            "Failed send attempts by kind.",
-        );
-        for (sink, s) in &sinks {
-            for (kind, n) in s.errors() {
-                let _ = writeln!(
-                    out,
-                    "{p}send_errors_total{{sink=\"{sink}\",kind=\"{kind}\"}} {n}"
-                );
-            }
-        }
-        let now = now_ns();
-        let last = self.last_checkpoint_unix.get();
-        let age = if last == 0 {
-            0.0
-        } else {
-            (now as f64 / 1e9 - last as f64).max(0.0)
         };
-        let oldest = sinks
-            .iter()
-            .map(|(_, s)| s.oldest_unacked_ns.get())
-            .filter(|v| *v > 0)
-            .min();
-        let lag_s = oldest.map_or(0.0, |o| ((now - o) as f64 / 1e9).max(0.0));
-        let gauges: [(&str, &str, f64); 4] = [
-            (
-                "checkpoint_age_seconds",
-                "Seconds since the checkpoint file was last written.",
-                age,
-            ),
-            (
-                "lag_bytes",
-                "Bytes in log files not yet acknowledged by every sink.",
-                self.lag_bytes.get() as f64,
-            ),
-            (
-                "lag_seconds",
-                "Age of the oldest log entry read but not yet acknowledged.",
-                lag_s,
-            ),
-            (
-                "open_files",
-                "Log files currently open.",
-                self.open_files.get() as f64,
-            ),
-        ];
-        for (name, help, v) in gauges {
-            header(out, &format!("{p}{name}"), "gauge", help);
-            let _ = writeln!(out, "{p}{name} {v}");
-        }
-        if self.kube_enabled.load(Ordering::Relaxed) {
-            header(
-                out,
-                &format!("{p}kube_pods"),
-                "gauge",
-                "Pods of this node in the metadata cache (deleted ones included).",
-            );
-            let _ = writeln!(out, "{p}kube_pods {}", self.kube_pods.get());
-            header(
-                out,
-                &format!("{p}kube_deleted_pods"),
-                "gauge",
-                "Deleted pods kept until their files are fully read.",
-            );
-            let _ = writeln!(out, "{p}kube_deleted_pods {}", self.kube_deleted_pods.get());
-        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
 }

@@ -1,10 +1,17 @@
 //! Node metrics read from `/proc` and `/sys` under `--host-root`, with node_exporter's names and
 //! labels so standard node dashboards work: CPU, memory, load, filesystems, network, disk I/O,
-//! boot time and time. Read on every scrape (cheap: a few small procfs files).
+//! boot time and time. Read on every scrape (cheap: a few small procfs files), as a
+//! prometheus-client [`Collector`] in the agent's registry.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 /// USER_HZ: the kernel reports `/proc/stat` in 1/100 s on every Linux architecture we run on.
 const USER_HZ: f64 = 100.0;
@@ -44,15 +51,54 @@ pub struct NodeCollector {
     root: PathBuf,
 }
 
+/// Label values go out as written, so quotes, backslashes and newlines are escaped here.
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// One family: its `# HELP`/`# TYPE` and a sample per label set. Counters are named without
+/// `_total`, which the encoder appends to their samples.
+fn family<L: EncodeLabelSet>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    ty: MetricType,
+    samples: impl IntoIterator<Item = (L, f64)>,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, ty)?;
+    for (labels, v) in samples {
+        let s = m.encode_family(&labels)?;
+        if matches!(ty, MetricType::Counter) {
+            ConstCounter::new(v).encode(s)?;
+        } else {
+            ConstGauge::new(v).encode(s)?;
+        }
+    }
+    Ok(())
+}
+
+/// A row of a table of samples: `M` labels and a value for each of `N` families.
+type Row<const M: usize, const N: usize> = ([(&'static str, String); M], [f64; N]);
+
+/// A family per column of `rows`, named and described by `cols`.
+fn table<const M: usize, const N: usize>(
+    enc: &mut DescriptorEncoder,
+    ty: MetricType,
+    cols: [(&str, &str); N],
+    rows: &[Row<M, N>],
+) -> fmt::Result {
+    for (i, (name, help)) in cols.into_iter().enumerate() {
+        let samples = rows.iter().map(|(l, v)| (l.as_slice(), v[i]));
+        family(enc, name, help, ty, samples)?;
+    }
+    Ok(())
+}
+
+/// A gauge without labels.
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> fmt::Result {
+    ConstGauge::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
 /// Mount points node_exporter ignores by default.
@@ -85,6 +131,27 @@ fn ignored_disk(dev: &str) -> bool {
         || (dev.starts_with("nvme") && dev.contains('p') && dev.rfind('p') > dev.find('n'))
 }
 
+impl Collector for NodeCollector {
+    /// All node metrics. Missing files just omit their metrics.
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        self.stat(&mut enc)?;
+        self.meminfo(&mut enc)?;
+        self.loadavg(&mut enc)?;
+        self.filesystems(&mut enc)?;
+        self.netdev(&mut enc)?;
+        self.diskstats(&mut enc)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        gauge(
+            &mut enc,
+            "node_time_seconds",
+            "System time in seconds since epoch (1970).",
+            now,
+        )
+    }
+}
+
 impl NodeCollector {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
@@ -94,39 +161,14 @@ impl NodeCollector {
         fs::read_to_string(self.root.join(rel)).ok()
     }
 
-    /// Appends all node metrics to `out`. Missing files just omit their metrics.
-    pub fn render(&self, out: &mut String) {
-        self.stat(out);
-        self.meminfo(out);
-        self.loadavg(out);
-        self.filesystems(out);
-        self.netdev(out);
-        self.diskstats(out);
-        header(
-            out,
-            "node_time_seconds",
-            "gauge",
-            "System time in seconds since epoch (1970).",
-        );
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let _ = writeln!(out, "node_time_seconds {now}");
-    }
-
-    fn stat(&self, out: &mut String) {
+    fn stat(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let Some(s) = self.read("proc/stat") else {
-            return;
+            return Ok(());
         };
         let modes = [
             "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
         ];
-        header(
-            out,
-            "node_cpu_seconds_total",
-            "counter",
-            "Seconds the CPUs spent in each mode.",
-        );
+        let mut cpu = Vec::new();
         let mut btime = None;
         for line in s.lines() {
             let mut it = line.split_ascii_whitespace();
@@ -137,30 +179,33 @@ impl NodeCollector {
                 }
                 for (mode, v) in modes.iter().zip(it) {
                     let v: f64 = v.parse().unwrap_or(0.0);
-                    let _ = writeln!(
-                        out,
-                        "node_cpu_seconds_total{{cpu=\"{n}\",mode=\"{mode}\"}} {}",
-                        v / USER_HZ
-                    );
+                    cpu.push(([("cpu", n), ("mode", *mode)], v / USER_HZ));
                 }
             } else if name == "btime" {
                 btime = it.next().and_then(|v| v.parse::<u64>().ok());
             }
         }
-        if let Some(b) = btime {
-            header(
-                out,
+        family(
+            enc,
+            "node_cpu_seconds",
+            "Seconds the CPUs spent in each mode.",
+            MetricType::Counter,
+            cpu,
+        )?;
+        match btime {
+            Some(b) => gauge(
+                enc,
                 "node_boot_time_seconds",
-                "gauge",
                 "Node boot time, in unixtime.",
-            );
-            let _ = writeln!(out, "node_boot_time_seconds {b}");
+                b as f64,
+            ),
+            None => Ok(()),
         }
     }
 
-    fn meminfo(&self, out: &mut String) {
+    fn meminfo(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let Some(s) = self.read("proc/meminfo") else {
-            return;
+            return Ok(());
         };
         for line in s.lines() {
             let Some((k, v)) = line.split_once(':') else {
@@ -174,20 +219,19 @@ impl NodeCollector {
                 continue;
             };
             let bytes = if it.next() == Some("kB") { n * 1024 } else { n };
-            let name = format!("node_memory_{k}_bytes");
-            header(
-                out,
-                &name,
-                "gauge",
+            gauge(
+                enc,
+                &format!("node_memory_{k}_bytes"),
                 &format!("Memory information field {k}_bytes."),
-            );
-            let _ = writeln!(out, "{name} {bytes}");
+                bytes as f64,
+            )?;
         }
+        Ok(())
     }
 
-    fn loadavg(&self, out: &mut String) {
+    fn loadavg(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let Some(s) = self.read("proc/loadavg") else {
-            return;
+            return Ok(());
         };
         let mut it = s.split_ascii_whitespace();
         for (name, help) in [
@@ -196,19 +240,18 @@ impl NodeCollector {
             ("node_load15", "15m"),
         ] {
             if let Some(v) = it.next().and_then(|v| v.parse::<f64>().ok()) {
-                header(out, name, "gauge", &format!("{help} load average."));
-                let _ = writeln!(out, "{name} {v}");
+                gauge(enc, name, &format!("{help} load average."), v)?;
             }
         }
+        Ok(())
     }
 
-    fn filesystems(&self, out: &mut String) {
-        type Get = fn(&(String, String, String, f64, f64, f64)) -> f64;
+    fn filesystems(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let Some(s) = self
             .read("proc/1/mounts")
             .or_else(|| self.read("proc/mounts"))
         else {
-            return;
+            return Ok(());
         };
         let mut rows = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -226,50 +269,41 @@ impl NodeCollector {
                 continue;
             };
             let frsize = st.fragment_size() as f64;
+            let labels = [
+                ("device", escape(device)),
+                ("fstype", escape(fstype)),
+                ("mountpoint", escape(&mp)),
+            ];
             rows.push((
-                device.to_owned(),
-                fstype.to_owned(),
-                mp,
-                st.blocks() as f64 * frsize,
-                st.blocks_available() as f64 * frsize,
-                st.blocks_free() as f64 * frsize,
+                labels,
+                [
+                    st.blocks() as f64 * frsize,
+                    st.blocks_available() as f64 * frsize,
+                    st.blocks_free() as f64 * frsize,
+                ],
             ));
         }
-        let metrics: [(&str, &str, Get); 3] = [
-            (
-                "node_filesystem_size_bytes",
-                "Filesystem size in bytes.",
-                |r| r.3,
-            ),
-            (
-                "node_filesystem_avail_bytes",
-                "Filesystem space available to non-root users in bytes.",
-                |r| r.4,
-            ),
-            (
-                "node_filesystem_free_bytes",
-                "Filesystem free space in bytes.",
-                |r| r.5,
-            ),
-        ];
-        for (name, help, get) in metrics {
-            header(out, name, "gauge", help);
-            for r in &rows {
-                let _ = writeln!(
-                    out,
-                    "{name}{{device=\"{}\",fstype=\"{}\",mountpoint=\"{}\"}} {}",
-                    escape(&r.0),
-                    escape(&r.1),
-                    escape(&r.2),
-                    get(r)
-                );
-            }
-        }
+        table(
+            enc,
+            MetricType::Gauge,
+            [
+                ("node_filesystem_size_bytes", "Filesystem size in bytes."),
+                (
+                    "node_filesystem_avail_bytes",
+                    "Filesystem space available to non-root users in bytes.",
+                ),
+                (
+                    "node_filesystem_free_bytes",
+                    "Filesystem free space in bytes.",
+                ),
+            ],
+            &rows,
+        )
     }
 
-    fn netdev(&self, out: &mut String) {
+    fn netdev(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let Some(s) = self.read("proc/net/dev") else {
-            return;
+            return Ok(());
         };
         let mut rows = Vec::new();
         for line in s.lines().skip(2) {
@@ -281,41 +315,29 @@ impl NodeCollector {
                 .filter_map(|v| v.parse().ok())
                 .collect();
             if f.len() >= 9 {
-                rows.push((dev.trim().to_owned(), f[0], f[8]));
+                rows.push(([("device", escape(dev.trim()))], [f[0] as f64, f[8] as f64]));
             }
         }
-        header(
-            out,
-            "node_network_receive_bytes_total",
-            "counter",
-            "Network device statistic receive_bytes.",
-        );
-        for (d, rx, _) in &rows {
-            let _ = writeln!(
-                out,
-                "node_network_receive_bytes_total{{device=\"{}\"}} {rx}",
-                escape(d)
-            );
-        }
-        header(
-            out,
-            "node_network_transmit_bytes_total",
-            "counter",
-            "Network device statistic transmit_bytes.",
-        );
-        for (d, _, tx) in &rows {
-            let _ = writeln!(
-                out,
-                "node_network_transmit_bytes_total{{device=\"{}\"}} {tx}",
-                escape(d)
-            );
-        }
+        table(
+            enc,
+            MetricType::Counter,
+            [
+                (
+                    "node_network_receive_bytes",
+                    "Network device statistic receive_bytes.",
+                ),
+                (
+                    "node_network_transmit_bytes",
+                    "Network device statistic transmit_bytes.",
+                ),
+            ],
+            &rows,
+        )
     }
 
-    fn diskstats(&self, out: &mut String) {
-        type Get = fn(&(String, f64, f64, f64)) -> f64;
+    fn diskstats(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let Some(s) = self.read("proc/diskstats") else {
-            return;
+            return Ok(());
         };
         let mut rows = Vec::new();
         for line in s.lines() {
@@ -326,31 +348,30 @@ impl NodeCollector {
             let n = |i: usize| f[i].parse::<f64>().unwrap_or(0.0);
             // Fields (after major, minor, name): 6 = sectors read, 10 = sectors written,
             // 13 = ms doing I/O. Sectors are always 512 bytes in this interface.
-            rows.push((f[2].to_owned(), n(5) * 512.0, n(9) * 512.0, n(12) / 1000.0));
+            rows.push((
+                [("device", escape(f[2]))],
+                [n(5) * 512.0, n(9) * 512.0, n(12) / 1000.0],
+            ));
         }
-        let metrics: [(&str, &str, Get); 3] = [
-            (
-                "node_disk_read_bytes_total",
-                "The total number of bytes read successfully.",
-                |r| r.1,
-            ),
-            (
-                "node_disk_written_bytes_total",
-                "The total number of bytes written successfully.",
-                |r| r.2,
-            ),
-            (
-                "node_disk_io_time_seconds_total",
-                "Total seconds spent doing I/Os.",
-                |r| r.3,
-            ),
-        ];
-        for (name, help, get) in metrics {
-            header(out, name, "counter", help);
-            for r in &rows {
-                let _ = writeln!(out, "{name}{{device=\"{}\"}} {}", escape(&r.0), get(r));
-            }
-        }
+        table(
+            enc,
+            MetricType::Counter,
+            [
+                (
+                    "node_disk_read_bytes",
+                    "The total number of bytes read successfully.",
+                ),
+                (
+                    "node_disk_written_bytes",
+                    "The total number of bytes written successfully.",
+                ),
+                (
+                    "node_disk_io_time_seconds",
+                    "Total seconds spent doing I/Os.",
+                ),
+            ],
+            &rows,
+        )
     }
 }
 

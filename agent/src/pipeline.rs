@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::assemble::Assembler;
 use crate::kube_meta::MetaStore;
-use crate::metrics::{Metrics, now_ns};
+use crate::metrics::{Metrics, now_ns, set_total};
 use crate::record::{ByteBudget, Record};
 use crate::sink::{Ack, Input};
 
@@ -92,10 +92,11 @@ fn publish(tailer: &Tailer, metrics: &Metrics, meta: Option<&MetaStore>) {
     let s = tailer.stats();
     metrics.lag_bytes.set(s.lag_bytes as i64);
     metrics.open_files.set(s.open_files as i64);
-    metrics.rotation_lost_bytes.set_total(s.rotation_lost_bytes);
-    metrics
-        .rotation_duplicate_bytes
-        .set_total(s.rotation_duplicate_bytes);
+    set_total(&metrics.rotation_lost_bytes, s.rotation_lost_bytes);
+    set_total(
+        &metrics.rotation_duplicate_bytes,
+        s.rotation_duplicate_bytes,
+    );
     if let Some(t) = s
         .last_checkpoint
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())

@@ -12,27 +12,17 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::time::Duration;
 
-use common::{Agent, Container, Mode, Sink, per_stream, wait_for};
-
-fn msgs(tag: &str, r: std::ops::Range<u32>) -> Vec<String> {
-    r.map(|i| format!("{tag} line {i:06} {}", "x".repeat(40)))
-        .collect()
-}
+use common::{Agent, Container, Mode, Rig, Sink, agent_cmd, lines_of, msgs, per_stream, wait_for};
+use outrigger_test_support::cli::usage_error;
 
 #[test]
 fn ships_every_line_once_in_order_with_labels_protobuf() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
-    let a = Container::new(root.path(), "shop", "web-7d9f-abcde", "nginx");
-    let b = Container::new(root.path(), "shop", "web-7d9f-abcde", "sidecar");
-    let c = Container::new(root.path(), "kube-system", "dns-1", "coredns");
+    let rig = Rig::new(Mode::Accept);
+    let a = rig.container("shop", "web-7d9f-abcde", "nginx");
+    let b = rig.container("shop", "web-7d9f-abcde", "sidecar");
+    let c = rig.container("kube-system", "dns-1", "coredns");
     a.write("stdout", &msgs("a-out", 0..100));
-    let agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &["--loki-url", &sink.loki_url(), "--loki-tenant", "team-a"],
-    );
+    let agent = rig.agent(&["--loki-tenant", "team-a"]);
     a.write("stderr", &msgs("a-err", 0..50));
     b.write("stdout", &msgs("b-out", 0..70));
     // Partial lines: stdout fragments interleaved with a full stderr line.
@@ -46,9 +36,9 @@ fn ships_every_line_once_in_order_with_labels_protobuf() {
         br#"{"log":"docker says hi\n","stream":"stdout","time":"2024-01-02T03:04:05.000000006Z"}"#,
     );
     c.write_raw(b"\n");
-    wait_for("all entries", 30, || sink.count() >= 100 + 50 + 70 + 5);
+    wait_for("all entries", 30, || rig.sink.count() >= 100 + 50 + 70 + 5);
     std::thread::sleep(Duration::from_millis(500));
-    let got = sink.entries();
+    let got = rig.sink.entries();
     assert_eq!(got.len(), 225, "exactly once");
     let ps = per_stream(&got);
     assert_eq!(
@@ -93,7 +83,7 @@ fn ships_every_line_once_in_order_with_labels_protobuf() {
     assert_eq!(d.ts_ns, 1_704_164_645_000_000_006);
     let m = got.iter().find(|e| e.line == "this is not CRI").unwrap();
     assert_eq!(m.meta.get("malformed").map(String::as_str), Some("true"));
-    let st = sink.state.lock().unwrap();
+    let st = rig.sink.state.lock().unwrap();
     assert!(st.tenants.iter().all(|t| t.as_deref() == Some("team-a")));
     assert!(
         st.content_types
@@ -113,17 +103,10 @@ fn ships_every_line_once_in_order_with_labels_protobuf() {
 
 #[test]
 fn json_encoding_and_rotation_by_rename_and_gzip() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
-    let c = Container::new(root.path(), "ns", "rot-1", "app");
-    c.write("stdout", &msgs("r", 0..200));
-    let _agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &["--loki-url", &sink.loki_url(), "--loki-encoding", "json"],
-    );
-    wait_for("first 200", 20, || sink.count() >= 200);
+    let rig = Rig::new(Mode::Accept);
+    let c = rig.app_with("rot-1", &msgs("r", 0..200));
+    let _agent = rig.agent(&["--loki-encoding", "json"]);
+    wait_for("first 200", 20, || rig.sink.count() >= 200);
     // Rotation: rename while the runtime still writes a few lines to the old handle.
     let r1 = c.rotate("20240101-000001");
     {
@@ -138,21 +121,18 @@ fn json_encoding_and_rotation_by_rename_and_gzip() {
         .unwrap();
     }
     c.write("stdout", &msgs("r", 201..400));
-    wait_for("400", 20, || sink.count() >= 400);
+    wait_for("400", 20, || rig.sink.count() >= 400);
     // Next rotation: the previous rotated file gets gzipped, a new one appears.
     c.gzip(&r1);
     let _r2 = c.rotate("20240101-000002");
     c.write("stdout", &msgs("r", 400..600));
-    wait_for("600", 20, || sink.count() >= 600);
+    wait_for("600", 20, || rig.sink.count() >= 600);
     std::thread::sleep(Duration::from_millis(1500));
-    let got = sink.entries();
-    let ps = per_stream(&got);
-    assert_eq!(
-        ps[&("rot-1".into(), "app".into(), "stdout".into())],
-        msgs("r", 0..600)
-    );
+    let got = rig.sink.entries();
+    assert_eq!(lines_of(&got, &c, "stdout"), msgs("r", 0..600));
     assert!(
-        sink.state
+        rig.sink
+            .state
             .lock()
             .unwrap()
             .content_types
@@ -169,33 +149,24 @@ fn json_encoding_and_rotation_by_rename_and_gzip() {
 
 #[test]
 fn copytruncate_rotation_loses_nothing() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
-    let c = Container::new(root.path(), "ns", "ct-1", "app");
-    c.write("stdout", &msgs("t", 0..100));
-    let _agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    wait_for("100", 20, || sink.count() >= 100);
+    let rig = Rig::new(Mode::Accept);
+    let c = rig.app_with("ct-1", &msgs("t", 0..100));
+    let _agent = rig.agent(&[]);
+    wait_for("100", 20, || rig.sink.count() >= 100);
     c.write("stdout", &msgs("t", 100..150));
     c.copytruncate("20240101-000001");
     c.write("stdout", &msgs("t", 150..250));
-    wait_for("250", 20, || sink.count() >= 250);
+    wait_for("250", 20, || rig.sink.count() >= 250);
     std::thread::sleep(Duration::from_secs(1));
-    let ps = per_stream(&sink.entries());
-    assert_eq!(
-        ps[&("ct-1".into(), "app".into(), "stdout".into())],
-        msgs("t", 0..250)
-    );
+    assert_eq!(rig.lines(&c, "stdout"), msgs("t", 0..250));
 }
 
 #[test]
 fn thousand_containers() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
+    let rig = Rig::new(Mode::Accept);
     let mk = |i: usize| {
         Container::new(
-            root.path(),
+            rig.root(),
             "load",
             &format!("pod-{}", i / 2),
             &format!("c{}", i % 2),
@@ -205,15 +176,15 @@ fn thousand_containers() {
     for (i, c) in cs.iter().enumerate() {
         c.write("stdout", &msgs(&format!("c{i}"), 0..10));
     }
-    let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
+    let agent = rig.agent(&[]);
     // The other half (new pod directories, new files) appears while running: inotify discovery.
     cs.extend((500..1000).map(mk));
     for (i, c) in cs.iter().enumerate().skip(500) {
         c.write("stdout", &msgs(&format!("c{i}"), 0..10));
     }
-    wait_for("10k lines", 60, || sink.count() >= 10_000);
+    wait_for("10k lines", 60, || rig.sink.count() >= 10_000);
     std::thread::sleep(Duration::from_millis(500));
-    let got = sink.entries();
+    let got = rig.sink.entries();
     assert_eq!(got.len(), 10_000);
     let ps = per_stream(&got);
     assert_eq!(ps.len(), 1000);
@@ -229,285 +200,22 @@ fn thousand_containers() {
     });
 }
 
-/// Writes lines continuously while the agent is killed with SIGKILL at random points and
-/// restarted: nothing may be lost; duplicates only from batches in flight at a kill.
-#[test]
-fn kill_9_at_random_points_loses_nothing() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
-    let cs: Vec<Container> = (0..20)
-        .map(|i| Container::new(root.path(), "k9", &format!("p{i}"), "app"))
-        .collect();
-    let total_per = 600u32;
-    let writer = {
-        let dirs: Vec<(usize, std::path::PathBuf)> = cs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (i, c.dir.clone()))
-            .collect();
-        std::thread::spawn(move || {
-            for step in 0..(total_per / 20) {
-                for (i, d) in &dirs {
-                    let c = Container {
-                        dir: d.clone(),
-                        ns: String::new(),
-                        pod: String::new(),
-                        uid: String::new(),
-                        name: String::new(),
-                    };
-                    c.write("stdout", &msgs(&format!("k{i}"), step * 20..step * 20 + 20));
-                    if step == 10 {
-                        // One rotation in the middle.
-                        if *i == 0 && !d.join("0.log.20240101-000001").exists() {
-                            c.rotate("20240101-000001");
-                        }
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    let mut kills = 0;
-    for _ in 0..5 {
-        let agent = Agent::spawn(
-            root.path(),
-            state.path(),
-            &[
-                "--loki-url",
-                &sink.loki_url(),
-                "--checkpoint-interval-ms",
-                "50",
-                "--batch-max-bytes",
-                "4096",
-            ],
-        );
-        std::thread::sleep(Duration::from_millis(fastrand::u64(100..700)));
-        agent.kill9();
-        kills += 1;
-    }
-    writer.join().unwrap();
-    let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    let expected_total = (total_per as usize) * 20;
-    wait_for("all lines after restarts", 60, || {
-        let ps = per_stream(&sink.entries());
-        ps.values()
-            .map(|v| {
-                let mut s = v.clone();
-                s.sort();
-                s.dedup();
-                s.len()
-            })
-            .sum::<usize>()
-            >= expected_total
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    let got = sink.entries();
-    let ps = per_stream(&got);
-    let mut dups = 0;
-    for (i, c) in cs.iter().enumerate() {
-        let v = &ps[&(c.pod.clone(), "app".into(), "stdout".into())];
-        // Order: first occurrences are in write order.
-        let mut seen = std::collections::HashSet::new();
-        let firsts: Vec<String> = v
-            .iter()
-            .filter(|l| seen.insert((*l).clone()))
-            .cloned()
-            .collect();
-        assert_eq!(
-            firsts,
-            msgs(&format!("k{i}"), 0..total_per),
-            "container {i}: lost or reordered"
-        );
-        dups += v.len() - firsts.len();
-    }
-    eprintln!(
-        "kill -9 x{kills}: {} entries received for {expected_total} lines, {dups} duplicates",
-        got.len()
-    );
-    // Duplicates come only from batches in flight at each kill (batch cap 4 KiB ≈ 50 lines,
-    // 20 files): bounded by kills × one batch per file.
-    assert!(dups <= kills * 20 * 60, "too many duplicates: {dups}");
-    drop(agent);
-}
-
-fn outage_secs() -> u64 {
-    std::env::var("OUTRIGGER_TEST_OUTAGE_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60)
-}
-
-/// Sink answers 503 for a long outage while logs keep coming; memory stays bounded (small
-/// buffer), reading pauses, and after recovery every line arrives exactly once.
-#[test]
-fn long_503_outage_loses_nothing() {
-    let secs = outage_secs();
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Status(503));
-    let c = Container::new(root.path(), "ns", "outage", "app");
-    let agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--max-buffer-bytes",
-            "262144",
-            "--batch-max-bytes",
-            "65536",
-            "--retry-max-ms",
-            "2000",
-        ],
-    );
-    let start = std::time::Instant::now();
-    let mut n = 0;
-    while start.elapsed() < Duration::from_secs(secs) {
-        c.write("stdout", &msgs("o", n..n + 200));
-        n += 200;
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(sink.count(), 0);
-    assert!(
-        agent
-            .metric("outrigger_agent_send_errors_total{sink=\"loki\",kind=\"http_5xx\"}")
-            .unwrap()
-            > 0.0
-    );
-    assert!(
-        agent
-            .metric("outrigger_agent_retries_total{sink=\"loki\"}")
-            .unwrap()
-            > 0.0
-    );
-    assert!(agent.metric("outrigger_agent_lag_bytes").unwrap() > 0.0);
-    assert!(agent.metric("outrigger_agent_lag_seconds").unwrap() > 0.0);
-    sink.set_mode(Mode::Accept);
-    wait_for("recovery", 60, || sink.count() >= n as usize);
-    std::thread::sleep(Duration::from_millis(500));
-    let ps = per_stream(&sink.entries());
-    assert_eq!(
-        ps[&("outage".into(), "app".into(), "stdout".into())],
-        msgs("o", 0..n),
-        "exactly once, in order"
-    );
-    eprintln!("{secs}s outage: {n} lines delivered after recovery");
-}
-
-#[test]
-fn http_400_is_counted_not_retried_forever() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Status(400));
-    let c = Container::new(root.path(), "ns", "bad", "app");
-    c.write("stdout", &msgs("b", 0..10));
-    let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    wait_for("rejected", 20, || {
-        agent.metric("outrigger_agent_rejected_lines_total{sink=\"loki\"}") == Some(10.0)
-    });
-    let reqs = sink.requests();
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(sink.requests(), reqs, "a 400 is not retried");
-    // The rejected lines were acknowledged: a restart does not send them again.
-    assert_eq!(agent.sigterm().code(), Some(0));
-    sink.set_mode(Mode::Accept);
-    c.write("stdout", &msgs("b", 10..12));
-    let _agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    wait_for("new lines", 20, || sink.count() >= 2);
-    std::thread::sleep(Duration::from_millis(500));
-    let ps = per_stream(&sink.entries());
-    assert_eq!(
-        ps[&("bad".into(), "app".into(), "stdout".into())],
-        msgs("b", 10..12)
-    );
-}
-
-#[test]
-fn retry_after_is_honoured_on_429() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::RetryAfter {
-        status: 429,
-        secs: 2,
-        n: 1,
-    });
-    let c = Container::new(root.path(), "ns", "ra", "app");
-    c.write("stdout", &msgs("q", 0..5));
-    let agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    wait_for("delivered", 20, || sink.count() >= 5);
-    let st = sink.state.lock().unwrap();
-    assert_eq!(st.request_times.len(), 2);
-    let gap = st.request_times[1] - st.request_times[0];
-    // Retry-After: 2 beats the 50 ms backoff configured for the test.
-    assert!(gap >= Duration::from_millis(1900), "retried after {gap:?}");
-    drop(st);
-    assert_eq!(
-        agent.metric("outrigger_agent_send_errors_total{sink=\"loki\",kind=\"http_429\"}"),
-        Some(1.0)
-    );
-}
-
-#[test]
-fn sigterm_flushes_and_checkpoints() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
-    let c = Container::new(root.path(), "ns", "term", "app");
-    c.write("stdout", &msgs("s", 0..300));
-    // Long batch wait: the lines sit in a batch until SIGTERM flushes them.
-    let agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--batch-max-wait-ms",
-            "60000",
-        ],
-    );
-    wait_for("read", 20, || {
-        agent.metric("outrigger_agent_lines_read_total") == Some(300.0)
-    });
-    assert_eq!(sink.count(), 0);
-    assert_eq!(agent.sigterm().code(), Some(0));
-    assert_eq!(sink.count(), 300);
-    let cp: serde_json::Value =
-        serde_json::from_slice(&fs::read(state.path().join("checkpoints.json")).unwrap()).unwrap();
-    let size = fs::metadata(c.live()).unwrap().len();
-    assert_eq!(cp["files"][0]["offset"].as_u64(), Some(size));
-    // Restart: nothing is shipped twice.
-    let _agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    c.write("stdout", &msgs("s", 300..301));
-    wait_for("one more", 20, || sink.count() >= 301);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(sink.count(), 301);
-}
-
 #[test]
 fn drained_backlog_tail_is_sent_at_once_but_a_trickle_waits_for_the_batch() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
-    let c = Container::new(root.path(), "ns", "backlog", "app");
+    let rig = Rig::new(Mode::Accept);
+    let c = rig.container("ns", "backlog", "app");
     // A backlog of many small batches whose last one is only partly filled.
     c.write("stdout", &msgs("b", 0..3000));
-    let agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--batch-max-bytes",
-            "16384",
-            "--batch-max-wait-ms",
-            "600000",
-        ],
-    );
+    let agent = rig.agent(&[
+        "--batch-max-bytes",
+        "16384",
+        "--batch-max-wait-ms",
+        "600000",
+    ]);
     // With a 10-minute batch wait, the tail only arrives if catching up sends it.
-    wait_for("the whole backlog", 60, || sink.count() >= 3000);
+    wait_for("the whole backlog", 60, || rig.sink.count() >= 3000);
     assert!(
-        sink.requests() >= 3000 * 50 / 16384,
+        rig.sink.requests() >= 3000 * 50 / 16384,
         "sent in several batches"
     );
     // Less than a batch after catching up is a trickle: it waits for the batch wait (or, here,
@@ -517,66 +225,39 @@ fn drained_backlog_tail_is_sent_at_once_but_a_trickle_waits_for_the_batch() {
         agent.metric("outrigger_agent_lines_read_total") == Some(3005.0)
     });
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(sink.count(), 3000);
+    assert_eq!(rig.sink.count(), 3000);
     assert_eq!(agent.sigterm().code(), Some(0));
-    let got = sink.entries();
-    assert_eq!(got.len(), 3005, "exactly once");
-    let ps = per_stream(&got);
-    assert_eq!(
-        ps[&("backlog".into(), "app".into(), "stdout".into())],
-        msgs("b", 0..3005)
-    );
+    rig.assert_exactly(&c, "stdout", &msgs("b", 0..3005));
 }
 
 #[test]
 fn small_buffer_below_one_read_still_ships_everything() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
-    let c = Container::new(root.path(), "ns", "tiny", "app");
-    c.write("stdout", &msgs("t", 0..500));
+    let rig = Rig::new(Mode::Accept);
+    let c = rig.app_with("tiny", &msgs("t", 0..500));
     // The smallest buffer the configuration accepts for 1000-byte batches.
-    let _agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--batch-max-bytes",
-            "1000",
-            "--max-buffer-bytes",
-            "2000",
-        ],
-    );
-    wait_for("every line", 60, || sink.count() >= 500);
-    let got = sink.entries();
-    assert_eq!(got.len(), 500, "exactly once");
-    assert_eq!(
-        per_stream(&got)[&("tiny".into(), "app".into(), "stdout".into())],
-        msgs("t", 0..500)
-    );
+    let _agent = rig.agent(&["--batch-max-bytes", "1000", "--max-buffer-bytes", "2000"]);
+    wait_for("every line", 60, || rig.sink.count() >= 500);
+    rig.assert_exactly(&c, "stdout", &msgs("t", 0..500));
 }
 
 #[test]
 fn otlp_sink_with_k8s_resource_attributes() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
+    let rig = Rig::new(Mode::Accept);
     let loki = Sink::start(Mode::Accept);
-    let c = Container::new(root.path(), "shop", "api-1", "server");
+    let c = rig.container("shop", "api-1", "server");
     c.write("stderr", &msgs("o", 0..20));
     let _agent = Agent::spawn(
-        root.path(),
-        state.path(),
+        rig.root(),
+        rig.state(),
         &[
             "--otlp-logs-url",
-            &sink.otlp_url(),
+            &rig.sink.otlp_url(),
             "--loki-url",
             &loki.loki_url(),
         ],
     );
-    wait_for("otlp", 20, || sink.count() >= 20 && loki.count() >= 20);
-    let got = sink.entries();
+    wait_for("otlp", 20, || rig.sink.count() >= 20 && loki.count() >= 20);
+    let got = rig.sink.entries();
     assert_eq!(
         got.iter().map(|g| g.line.clone()).collect::<Vec<_>>(),
         msgs("o", 0..20)
@@ -613,15 +294,7 @@ fn bad_config_exits_64_with_one_line() {
     ];
     let root = tempfile::tempdir().unwrap();
     for args in cases {
-        let out = std::process::Command::new(common::agent_bin())
-            .env("OUTRIGGER_STATE_DIR", root.path())
-            .env("OUTRIGGER_LOG_ROOT", root.path())
-            .args(&args)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(64), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        usage_error(agent_cmd(root.path()).args(&args), &format!("{args:?}"));
     }
     let help = common::agent_help();
     for flag in [
@@ -641,53 +314,4 @@ fn bad_config_exits_64_with_one_line() {
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
-}
-
-/// Once delivered, offsets are checkpointed without any further traffic or shutdown, so a
-/// `kill -9` while idle repeats nothing.
-#[test]
-fn idle_checkpoint_after_delivery_means_no_duplicates_after_kill_9() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start(Mode::Accept);
-    let c = Container::new(root.path(), "ns", "idle", "app");
-    c.write("stdout", &msgs("i", 0..50));
-    let agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--checkpoint-interval-ms",
-            "100",
-        ],
-    );
-    wait_for("50", 20, || sink.count() >= 50);
-    let size = fs::metadata(c.live()).unwrap().len();
-    wait_for("checkpoint at end of file", 20, || {
-        fs::read(state.path().join("checkpoints.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["files"][0]["offset"].as_u64())
-            == Some(size)
-    });
-    assert!(
-        agent
-            .metric("outrigger_agent_checkpoint_age_seconds")
-            .unwrap()
-            < 5.0
-    );
-    wait_for("lag 0", 10, || {
-        agent.metric("outrigger_agent_lag_bytes") == Some(0.0)
-    });
-    agent.kill9();
-    c.write("stdout", &msgs("i", 50..60));
-    let _agent = Agent::spawn(root.path(), state.path(), &["--loki-url", &sink.loki_url()]);
-    wait_for("60", 20, || sink.count() >= 60);
-    std::thread::sleep(Duration::from_millis(500));
-    let ps = per_stream(&sink.entries());
-    assert_eq!(
-        ps[&("idle".into(), "app".into(), "stdout".into())],
-        msgs("i", 0..60)
-    );
 }

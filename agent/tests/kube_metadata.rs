@@ -9,86 +9,82 @@
 mod common;
 
 use std::convert::Infallible;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Agent, Container, Mode, Sink, wait_for};
+use common::{Agent, Container, Mode, Sink, http1_conn, serve_in_thread, wait_for};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::Response;
 use hyper::body::Frame;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 const LIST: &str = include_str!("fixtures/kube/pods-list.json");
 const WATCH: &str = include_str!("fixtures/kube/watch-events.jsonl");
 
+/// The agent with the pod metadata watch on, against the cluster in `kubeconfig`.
+fn kube_agent(root: &Path, state: &Path, sink: &Sink, kubeconfig: &str) -> Agent {
+    Agent::spawn_env(
+        root,
+        state,
+        &[
+            "--loki-url",
+            &sink.loki_url(),
+            "--kube-metadata",
+            "on",
+            "--node-name",
+            "node-a",
+        ],
+        &[("KUBECONFIG", kubeconfig)],
+    )
+}
+
 /// Serves the recorded responses; returns the address and the request URIs seen.
 fn fake_apiserver() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
     let s2 = seen.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap()).unwrap();
-            loop {
-                let (s, _) = l.accept().await.unwrap();
-                let seen = s2.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let seen = seen.clone();
-                        async move {
-                            let uri = req.uri().to_string();
-                            seen.lock().unwrap().push(uri.clone());
-                            let body: BoxBody<Bytes, Infallible> =
-                                if !req.uri().path().ends_with("/pods") {
-                                    let mut r =
-                                        Response::new(Full::new(Bytes::from_static(b"{}")).boxed());
-                                    *r.status_mut() = hyper::StatusCode::NOT_FOUND;
-                                    return Ok::<_, Infallible>(r);
-                                } else if uri.contains("watch=true") {
-                                    // Already-sent watches stay open and idle, like a quiet cluster.
-                                    let first = seen
-                                        .lock()
-                                        .unwrap()
-                                        .iter()
-                                        .filter(|u| u.contains("watch=true"))
-                                        .count()
-                                        == 1;
-                                    let events = if first {
-                                        WATCH.to_string()
-                                    } else {
-                                        String::new()
-                                    };
-                                    let stream = futures::stream::once(async move {
-                                        Ok::<_, Infallible>(Frame::data(Bytes::from(events)))
-                                    })
-                                    .chain(futures::stream::pending());
-                                    BodyExt::boxed(StreamBody::new(stream))
-                                } else {
-                                    Full::new(Bytes::from_static(LIST.as_bytes())).boxed()
-                                };
-                            let mut r = Response::new(body);
-                            r.headers_mut()
-                                .insert("content-type", "application/json".parse().unwrap());
-                            Ok(r)
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(s), svc)
-                        .await;
-                });
+    let (addr, _thread) = serve_in_thread(Arc::default(), move |s| {
+        let seen = s2.clone();
+        http1_conn(s, move |req| {
+            let seen = seen.clone();
+            async move {
+                let uri = req.uri().to_string();
+                seen.lock().unwrap().push(uri.clone());
+                let body: BoxBody<Bytes, Infallible> = if !req.uri().path().ends_with("/pods") {
+                    let mut r = Response::new(Full::new(Bytes::from_static(b"{}")).boxed());
+                    *r.status_mut() = hyper::StatusCode::NOT_FOUND;
+                    return r;
+                } else if uri.contains("watch=true") {
+                    // Already-sent watches stay open and idle, like a quiet cluster.
+                    let first = seen
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|u| u.contains("watch=true"))
+                        .count()
+                        == 1;
+                    let events = if first {
+                        WATCH.to_string()
+                    } else {
+                        String::new()
+                    };
+                    let stream = futures::stream::once(async move {
+                        Ok::<_, Infallible>(Frame::data(Bytes::from(events)))
+                    })
+                    .chain(futures::stream::pending());
+                    BodyExt::boxed(StreamBody::new(stream))
+                } else {
+                    Full::new(Bytes::from_static(LIST.as_bytes())).boxed()
+                };
+                let mut r = Response::new(body);
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                r
             }
-        });
+        })
     });
-    (rx.recv().unwrap(), seen)
+    (addr, seen)
 }
 
 use futures::StreamExt as _;
@@ -150,19 +146,7 @@ fn pod_metadata_from_recorded_api_responses() {
         c.write("stdout", &["start".to_string()]);
     }
     let kc = kubeconfig.display().to_string();
-    let agent = Agent::spawn_env(
-        root.path(),
-        state.path(),
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--kube-metadata",
-            "on",
-            "--node-name",
-            "node-a",
-        ],
-        &[("KUBECONFIG", &kc)],
-    );
+    let agent = kube_agent(root.path(), state.path(), &sink, &kc);
     // List (2 pods) + watch (1 added, 1 deleted but kept: its files are still there).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !(agent.metric("outrigger_agent_kube_pods") == Some(3.0)
@@ -361,19 +345,7 @@ fn pod_metadata_from_real_kube_apiserver() {
     let far = mk("elsewhere", &far_uid);
     std::fs::create_dir_all(&state).unwrap();
     let sink = Sink::start(Mode::Accept);
-    let agent = Agent::spawn_env(
-        &root,
-        &state,
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--kube-metadata",
-            "on",
-            "--node-name",
-            "node-a",
-        ],
-        &[("KUBECONFIG", &kube.kubeconfig)],
-    );
+    let agent = kube_agent(&root, &state, &sink, &kube.kubeconfig);
     // Only node-a's pod is listed (field selector).
     wait_for("list", 30, || {
         agent.metric("outrigger_agent_kube_pods") == Some(1.0)

@@ -8,6 +8,11 @@
     clippy::format_push_string
 )]
 
+mod common;
+
+use std::time::Duration;
+
+use common::rfc3339_at;
 use outrigger_agent::fuzzing::run_lines;
 use outrigger_agent::parse::{Stream, parse_line};
 use proptest::prelude::*;
@@ -36,13 +41,8 @@ proptest! {
         secs in 0i64..4_000_000_000, nanos in 0u32..1_000_000_000, err in any::<bool>(),
         tag in "(P|F)(:[a-z]{1,3})?", msg in "[ -~]{0,100}"
     ) {
-        let d = secs / 86_400;
-        let (y, m, dd) = civil(d);
-        let r = secs % 86_400;
-        let line = format!(
-            "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{nanos:09}Z {} {tag} {msg}",
-            r / 3600, r % 3600 / 60, r % 60, if err { "stderr" } else { "stdout" }
-        );
+        let ts = rfc3339_at(Duration::new(u64::try_from(secs).unwrap(), nanos));
+        let line = format!("{ts} {} {tag} {msg}", if err { "stderr" } else { "stdout" });
         let p = parse_line(line.as_bytes()).unwrap();
         prop_assert_eq!(p.ts_ns, secs * 1_000_000_000 + i64::from(nanos));
         prop_assert_eq!(p.stream, if err { Stream::Stderr } else { Stream::Stdout });
@@ -61,17 +61,4 @@ proptest! {
         prop_assert_eq!(out.len(), 1);
         prop_assert_eq!(&out[0].line, &parts.concat());
     }
-}
-
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }

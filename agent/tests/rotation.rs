@@ -28,14 +28,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use outrigger_agent::proto::logproto::PushRequest;
 use prost::Message as _;
 
-use common::{Agent, rfc3339_at, rfc3339_now, wait_for};
+use common::{Agent, http1_conn, rfc3339_at, rfc3339_now, serve_in_thread, wait_for};
 
 const CONTAINERS: usize = 24;
 const LINES: u64 = 300_000;
@@ -131,35 +128,13 @@ impl LokiSink {
     fn start() -> Self {
         let tally = Arc::new(Mutex::new(Tally::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (t, s) = (tally.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(listener).unwrap();
-                while !s.load(Ordering::Relaxed) {
-                    let Ok(Ok((conn, _))) =
-                        tokio::time::timeout(Duration::from_millis(100), l.accept()).await
-                    else {
-                        continue;
-                    };
-                    let t = t.clone();
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let t = t.clone();
-                            async move { Ok::<_, std::convert::Infallible>(push(req, &t).await) }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(conn), svc)
-                            .await;
-                    });
-                }
-            });
+        let t = tally.clone();
+        let (addr, thread) = serve_in_thread(stop.clone(), move |conn| {
+            let t = t.clone();
+            http1_conn(conn, move |req| {
+                let t = t.clone();
+                async move { push(req, &t).await }
+            })
         });
         Self {
             addr,

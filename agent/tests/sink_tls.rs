@@ -8,13 +8,9 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{Agent, Container, Mode, Sink, per_stream, wait_for};
+use common::{Mode, Rig, Sink, agent_cmd, msgs, wait_for};
 use outrigger_test_support::Pki;
-
-fn msgs(tag: &str, r: std::ops::Range<u32>) -> Vec<String> {
-    r.map(|i| format!("{tag} line {i:06} {}", "x".repeat(40)))
-        .collect()
-}
+use outrigger_test_support::cli::usage_error;
 
 /// The shared test PKI plus `other-ca.pem`, an unrelated CA: what the agent trusts in the
 /// negative test.
@@ -37,101 +33,63 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-fn checkpoint_offset(state: &Path) -> u64 {
-    fs::read(state.join("checkpoints.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["files"][0]["offset"].as_u64())
-        .unwrap_or(0)
-}
-
 #[test]
 fn ships_every_line_once_over_https_with_extra_ca() {
     let pki = sink_pki();
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start_tls(Mode::Accept, loki_tls(&pki));
-    assert!(sink.loki_url().starts_with("https://127.0.0.1:"));
-    let c = Container::new(root.path(), "shop", "web-1", "nginx");
+    let rig = Rig::with_sink(Sink::start_tls(Mode::Accept, loki_tls(&pki)));
+    assert!(rig.sink.loki_url().starts_with("https://127.0.0.1:"));
+    let c = rig.container("shop", "web-1", "nginx");
     c.write("stdout", &msgs("tls", 0..500));
-    let agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--sink-ca-file",
-            p(&pki.path("ca.pem")),
-        ],
-    );
+    let agent = rig.agent(&["--sink-ca-file", p(&pki.path("ca.pem"))]);
     c.write("stderr", &msgs("tls-err", 0..200));
-    wait_for("700 lines over TLS", 30, || sink.count() >= 700);
+    wait_for("700 lines over TLS", 30, || rig.sink.count() >= 700);
     assert_eq!(agent.sigterm().code(), Some(0));
-    let got = per_stream(&sink.entries());
-    let key = |s: &str| ("web-1".to_owned(), "nginx".to_owned(), s.to_owned());
-    assert_eq!(got[&key("stdout")], msgs("tls", 0..500));
-    assert_eq!(got[&key("stderr")], msgs("tls-err", 0..200));
-    assert_eq!(sink.count(), 700, "every line exactly once");
-    assert_eq!(sink.tls_failures(), 0);
+    assert_eq!(rig.lines(&c, "stdout"), msgs("tls", 0..500));
+    assert_eq!(rig.lines(&c, "stderr"), msgs("tls-err", 0..200));
+    assert_eq!(rig.sink.count(), 700, "every line exactly once");
+    assert_eq!(rig.sink.tls_failures(), 0);
 }
 
 #[test]
 fn untrusted_server_is_a_send_error_and_loses_nothing() {
     let pki = sink_pki();
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start_tls(Mode::Accept, loki_tls(&pki));
-    let c = Container::new(root.path(), "ns", "pod-a", "app");
-    c.write("stdout", &msgs("u", 0..100));
+    let rig = Rig::with_sink(Sink::start_tls(Mode::Accept, loki_tls(&pki)));
+    let c = rig.app_with("pod-a", &msgs("u", 0..100));
     // Trusts only the system store and an unrelated CA (the explicit CA keeps the test
     // independent of whether this machine's system store is empty).
-    let agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--sink-ca-file",
-            p(&pki.path("other-ca.pem")),
-            "--checkpoint-interval-ms",
-            "100",
-            "--shutdown-timeout-secs",
-            "1",
-        ],
-    );
+    let agent = rig.agent(&[
+        "--sink-ca-file",
+        p(&pki.path("other-ca.pem")),
+        "--checkpoint-interval-ms",
+        "100",
+        "--shutdown-timeout-secs",
+        "1",
+    ]);
     let errors = "outrigger_agent_send_errors_total{sink=\"loki\",kind=\"tls\"}";
     wait_for("failed handshakes counted", 30, || {
-        agent.metric(errors).unwrap_or(0.0) >= 2.0 && sink.tls_failures() >= 2
+        agent.metric(errors).unwrap_or(0.0) >= 2.0 && rig.sink.tls_failures() >= 2
     });
-    assert_eq!(sink.count(), 0, "nothing delivered to an untrusted server");
-    assert_eq!(sink.requests(), 0);
+    assert_eq!(
+        rig.sink.count(),
+        0,
+        "nothing delivered to an untrusted server"
+    );
+    assert_eq!(rig.sink.requests(), 0);
     assert!(
         agent.metric("outrigger_agent_lines_read_total") == Some(100.0),
         "lines were read"
     );
     agent.sigterm();
     assert_eq!(
-        checkpoint_offset(state.path()),
+        rig.checkpoint_offset().unwrap_or(0),
         0,
         "checkpoint did not advance"
     );
     // Restarted with the right CA, the same lines arrive, once.
-    let agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--sink-ca-file",
-            p(&pki.path("ca.pem")),
-        ],
-    );
-    wait_for("delivered after restart", 30, || sink.count() >= 100);
+    let agent = rig.agent(&["--sink-ca-file", p(&pki.path("ca.pem"))]);
+    wait_for("delivered after restart", 30, || rig.sink.count() >= 100);
     assert_eq!(agent.sigterm().code(), Some(0));
-    let got = per_stream(&sink.entries());
-    let key = ("pod-a".to_owned(), "app".to_owned(), "stdout".to_owned());
-    assert_eq!(got[&key], msgs("u", 0..100));
-    assert_eq!(sink.count(), 100);
+    rig.assert_exactly(&c, "stdout", &msgs("u", 0..100));
 }
 
 #[test]
@@ -160,76 +118,54 @@ fn bad_tls_files_exit_64_with_one_line() {
         ),
         (vec!["--loki-url", "ftp://x/push"], "https://"),
     ];
+    let cmd = || {
+        let mut cmd = agent_cmd(root.path());
+        cmd.env("OUTRIGGER_LOKI_URL", "https://127.0.0.1:1/loki/api/v1/push");
+        cmd
+    };
     for (args, needle) in cases {
-        let out = std::process::Command::new(common::agent_bin())
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("OUTRIGGER_STATE_DIR", root.path())
-            .env("OUTRIGGER_LOG_ROOT", root.path())
-            .env("OUTRIGGER_KUBE_METADATA", "off")
-            .env("OUTRIGGER_LOKI_URL", "https://127.0.0.1:1/loki/api/v1/push")
-            .args(&args)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(64), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        let err = usage_error(
+            cmd().env("OUTRIGGER_KUBE_METADATA", "off").args(&args),
+            &format!("{args:?}"),
+        );
         assert!(err.contains(needle), "{args:?}: {err}");
     }
     // The same settings from the environment.
-    let out = std::process::Command::new(common::agent_bin())
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("OUTRIGGER_STATE_DIR", root.path())
-        .env("OUTRIGGER_LOG_ROOT", root.path())
-        .env("OUTRIGGER_LOKI_URL", "https://127.0.0.1:1/loki/api/v1/push")
-        .env("OUTRIGGER_SINK_CA_FILE", &missing)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.pem"));
+    let err = usage_error(cmd().env("OUTRIGGER_SINK_CA_FILE", &missing), "env");
+    assert!(err.contains("missing.pem"));
 }
 
 #[test]
 fn mtls_client_certificate_is_presented() {
     let pki = sink_pki();
     pki.write_leaf("client", "outrigger-agent");
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let sink = Sink::start_tls(Mode::Accept, pki.mtls_server_config("loki", &[b"http/1.1"]));
-    let c = Container::new(root.path(), "ns", "pod-m", "app");
-    c.write("stdout", &msgs("m", 0..50));
+    let rig = Rig::with_sink(Sink::start_tls(
+        Mode::Accept,
+        pki.mtls_server_config("loki", &[b"http/1.1"]),
+    ));
+    let c = rig.app_with("pod-m", &msgs("m", 0..50));
     // Without a client certificate the server refuses the handshake: nothing delivered.
-    let agent = Agent::spawn(
-        root.path(),
-        state.path(),
-        &[
-            "--loki-url",
-            &sink.loki_url(),
-            "--sink-ca-file",
-            p(&pki.path("ca.pem")),
-            "--shutdown-timeout-secs",
-            "1",
-        ],
-    );
-    wait_for("refused handshakes", 30, || sink.tls_failures() >= 2);
-    assert_eq!(sink.count(), 0);
+    let agent = rig.agent(&[
+        "--sink-ca-file",
+        p(&pki.path("ca.pem")),
+        "--shutdown-timeout-secs",
+        "1",
+    ]);
+    wait_for("refused handshakes", 30, || rig.sink.tls_failures() >= 2);
+    assert_eq!(rig.sink.count(), 0);
     agent.sigterm();
     // With it (flags from the environment this time), everything arrives once.
-    let agent = Agent::spawn_env(
-        root.path(),
-        state.path(),
-        &["--loki-url", &sink.loki_url()],
+    let agent = rig.agent_env(
+        &[],
         &[
             ("OUTRIGGER_SINK_CA_FILE", p(&pki.path("ca.pem"))),
             ("OUTRIGGER_SINK_CLIENT_CERT", p(&pki.path("client.pem"))),
             ("OUTRIGGER_SINK_CLIENT_KEY", p(&pki.path("client.key"))),
         ],
     );
-    wait_for("delivered with mTLS", 30, || sink.count() >= 50);
+    wait_for("delivered with mTLS", 30, || rig.sink.count() >= 50);
     assert_eq!(agent.sigterm().code(), Some(0));
-    let got = per_stream(&sink.entries());
-    let key = ("pod-m".to_owned(), "app".to_owned(), "stdout".to_owned());
-    assert_eq!(got[&key], msgs("m", 0..50));
-    assert_eq!(sink.count(), 50);
+    rig.assert_exactly(&c, "stdout", &msgs("m", 0..50));
 }
 
 /// `--help` documents every TLS flag and its environment variable.

@@ -7,10 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use prost::Message as _;
-
 use crate::kube_meta::MetaStore;
-use crate::proto::logproto::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter};
 use crate::record::{FLAG_MALFORMED, FLAG_TRUNCATED, FLAG_UNTERMINATED, Record};
 
 /// Wire encoding.
@@ -165,9 +162,9 @@ fn pair_body_len(name: &str, value: &str) -> usize {
     str_len(name) + str_len(value)
 }
 
-/// Snappy-compressed `logproto.PushRequest`. Encoded straight from the records (same wire format
-/// as prost's generated `PushRequest`, which the tests decode) to avoid copying every line into
-/// intermediate message structs.
+/// Snappy-compressed `logproto.PushRequest`. Encoded straight from the records with prost's
+/// wire primitives, to avoid copying every line into intermediate message structs; the tests
+/// hold it byte-equal to prost's generated `PushRequest` built from the same batch.
 pub fn encode_protobuf(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> Vec<u8> {
     let groups = group(batch, node, meta);
     let mut raw: Vec<u8> = Vec::with_capacity(batch.iter().map(|r| r.line.len() + 96).sum());
@@ -225,40 +222,6 @@ pub fn encode_protobuf(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> V
         .unwrap_or_default()
 }
 
-/// The same request built with prost's generated messages (reference for the direct encoder).
-pub fn encode_protobuf_messages(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> Vec<u8> {
-    let streams = group(batch, node, meta)
-        .into_iter()
-        .map(|(l, rs)| StreamAdapter {
-            labels: label_string(&l),
-            entries: rs
-                .into_iter()
-                .map(|r| EntryAdapter {
-                    timestamp: Some(prost_types::Timestamp {
-                        seconds: r.ts_ns.div_euclid(1_000_000_000),
-                        nanos: r.ts_ns.rem_euclid(1_000_000_000) as i32,
-                    }),
-                    line: r.line.clone(),
-                    structured_metadata: structured_metadata(r, meta)
-                        .into_iter()
-                        .map(|(name, value)| LabelPairAdapter {
-                            name: name.to_owned(),
-                            value,
-                        })
-                        .collect(),
-                    parsed: Vec::new(),
-                })
-                .collect(),
-            hash: 0,
-        })
-        .collect();
-    PushRequest {
-        streams,
-        format: String::new(),
-    }
-    .encode_to_vec()
-}
-
 fn json_str(buf: &mut Vec<u8>, s: &str) {
     // Serialising a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *buf, s);
@@ -313,9 +276,46 @@ mod tests {
 
     use file_tailer::ContainerInfo;
 
+    use prost::Message as _;
+
     use super::*;
     use crate::parse::Stream;
+    use crate::proto::logproto::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter};
     use crate::record::{BudgetGuard, FileMeta};
+
+    /// The same request built with prost's generated messages, the reference for the direct encoder.
+    fn encode_protobuf_messages(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> Vec<u8> {
+        let streams = group(batch, node, meta)
+            .into_iter()
+            .map(|(l, rs)| StreamAdapter {
+                labels: label_string(&l),
+                entries: rs
+                    .into_iter()
+                    .map(|r| EntryAdapter {
+                        timestamp: Some(prost_types::Timestamp {
+                            seconds: r.ts_ns.div_euclid(1_000_000_000),
+                            nanos: r.ts_ns.rem_euclid(1_000_000_000) as i32,
+                        }),
+                        line: r.line.clone(),
+                        structured_metadata: structured_metadata(r, meta)
+                            .into_iter()
+                            .map(|(name, value)| LabelPairAdapter {
+                                name: name.to_owned(),
+                                value,
+                            })
+                            .collect(),
+                        parsed: Vec::new(),
+                    })
+                    .collect(),
+                hash: 0,
+            })
+            .collect();
+        PushRequest {
+            streams,
+            format: String::new(),
+        }
+        .encode_to_vec()
+    }
 
     fn rec(
         meta: &Arc<FileMeta>,
@@ -338,28 +338,28 @@ mod tests {
         })
     }
 
+    /// A file of container `[namespace, pod, uid, container]`.
+    fn file(
+        [namespace, pod, uid, container]: [&str; 4],
+        restart: u32,
+        path: &str,
+    ) -> Arc<FileMeta> {
+        Arc::new(FileMeta {
+            container: Arc::new(ContainerInfo {
+                namespace: namespace.into(),
+                pod: pod.into(),
+                uid: uid.into(),
+                container: container.into(),
+            }),
+            restart,
+            path: path.into(),
+        })
+    }
+
     #[test]
     fn direct_encoder_matches_prost_messages() {
-        let m1 = Arc::new(FileMeta {
-            container: Arc::new(ContainerInfo {
-                namespace: "ns".into(),
-                pod: "p\"q".into(),
-                uid: "u-1".into(),
-                container: "c".into(),
-            }),
-            restart: 3,
-            path: "/x".into(),
-        });
-        let m2 = Arc::new(FileMeta {
-            container: Arc::new(ContainerInfo {
-                namespace: "other".into(),
-                pod: "p2".into(),
-                uid: "u-2".into(),
-                container: "c2".into(),
-            }),
-            restart: 0,
-            path: "/y".into(),
-        });
+        let m1 = file(["ns", "p\"q", "u-1", "c"], 3, "/x");
+        let m2 = file(["other", "p2", "u-2", "c2"], 0, "/y");
         let batch = vec![
             rec(
                 &m1,

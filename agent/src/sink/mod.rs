@@ -1,7 +1,7 @@
 //! Sinks: batching by bytes and time, HTTP delivery with retries, and acknowledgements back to
 //! the reader. A batch is acknowledged (its files' offsets may be checkpointed) only when the
 //! sink answered success, or answered a non-retryable rejection (counted). Network errors, 408,
-//! 429 and 5xx are retried with exponential backoff and full jitter, honouring `Retry-After`,
+//! 429 and 5xx are retried with exponential backoff and equal jitter, honouring `Retry-After`,
 //! until they succeed or the shutdown deadline passes; an unacknowledged batch is simply read
 //! again after restart, so an outage never loses data while the files are on disk.
 //!
@@ -289,6 +289,13 @@ fn sink_metrics<'a>(kind: &Kind, metrics: &'a Metrics) -> &'a SinkMetrics {
     }
 }
 
+/// Equal jitter: uniform in `[b/2, b]` (whole milliseconds). Unlike full jitter (`[0, b]`) a retry
+/// never comes right back at a sink that is failing, yet concurrent agents still spread out.
+fn equal_jitter(b: Duration) -> Duration {
+    let ms = b.as_millis() as u64;
+    Duration::from_millis(fastrand::u64(ms / 2..=ms.max(1)))
+}
+
 /// Delivers one batch, retrying as needed. Returns false if the shutdown deadline hit first.
 async fn deliver(
     cfg: Arc<SinkConfig>,
@@ -329,8 +336,8 @@ async fn deliver_inner(
         let outcome = attempt_once(cfg, client, body.clone(), ctype).await;
         match outcome {
             Outcome::Delivered => {
-                sm.lines_sent.add(batch.len() as u64);
-                sm.bytes_sent.add(line_bytes);
+                sm.lines_sent.inc_by(batch.len() as u64);
+                sm.bytes_sent.inc_by(line_bytes);
                 sm.batches.inc();
                 sm.oldest_unacked_ns.set(0);
                 return true;
@@ -338,10 +345,10 @@ async fn deliver_inner(
             Outcome::Rejected(n, why) => {
                 let n = if n == 0 { batch.len() as u64 } else { n };
                 tracing::error!(url = %cfg.url, entries = n, reason = %why, "sink rejected batch; not retrying");
-                sm.rejected.add(n);
+                sm.rejected.inc_by(n);
                 sm.error("rejected");
                 if n < batch.len() as u64 {
-                    sm.lines_sent.add(batch.len() as u64 - n);
+                    sm.lines_sent.inc_by(batch.len() as u64 - n);
                 }
                 sm.batches.inc();
                 sm.oldest_unacked_ns.set(0);
@@ -350,11 +357,9 @@ async fn deliver_inner(
             Outcome::Retry(kind, retry_after) => {
                 sm.error(kind);
                 sm.retries.inc();
-                // Full jitter on the exponential backoff; Retry-After wins when given.
-                let jittered = Duration::from_millis(fastrand::u64(
-                    backoff.as_millis() as u64 / 2..=backoff.as_millis().max(1) as u64,
-                ));
-                let wait = retry_after.map_or(jittered, |r| r.min(cfg.backoff_max * 4));
+                // Retry-After wins when given.
+                let wait = retry_after
+                    .map_or_else(|| equal_jitter(backoff), |r| r.min(cfg.backoff_max * 4));
                 if attempt <= 3 || attempt % 20 == 0 {
                     tracing::warn!(url = %cfg.url, kind, attempt, wait_ms = wait.as_millis() as u64, "send failed, retrying");
                 }
@@ -448,7 +453,7 @@ fn classify(kind: &Kind, status: u16, body: &[u8], retry_after: Option<Duration>
         // Loki's block_ingestion status: 2xx, but nothing was stored.
         (Kind::Loki { .. }, 260) => Outcome::Rejected(0, "ingestion blocked (260)".into()),
         (Kind::Otlp, 200..=299) => {
-            match crate::proto::opentelemetry::proto::collector::logs::v1::ExportLogsServiceResponse::decode(body) {
+            match crate::proto::otlp::collector::logs::v1::ExportLogsServiceResponse::decode(body) {
                 Ok(r) => match r.partial_success {
                     Some(p) if p.rejected_log_records > 0 => {
                         Outcome::Rejected(p.rejected_log_records as u64, p.error_message)
@@ -470,7 +475,19 @@ fn classify(kind: &Kind, status: u16, body: &[u8], retry_after: Option<Duration>
 
 #[cfg(test)]
 mod tests {
-    use super::is_tls_error;
+    use std::time::Duration;
+
+    use super::{equal_jitter, is_tls_error};
+
+    #[test]
+    fn equal_jitter_stays_in_the_upper_half() {
+        let b = Duration::from_millis(200);
+        for _ in 0..1000 {
+            let w = equal_jitter(b);
+            assert!(w >= b / 2 && w <= b, "{w:?}");
+        }
+        assert!(equal_jitter(Duration::ZERO) <= Duration::from_millis(1));
+    }
 
     #[test]
     fn tls_errors_are_told_from_network_errors() {

@@ -10,12 +10,10 @@ use std::sync::Arc;
 use prost::Message as _;
 
 use crate::kube_meta::MetaStore;
-use crate::proto::opentelemetry::proto::collector::logs::v1::ExportLogsServiceRequest;
-use crate::proto::opentelemetry::proto::common::v1::{
-    AnyValue, InstrumentationScope, KeyValue, any_value,
-};
-use crate::proto::opentelemetry::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use crate::proto::opentelemetry::proto::resource::v1::Resource;
+use crate::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use crate::proto::otlp::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use crate::proto::otlp::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use crate::proto::otlp::resource::v1::Resource;
 use crate::record::{FLAG_MALFORMED, FLAG_TRUNCATED, Record};
 
 fn kv(key: &str, v: any_value::Value) -> KeyValue {
@@ -68,7 +66,7 @@ pub fn encode(batch: &[Arc<Record>], node: &str, meta: &MetaStore) -> Vec<u8> {
             out.push(ResourceLogs {
                 resource: Some(Resource {
                     attributes: attrs,
-                    dropped_attributes_count: 0,
+                    ..Resource::default()
                 }),
                 scope_logs: vec![ScopeLogs {
                     scope: Some(InstrumentationScope {

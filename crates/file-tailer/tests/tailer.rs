@@ -72,6 +72,13 @@ impl Harness {
         }
     }
 
+    /// A few more rounds, so anything read twice would show.
+    fn settle(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            self.pump();
+        }
+    }
+
     fn texts(&self) -> Vec<String> {
         self.lines.iter().map(|(_, s)| s.clone()).collect()
     }
@@ -91,10 +98,78 @@ fn own(e: Event<'_>) -> Owned {
     }
 }
 
-fn container(root: &Path, pod: &str, c: &str) -> PathBuf {
-    let d = root.join(format!("ns_{pod}_uid-{pod}")).join(c);
-    fs::create_dir_all(&d).unwrap();
-    d
+/// A temp log root with one container log directory (`ns_<pod>_uid-<pod>/app`) and a state dir.
+struct Setup {
+    root: tempfile::TempDir,
+    state: tempfile::TempDir,
+    dir: PathBuf,
+    live: PathBuf,
+}
+
+impl Setup {
+    fn new(pod: &str) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let dir = root.path().join(format!("ns_{pod}_uid-{pod}")).join("app");
+        fs::create_dir_all(&dir).unwrap();
+        let live = dir.join("0.log");
+        Self {
+            root,
+            state,
+            dir,
+            live,
+        }
+    }
+
+    fn cfg(&self, poll: bool) -> Config {
+        let mut c = Config::new(self.root.path(), self.state.path());
+        c.force_poll = poll;
+        c.poll_interval = Duration::from_millis(50);
+        c.rotate_grace = Duration::from_millis(200);
+        c.detached_timeout = Duration::from_secs(3);
+        c
+    }
+
+    /// A tailer (inotify) started on the root, as after a (re)start.
+    fn harness(&self, auto_ack: bool) -> Harness {
+        Harness::new(self.cfg(false), auto_ack)
+    }
+
+    /// A run that reads `n_read` lines, acknowledges the first `n_acked`, writes the checkpoint
+    /// and stops; returns the lines it read.
+    fn run_once(&self, n_read: usize, n_acked: usize) -> Vec<String> {
+        let mut h = self.harness(false);
+        h.until(&format!("{n_read} lines"), |h| h.lines.len() >= n_read);
+        if let Some(&(id, off)) = n_acked.checked_sub(1).map(|i| &h.acks[i]) {
+            h.tailer.ack(id, off);
+        }
+        h.tailer.checkpoint().unwrap();
+        h.texts()
+    }
+
+    /// kubelet rotation: the live file renamed to `0.log.<stamp>`, which is returned.
+    fn rotate(&self, stamp: &str) -> PathBuf {
+        let rotated = self.dir.join(format!("0.log.{stamp}"));
+        fs::rename(&self.live, &rotated).unwrap();
+        rotated
+    }
+
+    /// Rotation, then the kubelet's gzip of the rotated file (which removes it).
+    fn rotate_gzipped(&self, stamp: &str) {
+        let rotated = self.rotate(stamp);
+        gzip(&rotated, &self.dir.join(format!("0.log.{stamp}.gz")));
+    }
+
+    /// copytruncate: copy to `0.log.<stamp>`, then truncate the live file in place.
+    fn copytruncate(&self, stamp: &str) {
+        fs::copy(&self.live, self.dir.join(format!("0.log.{stamp}"))).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&self.live)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
 }
 
 fn append(p: &Path, lines: std::ops::Range<u32>, tag: &str) {
@@ -113,15 +188,6 @@ fn expected(tag: &str, r: std::ops::Range<u32>) -> Vec<String> {
     r.map(|i| format!("{tag}-{i:06}")).collect()
 }
 
-fn cfg(root: &Path, state: &Path, poll: bool) -> Config {
-    let mut c = Config::new(root, state);
-    c.force_poll = poll;
-    c.poll_interval = Duration::from_millis(50);
-    c.rotate_grace = Duration::from_millis(200);
-    c.detached_timeout = Duration::from_secs(3);
-    c
-}
-
 fn gzip(src: &Path, dst: &Path) {
     let data = fs::read(src).unwrap();
     let tmp = dst.with_extension("tmp");
@@ -134,27 +200,20 @@ fn gzip(src: &Path, dst: &Path) {
 }
 
 fn rename_rotation(poll: bool) {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let d = container(root.path(), "p1", "app");
-    let live = d.join("0.log");
-    append(&live, 0..100, "a");
-    let mut h = Harness::new(cfg(root.path(), state.path(), poll), true);
+    let t = Setup::new("p1");
+    append(&t.live, 0..100, "a");
+    let mut h = Harness::new(t.cfg(poll), true);
     h.until("first 100", |h| h.lines.len() >= 100);
     // kubelet rotation: rename, new file, later gzip of the rotated file.
-    let r1 = d.join("0.log.20240101-000001");
-    fs::rename(&live, &r1).unwrap();
+    let r1 = t.rotate("20240101-000001");
     append(&r1, 100..110, "a"); // runtime writes a bit more before reopening
-    append(&live, 110..200, "a");
+    append(&t.live, 110..200, "a");
     h.until("200 lines", |h| h.lines.len() >= 200);
-    gzip(&r1, &d.join("0.log.20240101-000001.gz"));
-    let r2 = d.join("0.log.20240101-000002");
-    fs::rename(&live, &r2).unwrap();
-    append(&live, 200..300, "a");
+    gzip(&r1, &t.dir.join("0.log.20240101-000001.gz"));
+    t.rotate("20240101-000002");
+    append(&t.live, 200..300, "a");
     h.until("300 lines", |h| h.lines.len() >= 300);
-    for _ in 0..10 {
-        h.pump();
-    }
+    h.settle(10);
     assert_eq!(h.texts(), expected("a", 0..300));
     assert!(h.eofs.len() >= 2, "rotated files let go: {:?}", h.eofs);
     h.tailer.checkpoint().unwrap();
@@ -175,67 +234,38 @@ fn rename_rotation_and_gzip_polling() {
 
 #[test]
 fn copytruncate_loses_nothing() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let d = container(root.path(), "p2", "app");
-    let live = d.join("0.log");
-    append(&live, 0..50, "c");
-    let mut h = Harness::new(cfg(root.path(), state.path(), false), true);
+    let t = Setup::new("p2");
+    append(&t.live, 0..50, "c");
+    let mut h = t.harness(true);
     h.until("50", |h| h.lines.len() >= 50);
-    append(&live, 50..80, "c");
-    // copytruncate: copy, then truncate in place.
-    fs::copy(&live, d.join("0.log.20240101-000001")).unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(&live)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
-    append(&live, 80..120, "c");
+    append(&t.live, 50..80, "c");
+    t.copytruncate("20240101-000001");
+    append(&t.live, 80..120, "c");
     h.until("120", |h| h.lines.len() >= 120);
-    for _ in 0..5 {
-        h.pump();
-    }
+    h.settle(5);
     assert_eq!(h.texts(), expected("c", 0..120));
 }
 
 #[test]
 fn restart_resumes_from_acked_offset_and_counts_lost() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let d = container(root.path(), "p3", "app");
-    let live = d.join("0.log");
-    append(&live, 0..100, "r");
-    {
-        let mut h = Harness::new(cfg(root.path(), state.path(), false), false);
-        h.until("100", |h| h.lines.len() >= 100);
-        // Acknowledge only the first 40 lines.
-        let (id, off) = h.acks[39];
-        h.tailer.ack(id, off);
-        h.tailer.checkpoint().unwrap();
-    }
-    append(&live, 100..120, "r");
-    let mut h = Harness::new(cfg(root.path(), state.path(), false), true);
+    let t = Setup::new("p3");
+    append(&t.live, 0..100, "r");
+    // Acknowledge only the first 40 lines.
+    t.run_once(100, 40);
+    append(&t.live, 100..120, "r");
+    let mut h = t.harness(true);
     h.until("rest", |h| h.lines.len() >= 80);
-    for _ in 0..5 {
-        h.pump();
-    }
+    h.settle(5);
     assert_eq!(h.texts(), expected("r", 40..120));
     h.tailer.checkpoint().unwrap();
     drop(h);
     // Read 10 more lines without acknowledging them, then stop.
-    append(&live, 120..130, "r");
-    let mut h = Harness::new(cfg(root.path(), state.path(), false), false);
-    h.until("10 more", |h| h.lines.len() >= 10);
-    assert_eq!(h.texts(), expected("r", 120..130));
-    h.tailer.checkpoint().unwrap();
-    drop(h);
+    append(&t.live, 120..130, "r");
+    assert_eq!(t.run_once(10, 0), expected("r", 120..130));
     // Rotate while "down", and delete the rotated file unread: its unread bytes are lost.
-    let rotated = d.join("0.log.20240101-000009");
-    fs::rename(&live, &rotated).unwrap();
-    fs::remove_file(&rotated).unwrap();
-    append(&live, 0..5, "n");
-    let mut h = Harness::new(cfg(root.path(), state.path(), false), true);
+    fs::remove_file(t.rotate("20240101-000009")).unwrap();
+    append(&t.live, 0..5, "n");
+    let mut h = t.harness(true);
     h.until("new", |h| h.lines.len() >= 5);
     assert_eq!(h.texts(), expected("n", 0..5));
     assert_eq!(h.tailer.stats().rotation_lost_bytes, 10 * 9);
@@ -243,27 +273,14 @@ fn restart_resumes_from_acked_offset_and_counts_lost() {
 
 #[test]
 fn restart_after_gzip_resumes_inside_gz() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let d = container(root.path(), "p4", "app");
-    let live = d.join("0.log");
-    append(&live, 0..100, "g");
-    {
-        let mut h = Harness::new(cfg(root.path(), state.path(), false), false);
-        h.until("100", |h| h.lines.len() >= 100);
-        let (id, off) = h.acks[59];
-        h.tailer.ack(id, off);
-        h.tailer.checkpoint().unwrap();
-    }
-    let r1 = d.join("0.log.20240101-000001");
-    fs::rename(&live, &r1).unwrap();
-    gzip(&r1, &d.join("0.log.20240101-000001.gz"));
-    append(&live, 100..150, "g");
-    let mut h = Harness::new(cfg(root.path(), state.path(), false), true);
+    let t = Setup::new("p4");
+    append(&t.live, 0..100, "g");
+    t.run_once(100, 60);
+    t.rotate_gzipped("20240101-000001");
+    append(&t.live, 100..150, "g");
+    let mut h = t.harness(true);
     h.until("rest", |h| h.lines.len() >= 90);
-    for _ in 0..5 {
-        h.pump();
-    }
+    h.settle(5);
     assert_eq!(h.texts(), expected("g", 60..150));
     assert_eq!(h.tailer.stats().rotation_lost_bytes, 0);
     // The 60 acknowledged lines inside the .gz were skipped.
@@ -273,20 +290,14 @@ fn restart_after_gzip_resumes_inside_gz() {
     // Down again: the live file is rotated and gzipped before the agent ever saw the rest of it
     // (and a new live file appears): the .gz is new content, read from its start... of what was
     // not acknowledged, and the never seen file in full.
-    append(&live, 150..170, "g");
-    let r2 = d.join("0.log.20240101-000002");
-    fs::rename(&live, &r2).unwrap();
-    gzip(&r2, &d.join("0.log.20240101-000002.gz"));
-    append(&live, 0..30, "h");
-    let r3 = d.join("0.log.20240101-000003");
-    fs::rename(&live, &r3).unwrap();
-    gzip(&r3, &d.join("0.log.20240101-000003.gz"));
-    append(&live, 30..40, "h");
-    let mut h = Harness::new(cfg(root.path(), state.path(), false), true);
+    append(&t.live, 150..170, "g");
+    t.rotate_gzipped("20240101-000002");
+    append(&t.live, 0..30, "h");
+    t.rotate_gzipped("20240101-000003");
+    append(&t.live, 30..40, "h");
+    let mut h = t.harness(true);
     h.until("after second restart", |h| h.lines.len() >= 60);
-    for _ in 0..5 {
-        h.pump();
-    }
+    h.settle(5);
     let mut want = expected("g", 150..170);
     want.extend(expected("h", 0..40));
     assert_eq!(h.texts(), want);
@@ -297,12 +308,9 @@ fn restart_after_gzip_resumes_inside_gz() {
 /// removes the original: the rest is read through the open handle, the .gz is not read at all.
 #[test]
 fn gzip_while_reading_finishes_through_the_open_file() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let d = container(root.path(), "p6", "app");
-    let live = d.join("0.log");
-    append(&live, 0..2000, "w");
-    let mut c = cfg(root.path(), state.path(), false);
+    let t = Setup::new("p6");
+    append(&t.live, 0..2000, "w");
+    let mut c = t.cfg(false);
     c.read_chunk = 4096;
     let mut h = Harness::new(c, true);
     // Read one chunk only.
@@ -311,15 +319,12 @@ fn gzip_while_reading_finishes_through_the_open_file() {
     h.absorb(evs);
     let read = h.lines.len();
     assert!(read > 0 && read < 2000, "read {read}");
-    let r1 = d.join("0.log.20240101-000001");
-    fs::rename(&live, &r1).unwrap();
-    append(&live, 0..10, "x");
-    gzip(&r1, &d.join("0.log.20240101-000001.gz"));
+    let r1 = t.rotate("20240101-000001");
+    append(&t.live, 0..10, "x");
+    gzip(&r1, &t.dir.join("0.log.20240101-000001.gz"));
     assert!(!r1.exists());
     h.until("all", |h| h.lines.len() >= 2010);
-    for _ in 0..10 {
-        h.pump();
-    }
+    h.settle(10);
     let mut want = expected("w", 0..2000);
     want.extend(expected("x", 0..10));
     assert_eq!(h.texts(), want);
@@ -329,18 +334,13 @@ fn gzip_while_reading_finishes_through_the_open_file() {
 
 #[test]
 fn partial_last_line_waits_for_newline() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let d = container(root.path(), "p5", "app");
-    let live = d.join("0.log");
-    fs::write(&live, b"first\nsecond-part").unwrap();
-    let mut h = Harness::new(cfg(root.path(), state.path(), false), true);
+    let t = Setup::new("p5");
+    fs::write(&t.live, b"first\nsecond-part").unwrap();
+    let mut h = t.harness(true);
     h.until("first", |h| !h.lines.is_empty());
-    for _ in 0..3 {
-        h.pump();
-    }
+    h.settle(3);
     assert_eq!(h.texts(), vec!["first"]);
-    let mut f = OpenOptions::new().append(true).open(&live).unwrap();
+    let mut f = OpenOptions::new().append(true).open(&t.live).unwrap();
     f.write_all(b"-end\n").unwrap();
     h.until("second", |h| h.lines.len() >= 2);
     assert_eq!(h.texts(), vec!["first", "second-part-end"]);
@@ -350,28 +350,17 @@ fn partial_last_line_waits_for_newline() {
 /// the size check alone would miss it; the first-line fingerprint catches it.
 #[test]
 fn copytruncate_refilled_past_old_position_is_detected() {
-    let root = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let d = container(root.path(), "p6", "app");
-    let live = d.join("0.log");
-    append(&live, 0..10, "a");
+    let t = Setup::new("p6");
+    append(&t.live, 0..10, "a");
     // Polling with a long interval so the truncation and refill happen between two looks.
-    let mut c = cfg(root.path(), state.path(), true);
+    let mut c = t.cfg(true);
     c.poll_interval = Duration::from_millis(50);
     let mut h = Harness::new(c, true);
     h.until("10", |h| h.lines.len() >= 10);
-    fs::copy(&live, d.join("0.log.20240101-000001")).unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(&live)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
-    append(&live, 0..30, "b");
+    t.copytruncate("20240101-000001");
+    append(&t.live, 0..30, "b");
     h.until("30 more", |h| h.lines.len() >= 40);
-    for _ in 0..5 {
-        h.pump();
-    }
+    h.settle(5);
     let mut want = expected("a", 0..10);
     want.extend(expected("b", 0..30));
     assert_eq!(h.texts(), want);

@@ -1,8 +1,11 @@
 //! Dev-only helpers shared by the proxy, agent and injector test suites: one throw-away test PKI
-//! ([`pki`]), the real binaries as child processes and bounded wait loops ([`process`]), and the
-//! policy for tests that need an external tool ([`tools`]: fail in CI, skip loudly elsewhere).
+//! ([`pki`]), the real binaries as child processes and bounded wait loops ([`process`]), scraping
+//! and checking `/metrics` with a real Prometheus ([`metrics`]), a daemon's usage-error exit
+//! ([`cli`]), and the policy for tests that need an external tool ([`tools`]: fail in CI, skip
+//! loudly elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cli;
 pub mod metrics;
 pub mod pki;
 pub mod process;
