@@ -122,7 +122,7 @@ finish() {
   "$CLUSTER" down >>"$OUT/logs/cluster.log" 2>&1
   host_snapshot "$OUT/host-after" "$STATE"
   left=$(ns_processes_of "$OUT/ns-ids")
-  if diff -u "$OUT/host-before" "$OUT/host-after" >"$OUT/host-diff" && [[ -z "$left" ]]; then
+  if host_diff "$OUT/host-before" "$OUT/host-after" >"$OUT/host-diff" && [[ -z "$left" ]]; then
     result host-clean '{"name": "host-clean", "pass": true, "detail": "iptables, nft, mounts, netns, links, routes, cgroups, sysctls, node files, processes: as before up"}'
   else
     result host-clean "$(jq -n --arg d "$(head -c 2000 "$OUT/host-diff")" --arg l "$left" \

@@ -40,6 +40,19 @@ host_snapshot() {
   } >"$out"
 }
 
+# host_diff BEFORE AFTER: `diff -u` of two host_snapshot files (status 1 when they differ), except
+# that a cgroup present before and gone after is not a difference: the host's own process
+# supervisor makes and removes a cgroup per job while the cluster runs, and a cgroup that went away
+# is nothing left behind. A cgroup that appeared still is.
+host_diff() {
+  local before=$1 after=$2
+  diff -u --label "$before" --label "$after" <(awk -v after="$after" '
+    BEGIN { while ((getline line < after) > 0) { if (line ~ /^## /) sec = line; if (sec == "## cgroups") kept[line] = 1 } }
+    /^## / { sec = $0 }
+    sec == "## cgroups" && !/^## / && !($0 in kept) { next }
+    { print }' "$before") "$after"
+}
+
 # ns_processes_of IDS_FILE: processes still in a network or mount namespace listed (one id per
 # line, as readlink prints them) in IDS_FILE, e.g. the node's $STATE/ns-ids saved after `up`.
 ns_processes_of() {

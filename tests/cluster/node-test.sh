@@ -34,7 +34,7 @@ finish() {
   fi
   "$CLUSTER" down || rc=1
   snapshot "$WORK/after"
-  if ! diff -u "$WORK/before" "$WORK/after" >&2; then
+  if ! host_diff "$WORK/before" "$WORK/after" >&2; then
     say "FAIL: the host differs after down (diff above: - before up, + after down)"
     rc=1
   fi
