@@ -15,31 +15,20 @@ use outrigger_agent::pipeline::{ReaderConfig, run_reader};
 use outrigger_agent::record::ByteBudget;
 use outrigger_agent::server;
 use outrigger_agent::sink::{self, Kind, SinkConfig};
-use outrigger_daemon::cli::{self, usage_exit};
+use outrigger_daemon::start::{self, Signals};
 
 const BIN: &str = "outrigger-agent";
 
 fn main() -> ExitCode {
-    let cli: Cli = match cli::parse(BIN) {
+    let cfg = match start::configure(BIN, |cli: Cli| {
+        cli.validate()
+            .map_err(|msg| format!("invalid configuration: {msg}"))
+    }) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let cfg = match cli.validate() {
-        Ok(c) => c,
-        Err(msg) => return usage_exit(BIN, &format!("invalid configuration: {msg}")),
-    };
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.cli.log))
-        .with_writer(std::io::stderr)
-        .init();
-    match run(cfg) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "fatal");
-            ExitCode::FAILURE
-        }
-    }
+    start::logging(&cfg.cli.log);
+    start::exit_code(&run(cfg), "fatal")
 }
 
 fn run(cfg: Config) -> anyhow::Result<()> {
@@ -63,9 +52,7 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     };
     let metrics = Arc::new(Metrics::new(enabled).with_node(NodeCollector::new(&cli.host_root)));
     let meta = Arc::new(MetaStore::default());
-    let listener = tokio::net::TcpListener::bind(cfg.metrics_addr)
-        .await
-        .with_context(|| format!("binding --metrics {}", cfg.metrics_addr))?;
+    let listener = start::bind("--metrics", cfg.metrics_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "metrics endpoint listening");
     tokio::spawn(server::serve(listener, metrics.clone()));
     if cfg.kube {
@@ -144,15 +131,13 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
         })
     };
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut signals = Signals::install()?;
     // The reader and the sink tasks only end on their own after a failure (a checkpoint that can
     // not be written, a panic). The agent would then stay "ready" while shipping nothing, so it
     // exits instead and lets the kubelet restart it: the checkpoints hold only acknowledged
     // offsets, so nothing is lost.
     let failed = tokio::select! {
-        _ = term.recv() => { tracing::info!("SIGTERM: flushing"); None }
-        _ = int.recv() => { tracing::info!("SIGINT: flushing"); None }
+        stop = signals.recv() => { tracing::info!("{}: flushing", stop.name()); None }
         Some(done) = tasks.join_next() => Some(match done {
             Err(e) if e.is_panic() => anyhow::anyhow!("a sink task panicked"),
             _ => anyhow::anyhow!("a sink task ended"),
