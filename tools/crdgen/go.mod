@@ -1,5 +1,5 @@
 // Module context for controller-gen: the Flux controllers whose root modules the Go module proxy
-// refuses get their CRDs generated from their published `api` modules (scripts/lib/tools-schemas.sh).
+// refuses get their CRDs generated from their published `api` modules (tools/install/schemas.sh).
 // go.sum pins the graph; the versions match tools/versions.sh (CRD_GEN_MODULES).
 module outrigger.local/tools/crdgen
 

@@ -1,4 +1,4 @@
-// Fallback only (scripts/lib/tools-terraform.sh): builds OpenTofu as `terraform` on a machine
+// Fallback only (tools/install/terraform.sh): builds OpenTofu as `terraform` on a machine
 // without one. opentofu's go.mod has a replace directive, so `go install ...@version` refuses it;
 // the same replace is repeated here and go.sum pins the graph.
 module outrigger.local/tools/opentofu
