@@ -19,6 +19,12 @@ Subcommands:
   tfdocs [--check]  Write terraform/README.md's reference tables from the HCL (--check: fail when
                     out of date).
   invariants F..    The agent's security and placement contract on rendered chart files.
+  app-invariants F..  The app chart's contract: Pod Security "restricted", rollout rules and the
+                    sidecar wiring on rendered files (app_chart).
+  library-consumer F  The sidecar library's settings as rendered into its consumer fixture.
+  drain-token       Print the proxy's drain token of the Deployment rendered on stdin.
+  admit STATE F..   Dry-run every object on the kube-test-env API server in STATE, and admit a Pod
+                    from every pod template under enforce=restricted (admission).
 """
 
 from __future__ import annotations
@@ -76,6 +82,22 @@ def run(argv: list[str]) -> int:
         from .agent_invariants import cmd_invariants
 
         cmd_invariants(args)
+    elif cmd == "app-invariants" and args:
+        from .app_chart import cmd_app_invariants
+
+        cmd_app_invariants(args)
+    elif cmd == "library-consumer" and len(args) == 1:
+        from .app_chart import cmd_library_consumer
+
+        cmd_library_consumer(args[0])
+    elif cmd == "drain-token" and not args:
+        from .app_chart import drain_token
+
+        print(drain_token(sys.stdin.read()))
+    elif cmd == "admit" and len(args) >= 2:
+        from .admission import cmd_admit
+
+        cmd_admit(Path(args[0]), args[1:])
     else:
         print(f"FAIL: bad usage: {' '.join(argv)}\n{__doc__}", file=sys.stderr)
         return 1

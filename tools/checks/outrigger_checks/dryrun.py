@@ -23,6 +23,8 @@ class Api:
         self.ctx = ssl.create_default_context(cafile=str(state / "ca.crt"))
         self.ctx.load_cert_chain(str(state / "admin.crt"), str(state / "admin.key"))
         self.kinds: dict[tuple[str, str], tuple[str, bool]] = {}
+        # The Warning headers of the last call (deprecated fields, PodSecurity "warn" mode...).
+        self.warnings: list[str] = []
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         import urllib.error
@@ -31,8 +33,10 @@ class Api:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
+        self.warnings = []
         try:
             with urllib.request.urlopen(req, context=self.ctx, timeout=30) as r:
+                self.warnings = r.headers.get_all("Warning") or []
                 return r.status, json.loads(r.read() or b"{}")
         except urllib.error.HTTPError as e:
             raw = e.read()
