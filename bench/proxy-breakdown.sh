@@ -14,7 +14,8 @@
 # Layout as in bench/proxy.sh (proxy pinned to CPU 0; load generator + upstream on CPU 1).
 #
 # Usage: bench/proxy-breakdown.sh   (SECS=6 per run; BREAKDOWN_VARIANTS="outrigger-proxy nginx
-#        haproxy"; output also in $OUT, default bench/proxy/breakdown.md; ~4 minutes)
+#        haproxy", any of bench/proxy.sh's variants, and outrigger-proxy-nopark: parking off;
+#        output also in $OUT, default bench/proxy/breakdown.md; ~4 minutes)
 # Needs: perf (run as root, or perf_event_paranoid <= 1 and tracefs access), nginx, haproxy,
 # wrk, h2load, taskset.
 # shellcheck source=scripts/lib/env.sh
@@ -30,7 +31,7 @@ BIN="${OUTRIGGER_PROXY_BIN:-$CARGO_TARGET_DIR/release/outrigger-proxy}"
 FLOOR_BIN="$CARGO_TARGET_DIR/release/examples/hyper_floor"
 PROF_TARGET="$CARGO_TARGET_DIR/profiling"
 PROF_BIN="$PROF_TARGET/release/outrigger-proxy"
-BASE_BIN=""
+BASE_BIN="${OUTRIGGER_PROXY_BASE_BIN:-}"
 PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 CONNS=32
