@@ -10,7 +10,8 @@
 # - for outrigger-proxy, the top symbols by self time (`perf record -g`, 4 kHz) at 1k req/s and
 #   at saturation. That needs symbols: a second build of this tree with symbols and frame
 #   pointers (in $CARGO_TARGET_DIR/profiling, built here when missing) runs for the profile only;
-#   all counts come from the release binary the benchmarks measure.
+#   all counts come from the release binary the benchmarks measure. OUTRIGGER_PROXY_PROF_BIN
+#   names another symbol build to profile (e.g. of an older commit, with OUTRIGGER_PROXY_BIN).
 # Layout as in bench/proxy.sh (proxy pinned to CPU 0; load generator + upstream on CPU 1).
 #
 # Usage: bench/proxy-breakdown.sh   (SECS=6 per run; BREAKDOWN_VARIANTS="outrigger-proxy nginx
@@ -30,7 +31,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$OUTRIGGER_ROOT/target}"
 BIN="${OUTRIGGER_PROXY_BIN:-$CARGO_TARGET_DIR/release/outrigger-proxy}"
 FLOOR_BIN="$CARGO_TARGET_DIR/release/examples/hyper_floor"
 PROF_TARGET="$CARGO_TARGET_DIR/profiling"
-PROF_BIN="$PROF_TARGET/release/outrigger-proxy"
+PROF_BIN="${OUTRIGGER_PROXY_PROF_BIN:-$PROF_TARGET/release/outrigger-proxy}"
 BASE_BIN="${OUTRIGGER_PROXY_BASE_BIN:-}"
 PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
