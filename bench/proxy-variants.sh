@@ -51,7 +51,6 @@ http {
   client_body_temp_path $T/ng; proxy_temp_path $T/ng; fastcgi_temp_path $T/ng;
   uwsgi_temp_path $T/ng; scgi_temp_path $T/ng;
   keepalive_requests 1000000;
-  http2_max_requests 1000000;
   upstream app { server 127.0.0.1:$UP_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NG_PORT backlog=4096;
