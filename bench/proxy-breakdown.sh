@@ -11,7 +11,8 @@
 #   at saturation. That needs symbols: a second build of this tree with symbols and frame
 #   pointers (in $CARGO_TARGET_DIR/profiling, built here when missing) runs for the profile only;
 #   all counts come from the release binary the benchmarks measure. OUTRIGGER_PROXY_PROF_BIN
-#   names another symbol build to profile (e.g. of an older commit, with OUTRIGGER_PROXY_BIN).
+#   names another symbol build to profile, OUTRIGGER_PROXY_BASE_PROF_BIN the base's (profiled
+#   first, at the same regimes).
 # Layout as in bench/proxy.sh (proxy pinned to CPU 0; load generator + upstream on CPU 1).
 #
 # Usage: bench/proxy-breakdown.sh   (SECS=6 per run; BREAKDOWN_VARIANTS="outrigger-proxy nginx
@@ -120,24 +121,30 @@ for v in "${VARIANTS[@]}"; do
   done
 done
 
-# Profiles of outrigger-proxy (the symbol build) at 1k req/s and at saturation.
+# Profiles of outrigger-proxy (the symbol build) at 1k req/s and at saturation; of the base too
+# when OUTRIGGER_PROXY_BASE_PROF_BIN names its symbol build.
 PROFILES=""
-for g in 1k max; do
-  echo "== perf record: outrigger-proxy (symbols) at $g" >&2
-  BIN="$PROF_BIN" start_variant outrigger-proxy
+profile() { # label symbol-binary regime
+  echo "== perf record: $1 (symbols) at $3" >&2
+  BIN="$2" start_variant outrigger-proxy
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
-  perf record -F 4000 -g -o "$T/perf-$g.data" -p "$VPID" -- bash -c "$(declare -f load tree_pids); $(declare -p T SECS CONNS LOAD_CPU VPORT); load $g prof-$g" \
+  perf record -F 4000 -g -o "$T/perf.data" -p "$VPID" -- bash -c "$(declare -f load tree_pids); $(declare -p T SECS CONNS LOAD_CPU VPORT); load $3 prof-$3" \
     >"$T/n" 2>/dev/null || true
   n=$(tail -1 "$T/n")
   stop_variant
-  PROFILES+=$'\n'"**outrigger-proxy at $g** ($n requests; samples by self time, top 25 symbols; [k] kernel):"$'\n\n```\n'
-  PROFILES+="$(perf report -i "$T/perf-$g.data" --no-children --sort sym --stdio -q 2>/dev/null |
-    grep -v '^$' | grep -E '^ +[0-9.]+%' | head -25)"
-  PROFILES+=$'\n```\n'
-  PROFILES+=$'\nBy shared object:\n\n```\n'
-  PROFILES+="$(perf report -i "$T/perf-$g.data" --no-children --sort dso --stdio -q 2>/dev/null |
+  PROFILES+=$'\n'"**$1 at $3** ($n requests; samples by self time, top 25 symbols; [k] kernel):"$'\n\n```\n'
+  PROFILES+="$(perf report -i "$T/perf.data" --no-children --sort sym --stdio -q 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | head -25)"
+  PROFILES+=$'\n```\n\nBy shared object:\n\n```\n'
+  PROFILES+="$(perf report -i "$T/perf.data" --no-children --sort dso --stdio -q 2>/dev/null |
     grep -E '^ +[0-9.]+%' | head -8)"
   PROFILES+=$'\n```\n'
+}
+for g in 1k max; do
+  if [[ -n "${OUTRIGGER_PROXY_BASE_PROF_BIN:-}" ]]; then
+    profile outrigger-proxy-base "$OUTRIGGER_PROXY_BASE_PROF_BIN" "$g"
+  fi
+  profile outrigger-proxy "$PROF_BIN" "$g"
 done
 
 {
