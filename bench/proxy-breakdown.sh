@@ -133,10 +133,10 @@ profile() { # label symbol-binary regime
   n=$(tail -1 "$T/n")
   stop_variant
   PROFILES+=$'\n'"**$1 at $3** ($n requests; samples by self time, top 25 symbols; [k] kernel):"$'\n\n```\n'
-  PROFILES+="$(perf report -i "$T/perf.data" --no-children --sort sym --stdio -q 2>/dev/null |
+  PROFILES+="$(perf report -i "$T/perf.data" --no-children -g none --sort sym --stdio -q 2>/dev/null |
     grep -E '^ +[0-9.]+%' | head -25)"
   PROFILES+=$'\n```\n\nBy shared object:\n\n```\n'
-  PROFILES+="$(perf report -i "$T/perf.data" --no-children --sort dso --stdio -q 2>/dev/null |
+  PROFILES+="$(perf report -i "$T/perf.data" --no-children -g none --sort dso --stdio -q 2>/dev/null |
     grep -E '^ +[0-9.]+%' | head -8)"
   PROFILES+=$'\n```\n'
 }
