@@ -65,12 +65,14 @@ regimes_table() {
         # Counted only if every request succeeded: a variant answering errors fast is no figure.
         out=$(taskset -c "$LOAD_CPU" h2load -c "$REGIME_CONNS" -m10 -D "$MAX_DURATION" \
           "http://127.0.0.1:$VH2PORT/" 2>&1 || true)
+        echo "$out" >"$T/rg-$v-h2c-$r.out"
         H2C[$v]+="$(awk '/^finished in/ {rps = $4}
           /^requests:/ {errs = $10 + $12}
-          /^status codes:/ {ok = $2; bad = $6 + $8}
+          /^status codes:/ {ok = $3; bad = $7 + $9}
           END { if (rps != "" && ok > 0 && !bad && !errs) printf "%d", rps; else print "failed" }' <<<"$out") "
       fi
-      echo "   1k: ${L1[$v]} ms, CPU ${CPU1[$v]##* }; 5k: ${L5[$v]} ms; max -c$REGIME_CONNS ${MAX32[$v]}; h2c ${H2C[$v]:-}" >&2
+      echo "   1k: ${L1[$v]} ms, CPU-ms/1k: ${CPU1[$v]}; 5k: ${L5[$v]} ms, ${CPU5[$v]}; max -c$REGIME_CONNS: ${MAX32[$v]}; h2c: ${H2C[$v]:-}" >&2
+      if [[ "${H2C[$v]:-}" == *failed* ]]; then grep -E '^(finished|requests|status)' "$T/rg-$v-h2c-$r.out" >&2 || true; fi
       stop_variant
     done
     local d1 d5

@@ -201,8 +201,8 @@ percentiles() { # h2load --log-file [skip-µs] -> "p50 p99 p99.9" in ms over the
     }'
 }
 
-median_of() { # "space-separated numbers" printf-format -> their median, formatted
-  tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v f="$2" '
+median_of() { # "space-separated numbers" printf-format -> their median, formatted ("-": none)
+  tr ' ' '\n' <<<"$1" | { grep . || true; } | sort -g | awk -v f="$2" '
     { v[NR] = $1 }
     END {
       if (NR == 0) { print "-"; exit }
