@@ -79,6 +79,11 @@ load() {
 
 pid_list() { tree_pids "$VPID" | paste -sd, -; }
 
+# attach PERF-PID / detach: a perf tool attached to the proxy's pids in the background (so that
+# neither the load generator nor a wrapper shell is counted), stopped with SIGINT after the load.
+attach() { PERF_PID=$1; sleep 0.5; }
+detach() { kill -INT "$PERF_PID" 2>/dev/null || true; wait "$PERF_PID" 2>/dev/null || true; }
+
 voluntary() { # voluntary context switches of every thread of the process tree
   local total=0 p t v
   for p in $(tree_pids "$VPID"); do
@@ -98,11 +103,13 @@ for v in "${VARIANTS[@]}"; do
     echo "== breakdown: $v at $g" >&2
     start_variant "$v"
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
-    # Counting run: perf stat for as long as the load runs.
+    # Counting run: perf stat, attached to the proxy only, for as long as the load runs.
     vol0=$(voluntary)
     perf stat -x, -o "$T/stat" -e task-clock,raw_syscalls:sys_enter,context-switches \
-      -p "$(pid_list)" -- bash -c "$(declare -f load tree_pids); $(declare -p T SECS CONNS LOAD_CPU VPORT); load $g $v-$g-stat" \
-      >"$T/n" 2>/dev/null || true
+      -p "$(pid_list)" >/dev/null 2>&1 &
+    attach $!
+    load "$g" "$v-$g-stat" >"$T/n"
+    detach
     vol1=$(voluntary)
     n=$(tail -1 "$T/n"); n=${n:-0}
     read -r clock sys ctx <<<"$(awk -F, '
@@ -110,8 +117,10 @@ for v in "${VARIANTS[@]}"; do
       END { print c + 0, s + 0, x + 0 }' "$T/stat")"
     ROWS+=("| $v | $g | $n | $(per "$(awk -v c="$clock" 'BEGIN { print c * 1000 }')" "$n" "%.1f") | $(per "$sys" "$n") | $(per "$ctx" "$n") | $(per $((vol1 - vol0)) "$n") |")
     # Naming run: the same load under perf trace -s.
-    perf trace -s -p "$(pid_list)" -o "$T/trace" -- bash -c "$(declare -f load tree_pids); $(declare -p T SECS CONNS LOAD_CPU VPORT); load $g $v-$g-trace" \
-      >"$T/n" 2>/dev/null || true
+    perf trace -s -p "$(pid_list)" -o "$T/trace" >/dev/null 2>&1 &
+    attach $!
+    load "$g" "$v-$g-trace" >"$T/n"
+    detach
     n=$(tail -1 "$T/n"); n=${n:-0}
     SYSCALL_ROWS+=("| $v | $g | $(awk -v n="$n" '
       $1 ~ /^[a-z_0-9]+$/ && $2 ~ /^[0-9]+$/ && NF >= 8 { c[$1] += $2 }
@@ -128,8 +137,10 @@ profile() { # label symbol-binary regime
   echo "== perf record: $1 (symbols) at $3" >&2
   BIN="$2" start_variant outrigger-proxy
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
-  perf record -F 4000 -g -o "$T/perf.data" -p "$VPID" -- bash -c "$(declare -f load tree_pids); $(declare -p T SECS CONNS LOAD_CPU VPORT); load $3 prof-$3" \
-    >"$T/n" 2>/dev/null || true
+  perf record -F 4000 -g -o "$T/perf.data" -p "$VPID" >/dev/null 2>&1 &
+  attach $!
+  load "$3" "prof-$3" >"$T/n"
+  detach
   n=$(tail -1 "$T/n")
   stop_variant
   PROFILES+=$'\n'"**$1 at $3** ($n requests; samples by self time, top 25 symbols; [k] kernel):"$'\n\n```\n'
