@@ -145,10 +145,10 @@ profile() { # label symbol-binary regime
   stop_variant
   PROFILES+=$'\n'"**$1 at $3** ($n requests; samples by self time, top 25 symbols; [k] kernel):"$'\n\n```\n'
   PROFILES+="$(perf report -i "$T/perf.data" --no-children -g none --sort sym --stdio -q 2>/dev/null |
-    grep -E '^ +[0-9.]+%' | head -25)"
+    grep -E '^ +[0-9.]+%' | sed -n 1,25p)"
   PROFILES+=$'\n```\n\nBy shared object:\n\n```\n'
   PROFILES+="$(perf report -i "$T/perf.data" --no-children -g none --sort dso --stdio -q 2>/dev/null |
-    grep -E '^ +[0-9.]+%' | head -8)"
+    grep -E '^ +[0-9.]+%' | sed -n 1,8p)"
   PROFILES+=$'\n```\n'
 }
 for g in 1k max; do
