@@ -104,17 +104,6 @@ impl ParkTimer {
             self.fired = false;
             // From when the exchange ended (recorded then), saving a clock read per request.
             self.due = track.idle_since().unwrap_or_else(Instant::now) + after;
-            // A lazily moved timer fires at its old deadline first: on a connection whose
-            // exchanges come less than a delay apart, that is a wake-up of an idle task for
-            // nothing, about one per request at sidecar rates. So one that would fire within
-            // half a delay of this exchange's end is moved now: while exchanges come less than
-            // a delay apart it never fires, and a busy connection still moves it at most about
-            // twice per delay (see `a_park_timer_moved_in_time_never_fires_early`).
-            if let Some(sleep) = self.sleep.as_mut()
-                && sleep.deadline() + after / 2 < self.due
-            {
-                sleep.as_mut().reset(self.due);
-            }
         }
         if self.fired {
             return;
@@ -285,52 +274,7 @@ impl<T: AsyncWrite> AsyncWrite for HeadGuard<T> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-    use std::task::{Wake, Waker};
-
-    use super::*;
-
-    #[derive(Default)]
-    struct CountWakes(AtomicUsize);
-
-    impl Wake for CountWakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-
-    #[tokio::test]
-    async fn a_park_timer_moved_in_time_never_fires_early() {
-        // Exchanges ending 120 ms apart on a connection parked after 200 ms: the timer must
-        // neither wake the connection's task nor report it due while they keep coming (a timer
-        // left at an old deadline fires 200 ms after the first exchange). Real time; the gap
-        // has 80 ms of slack either side before the check means something else.
-        let track = ConnTrack::new();
-        let after = Duration::from_millis(200);
-        let mut timer = ParkTimer {
-            after: Some(after),
-            sleep: None,
-            due: track.epoch,
-            armed_for: None,
-            fired: false,
-            conn_generation: track.generation(),
-        };
-        let wakes = Arc::new(CountWakes::default());
-        let waker = Waker::from(wakes.clone());
-        let mut cx = Context::from_waker(&waker);
-        for _ in 0..6 {
-            track.begin().end(true, Instant::now());
-            timer.check(&track, false, &mut cx);
-            tokio::time::sleep(Duration::from_millis(120)).await;
-        }
-        assert_eq!(wakes.0.load(Ordering::Acquire), 0, "woken early");
-        assert!(!track.park_due.load(Ordering::Acquire));
-        // Once the exchanges stop, it fires after the delay.
-        tokio::time::sleep(after).await;
-        assert_eq!(wakes.0.load(Ordering::Acquire), 1);
-        timer.check(&track, false, &mut cx);
-        assert!(track.park_due.load(Ordering::Acquire));
-    }
+    use super::contains_head_end;
 
     #[test]
     fn a_head_is_whole_only_with_its_blank_line() {
