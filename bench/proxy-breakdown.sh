@@ -139,7 +139,7 @@ profile() { # label symbol-binary regime
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
   perf record -F 4000 -g -o "$T/perf.data" -p "$VPID" >/dev/null 2>&1 &
   attach $!
-  load "$3" "prof-$3" >"$T/n"
+  load "$3" "prof-$1-$3" >"$T/n"
   detach
   n=$(tail -1 "$T/n")
   stop_variant
