@@ -13,6 +13,10 @@
 #   all counts come from the release binary the benchmarks measure. OUTRIGGER_PROXY_PROF_BIN
 #   names another symbol build to profile, OUTRIGGER_PROXY_BASE_PROF_BIN the base's (profiled
 #   first, at the same regimes).
+# - memory with 1,000 busy connections (MEM_VARIANTS, default outrigger-proxy hyper-floor
+#   nginx): idle VmRSS, then VmRSS and RssAnon 3 s into wrk -t1 -c1000 -d4s, the connections to
+#   the app at that moment (ss), VmHWM after it, and the RSS added per connection (inbound plus
+#   app connections). MEMORY_ONLY=1 runs just this part.
 # Layout as in bench/proxy.sh (proxy pinned to CPU 0; load generator + upstream on CPU 1).
 #
 # Usage: bench/proxy-breakdown.sh   (SECS=6 per run; BREAKDOWN_VARIANTS="outrigger-proxy nginx
@@ -37,13 +41,16 @@ BASE_BIN="${OUTRIGGER_PROXY_BASE_BIN:-}"
 PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 CONNS=32
-# shellcheck disable=SC2206 # word splitting of the override is intended
+# shellcheck disable=SC2206 # word splitting of the overrides is intended
 VARIANTS=(${BREAKDOWN_VARIANTS:-outrigger-proxy nginx haproxy})
+# shellcheck disable=SC2206
+MEM_VARIANTS=(${MEM_VARIANTS:-outrigger-proxy hyper-floor nginx})
 REGIMES=(1k 5k max)
+if [[ "${MEMORY_ONLY:-0}" == 1 ]]; then VARIANTS=() REGIMES=(); fi
 # shellcheck source=bench/proxy-variants.sh
 source "$(dirname "$0")/proxy-variants.sh"
 
-require_tools bench/proxy-breakdown.sh perf nginx haproxy wrk h2load taskset
+require_tools bench/proxy-breakdown.sh perf nginx haproxy wrk h2load taskset ss
 build_proxy_binaries
 if [[ ! -x "$PROF_BIN" ]]; then
   echo "building outrigger-proxy with symbols and frame pointers for perf record..." >&2
@@ -151,27 +158,56 @@ profile() { # label symbol-binary regime
     grep -E '^ +[0-9.]+%' | sed -n 1,8p)"
   PROFILES+=$'\n```\n'
 }
-for g in 1k max; do
+for g in "${REGIMES[@]}"; do
+  [[ "$g" == 5k ]] && continue
   if [[ -n "${OUTRIGGER_PROXY_BASE_PROF_BIN:-}" ]]; then
     profile outrigger-proxy-base "$OUTRIGGER_PROXY_BASE_PROF_BIN" "$g"
   fi
   profile outrigger-proxy "$PROF_BIN" "$g"
 done
 
+MEM_ROWS=()
+for v in "${MEM_VARIANTS[@]}"; do
+  echo "== memory with 1,000 busy connections: $v" >&2
+  start_variant "$v"
+  taskset -c "$LOAD_CPU" wrk -t1 -c4 -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
+  sleep 0.5
+  idle=$(rss_kib "$VPID")
+  taskset -c "$LOAD_CPU" wrk -t1 -c1000 -d4s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 &
+  wrk_pid=$!
+  sleep 3
+  busy=$(rss_kib "$VPID") anon=$(status_kib "$VPID" RssAnon)
+  app=$(ss -tnH state established "( dport = :$UP_PORT )" | wc -l)
+  wait "$wrk_pid" || true
+  hwm=$(status_kib "$VPID" VmHWM)
+  stop_variant
+  MEM_ROWS+=("| $v | $(mib "$idle") | $(mib "$busy") ($(mib "$anon")) | $(mib "$hwm") | $app | $(per $((busy - idle)) $((1000 + app)) "%.1f") |")
+done
+
 {
   echo "$(run_line); commit $(git -C "$OUTRIGGER_ROOT" rev-parse --short HEAD)"
   echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; $CONNS keep-alive connections; 1k / 5k: h2load --h1 at that total rate for ${SECS}s; max: wrk -t1 -c$CONNS -d${SECS}s; one run per figure"
-  echo
-  echo "| variant | regime | requests | CPU-ms per 1k req (task-clock) | syscalls per req | context switches per req | voluntary (sleeps) per req |"
-  echo "|---|---|---|---|---|---|---|"
-  printf '%s\n' "${ROWS[@]}"
-  echo
-  echo "Syscalls by name per request (perf trace -s, a separate run of the same load; ≥ 0.01 per request):"
-  echo
-  echo "| variant | regime | syscalls per request |"
-  echo "|---|---|---|"
-  printf '%s\n' "${SYSCALL_ROWS[@]}"
+  if (( ${#ROWS[@]} > 0 )); then
+    echo
+    echo "| variant | regime | requests | CPU-ms per 1k req (task-clock) | syscalls per req | context switches per req | voluntary (sleeps) per req |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+    echo
+    echo "Syscalls by name per request (perf trace -s, a separate run of the same load; ≥ 0.01 per request):"
+    echo
+    echo "| variant | regime | syscalls per request |"
+    echo "|---|---|---|"
+    printf '%s\n' "${SYSCALL_ROWS[@]}"
+  fi
   echo "$PROFILES"
+  if (( ${#MEM_ROWS[@]} > 0 )); then
+    echo
+    echo "Memory with 1,000 busy connections (wrk -t1 -c1000; busy = 3 s in; app connections counted with ss at that moment):"
+    echo
+    echo "| variant | idle RSS (MiB) | RSS busy (RssAnon) (MiB) | VmHWM (MiB) | app connections | KiB added per connection (inbound + app) |"
+    echo "|---|---|---|---|---|---|"
+    printf '%s\n' "${MEM_ROWS[@]}"
+  fi
 } >"$T/out.md"
 cat "$T/out.md"
 cp "$T/out.md" "$OUT"
