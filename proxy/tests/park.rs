@@ -281,22 +281,3 @@ async fn a_connection_woken_right_after_parking_backs_off() {
 
     s.hello().await;
 }
-
-/// A connection whose requests come a few delays apart (here 100 ms at a 40 ms delay, well under
-/// five delays) is parked at most while its delay backs off past its gap (40 ms, then 80 ms),
-/// not before every request.
-#[tokio::test]
-async fn a_busy_connection_stops_being_parked() {
-    let app = App::start().await;
-    let proxy = Proxy::start(app.addr, &["--park-after", "40ms"], &[]).await;
-    let parks = |text: String| metric(&text, "outrigger_proxy_parks_total", &[]);
-    let mut s = Conn::open(&proxy).await;
-    for _ in 0..8 {
-        s.hello().await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    s.hello().await;
-    let n = parks(proxy.metrics().await);
-    // 2 on time; a third if a stall of the machine stretched one gap past the backed-off delay.
-    assert!((1.0..=3.0).contains(&n), "{n} parks over 9 requests");
-}

@@ -16,27 +16,18 @@ use crate::metrics::Metrics;
 /// Upper bound of a connection's backed-off park delay.
 const MAX_PARK_AFTER: Duration = Duration::from_secs(1);
 
-/// A connection whose requests come less than this many configured delays apart is busy: parking
-/// it would free its buffers only for a gap shorter than the cost of winding hyper down and up
-/// (and of the timer wake-up that starts it) is worth, once per request. 5 × the default 10 ms:
-/// 20 requests per second and more on one connection.
-const BUSY_GAP_DELAYS: u32 = 5;
-
 /// The park delay for a connection's next idle period, after a park that lasted `parked_for`.
-/// A busy connection (its request came back within [`BUSY_GAP_DELAYS`] configured delays of the
-/// previous response), or one whose request came back before the current delay had passed again
-/// (requests about one delay apart), would have hyper wound down and up for every request (CPU,
-/// a timer wake-up, and latency for the request that meets a parked connection). So its delay
-/// doubles (up to [`MAX_PARK_AFTER`]) until its requests no longer meet a parked connection; a
-/// longer park restores the configured `base`.
+/// A request that comes back before the current delay has passed again means the connection's
+/// requests come about one delay apart: parking it at the same delay would wind hyper down and
+/// up for every request (CPU, plus latency for the request that meets a wind-down). So the
+/// delay doubles (up to [`MAX_PARK_AFTER`]); a longer park restores the configured `base`.
 pub(super) fn next_park_after(
     base: Option<Duration>,
     current: Option<Duration>,
     parked_for: Duration,
 ) -> Option<Duration> {
     let (base, current) = (base?, current?);
-    let gap = current + parked_for;
-    if parked_for < current || gap < base * BUSY_GAP_DELAYS {
+    if parked_for < current {
         Some((current * 2).min(MAX_PARK_AFTER.max(base)))
     } else {
         Some(base)
@@ -100,22 +91,10 @@ mod tests {
     }
 
     #[test]
-    fn park_delay_backs_off_for_busy_connections() {
-        // Requests 32 ms apart (31 per second): parked after 10 ms for 22 ms, then after 20 ms
-        // for 12 ms; at 40 ms the connection is no longer parked between requests.
-        let base = Some(10 * MS);
-        assert_eq!(next_park_after(base, base, 22 * MS), Some(20 * MS));
-        assert_eq!(next_park_after(base, Some(20 * MS), 12 * MS), Some(40 * MS));
-        // Just under five delays apart is busy; five and more is not.
-        assert_eq!(next_park_after(base, base, 39 * MS), Some(20 * MS));
-        assert_eq!(next_park_after(base, base, 40 * MS), base);
-    }
-
-    #[test]
     fn a_long_park_restores_the_configured_delay() {
         let base = Some(10 * MS);
         assert_eq!(next_park_after(base, Some(640 * MS), 640 * MS), base);
-        assert_eq!(next_park_after(base, base, 45 * MS), base);
+        assert_eq!(next_park_after(base, base, 11 * MS), base);
         // Parking off stays off; a base above the cap is never lowered by backing off.
         assert_eq!(next_park_after(None, None, MS), None);
         let big = Some(5 * MAX_PARK_AFTER);
