@@ -26,26 +26,51 @@ echo "building the base proxy at $(git -C "$WT" rev-parse --short HEAD) (target 
 export OUTRIGGER_PROXY_BASE_BIN="$BASE_TARGET/release/outrigger-proxy"
 export BENCH_VARIANTS="${BENCH_VARIANTS:-direct outrigger-proxy-base outrigger-proxy nginx}"
 export OUT="${OUT:-$OUT_DIR/results.md}"
+export OUT_REGIMES="${OUT_REGIMES:-$OUT_DIR/regimes.md}"
 "$ROOT/bench/proxy.sh"
 
 # Ratios this/base, column by column: numbers only (the "a / b / c" cells split into their parts).
-python3 - "$OUT" "$BASE_REV" <<'PY'
-import re, sys
-path, base_rev = sys.argv[1], sys.argv[2]
-rows = [l.strip().strip("|").split("|") for l in open(path) if l.startswith("|")]
-head = [c.strip() for c in rows[0]]
-cells = {r[0].strip(): [c.strip() for c in r] for r in rows[2:]}
-base, this = cells.get("outrigger-proxy-base"), cells.get("outrigger-proxy")
-if not base or not this:
-    sys.exit("proxy-compare: both outrigger-proxy and outrigger-proxy-base rows are needed")
+# The first table has a row per variant, the regimes table (if it ran) a column per variant.
+python3 - "$OUT" "$OUT_REGIMES" "$BASE_REV" <<'PY'
+import os, re, sys
+path, regimes_path, base_rev = sys.argv[1:4]
 num = re.compile(r"[-+]?\d+(?:\.\d+)?")
-print(f"\nratios this / base ({base_rev}), per figure (below 1 is lower: better for latency, CPU, RSS; worse for req/s):")
-for name, b, t in zip(head[1:], base[1:], this[1:]):
-    if name.startswith("added"):  # a difference to direct: its ratio says nothing
-        continue
+
+
+def table(p):
+    if not os.path.exists(p):
+        return []
+    return [[c.strip() for c in l.strip().strip("|").split("|")] for l in open(p) if l.startswith("|")]
+
+
+def ratio_line(name, b, t, differences):
     bs, ts = num.findall(b.split("(")[0]), num.findall(t.split("(")[0])
     if not bs or len(bs) != len(ts):
-        continue
+        return
+    if differences:  # a difference to direct: compare the differences, not their ratio
+        print(f"- {name}: base {b}, this {t}")
+        return
     ratios = [f"{float(y) / float(x):.2f}" if float(x) != 0 else "-" for x, y in zip(bs, ts)]
     print(f"- {name}: {' / '.join(ratios)}  (base {b}, this {t})")
+
+
+rows = table(path)
+if rows:
+    head = rows[0]
+    cells = {r[0]: r for r in rows[2:]}
+    base, this = cells.get("outrigger-proxy-base"), cells.get("outrigger-proxy")
+    if not base or not this:
+        sys.exit("proxy-compare: both outrigger-proxy and outrigger-proxy-base rows are needed")
+    print(f"\nratios this / base ({base_rev}), per figure (below 1 is lower: better for latency, CPU, RSS; worse for req/s):")
+    for name, b, t in zip(head[1:], base[1:], this[1:]):
+        if not name.startswith("added"):
+            ratio_line(name, b, t, False)
+rows = table(regimes_path)
+if rows:
+    head = rows[0]
+    if "outrigger-proxy-base" in head and "outrigger-proxy" in head:
+        ib, it = head.index("outrigger-proxy-base"), head.index("outrigger-proxy")
+        print(f"\nregimes, this / base ({base_rev}):")
+        for r in rows[2:]:
+            ratio_line(r[0], r[ib], r[it], r[0].startswith("added"))
 PY

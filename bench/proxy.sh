@@ -5,14 +5,18 @@
 # $OUT, default bench/proxy/results.md) with: max req/s (wrk, median of ROUNDS interleaved
 # rounds), p50/p99/p99.9 at fixed 1k and 5k req/s (h2load --rps, per-request log), added latency
 # vs direct, CPU-ms per 1,000 requests (from /proc, during a separate 5k req/s run), RSS idle and
-# at 1,000 keep-alive connections.
+# at 1,000 keep-alive connections. Then a second table (bench/proxy-regimes.sh, written to
+# $OUT_REGIMES, default bench/proxy/regimes.md): the sidecar regimes of issue 21 as named rows
+# (1k and 5k req/s over 32 connections, peak RSS with 1,000 busy connections, idle RSS, max
+# req/s over 32 connections, h2c), one column per variant.
 #
 # Layout on a 2-core machine: the proxy under test is pinned to CPU 0; the load generator and the
 # upstream (nginx returning a 12-byte body) share CPU 1. Every variant sees the same upstream.
 #
 # Usage: bench/proxy.sh            (DURATION=10 ROUNDS=5 MAX_DURATION=5 by default; e.g.
 #                                   DURATION=5 ROUNDS=3 for a quick run; BENCH_VARIANTS picks and
-#                                   orders the variants; bench/proxy-compare.sh adds a base proxy)
+#                                   orders the variants; bench/proxy-compare.sh adds a base proxy;
+#                                   REGIMES_ONLY=1 runs just the regimes table, REGIMES=0 skips it)
 # Needs: nginx, haproxy, wrk, h2load (nghttp2-client), python3, taskset; builds the release
 # binaries with cargo first (OUTRIGGER_PROXY_BIN=path measures a given proxy binary instead).
 # shellcheck source=scripts/lib/env.sh
@@ -38,167 +42,21 @@ FLOOR_BIN="$CARGO_TARGET_DIR/release/examples/hyper_floor"
 BASE_BIN="${OUTRIGGER_PROXY_BASE_BIN:-}"
 PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
-UP_PORT=18081 OR_PORT=18443 OR_ADMIN=18191 NG_PORT=18444 HA_PORT=18445 FL_PORT=18446
-BASE_PORT=18447 BASE_ADMIN=18192
+# shellcheck source=bench/proxy-variants.sh
+source "$(dirname "$0")/proxy-variants.sh"
 
 require_tools bench/proxy.sh nginx haproxy wrk h2load python3 taskset
 build_proxy_binaries
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 T="$(mktemp -d)"
-PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$T"
 }
 trap cleanup EXIT
-
-
-# --- upstream app: nginx, 1 worker, on the load-generator CPU --------------------------------
-mkdir -p "$T/up" "$T/ng"
-cat >"$T/up/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $T/up/nginx.pid;
-error_log $T/up/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $T/up; proxy_temp_path $T/up; fastcgi_temp_path $T/up;
-  uwsgi_temp_path $T/up; scgi_temp_path $T/up;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP_PORT backlog=4096;
-    location / { default_type text/plain; return 200 "hello world\n"; }
-  }
-}
-EOF
-taskset -c "$LOAD_CPU" nginx -p "$T/up" -e "$T/up/error.log" -c "$T/up/nginx.conf" &
-PIDS+=($!)
-wait_port "$UP_PORT"
-
-# --- proxies under test, each pinned to PROXY_CPU ---------------------------------------------
-cat >"$T/ng/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $T/ng/nginx.pid;
-error_log $T/ng/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $T/ng; proxy_temp_path $T/ng; fastcgi_temp_path $T/ng;
-  uwsgi_temp_path $T/ng; scgi_temp_path $T/ng;
-  keepalive_requests 1000000;
-  upstream app { server 127.0.0.1:$UP_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NG_PORT backlog=4096;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-EOF
-cat >"$T/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-  option http-keep-alive
-  option forwardfor
-  http-reuse always
-frontend f
-  bind 127.0.0.1:$HA_PORT
-  default_backend b
-backend b
-  server app 127.0.0.1:$UP_PORT
-EOF
-
-start_variant() { # name -> sets VPID (pid whose process tree is measured) and VPORT
-  case "$1" in
-    direct) VPID="" VPORT=$UP_PORT ;;
-    outrigger-proxy)
-      OUTRIGGER_ACCESS_LOG=false taskset -c "$PROXY_CPU" "$BIN" --inbound "127.0.0.1:$OR_PORT" \
-        --admin "127.0.0.1:$OR_ADMIN" --app "127.0.0.1:$UP_PORT" --workers 1 \
-        >"$T/or.out" 2>"$T/or.err" &
-      VPID=$! VPORT=$OR_PORT ;;
-    outrigger-proxy-base)
-      [[ -x "$BASE_BIN" ]] || { echo "outrigger-proxy-base needs OUTRIGGER_PROXY_BASE_BIN" >&2; exit 1; }
-      OUTRIGGER_ACCESS_LOG=false taskset -c "$PROXY_CPU" "$BASE_BIN" --inbound "127.0.0.1:$BASE_PORT" \
-        --admin "127.0.0.1:$BASE_ADMIN" --app "127.0.0.1:$UP_PORT" --workers 1 \
-        >"$T/base.out" 2>"$T/base.err" &
-      VPID=$! VPORT=$BASE_PORT ;;
-    hyper-floor)
-      taskset -c "$PROXY_CPU" "$FLOOR_BIN" "127.0.0.1:$FL_PORT" "127.0.0.1:$UP_PORT" >"$T/fl.log" 2>&1 &
-      VPID=$! VPORT=$FL_PORT ;;
-    nginx)
-      taskset -c "$PROXY_CPU" nginx -p "$T/ng" -e "$T/ng/error.log" -c "$T/ng/nginx.conf" &
-      VPID=$! VPORT=$NG_PORT ;;
-    haproxy)
-      taskset -c "$PROXY_CPU" haproxy -db -f "$T/haproxy.cfg" >"$T/ha.log" 2>&1 &
-      VPID=$! VPORT=$HA_PORT ;;
-  esac
-  [[ -n "$VPID" ]] && PIDS+=("$VPID")
-  wait_port "$VPORT"
-  sleep 0.3
-}
-
-stop_variant() {
-  if [[ -n "$VPID" ]]; then
-    kill "$VPID" 2>/dev/null || true
-    wait "$VPID" 2>/dev/null || true
-  fi
-}
-
-tree_pids() { # pid and its children (nginx master + worker)
-  echo "$1"
-  pgrep -P "$1" || true
-}
-
-rss_kib() { # summed VmRSS of the process tree
-  local total=0 p v
-  for p in $(tree_pids "$1"); do
-    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
-    total=$((total + ${v:-0}))
-  done
-  echo "$total"
-}
-
-cpu_ticks() { # utime+stime of the process tree, in clock ticks
-  local u s
-  read -r u s <<<"$(cpu_split "$1")"
-  echo $((u + s))
-}
-
-cpu_split() { # "utime stime" of the process tree, in clock ticks
-  local u=0 s=0 p a b
-  for p in $(tree_pids "$1"); do
-    # Fields 14 and 15 of /proc/PID/stat; strip "pid (comm)" first since comm may hold spaces.
-    read -r a b <<<"$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13}' || echo "0 0")"
-    u=$((u + ${a:-0})) s=$((s + ${b:-0}))
-  done
-  echo "$u $s"
-}
-
-percentiles() { # h2load --log-file -> "p50 p99 p99.9" in ms
-  awk -F'\t' '$2 == 200 {print $3}' "$1" | sort -n | awk '
-    { v[NR] = $1 }
-    END {
-      if (NR == 0) { print "- - -"; exit }
-      i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
-      i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
-      i999 = int(NR * 0.999); if (i999 < 1) i999 = 1
-      printf "%.3f %.3f %.3f\n", v[i50] / 1000, v[i99] / 1000, v[i999] / 1000
-    }'
-}
+start_upstream
 
 fixed_rate() { # port rate-per-second logfile [warm-up [seconds]] -> prints succeeded count
   local port=$1 rate=$2 log=$3 warm=${4:-1} secs=${5:-$DURATION} clients rps
@@ -218,115 +76,112 @@ declare -A MAXRPS MAXRANGE MAXRATIO MAXCPU P1K A1K P5K CPU RSS0 RSS1K
 # shellcheck disable=SC2206 # word splitting of the override is intended
 VARIANTS=(${BENCH_VARIANTS:-direct outrigger-proxy hyper-floor nginx haproxy})
 
-median_of() { # "space-separated numbers" printf-format -> their median, formatted
-  tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v f="$2" '
-    { v[NR] = $1 }
-    END {
-      if (NR == 0) { print "-"; exit }
-      printf f, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    }'
-}
-
 us_per_req() { # clock-ticks requests -> CPU µs per request
   awk -v d="$1" -v hz="$CLK_TCK" -v n="${2:-0}" 'BEGIN { if (n > 0) printf "%.2f", d * 1e6 / hz / n; else print 0 }'
 }
 
-declare -A RUNS RATIOS ADD50 ADD99 USR SYS
-for r in $(seq 1 "$ROUNDS"); do
-  declare -A ROUND=() LAT=()
+main_table() {
+  declare -A RUNS RATIOS ADD50 ADD99 USR SYS
+  for r in $(seq 1 "$ROUNDS"); do
+    declare -A ROUND=() LAT=()
+    for v in "${VARIANTS[@]}"; do
+      echo "== max req/s and latency at 1k req/s, round $r/$ROUNDS: $v" >&2
+      start_variant "$v"
+      taskset -c "$LOAD_CPU" wrk -t1 -c64 -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
+      [[ -n "$VPID" ]] && read -r u0 s0 <<<"$(cpu_split "$VPID")"
+      out=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${MAX_DURATION}s" "http://127.0.0.1:$VPORT/")
+      ROUND[$v]=$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out")
+      RUNS[$v]+="${ROUND[$v]:-0} "
+      if [[ -n "$VPID" ]]; then
+        # CPU per request at max rate, user and kernel apart (the kernel's share is loopback TCP).
+        read -r u1 s1 <<<"$(cpu_split "$VPID")"
+        n=$(awk '/requests in/ {print $1}' <<<"$out")
+        USR[$v]+="$(us_per_req $((u1 - u0)) "$n") "
+        SYS[$v]+="$(us_per_req $((s1 - s0)) "$n") "
+      fi
+      fixed_rate "$VPORT" 1000 "$T/$v-1k-$r.log" 1 "$LAT_DURATION" >/dev/null
+      LAT[$v]=$(percentiles "$T/$v-1k-$r.log")
+      echo "   ${ROUND[$v]} req/s; at 1k req/s p50 p99 p99.9 (ms): ${LAT[$v]}" >&2
+      stop_variant
+    done
+    read -r rd50 rd99 _ <<<"${LAT[direct]}"
+    for v in "${VARIANTS[@]}"; do
+      read -r r50 r99 _ <<<"${LAT[$v]}"
+      ADD50[$v]+="$(awk -v a="$r50" -v b="$rd50" 'BEGIN { printf "%.4f", a - b }') "
+      ADD99[$v]+="$(awk -v a="$r99" -v b="$rd99" 'BEGIN { printf "%.4f", a - b }') "
+      RATIOS[$v]+="$(awk -v a="${ROUND[$v]:-0}" -v b="${ROUND[nginx]:-0}" 'BEGIN { if (b > 0) printf "%.4f", a / b; else print 0 }') "
+    done
+  done
   for v in "${VARIANTS[@]}"; do
-    echo "== max req/s and latency at 1k req/s, round $r/$ROUNDS: $v" >&2
-    start_variant "$v"
-    taskset -c "$LOAD_CPU" wrk -t1 -c64 -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
-    [[ -n "$VPID" ]] && read -r u0 s0 <<<"$(cpu_split "$VPID")"
-    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${MAX_DURATION}s" "http://127.0.0.1:$VPORT/")
-    ROUND[$v]=$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out")
-    RUNS[$v]+="${ROUND[$v]:-0} "
-    if [[ -n "$VPID" ]]; then
-      # CPU per request at max rate, user and kernel apart (the kernel's share is loopback TCP).
-      read -r u1 s1 <<<"$(cpu_split "$VPID")"
-      n=$(awk '/requests in/ {print $1}' <<<"$out")
-      USR[$v]+="$(us_per_req $((u1 - u0)) "$n") "
-      SYS[$v]+="$(us_per_req $((s1 - s0)) "$n") "
+    MAXRPS[$v]=$(median_of "${RUNS[$v]}" "%d")
+    MAXRANGE[$v]=$(tr ' ' '\n' <<<"${RUNS[$v]}" | grep . | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
+    MAXRATIO[$v]=$(median_of "${RATIOS[$v]}" "%.2f")
+    if [[ -n "${USR[$v]:-}" ]]; then
+      MAXCPU[$v]="$(median_of "${USR[$v]}" "%.1f") / $(median_of "${SYS[$v]}" "%.1f")"
+    else
+      MAXCPU[$v]="-"
     fi
-    fixed_rate "$VPORT" 1000 "$T/$v-1k-$r.log" 1 "$LAT_DURATION" >/dev/null
-    LAT[$v]=$(percentiles "$T/$v-1k-$r.log")
-    echo "   ${ROUND[$v]} req/s; at 1k req/s p50 p99 p99.9 (ms): ${LAT[$v]}" >&2
+    cat "$T/$v"-1k-*.log >"$T/$v-1k.log"
+    P1K[$v]=$(percentiles "$T/$v-1k.log")
+    A1K[$v]="$(median_of "${ADD50[$v]}" "%+.3f") / $(median_of "${ADD99[$v]}" "%+.3f")"
+  done
+
+  for v in "${VARIANTS[@]}"; do
+    echo "== $v" >&2
+    start_variant "$v"
+    # warm up, then idle RSS
+    taskset -c "$LOAD_CPU" wrk -t1 -c4 -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
+    sleep 0.5
+    if [[ -n "$VPID" ]]; then RSS0[$v]=$(rss_kib "$VPID"); else RSS0[$v]="-"; fi
+
+    fixed_rate "$VPORT" 5000 "$T/$v-5k.log" >/dev/null
+    P5K[$v]=$(percentiles "$T/$v-5k.log")
+
+    # CPU per request: a separate 5k req/s run without warm-up, so every request is counted.
+    if [[ -n "$VPID" ]]; then
+      c0=$(cpu_ticks "$VPID")
+      done5k=$(fixed_rate "$VPORT" 5000 "$T/$v-cpu.log" 0)
+      c1=$(cpu_ticks "$VPID")
+      CPU[$v]=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="${done5k:-0}" \
+        'BEGIN { if (n > 0) printf "%.1f", d * 1000 / hz / (n / 1000); else print "-" }')
+    else
+      CPU[$v]="-"
+    fi
+
+    if [[ -n "$VPID" ]]; then
+      coproc HOLD { taskset -c "$LOAD_CPU" python3 "$OUTRIGGER_ROOT/bench/proxy/hold_conns.py" 127.0.0.1 "$VPORT" 1000; }
+      read -r ready_line <&"${HOLD[0]}" || true
+      sleep 0.5
+      RSS1K[$v]=$(rss_kib "$VPID")
+      eval "exec ${HOLD[1]}>&-"
+      wait "$HOLD_PID" 2>/dev/null || true
+      [[ "$ready_line" == "ready 1000" ]] || RSS1K[$v]="failed"
+    else
+      RSS1K[$v]="-"
+    fi
     stop_variant
   done
-  read -r rd50 rd99 _ <<<"${LAT[direct]}"
-  for v in "${VARIANTS[@]}"; do
-    read -r r50 r99 _ <<<"${LAT[$v]}"
-    ADD50[$v]+="$(awk -v a="$r50" -v b="$rd50" 'BEGIN { printf "%.4f", a - b }') "
-    ADD99[$v]+="$(awk -v a="$r99" -v b="$rd99" 'BEGIN { printf "%.4f", a - b }') "
-    RATIOS[$v]+="$(awk -v a="${ROUND[$v]:-0}" -v b="${ROUND[nginx]:-0}" 'BEGIN { if (b > 0) printf "%.4f", a / b; else print 0 }') "
-  done
-done
-for v in "${VARIANTS[@]}"; do
-  MAXRPS[$v]=$(median_of "${RUNS[$v]}" "%d")
-  MAXRANGE[$v]=$(tr ' ' '\n' <<<"${RUNS[$v]}" | grep . | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
-  MAXRATIO[$v]=$(median_of "${RATIOS[$v]}" "%.2f")
-  if [[ -n "${USR[$v]:-}" ]]; then
-    MAXCPU[$v]="$(median_of "${USR[$v]}" "%.1f") / $(median_of "${SYS[$v]}" "%.1f")"
-  else
-    MAXCPU[$v]="-"
-  fi
-  cat "$T/$v"-1k-*.log >"$T/$v-1k.log"
-  P1K[$v]=$(percentiles "$T/$v-1k.log")
-  A1K[$v]="$(median_of "${ADD50[$v]}" "%+.3f") / $(median_of "${ADD99[$v]}" "%+.3f")"
-done
 
-for v in "${VARIANTS[@]}"; do
-  echo "== $v" >&2
-  start_variant "$v"
-  # warm up, then idle RSS
-  taskset -c "$LOAD_CPU" wrk -t1 -c4 -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
-  sleep 0.5
-  if [[ -n "$VPID" ]]; then RSS0[$v]=$(rss_kib "$VPID"); else RSS0[$v]="-"; fi
+  added() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%+.3f", a - b }'; }
 
-  fixed_rate "$VPORT" 5000 "$T/$v-5k.log" >/dev/null
-  P5K[$v]=$(percentiles "$T/$v-5k.log")
+  read -r d5p50 d5p99 d5p999 <<<"${P5K[direct]}"
+  {
+    run_line
+    echo "Tools: $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}'), h2load $(h2load --version | awk '{print $2}'); outrigger-proxy $("$BIN" --version | awk '{print $2}') --workers 1, access log off"
+    echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; HTTP/1.1 keep-alive; each of $ROUNDS interleaved rounds runs every variant for wrk -t1 -c64 -d${MAX_DURATION}s and h2load at 1k req/s for ${LAT_DURATION}s; max req/s: median (range) of the rounds, vs nginx: median of the per-round ratios; @1k percentiles over all rounds' requests, added @1k: median of the per-round differences to direct; @5k, CPU and RSS: one ${DURATION}s run per variant"
+    echo
+    echo "| variant | max req/s (wrk -c64), median (range) | vs nginx | CPU µs per req at max, user / kernel | p50 / p99 / p99.9 @1k (ms) | added p50 / p99 @1k (ms) | p50 / p99 / p99.9 @5k (ms) | added p99 @5k (ms) | CPU-ms per 1k req | RSS idle (MiB) | RSS 1k conns (MiB) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for v in "${VARIANTS[@]}"; do
+      read -r a b c <<<"${P1K[$v]}"
+      read -r e f g <<<"${P5K[$v]}"
+      echo "| $v | ${MAXRPS[$v]} (${MAXRANGE[$v]}) | ${MAXRATIO[$v]} | ${MAXCPU[$v]} | $a / $b / $c | ${A1K[$v]} | $e / $f / $g | $(added "$f" "$d5p99") | ${CPU[$v]} | $(mib "${RSS0[$v]}") | $(mib "${RSS1K[$v]}") |"
+    done
+  } | tee "$OUT"
+  : "${d5p50:=}" "${d5p999:=}"
+}
 
-  # CPU per request: a separate 5k req/s run without warm-up, so every request is counted.
-  if [[ -n "$VPID" ]]; then
-    c0=$(cpu_ticks "$VPID")
-    done5k=$(fixed_rate "$VPORT" 5000 "$T/$v-cpu.log" 0)
-    c1=$(cpu_ticks "$VPID")
-    CPU[$v]=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="${done5k:-0}" \
-      'BEGIN { if (n > 0) printf "%.1f", d * 1000 / hz / (n / 1000); else print "-" }')
-  else
-    CPU[$v]="-"
-  fi
-
-  if [[ -n "$VPID" ]]; then
-    coproc HOLD { taskset -c "$LOAD_CPU" python3 "$OUTRIGGER_ROOT/bench/proxy/hold_conns.py" 127.0.0.1 "$VPORT" 1000; }
-    read -r ready_line <&"${HOLD[0]}" || true
-    sleep 0.5
-    RSS1K[$v]=$(rss_kib "$VPID")
-    eval "exec ${HOLD[1]}>&-"
-    wait "$HOLD_PID" 2>/dev/null || true
-    [[ "$ready_line" == "ready 1000" ]] || RSS1K[$v]="failed"
-  else
-    RSS1K[$v]="-"
-  fi
-  stop_variant
-done
-
-mib() { [[ "$1" =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || echo "$1"; }
-added() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%+.3f", a - b }'; }
-
-read -r d5p50 d5p99 d5p999 <<<"${P5K[direct]}"
-{
-  run_line
-  echo "Tools: $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}'), h2load $(h2load --version | awk '{print $2}'); outrigger-proxy $("$BIN" --version | awk '{print $2}') --workers 1, access log off"
-  echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; HTTP/1.1 keep-alive; each of $ROUNDS interleaved rounds runs every variant for wrk -t1 -c64 -d${MAX_DURATION}s and h2load at 1k req/s for ${LAT_DURATION}s; max req/s: median (range) of the rounds, vs nginx: median of the per-round ratios; @1k percentiles over all rounds' requests, added @1k: median of the per-round differences to direct; @5k, CPU and RSS: one ${DURATION}s run per variant"
-  echo
-  echo "| variant | max req/s (wrk -c64), median (range) | vs nginx | CPU µs per req at max, user / kernel | p50 / p99 / p99.9 @1k (ms) | added p50 / p99 @1k (ms) | p50 / p99 / p99.9 @5k (ms) | added p99 @5k (ms) | CPU-ms per 1k req | RSS idle (MiB) | RSS 1k conns (MiB) |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
-  for v in "${VARIANTS[@]}"; do
-    read -r a b c <<<"${P1K[$v]}"
-    read -r e f g <<<"${P5K[$v]}"
-    echo "| $v | ${MAXRPS[$v]} (${MAXRANGE[$v]}) | ${MAXRATIO[$v]} | ${MAXCPU[$v]} | $a / $b / $c | ${A1K[$v]} | $e / $f / $g | $(added "$f" "$d5p99") | ${CPU[$v]} | $(mib "${RSS0[$v]}") | $(mib "${RSS1K[$v]}") |"
-  done
-} | tee "$OUT"
-: "${d5p50:=}" "${d5p999:=}"
+# shellcheck source=bench/proxy-regimes.sh
+source "$(dirname "$0")/proxy-regimes.sh"
+if [[ "${REGIMES_ONLY:-0}" != 1 ]]; then main_table; fi
+if [[ "${REGIMES:-1}" != 0 ]]; then regimes_table; fi
