@@ -58,16 +58,7 @@ if [[ ! -x "$PROF_BIN" ]]; then
     CARGO_PROFILE_RELEASE_DEBUG=line-tables-only RUSTFLAGS="-C force-frame-pointers=yes" \
     cargo build --release -p outrigger-proxy --bin outrigger-proxy >&2)
 fi
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-T="$(mktemp -d)"
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$T"
-}
-trap cleanup EXIT
-start_upstream
+bench_start
 
 # load REGIME TAG: runs the regime's load against VPORT; prints the requests it completed.
 load() {

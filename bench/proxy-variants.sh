@@ -2,8 +2,8 @@
 # shellcheck disable=SC2034 # the ports and VH2PORT are read by the scripts that source this
 # The variants that bench/proxy.sh and bench/proxy-breakdown.sh put in front of one upstream:
 # their configs, starting and stopping them, and reading a variant's process tree from /proc.
-# Sourced after bench/lib.sh; the caller sets T (a scratch dir), BIN, FLOOR_BIN, BASE_BIN,
-# PROXY_CPU and LOAD_CPU, and kills the pids it finds in PIDS on exit.
+# Sourced after bench/lib.sh; the caller sets BIN, FLOOR_BIN, BASE_BIN, PROXY_CPU and LOAD_CPU,
+# then calls bench_start (scratch dir T, cleanup on exit, the upstream).
 
 UP_PORT=18081 OR_PORT=18443 OR_ADMIN=18191 NG_PORT=18444 HA_PORT=18445 FL_PORT=18446
 BASE_PORT=18447 BASE_ADMIN=18192
@@ -12,26 +12,50 @@ BASE_PORT=18447 BASE_ADMIN=18192
 NG_H2_PORT=18448 HA_H2_PORT=18449 NOPARK_PORT=18450 NOPARK_ADMIN=18193
 PIDS=()
 
-# --- upstream app: nginx, 1 worker, on the load-generator CPU --------------------------------
-start_upstream() {
-  mkdir -p "$T/up" "$T/ng"
-  cat >"$T/up/nginx.conf" <<EOF
+# bench_start: a scratch dir T, removed on exit after every process in PIDS is stopped; then
+# the upstream.
+bench_start() {
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  T="$(mktemp -d)"
+  trap bench_cleanup EXIT
+  start_upstream
+}
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+
+# nginx_head DIR: the start of an nginx.conf shared by the upstream and the nginx variant (one
+# worker, state and temp files in DIR, no access log, unlimited keep-alive), open at `http {`.
+nginx_head() {
+  cat <<EOF
 worker_processes 1;
 daemon off;
-pid $T/up/nginx.pid;
-error_log $T/up/error.log warn;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
 events { worker_connections 8192; }
 http {
   access_log off;
-  client_body_temp_path $T/up; proxy_temp_path $T/up; fastcgi_temp_path $T/up;
-  uwsgi_temp_path $T/up; scgi_temp_path $T/up;
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1;
+  uwsgi_temp_path $1; scgi_temp_path $1;
   keepalive_requests 1000000;
+EOF
+}
+
+# --- upstream app: nginx, 1 worker, on the load-generator CPU --------------------------------
+start_upstream() {
+  mkdir -p "$T/up" "$T/ng"
+  {
+    nginx_head "$T/up"
+    cat <<EOF
   server {
     listen 127.0.0.1:$UP_PORT backlog=4096;
     location / { default_type text/plain; return 200 "hello world\n"; }
   }
 }
 EOF
+  } >"$T/up/nginx.conf"
   taskset -c "$LOAD_CPU" nginx -p "$T/up" -e "$T/up/error.log" -c "$T/up/nginx.conf" &
   PIDS+=($!)
   wait_port "$UP_PORT"
@@ -40,17 +64,9 @@ EOF
 
 # --- proxies under test, each pinned to PROXY_CPU ---------------------------------------------
 write_proxy_configs() {
-  cat >"$T/ng/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $T/ng/nginx.pid;
-error_log $T/ng/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $T/ng; proxy_temp_path $T/ng; fastcgi_temp_path $T/ng;
-  uwsgi_temp_path $T/ng; scgi_temp_path $T/ng;
-  keepalive_requests 1000000;
+  {
+    nginx_head "$T/ng"
+    cat <<EOF
   upstream app { server 127.0.0.1:$UP_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NG_PORT backlog=4096;
@@ -64,6 +80,7 @@ http {
   }
 }
 EOF
+  } >"$T/ng/nginx.conf"
   cat >"$T/haproxy.cfg" <<EOF
 global
   nbthread 1

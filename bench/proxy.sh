@@ -47,16 +47,7 @@ source "$(dirname "$0")/proxy-variants.sh"
 
 require_tools bench/proxy.sh nginx haproxy wrk h2load python3 taskset
 build_proxy_binaries
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-T="$(mktemp -d)"
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$T"
-}
-trap cleanup EXIT
-start_upstream
+bench_start
 
 fixed_rate() { # port rate-per-second logfile [warm-up [seconds]] -> prints succeeded count
   local port=$1 rate=$2 log=$3 warm=${4:-1} secs=${5:-$DURATION} clients rps
