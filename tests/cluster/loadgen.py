@@ -35,10 +35,19 @@ class Tally:
         self.latencies: list[float] = []
         self.failures: list[dict[str, object]] = []
         self.sent = 0
+        # Requests started and not yet recorded: any still open when the run gives up on its
+        # workers count as failures, never as nothing.
+        self.in_flight = 0
+
+    def start(self) -> float:
+        with self.lock:
+            self.in_flight += 1
+        return time.monotonic()
 
     def record(self, started: float, t0: float, status: int | None, error: str | None, mode: str) -> None:
         took = time.monotonic() - started
         with self.lock:
+            self.in_flight -= 1
             self.sent += 1
             if status is not None:
                 self.status[str(status)] += 1
@@ -94,7 +103,7 @@ def worker(
             time.sleep(min(next_at - now, 0.05))
             continue
         next_at += interval
-        started = time.monotonic()
+        started = tally.start()
         status: int | None = None
         error: str | None = None
         try:
@@ -170,9 +179,17 @@ def main() -> int:
             break
         time.sleep(0.05)
     stop.set()
-    for t in threads:
-        t.join(timeout=args.timeout + 2)
+    # The load window ends here: no request starts after it. The rate is over this window only;
+    # waiting below for requests still in flight (up to a timeout each) sends nothing.
     elapsed = time.monotonic() - t0
+    give_up = time.monotonic() + 3 * args.timeout + 2  # connect, send and read may each time out
+    for t in threads:
+        t.join(timeout=max(0.0, give_up - time.monotonic()))
+    with tally.lock:
+        if tally.in_flight:
+            tally.errors["unfinished"] += tally.in_flight
+            tally.sent += tally.in_flight
+            tally.in_flight = 0
     lat = sorted(tally.latencies)
     ok = sum(n for s, n in tally.status.items() if s.startswith("2"))
     result = {

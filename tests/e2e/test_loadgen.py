@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from conftest import ROOT, free_port
@@ -111,3 +112,45 @@ def test_a_connection_closed_without_an_answer_is_a_failure() -> None:
         listener.close()
     assert r["succeeded"] == 0 and r["failed"] == r["sent"] > 0, r
     assert set(r["errors"]) <= {"closed_without_response", "connection_reset"}, r
+
+
+def test_a_request_hanging_at_the_end_is_a_failure_and_not_a_slower_rate() -> None:
+    # One request, 1 s into a 2.5 s run, gets no answer until after the client's 2 s timeout: it
+    # is still in flight when the run stops. It must count as a timeout, and waiting for it must
+    # not count as load time (the rate was once computed over the wait too, and a rollout whose
+    # last request hung looked like a load generator that could not keep up).
+    hung = threading.Event()
+    started = threading.Event()
+    t0: list[float] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            if not t0:
+                t0.append(time.monotonic())
+            if time.monotonic() - t0[0] > 1.0 and not started.is_set():
+                started.set()
+                hung.wait(5)
+                return
+            body = b"ok\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        r = load(f"http://127.0.0.1:{server.server_port}/", seconds=2.5)
+    finally:
+        hung.set()
+        server.shutdown()
+    assert started.is_set()
+    assert r["errors"] == {"timeout": 1}, r
+    assert r["failed"] == 1, r
+    assert r["seconds"] < 2.8, r
+    assert r["achieved_rate"] >= 90, r
