@@ -267,3 +267,21 @@ def test_invalid_configuration_exits_2_with_a_clear_message(tmp_path: Path) -> N
     )
     assert proc.returncode == 2
     assert "invalid configuration: PORT='eighty' is not an integer" in proc.stderr
+
+
+def test_a_metrics_dir_it_made_itself_is_removed_on_exit(tmp_path: Path) -> None:
+    # Without PROMETHEUS_MULTIPROC_DIR the server makes its own under TMPDIR; once it has exited
+    # nothing of it may be left (each run used to leave one behind in /tmp).
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    srv = start_server(tmp_path, PROMETHEUS_MULTIPROC_DIR="", TMPDIR=str(tmp), DRAIN_DELAY_SECONDS="0")
+    try:
+        made = list(tmp.glob("prometheus-multiproc-*"))
+        assert len(made) == 1, made
+        assert srv.request("/")[0] == 200
+        assert any(made[0].glob("*.db")), "the workers write their shards there"
+        srv.proc.send_signal(signal.SIGTERM)
+        assert _wait_exit(srv) == 0
+    finally:
+        stop_server(srv)
+    assert list(tmp.iterdir()) == []

@@ -14,8 +14,10 @@ Run: `python -m flask_hello_world.serve`.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -72,6 +74,10 @@ def _prepare_multiproc_dir() -> str:
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
     if not path:
         path = tempfile.mkdtemp(prefix="prometheus-multiproc-")
+        # Made here, so removed here when the master exits. Workers are forked from the master
+        # and inherit its exit handlers, so the handler checks that it runs in the master.
+        master = os.getpid()
+        atexit.register(lambda: os.getpid() == master and shutil.rmtree(path, ignore_errors=True))
     os.makedirs(path, exist_ok=True)
     for stale in glob.glob(os.path.join(path, "*.db")):
         os.remove(stale)
