@@ -107,6 +107,8 @@ class Procs:
                 "WEB_CONCURRENCY": "1",
                 "DRAIN_DELAY_SECONDS": str(drain_delay),
                 "GRACEFUL_TIMEOUT_SECONDS": "10",
+                # In the test's folder: a SIGKILLed server cannot remove a dir it made in /tmp.
+                "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / f"{name}-metrics"),
             },
             http=port,
         )
