@@ -192,17 +192,6 @@ cpu_ns() { # CPU time of every thread in the process tree, in ns (schedstat: exa
   echo "$total"
 }
 
-ctx_switches() { # voluntary+involuntary context switches of every thread in the process tree
-  local total=0 p t v
-  for p in $(tree_pids "$1"); do
-    for t in /proc/"$p"/task/*/status; do
-      v=$(awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ {s += $2} END {print s + 0}' "$t" 2>/dev/null || echo 0)
-      total=$((total + ${v:-0}))
-    done
-  done
-  echo "$total"
-}
-
 percentiles() { # h2load --log-file [skip-µs] -> "p50 p99 p99.9" in ms over the requests that
   # started at least skip-µs after the first one (connection setup and warm-up left out)
   awk -F'\t' -v skip="${2:-0}" '
