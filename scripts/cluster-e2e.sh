@@ -27,6 +27,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib/env.sh"
 # shellcheck source=scripts/lib/host-snapshot.sh
 source "$OUTRIGGER_ROOT/scripts/lib/host-snapshot.sh"
+# shellcheck source=scripts/lib/node-e2e.sh
+source "$OUTRIGGER_ROOT/scripts/lib/node-e2e.sh"
 cd "$OUTRIGGER_ROOT"
 
 CLUSTER=$OUTRIGGER_ROOT/scripts/cluster.sh
@@ -57,34 +59,6 @@ need() {
   done
 }
 
-# node_run CMD...: CMD inside the node's network and mount namespaces (like `cluster.sh exec`).
-# Entering a mount namespace moves the working directory to its root: every path given to a
-# command run this way must be absolute.
-node_run() { nsenter --target "$(cat "$STATE/holder.pid")" --mount --net -- "$@"; }
-k() { node_run kubectl --kubeconfig "$STATE/pki/admin.kubeconfig" "$@"; }
-helm_() { node_run helm --kubeconfig "$STATE/pki/admin.kubeconfig" "$@"; }
-
-# bg NAME CMD...: a background process inside the node's namespaces, stopped by finish (and,
-# being in those namespaces, by `cluster.sh down` in any case).
-bg() {
-  local name=$1
-  shift
-  # nsenter itself, not node_run: a backgrounded function would run in a subshell whose PID is
-  # not the command's; nsenter execs the command, so $! is the command's own PID.
-  nsenter --target "$(cat "$STATE/holder.pid")" --mount --net -- "$@" >"$OUT/logs/$name.log" 2>&1 &
-  echo $! >"$OUT/pids/$name"
-}
-stop_bg() {
-  local f pid
-  for f in "$OUT"/pids/*; do
-    [[ -f "$f" ]] || continue
-    pid=$(cat "$f")
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    rm -f "$f"
-  done
-}
-
 # result NAME JSON: one test's result (the summary reads every file).
 result() { printf '%s\n' "$2" >"$OUT/tests/$1.json"; }
 # run_test NAME FN ARGS...: FN in a subshell; if it fails before writing its result, the test is
@@ -105,12 +79,6 @@ run_test() {
   say "test $name: $(( SECONDS - start )) s"
 }
 
-diagnostics() {
-  {
-    echo "## pods"; k get pods -A -o wide
-    echo "## events"; k get events -A --sort-by=.lastTimestamp | tail -n 80
-  } >"$OUT/logs/diagnostics.log" 2>&1 || true
-}
 
 finish() {
   local rc=$? left
@@ -157,7 +125,7 @@ say "cluster up in $(( SECONDS - start_s )) s"
 tag() { jq -r --arg n "$1" '.images[] | select(.name == $n) | .tag' "$IMAGES/images.json"; }
 while IFS=$'\t' read -r name tag archive; do
   "$CLUSTER" push "$archive" "$name:$tag" >>"$OUT/logs/cluster.log" 2>&1
-done < <(jq -r '.images[] | [.name, .tag, .archive] | @tsv' "$IMAGES/images.json")
+done < <(jq -r '.images[] | select(.short != "flux") | [.name, .tag, .archive] | @tsv' "$IMAGES/images.json")
 T_PROXY=$(tag outrigger-proxy)
 T_AGENT=$(tag outrigger-agent)
 T_INJECTOR=$(tag outrigger-injector)
@@ -255,26 +223,6 @@ wait_settled() {
   done
   say "release $1 did not settle at $2 Ready pods in ${SETTLE_TIMEOUT} s"
   return 1
-}
-
-# load_start NAME URL: the load generator inside the node's namespace (through the Service).
-load_start() {
-  rm -f "$OUT/load/$1.stop" "$OUT/load/$1.ready"
-  bg "load-$1" python3 "$LOADGEN" --url "$2" --rate "$RATE" --duration 900 \
-    --stop-file "$OUT/load/$1.stop" --ready-file "$OUT/load/$1.ready" --out "$OUT/load/$1.json"
-  local i
-  for i in $(seq 1 50); do [[ -f "$OUT/load/$1.ready" ]] && break; sleep 0.2; done
-  sleep 3 # steady state before the action
-}
-load_stop() {
-  local pid
-  sleep 2 # the tail of the action (last endpoints updates) still under load
-  touch "$OUT/load/$1.stop"
-  pid=$(cat "$OUT/pids/load-$1")
-  wait "$pid" || true
-  rm -f "$OUT/pids/load-$1"
-  [[ -s "$OUT/load/$1.json" ]] || { say "load generator $1 wrote no result"; return 1; }
-  say "load $1: $(jq -c '{sent, failed, achieved_rate, status, errors}' "$OUT/load/$1.json")"
 }
 
 # rollout CASE RELEASE REPLICAS ACTION...: load through RELEASE's Service during ACTION, until the

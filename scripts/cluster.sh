@@ -194,6 +194,15 @@ server = "http://$REGISTRY"
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
+  # Images the Flux tree names (ghcr.io/outrigger-mesh/..., ghcr.io/stefanprodan/podinfo) come from
+  # the node's registry under the same path: the cluster's one swap for the image registry
+  # (docs/cluster.md, "GitOps"). The namespace has no route out, so ghcr.io itself is never tried.
+  mkdir -p "$c/certs.d/ghcr.io"
+  cat >"$c/certs.d/ghcr.io/hosts.toml" <<EOF
+server = "https://ghcr.io"
+[host."http://$REGISTRY"]
+  capabilities = ["pull", "resolve"]
+EOF
   cat >"$c/cni/10-outrigger.conflist" <<EOF
 {
   "cniVersion": "1.0.0",

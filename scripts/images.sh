@@ -8,7 +8,8 @@
 #        scripts/images.sh check [NAME...]   run each built image's program under podman
 #        scripts/images.sh list              print images.json
 #        scripts/images.sh clean             remove the state folder
-# NAME: proxy agent injector flask-hello-world podinfo pause (default: all of them).
+# NAME: proxy agent injector flask-hello-world podinfo pause (default: all of them), or flux: the
+# Flux controllers (FLUX_CONTROLLERS, built by scripts/tools.sh step flux) for make gitops-e2e.
 #
 # State: ${OUTRIGGER_IMAGES_DIR:-/tmp/outrigger-images}: podman storage (storage/), cargo and pip
 # caches (tmp/buildah-cache-0), the archives and images.json (out/), podinfo's chart (charts/).
@@ -34,6 +35,8 @@ PODINFO_VERSION=v1.8.1-0.20250910200901-e86405a8674e
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=http://deb.debian.org/debian
 ALL=(proxy agent injector flask-hello-world podinfo pause)
+# Built only when named: the GitOps e2e needs them, the cluster e2e does not.
+OPTIONAL=(flux)
 
 # shellcheck source=tools/versions.sh
 source "$OUTRIGGER_ROOT/tools/versions.sh"
@@ -294,6 +297,25 @@ pause_build() {
   record pause pause "${KUBERNETES_VERSION#v}" localhost/outrigger/pause:build
 }
 
+# The Flux controllers: each binary from scripts/tools.sh (step flux) on the runtime base, recorded as
+# flux-NAME (group flux); scripts/gitops-e2e.sh pushes them as fluxcd/NAME:PIN, the image
+# scripts/flux-install-manifests.sh names.
+flux_build() {
+  local spec name version bin ctx
+  for spec in "${FLUX_CONTROLLERS[@]}"; do
+    name=${spec%@*} version=${spec#*@}
+    bin="$OUTRIGGER_TOOLS/bin/$name"
+    [[ -x "$bin" ]] || fail "$bin missing: run scripts/tools.sh flux"
+    ctx="$STATE/work/flux/$name"
+    mkdir -p "$ctx"
+    cmp -s "$bin" "$ctx/controller" || cp "$bin" "$ctx/controller"
+    logged "flux-$name" podman_ build --pull=never --network none --cgroup-parent "$CGROUP_PARENT" \
+      --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" --build-arg "NAME=$name" --build-arg "VERSION=$version" \
+      -f "$OUTRIGGER_ROOT/tools/images/flux-controller.Dockerfile" -t "localhost/outrigger/flux-$name:build" "$ctx"
+    record flux "flux-$name" "${version#v}" "localhost/outrigger/flux-$name:build"
+  done
+}
+
 write_list() {
   local list="$STATE/images.json"
   jq -s '{images: (sort_by(.name))}' "$STATE"/list.d/*.json >"$list.new"
@@ -307,8 +329,8 @@ run_() { podman_ run --rm --network none --cgroup-parent "$CGROUP_PARENT" "$@"; 
 # check_one SHORT: the built image's own program runs under podman (so it links against what the
 # runtime base holds), and the image says what release.yml's build would (user, ports, labels).
 check_one() {
-  local short=$1 name ref out want_ports ports
-  name="$(image_name "$short")"
+  local short=$1 name=${2:-} ref out want_ports ports
+  [[ -n "$name" ]] || name="$(image_name "$short")"
   [[ -f "$STATE/list.d/$name.json" ]] || fail "$name: not built (scripts/images.sh build $short)"
   ref="$(jq -r .local "$STATE/list.d/$name.json")"
   case $short in
@@ -345,6 +367,11 @@ PY
       out="$(run_ "$ref" ./podinfo --version)" || fail "podinfo: --version failed: $out"
       [[ "$out" == "$(jq -r .version "$STATE/list.d/podinfo.json")" ]] || fail "podinfo: --version says '$out'"
       ;;
+    flux)
+      out="$(run_ "$ref" --help 2>&1)" || fail "$name: --help failed: $out"
+      grep -q -- '--metrics-addr' <<<"$out" || fail "$name: --help lists no --metrics-addr: $out"
+      [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 65534:65534 ]] || fail "$name: not user 65534"
+      ;;
     pause)
       out="$(run_ "$ref" -v)" || fail "pause: -v failed: $out"
       [[ "$out" == "pause.c $KUBERNETES_VERSION" ]] || fail "pause: -v says '$out'"
@@ -358,7 +385,7 @@ names() {
   local n
   (($# > 0)) || set -- "${ALL[@]}"
   for n in "$@"; do
-    [[ " ${ALL[*]} " == *" $n "* ]] || fail "unknown image $n (one of: ${ALL[*]})"
+    [[ " ${ALL[*]} ${OPTIONAL[*]} " == *" $n "* ]] || fail "unknown image $n (one of: ${ALL[*]} ${OPTIONAL[*]})"
     echo "$n"
   done
 }
@@ -376,6 +403,7 @@ case "$cmd" in
       case $n in
         podinfo) podinfo_build ;;
         pause) pause_build ;;
+        flux) flux_build ;;
         *) dockerfile_build "$n" ;;
       esac
     done
@@ -385,7 +413,13 @@ case "$cmd" in
   check)
     chosen="$(names "$@")"
     mapfile -t selected <<<"$chosen"
-    for n in "${selected[@]}"; do check_one "$n"; done
+    for n in "${selected[@]}"; do
+      if [[ $n == flux ]]; then
+        for spec in "${FLUX_CONTROLLERS[@]}"; do check_one flux "flux-${spec%@*}"; done
+      else
+        check_one "$n"
+      fi
+    done
     ;;
   list) cat "$STATE/images.json" ;;
   clean)

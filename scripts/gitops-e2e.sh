@@ -1,0 +1,390 @@
+#!/usr/bin/env bash
+# make gitops-e2e (issue 20): Flux reconciles this repository's own tree on the local node, and a
+# commit becomes a zero-downtime rollout, offline.
+#
+#   images    scripts/images.sh build (the daemons, the app, podinfo, and the Flux controllers from
+#             the toolchain's binaries), cached
+#   up        scripts/cluster.sh up; each image pushed under the name and tag the local cluster
+#             entry pulls (ghcr.io/... through containerd's mirror of the node's registry), the
+#             Flux controllers as fluxcd/NAME:PIN, podinfo's chart as an OCI artifact
+#   git       a clone of HEAD with one local commit (the run's SOPS-encrypted test Secrets, for a
+#             throw-away age key made here), served as a bare repository by
+#             scripts/lib/git-http-server.py on the node's address (push enabled, for Flux)
+#   flux      scripts/flux-install-manifests.sh (the `flux install` layout) on fixed Service IPs
+#             (no cluster DNS here), the sops-age Secret, and the sync objects for
+#             ./flux/clusters/local; every Kustomization and HelmRelease must become Ready, the
+#             Kustomizations in dependency order (secrets -> controllers -> configs -> apps)
+#   loop      under steady load through the app's Service (the cluster e2e's load generator):
+#             commit an app change -> the release build (scripts/images.sh, the release
+#             workflow's Dockerfile and build args) -> push the new semver tag -> Flux's image
+#             automation commits it to the local repository -> helm-controller rolls the app;
+#             zero failed requests; commit-to-Ready time
+#   bad image a release whose pods never get Ready: the rollout stalls with the old pods serving,
+#             zero failed requests, and Flux's alert reaches the local Alertmanager stand-in
+#   down      always (trap); the host must be as before `up`
+#
+# Writes target/cluster-e2e/gitops/summary.json and merges it into target/cluster-e2e/summary.json
+# under "gitops"; exits non-zero on any failure. Root, the toolchain (scripts/tools.sh: cluster,
+# flux, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the local node".
+set -euo pipefail
+# shellcheck source=scripts/lib/env.sh
+source "$(dirname "$0")/lib/env.sh"
+# shellcheck source=scripts/lib/host-snapshot.sh
+source "$OUTRIGGER_ROOT/scripts/lib/host-snapshot.sh"
+# shellcheck source=scripts/lib/node-e2e.sh
+source "$OUTRIGGER_ROOT/scripts/lib/node-e2e.sh"
+# shellcheck source=tools/versions.sh
+source "$OUTRIGGER_ROOT/tools/versions.sh"
+cd "$OUTRIGGER_ROOT"
+
+CLUSTER=$OUTRIGGER_ROOT/scripts/cluster.sh
+STATE=${OUTRIGGER_CLUSTER_DIR:-/tmp/outrigger-cluster}
+IMAGES=${OUTRIGGER_IMAGES_DIR:-/tmp/outrigger-images}
+OUT=$OUTRIGGER_ROOT/target/cluster-e2e/gitops
+SUMMARY=$OUTRIGGER_ROOT/target/cluster-e2e/summary.json
+GITOPS=$OUTRIGGER_ROOT/tests/cluster/gitops.py
+LOADGEN=$OUTRIGGER_ROOT/tests/cluster/loadgen.py
+RATE=${OUTRIGGER_E2E_RATE:-200}
+# How long Flux may take to bring the whole entry up, and one release to go through the loop.
+READY_TIMEOUT=${OUTRIGGER_GITOPS_READY_TIMEOUT:-900}
+LOOP_TIMEOUT=${OUTRIGGER_GITOPS_LOOP_TIMEOUT:-420}
+# scripts/cluster.sh's node address; flux/clusters/local names it for the registry and receiver.
+NODE_IP=10.240.0.10
+GIT_PORT=8418
+ALERT_PORT=9093
+SINK_PORT=3100
+# Free addresses of the Service range (10.242.0.0/24) for the Services other controllers address.
+SOURCE_IP=10.242.0.200
+EVENTS_IP=10.242.0.201
+APP_NS=hello
+APP=flask-hello-world
+REPLICAS=2
+KS_ORDER=cluster-secrets,infra-controllers,infra-configs,apps
+
+say() { printf 'gitops-e2e: %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+need() {
+  local t
+  [[ $(id -u) -eq 0 ]] || { skip_or_fail "make gitops-e2e" "needs root (the cluster and the image builds)"; exit 0; }
+  for t in git age-keygen sops helm kubectl kustomize openssl python3 jq podman nsenter curl base64 \
+    source-controller kustomize-controller helm-controller notification-controller \
+    image-reflector-controller image-automation-controller; do
+    command -v "$t" >/dev/null || { skip_or_fail "make gitops-e2e" "$t not installed (scripts/tools.sh)"; exit 0; }
+  done
+}
+
+# part NAME JSON: one part of the result; the summary joins them.
+part() { printf '%s\n' "$2" >"$OUT/parts/$1.json"; }
+
+finish() {
+  local rc=$? left
+  trap - EXIT
+  set +e
+  [[ $rc -eq 0 ]] || say "a step failed (exit $rc); diagnostics in $OUT/logs/"
+  if [[ -f "$STATE/holder.pid" ]]; then
+    diagnostics
+    {
+      k get gitrepositories,ocirepositories,kustomizations,helmreleases,imagerepositories,imagepolicies,imageupdateautomations -A
+      k -n flux-system logs deploy/image-automation-controller --tail=40
+      k -n flux-system logs deploy/helm-controller --tail=40
+    } >"$OUT/logs/flux.log" 2>&1
+  fi
+  stop_bg
+  "$CLUSTER" down >>"$OUT/logs/cluster.log" 2>&1
+  host_snapshot "$OUT/host-after" "$STATE"
+  left=$(ns_processes_of "$OUT/ns-ids")
+  if host_diff "$OUT/host-before" "$OUT/host-after" >"$OUT/host-diff" && [[ -z "$left" ]]; then
+    part host-clean '{"pass": true}'
+  else
+    part host-clean "$(jq -n --arg d "$(head -c 2000 "$OUT/host-diff")" --arg l "$left" \
+      '{pass: false, detail: ("host differs after down: " + $d + " processes left: " + $l)}')"
+  fi
+  [[ -f "$OUT/parts/steps.json" ]] || part steps "$(jq -n --arg d "stopped at: ${STEP:-setup}" '{pass: false, detail: $d}')"
+  jq -s --argjson seconds "$SECONDS" --arg rc "$rc" '
+    (map({(.key): .value}) | add) as $p
+    | {pass: ($rc == "0" and all(.[].value; .pass != false)), seconds: $seconds} + $p' \
+    < <(for f in "$OUT"/parts/*.json; do jq -c --arg k "$(basename "$f" .json)" '{key: $k, value: .}' "$f"; done) \
+    >"$OUT/summary.json" || rc=1
+  python3 "$GITOPS" summary --gitops "$OUT/summary.json" --out "$SUMMARY" || rc=1
+  [[ "$(jq -r .pass "$OUT/summary.json")" == true ]] || rc=1
+  say "$(jq -c '{pass, seconds, flux: .flux.seconds_to_ready, loop: (.loop | {commit_to_ready_s, sent: .load.sent, failed: .load.failed}), bad_image: (.bad_image | {held, alert: (.alerts | length), sent: .load.sent, failed: .load.failed}), host_clean: ."host-clean".pass}' "$OUT/summary.json" 2>/dev/null)"
+  say "summary: $OUT/summary.json ($SECONDS s)"
+  exit "$rc"
+}
+
+# ---- helpers --------------------------------------------------------------------------------------
+
+archive_of() { jq -r --arg n "$1" '.images[] | select(.name == $n) | .archive' "$IMAGES/images.json"; }
+svc_ip() { k -n "$1" get service "$2" -o jsonpath='{.spec.clusterIP}'; }
+now() { date +%s.%N; }
+since() { python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))' "$1" "$(now)"; }
+work_git() { git -C "$WORK" "$@"; }
+# push_work: the work clone's main to the local Git server (reachable inside the node only).
+push_work() { node_run git -C "$WORK" push -q origin main; }
+# next_patch X.Y.Z: X.Y.(Z+1)
+next_patch() { awk -F. '{ printf "%d.%d.%d\n", $1, $2, $3 + 1 }' <<<"$1"; }
+
+# app_pods_on TAG: exactly REPLICAS live app pods, all Ready, all running image tag TAG.
+app_pods_on() {
+  k -n "$APP_NS" get pods -l "app.kubernetes.io/instance=$APP" -o json | jq -e --argjson n "$REPLICAS" --arg tag ":$1" '
+    [.items[] | select(.metadata.deletionTimestamp == null)] as $live
+    | ($live | length) == $n and (.items | length) == $n
+    and all($live[]; any(.status.conditions[]?; .type == "Ready" and .status == "True"))
+    and all($live[]; any(.spec.containers[]; .image | endswith($tag)))' >/dev/null
+}
+# held GOOD BAD: REPLICAS live app pods on GOOD, all Ready, and no pod on BAD Ready.
+held_on() {
+  k -n "$APP_NS" get pods -l "app.kubernetes.io/instance=$APP" -o json | jq -e --argjson n "$REPLICAS" --arg good ":$1" --arg bad ":$2" '
+    def on($t): any(.spec.containers[]; .image | endswith($t));
+    def ready: any(.status.conditions[]?; .type == "Ready" and .status == "True");
+    [.items[] | select(.metadata.deletionTimestamp == null)] as $live
+    | ([$live[] | select(on($good) and ready)] | length) == $n
+    and ([.items[] | select(on($bad) and ready)] | length) == 0' >/dev/null
+}
+# pod_on TAG: some app pod runs image tag TAG (Ready or not).
+pod_on() {
+  k -n "$APP_NS" get pods -l "app.kubernetes.io/instance=$APP" -o json |
+    jq -e --arg tag ":$1" 'any(.items[]; any(.spec.containers[]; .image | endswith($tag)))' >/dev/null
+}
+# automation_committed TAG: Flux's image automation pushed a commit that sets TAG.
+automation_committed() {
+  [[ "$(git -C "$BARE" log -1 --format=%an main)" == fluxcdbot ]] &&
+    git -C "$BARE" show main -- flux/apps/local/flask-hello-world-values.yaml | grep -qE "^\+ +tag: \"?${1//./\\.}\"? "
+}
+# wait_until TIMEOUT WHAT CMD...: poll CMD every 2 s.
+wait_until() {
+  local timeout=$1 what=$2 start=$SECONDS
+  shift 2
+  until "$@"; do
+    (( SECONDS - start < timeout )) || { say "timed out after $timeout s waiting for $what"; return 1; }
+    sleep 2
+  done
+}
+
+# release NAME VERSION: commit what the caller changed in the work clone with the app's release
+# version bumped (as release-please's release PR does), push it, build the image the release
+# workflow would from that commit, push it as the new semver tag. Sets COMMIT_AT, BUILD_S.
+release() {
+  local name=$1 version=$2 start archive
+  # Flux's automation commits land on main between releases, as a bot's commits do upstream.
+  node_run git -C "$WORK" pull -q --rebase origin main
+  jq --arg v "$version" '."apps/flask-hello-world" = $v' "$WORK/.release-please-manifest.json" >"$OUT/manifest.json"
+  mv "$OUT/manifest.json" "$WORK/.release-please-manifest.json"
+  work_git add -A
+  work_git commit -q -m "$name (flask-hello-world $version)"
+  COMMIT_AT=$(now)
+  push_work
+  start=$(now)
+  OUTRIGGER_IMAGES_DIR=$IMAGES "$WORK/scripts/images.sh" build flask-hello-world >>"$OUT/logs/images.log" 2>&1 ||
+    die "release build of $version failed ($OUT/logs/images.log)"
+  archive=$(archive_of flask-hello-world)
+  "$CLUSTER" push "$archive" "outrigger-mesh/flask-hello-world:$version" >>"$OUT/logs/cluster.log" 2>&1
+  BUILD_S=$(since "$start")
+  say "$version: committed, built and pushed in $(since "$COMMIT_AT") s (build $BUILD_S s)"
+}
+
+# ---- setup ---------------------------------------------------------------------------------------
+
+need
+rm -rf "$OUT"
+mkdir -p "$OUT"/{logs,pids,load,parts,git,secrets,flux,charts,pki}
+"$CLUSTER" down >"$OUT/logs/cluster.log" 2>&1
+host_snapshot "$OUT/host-before" "$STATE"
+trap finish EXIT
+
+STEP=images
+say "images: scripts/images.sh build (log $OUT/logs/images.log)"
+start_s=$SECONDS
+scripts/images.sh build proxy agent injector flask-hello-world podinfo flux >"$OUT/logs/images.log" 2>&1 ||
+  { tail -n 30 "$OUT/logs/images.log" >&2; die "image build failed"; }
+say "images built in $(( SECONDS - start_s )) s"
+
+STEP=up
+"$CLUSTER" up >>"$OUT/logs/cluster.log" 2>&1 || { tail -n 30 "$OUT/logs/cluster.log" >&2; die "cluster up failed"; }
+cp "$STATE/ns-ids" "$OUT/ns-ids"
+[[ "$(node_run ip -4 -o addr show node0)" == *" $NODE_IP/"* ]] || die "the node's address is not $NODE_IP (scripts/cluster.sh changed?)"
+# The one node plays the apps pool, so the apps keep the placement they have on DOKS; the
+# infrastructure the local entry runs drops its infra-pool selector instead (a local swap).
+k label node --all doks.digitalocean.com/node-pool=apps >/dev/null
+while IFS=$'\t' read -r image tag; do
+  "$CLUSTER" push "$(archive_of "$image")" "outrigger-mesh/$image:$tag" >>"$OUT/logs/cluster.log" 2>&1
+done < <(python3 "$GITOPS" tags)
+"$CLUSTER" push "$(archive_of podinfo)" "stefanprodan/podinfo:$(jq -r '.images[] | select(.name == "podinfo") | .version' "$IMAGES/images.json")" \
+  >>"$OUT/logs/cluster.log" 2>&1
+for spec in "${FLUX_CONTROLLERS[@]}"; do
+  "$CLUSTER" push "$(archive_of "flux-${spec%@*}")" "fluxcd/${spec%@*}:${spec#*@}" >>"$OUT/logs/cluster.log" 2>&1
+done
+helm package "$IMAGES/charts/podinfo" -d "$OUT/charts" >/dev/null
+node_run helm push "$(ls "$OUT"/charts/podinfo-*.tgz)" "oci://$NODE_IP:5000/stefanprodan/charts" --plain-http \
+  >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of podinfo's chart failed"
+say "cluster up, images and podinfo's chart in the node's registry"
+
+# The agent ships to a Loki-compatible sink on the node's loopback (hostNetwork); Flux's alerts go
+# to the Alertmanager stand-in on the node's address.
+bg sink python3 "$OUTRIGGER_ROOT/scripts/lib/demo-sink.py" "$SINK_PORT" "$OUT/sink.jsonl"
+bg alerts python3 "$OUTRIGGER_ROOT/scripts/lib/alert-receiver.py" "$NODE_IP" "$ALERT_PORT" "$OUT/alerts.jsonl"
+
+STEP=git
+say "git: clone of HEAD + the run's encrypted Secrets, served on http://$NODE_IP:$GIT_PORT/outrigger.git"
+[[ -z "$(git status --porcelain)" ]] || say "WARNING: uncommitted changes are not in the local repository (it clones HEAD)"
+WORK=$OUT/git/work
+BARE=$OUT/git/outrigger.git
+git clone -q --no-local "$OUTRIGGER_ROOT" "$WORK"
+work_git checkout -q -B main
+work_git config user.name "gitops-e2e"
+work_git config user.email "gitops-e2e@outrigger.invalid"
+age-keygen -o "$OUT/secrets/age.agekey" 2>/dev/null
+recipient=$(age-keygen -y "$OUT/secrets/age.agekey")
+pki=$OUT/pki
+injector_host=outrigger-injector.outrigger-system.svc
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=outrigger-gitops-e2e-ca" \
+  -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=$injector_host" -keyout "$pki/tls.key" -out "$pki/tls.csr" 2>/dev/null
+printf 'subjectAltName=DNS:%s,DNS:%s.cluster.local\nextendedKeyUsage=serverAuth\n' "$injector_host" "$injector_host" >"$pki/ext"
+openssl x509 -req -in "$pki/tls.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
+  -extfile "$pki/ext" -out "$pki/tls.crt" 2>/dev/null
+k_offline() { kubectl create --dry-run=client -o yaml "$@"; }
+k_offline secret tls outrigger-injector-tls -n outrigger-system --cert "$pki/tls.crt" --key "$pki/tls.key" >"$OUT/secrets/tls.yaml"
+printf 'injector:\n  certificate:\n    caBundle: %s\n' "$(base64 -w0 "$pki/ca.crt")" >"$OUT/secrets/values.yaml"
+k_offline secret generic outrigger-local-values -n outrigger-system --from-file=values.yaml="$OUT/secrets/values.yaml" \
+  >"$OUT/secrets/values-secret.yaml"
+# sops runs outside the repository: the tree's .sops.yaml holds the staging/production rules only.
+sops_dir=$(mktemp -d)
+for pair in tls:outrigger-injector-tls values-secret:outrigger-local-values; do
+  cp "$OUT/secrets/${pair%%:*}.yaml" "$sops_dir/plain.yaml"
+  (cd "$sops_dir" && sops --encrypt --age "$recipient" --encrypted-regex '^(data|stringData)$' \
+    --input-type yaml --output-type yaml plain.yaml) >"$WORK/flux/secrets/local/${pair#*:}.sops.yaml"
+  echo "  - ${pair#*:}.sops.yaml" >>"$WORK/flux/secrets/local/kustomization.yaml"
+done
+rm -rf "$sops_dir"
+if grep -qF "$(base64 -w0 "$pki/tls.key" | head -c 40)" "$WORK"/flux/secrets/local/*.sops.yaml; then
+  die "the encrypted Secret holds the plaintext key"
+fi
+work_git add flux/secrets/local
+work_git commit -q -m "local: this run's SOPS-encrypted test Secrets"
+git clone -q --bare "$WORK" "$BARE"
+git -C "$BARE" config http.receivepack true
+work_git remote set-url origin "http://$NODE_IP:$GIT_PORT/outrigger.git"
+bg git python3 "$OUTRIGGER_ROOT/scripts/lib/git-http-server.py" --listen "$NODE_IP:$GIT_PORT" --root "$OUT/git"
+wait_until 30 "the Git server" node_run curl -fsS --max-time 2 -o /dev/null "http://$NODE_IP:$GIT_PORT/healthz"
+node_run git ls-remote "http://$NODE_IP:$GIT_PORT/outrigger.git" main >/dev/null || die "git ls-remote through the server failed"
+
+STEP=flux
+say "flux: install (scripts/flux-install-manifests.sh, images localhost:5000/fluxcd) and sync ./flux/clusters/local"
+IMAGE_REGISTRY=localhost:5000/fluxcd scripts/flux-install-manifests.sh "$OUT/flux" >>"$OUT/logs/flux-install.log" 2>&1
+python3 "$GITOPS" manifests "$OUT/flux/gotk-components.yaml" "$OUT/flux/install.yaml" --source-ip "$SOURCE_IP" --events-ip "$EVENTS_IP"
+flux_start=$(now)
+k apply --server-side -f "$OUT/flux/install.yaml" >>"$OUT/logs/flux-install.log"
+k -n flux-system wait deployment --all --for=condition=Available --timeout=300s >>"$OUT/logs/flux-install.log" ||
+  die "the Flux controllers did not become Available"
+k -n flux-system create secret generic sops-age --from-file=age.agekey="$OUT/secrets/age.agekey" >/dev/null
+cat >"$OUT/flux/sync.yaml" <<EOF
+# What \`flux bootstrap\` commits as gotk-sync.yaml, pointed at the local Git server.
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: flux-system, namespace: flux-system}
+spec:
+  interval: 10s
+  url: http://$NODE_IP:$GIT_PORT/outrigger.git
+  ref: {branch: main}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: flux-system, namespace: flux-system}
+spec:
+  interval: 1m
+  path: ./flux/clusters/local
+  prune: true
+  sourceRef: {kind: GitRepository, name: flux-system}
+EOF
+k apply --server-side -f "$OUT/flux/sync.yaml" >>"$OUT/logs/flux-install.log"
+flux_ready() {
+  k get kustomizations.kustomize.toolkit.fluxcd.io,helmreleases.helm.toolkit.fluxcd.io -A -o json |
+    python3 "$GITOPS" ready --order "$KS_ORDER" --out "$OUT/flux-ready.json"
+}
+# Kustomizations and HelmReleases appear as the chain goes on: wait for all four, then all Ready.
+wait_until "$READY_TIMEOUT" "every Kustomization and HelmRelease Ready (see $OUT/flux-ready.json)" flux_ready || {
+  part flux "$(jq '{pass: false, objects, in_order}' "$OUT/flux-ready.json")"
+  die "Flux did not bring the local entry up"
+}
+flux_s=$(since "$flux_start")
+say "flux: every object Ready $flux_s s after install; $(jq -r '[.objects[] | "\(.kind)/\(.name)"] | join(" ")' "$OUT/flux-ready.json")"
+
+# What Ready means here: the decrypted Secret is the one made above, and both apps answer.
+STEP=checks
+secret_ok=false
+[[ "$(k -n outrigger-system get secret outrigger-injector-tls -o jsonpath='{.data.tls\.crt}' | base64 -d)" == "$(cat "$pki/tls.crt")" ]] && secret_ok=true
+app_ip=$(svc_ip "$APP_NS" "$APP")
+podinfo_ip=$(svc_ip podinfo podinfo)
+app_code=$(node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$app_ip/" || true)
+podinfo_code=$(node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$podinfo_ip:9898/" || true)
+part flux "$(jq --argjson s "$flux_s" --argjson secret "$secret_ok" --arg app "$app_code" --arg podinfo "$podinfo_code" '
+  {pass: (.all_ready and .in_order and $secret and $app == "200" and $podinfo == "200"),
+   seconds_to_ready: $s, in_order: .in_order, sops_secret_decrypted: $secret,
+   app_status: $app, podinfo_status: $podinfo,
+   objects: [.objects[] | {kind, namespace, name, ready, since}]}' "$OUT/flux-ready.json")"
+[[ "$secret_ok" == true && "$app_code" == 200 && "$podinfo_code" == 200 ]] ||
+  die "after Ready: SOPS Secret decrypted $secret_ok, app answered $app_code, podinfo $podinfo_code"
+
+# ---- the loop ------------------------------------------------------------------------------------
+
+STEP=loop
+current=$(python3 "$GITOPS" tags | awk -F'\t' '$1 == "flask-hello-world" { print $2 }')
+good=$(next_patch "$current")
+wait_until 120 "the app settled on $current" app_pods_on "$current"
+say "loop: $current -> $good under load through the app's Service"
+load_start loop "http://$app_ip/"
+marker="released by the GitOps loop at $(date -u +%FT%TZ)"
+sed -i "s|  <h1>Hello, World!</h1>|  <h1>Hello, World!</h1>\n  <p id=\"release-note\">$marker</p>|" \
+  "$WORK/apps/flask-hello-world/src/flask_hello_world/templates/index.html"
+grep -q "$marker" "$WORK/apps/flask-hello-world/src/flask_hello_world/templates/index.html" ||
+  die "the app change did not apply (the template changed?)"
+release "feat(app): a release note on the front page" "$good"
+loop_build_s=$BUILD_S
+loop_commit=$COMMIT_AT
+wait_until "$LOOP_TIMEOUT" "image automation to commit $good" automation_committed "$good"
+automation_s=$(since "$loop_commit")
+wait_until "$LOOP_TIMEOUT" "all app pods Ready on $good" app_pods_on "$good"
+ready_s=$(since "$loop_commit")
+load_stop loop
+served=$(node_run curl -s --max-time 5 "http://$app_ip/" | grep -c "$marker" || true)
+part loop "$(jq --arg from "$current" --arg to "$good" --argjson build "$loop_build_s" --argjson auto "$automation_s" \
+  --argjson ready "$ready_s" --argjson served "$served" '
+  {pass: (.failed == 0 and $served > 0), from: $from, to: $to, build_s: $build,
+   commit_to_automation_commit_s: $auto, commit_to_ready_s: $ready, new_page_served: ($served > 0),
+   load: {sent, failed, achieved_rate, status, errors}}' "$OUT/load/loop.json")"
+say "loop: commit -> all pods Ready on $good in $ready_s s (build $loop_build_s s, automation commit at $automation_s s)"
+
+# ---- a bad release ---------------------------------------------------------------------------------
+
+STEP="bad image"
+bad=$(next_patch "$good")
+say "bad image: $bad never gets Ready; the old pods must keep serving and Flux must alert"
+load_start bad "http://$app_ip/"
+app_py=$WORK/apps/flask-hello-world/src/flask_hello_world/app.py
+sed -i 's|return jsonify(status="ready"), 200|return jsonify(status="ready"), 503|' "$app_py"
+grep -q 'return jsonify(status="ready"), 503' "$app_py" || die "the bad change did not apply (app.py changed?)"
+release "fix(app): a release that never gets Ready" "$bad"
+bad_commit=$COMMIT_AT
+bad_epoch=${bad_commit%.*}
+wait_until "$LOOP_TIMEOUT" "image automation to commit $bad" automation_committed "$bad"
+wait_until "$LOOP_TIMEOUT" "a pod on $bad" pod_on "$bad"
+alert_seen() { python3 "$GITOPS" alerts "$OUT/alerts.jsonl" --after "$bad_epoch" --name "$APP" >"$OUT/bad-alerts.json"; }
+wait_until "$LOOP_TIMEOUT" "Flux's alert about $APP" alert_seen
+alert_s=$(since "$bad_commit")
+# Held: when Flux alerts, every old pod is still Ready and no pod on the bad tag is.
+held=false
+held_on "$good" "$bad" && held=true
+sleep 10 # more of the stall under load
+load_stop bad
+hr_ready=$(k -n "$APP_NS" get helmrelease "$APP" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')
+part bad_image "$(jq --arg tag "$bad" --argjson alert "$alert_s" --argjson held "$held" --arg hr "$hr_ready" \
+  --slurpfile alerts "$OUT/bad-alerts.json" '
+  {pass: (.failed == 0 and $held and ($alerts[0] | length) > 0), tag: $tag, held: $held,
+   helmrelease_ready: $hr, commit_to_alert_s: $alert, alerts: $alerts[0][:3],
+   load: {sent, failed, achieved_rate, status, errors}}' "$OUT/load/bad.json")"
+
+STEP=finished
+part steps '{"pass": true}'
+say "done"

@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# Shared by scripts/cluster-e2e.sh and scripts/gitops-e2e.sh: commands inside the local node's
+# namespaces, background processes there, and the load generator through a Service. The caller
+# sets STATE (the cluster's state folder), OUT (its output folder, with logs/, pids/ and load/),
+# LOADGEN and RATE.
+
+# node_run CMD...: CMD inside the node's network and mount namespaces (like `cluster.sh exec`).
+# Entering a mount namespace moves the working directory to its root: every path given to a
+# command run this way must be absolute.
+node_run() { nsenter --target "$(cat "$STATE/holder.pid")" --mount --net -- "$@"; }
+k() { node_run kubectl --kubeconfig "$STATE/pki/admin.kubeconfig" "$@"; }
+helm_() { node_run helm --kubeconfig "$STATE/pki/admin.kubeconfig" "$@"; }
+
+# bg NAME CMD...: a background process inside the node's namespaces, stopped by finish (and,
+# being in those namespaces, by `cluster.sh down` in any case).
+bg() {
+  local name=$1
+  shift
+  # nsenter itself, not node_run: a backgrounded function would run in a subshell whose PID is
+  # not the command's; nsenter execs the command, so $! is the command's own PID.
+  nsenter --target "$(cat "$STATE/holder.pid")" --mount --net -- "$@" >"$OUT/logs/$name.log" 2>&1 &
+  echo $! >"$OUT/pids/$name"
+}
+stop_bg() {
+  local f pid
+  for f in "$OUT"/pids/*; do
+    [[ -f "$f" ]] || continue
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    rm -f "$f"
+  done
+}
+
+# load_start NAME URL: the load generator inside the node's namespace (through the Service).
+load_start() {
+  rm -f "$OUT/load/$1.stop" "$OUT/load/$1.ready"
+  bg "load-$1" python3 "$LOADGEN" --url "$2" --rate "$RATE" --duration 900 \
+    --stop-file "$OUT/load/$1.stop" --ready-file "$OUT/load/$1.ready" --out "$OUT/load/$1.json"
+  local _
+  for _ in $(seq 1 50); do [[ -f "$OUT/load/$1.ready" ]] && break; sleep 0.2; done
+  sleep 3 # steady state before the action
+}
+load_stop() {
+  local pid
+  sleep 2 # the tail of the action (last endpoints updates) still under load
+  touch "$OUT/load/$1.stop"
+  pid=$(cat "$OUT/pids/load-$1")
+  wait "$pid" || true
+  rm -f "$OUT/pids/load-$1"
+  [[ -s "$OUT/load/$1.json" ]] || { say "load generator $1 wrote no result"; return 1; }
+  say "load $1: $(jq -c '{sent, failed, achieved_rate, status, errors}' "$OUT/load/$1.json")"
+}
+
+# diagnostics: the cluster's pods and recent events, for a failed run.
+diagnostics() {
+  {
+    echo "## pods"; k get pods -A -o wide
+    echo "## events"; k get events -A --sort-by=.lastTimestamp | tail -n 80
+  } >"$OUT/logs/diagnostics.log" 2>&1 || true
+}

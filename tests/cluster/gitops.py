@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Helpers of scripts/gitops-e2e.sh (make gitops-e2e, issue 20): what the shell would otherwise
+do with long jq/sed programs.
+
+  tags        the image tags the local cluster entry names (flux/clusters/local postBuild
+              variables, the app's setter-marked tag), one "IMAGE<TAB>TAG" line each, so that the
+              script pushes exactly what the tree will pull.
+  manifests   the flux-system install (scripts/flux-install-manifests.sh) for a node without
+              cluster DNS: source-controller's and notification-controller's Services on fixed
+              ClusterIPs, and the controllers' --storage-adv-addr / --events-addr pointed at them.
+  ready       from `kubectl get kustomizations,helmreleases -A -o json` on stdin: each object's
+              Ready condition and when it became Ready; exit 0 only when every one is Ready and
+              the Kustomizations became Ready in their dependsOn order.
+  alerts      the alerts the receiver got after a point in time that name an object.
+  summary     gitops/summary.json, merged into the cluster e2e's summary.json under "gitops".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = ROOT / "flux" / "clusters" / "local"
+APP_VALUES = ROOT / "flux" / "apps" / "local" / "flask-hello-world-values.yaml"
+
+
+def post_build_vars() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for f in sorted(LOCAL.glob("*.yaml")):
+        for doc in yaml.safe_load_all(f.read_text(encoding="utf-8")):
+            if doc and doc.get("kind") == "Kustomization":
+                out.update((doc["spec"].get("postBuild") or {}).get("substitute") or {})
+    return out
+
+
+def cmd_tags(_args: argparse.Namespace) -> int:
+    v = post_build_vars()
+    app = yaml.safe_load(APP_VALUES.read_text(encoding="utf-8"))["spec"]["values"]["image"]["tag"]
+    for image, tag in (
+        ("outrigger-proxy", v["proxy_tag"]),
+        ("outrigger-agent", v["agent_tag"]),
+        ("outrigger-injector", v["injector_tag"]),
+        ("flask-hello-world", app),
+    ):
+        print(f"{image}\t{tag}")
+    return 0
+
+
+def cmd_manifests(args: argparse.Namespace) -> int:
+    docs = [d for d in yaml.safe_load_all(Path(args.input).read_text(encoding="utf-8")) if d]
+    ips = {"source-controller": args.source_ip, "notification-controller": args.events_ip}
+    seen = set()
+    for d in docs:
+        name = d["metadata"]["name"]
+        if d["kind"] == "Service" and name in ips:
+            d["spec"]["clusterIP"] = ips[name]
+            seen.add(name)
+        if d["kind"] == "Deployment":
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                c["args"] = [
+                    f"--events-addr=http://{args.events_ip}/"
+                    if a.startswith("--events-addr=")
+                    else f"--storage-adv-addr={args.source_ip}"
+                    if a.startswith("--storage-adv-addr=")
+                    else a
+                    for a in c.get("args", [])
+                ]
+    if seen != set(ips):
+        sys.exit(f"gitops.py manifests: no Service {sorted(set(ips) - seen)} in {args.input}")
+    Path(args.out).write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+    return 0
+
+
+def ready_since(obj: dict) -> tuple[bool, str | None, str]:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c.get("status") == "True", c.get("lastTransitionTime"), c.get("message", "")
+    return False, None, "no Ready condition yet"
+
+
+def cmd_ready(args: argparse.Namespace) -> int:
+    items = json.load(sys.stdin)["items"]
+    objects = []
+    for o in items:
+        ok, since, message = ready_since(o)
+        objects.append(
+            {
+                "kind": o["kind"],
+                "namespace": o["metadata"]["namespace"],
+                "name": o["metadata"]["name"],
+                "ready": ok,
+                "since": since,
+                "message": message[:300],
+            }
+        )
+    want = [n for n in args.order.split(",") if n]
+    by_name = {o["name"]: o for o in objects if o["kind"] == "Kustomization"}
+    missing = [n for n in want if n not in by_name]
+    times = [by_name[n]["since"] for n in want if n in by_name and by_name[n]["ready"]]
+    parsed = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times if t]
+    in_order = not missing and len(parsed) == len(want) and parsed == sorted(parsed)
+    all_ready = bool(objects) and all(o["ready"] for o in objects)
+    report = {"all_ready": all_ready, "order": want, "in_order": in_order, "missing": missing, "objects": objects}
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0 if all_ready and in_order else 1
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    found = []
+    path = Path(args.file)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for line in lines:
+        rec = json.loads(line)
+        if rec["received"] < args.after:
+            continue
+        for alert in rec["body"] if isinstance(rec["body"], list) else []:
+            labels = alert.get("labels") or {}
+            annotations = alert.get("annotations") or {}
+            text = json.dumps(alert)
+            if args.name in text:
+                found.append(
+                    {
+                        "received": rec["received"],
+                        "labels": labels,
+                        "message": (annotations.get("message") or annotations.get("summary") or "")[:400],
+                    }
+                )
+    print(json.dumps(found))
+    return 0 if found else 1
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    gitops = json.loads(Path(args.gitops).read_text(encoding="utf-8"))
+    out = Path(args.out)
+    summary = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"pass": True, "tests": []}
+    summary["gitops"] = gitops
+    summary["pass"] = bool(summary.get("pass", True)) and bool(gitops["pass"])
+    out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("tags").set_defaults(fn=cmd_tags)
+    m = sub.add_parser("manifests")
+    m.add_argument("input")
+    m.add_argument("out")
+    m.add_argument("--source-ip", required=True)
+    m.add_argument("--events-ip", required=True)
+    m.set_defaults(fn=cmd_manifests)
+    r = sub.add_parser("ready")
+    r.add_argument("--order", required=True)
+    r.add_argument("--out", required=True)
+    r.set_defaults(fn=cmd_ready)
+    a = sub.add_parser("alerts")
+    a.add_argument("file")
+    a.add_argument("--after", type=float, required=True)
+    a.add_argument("--name", required=True)
+    a.set_defaults(fn=cmd_alerts)
+    s = sub.add_parser("summary")
+    s.add_argument("--gitops", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_summary)
+    args = p.parse_args()
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
