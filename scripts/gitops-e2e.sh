@@ -168,7 +168,7 @@ wait_until() {
 release() {
   local name=$1 version=$2 start archive
   # Flux's automation commits land on main between releases, as a bot's commits do upstream.
-  node_run git -C "$WORK" pull -q --rebase origin main
+  node_run git -C "$WORK" pull -q --rebase --autostash origin main
   jq --arg v "$version" '."apps/flask-hello-world" = $v' "$WORK/.release-please-manifest.json" >"$OUT/manifest.json"
   mv "$OUT/manifest.json" "$WORK/.release-please-manifest.json"
   work_git add -A
@@ -267,7 +267,7 @@ git clone -q --bare "$WORK" "$BARE"
 git -C "$BARE" config http.receivepack true
 work_git remote set-url origin "http://$NODE_IP:$GIT_PORT/outrigger.git"
 bg git python3 "$OUTRIGGER_ROOT/scripts/lib/git-http-server.py" --listen "$NODE_IP:$GIT_PORT" --root "$OUT/git"
-wait_until 30 "the Git server" node_run curl -fsS --max-time 2 -o /dev/null "http://$NODE_IP:$GIT_PORT/healthz"
+wait_until 30 "the Git server" node_run curl -fs --max-time 2 -o /dev/null "http://$NODE_IP:$GIT_PORT/healthz"
 node_run git ls-remote "http://$NODE_IP:$GIT_PORT/outrigger.git" main >/dev/null || die "git ls-remote through the server failed"
 
 STEP=flux
