@@ -27,6 +27,8 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 COPY_CHUNK = 64 * 1024
+# How long a refused request's remaining body is read and dropped (Handler.linger).
+LINGER_SECONDS = 5.0
 # De-chunked bodies stay in memory up to this size, then go to a temporary file.
 SPOOL_IN_MEMORY = 4 * 1024 * 1024
 # A repository name: path components of safe characters, none starting with a dot (so no
@@ -160,6 +162,9 @@ def read_cgi_headers(out: BinaryIO) -> tuple[int, str, list[tuple[str, str]]]:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: git and go-git reuse the connection
     server_version = "outrigger-git-http"
+    # What an unparseable request line is answered as. The base's HTTP/0.9 would send the
+    # 400 page without a status line; no client here speaks 0.9.
+    default_request_version = "HTTP/1.0"
     server: GitHTTPServer
 
     # ---- request plumbing ----
@@ -212,6 +217,19 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
         self.finish_log(status.value, len(body), error=reason, **extra)
+        self.linger()
+
+    def linger(self) -> None:
+        """Reads and drops what the client still sends, for a few seconds, after a refusal.
+        Closing with unread data makes the kernel reset the connection, and a client still
+        uploading (curl, for git) then reports "Broken pipe" instead of our 413."""
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(1.0)
+            deadline = time.monotonic() + LINGER_SECONDS
+            while time.monotonic() < deadline and self.connection.recv(COPY_CHUNK):
+                pass
 
     def finish_log(self, status: int, sent: int, **extra: object) -> None:
         log_json(
