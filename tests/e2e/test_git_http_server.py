@@ -153,6 +153,18 @@ def test_oversized_bodies_are_413(procs: Procs) -> None:
         )
         assert raw.recv(4096).startswith(b"HTTP/1.1 413 ")
 
+    # A client that sends its whole oversized body before it reads still gets the 413:
+    # closing with unread data would reset the connection and lose the answer.
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+        body = b"0" * (4 * 1024 * 1024)
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+        try:
+            raw.sendall(head.encode() + body)
+            answer = raw.recv(4096)
+        except OSError as err:
+            answer = repr(err).encode()
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+
     # The real client: a push over the limit fails and changes nothing.
     work = procs.tmp / "w"
     git("clone", "-q", server.url("http", "/fleet.git"), str(work))
