@@ -36,6 +36,9 @@ SPOOL_IN_MEMORY = 4 * 1024 * 1024
 REPO_RE = re.compile(
     r"^/((?:[A-Za-z0-9_][A-Za-z0-9._-]*/)*[A-Za-z0-9_][A-Za-z0-9._-]*\.git)(/.*)$"
 )
+# Request headers not passed as HTTP_*: the body's framing is ours (CONTENT_LENGTH is
+# set from what was read), and HTTP_PROXY would become the CGI's proxy ("httpoxy").
+CGI_HEADERS_DROPPED = {"HTTP_CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_PROXY"}
 # Enables push without REMOTE_USER, whatever the repository's own config says;
 # safe.directory=* because the repositories are often created by another uid (an init
 # container, a volume seeded by root) and git would otherwise refuse them as "dubious
@@ -126,9 +129,7 @@ def feed(src: BinaryIO, dst: BinaryIO, length: int, errors: list[str]) -> None:
                 break
             dst.write(data)
             length -= len(data)
-    except (
-        OSError
-    ) as err:  # the client went away, or the CGI exited without reading it all
+    except OSError as err:  # the client went away, or the CGI exited before reading it
         errors.append(f"request body: {err}")
     finally:
         with contextlib.suppress(OSError):
@@ -162,12 +163,10 @@ def read_cgi_headers(out: BinaryIO) -> tuple[int, str, list[tuple[str, str]]]:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: git and go-git reuse the connection
     server_version = "outrigger-git-http"
-    # What an unparseable request line is answered as. The base's HTTP/0.9 would send the
-    # 400 page without a status line; no client here speaks 0.9.
+    # The version a bad request line is answered in: the base's HTTP/0.9 would send the
+    # 400 page without a status line, and no client here speaks 0.9.
     default_request_version = "HTTP/1.0"
     server: GitHTTPServer
-
-    # ---- request plumbing ----
 
     def setup(self) -> None:
         self.timeout = self.server.cfg.timeout
@@ -193,17 +192,6 @@ class Handler(BaseHTTPRequestHandler):
         # like); requests are logged by finish_log.
         log_json(event="http_error", client=self.client_address[0], msg=format % args)
 
-    def do_GET(self) -> None:
-        self.serve()
-
-    def do_POST(self) -> None:
-        self.serve()
-
-    def do_HEAD(self) -> None:
-        self.serve()
-
-    # ---- responses ----
-
     def fail(self, status: HTTPStatus, reason: str, **extra: object) -> None:
         body = f"{status.value} {status.phrase}: {reason}\n".encode()
         # The body of a refused request may still be on the wire: the connection cannot
@@ -217,12 +205,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
         self.finish_log(status.value, len(body), error=reason, **extra)
-        self.linger()
+        if self.command == "POST":
+            self.linger()
 
     def linger(self) -> None:
-        """Reads and drops what the client still sends, for a few seconds, after a refusal.
-        Closing with unread data makes the kernel reset the connection, and a client still
-        uploading (curl, for git) then reports "Broken pipe" instead of our 413."""
+        """Reads and drops what the client still sends, for a few seconds, after a
+        refusal: closing with unread data makes the kernel reset the connection, and a
+        client still uploading (curl, for git) reports "Broken pipe", not our 413."""
         with contextlib.suppress(OSError):
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_WR)
@@ -241,8 +230,6 @@ class Handler(BaseHTTPRequestHandler):
             client=self.client_address[0],
             **extra,
         )
-
-    # ---- the request ----
 
     def serve(self) -> None:
         self.start = time.monotonic()
@@ -265,6 +252,11 @@ class Handler(BaseHTTPRequestHandler):
                             HTTPStatus.INTERNAL_SERVER_ERROR,
                             "internal error (see the server log)",
                         )
+            # Shutting down: no further requests on a kept-alive connection.
+            if self.server.stopping.is_set():
+                self.close_connection = True
+
+    do_GET = do_POST = do_HEAD = serve
 
     def route(self) -> None:
         url = urlsplit(self.path)
@@ -342,17 +334,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.command == "POST":
             env["CONTENT_LENGTH"] = str(length)
         if ctype := self.headers.get("Content-Type"):
-            env["CONTENT_TYPE"] = ctype
+            env["CONTENT_TYPE"] = ctype  # also passed as HTTP_CONTENT_TYPE: harmless
         # Git-Protocol (v2), Content-Encoding (gzip, inflated by http-backend) and the
         # rest.
         for name, value in self.headers.items():
             key = "HTTP_" + name.upper().replace("-", "_")
-            if key not in (
-                "HTTP_CONTENT_LENGTH",
-                "HTTP_CONTENT_TYPE",
-                "HTTP_TRANSFER_ENCODING",
-                "HTTP_PROXY",
-            ):
+            if key not in CGI_HEADERS_DROPPED:
                 env[key] = value
         return env
 
@@ -463,26 +450,17 @@ class Tracker:
             return self.active
 
 
-class Config(argparse.Namespace):
-    listen: str
-    root: Path
-    max_body: int
-    timeout: float
-    grace: float
-    backend: str
-    listen_addr: tuple[str, int]
-
-
 class GitHTTPServer(ThreadingHTTPServer):
     # Idle keep-alive connections must not hold up exit; running requests are waited for
     # by Tracker.
     daemon_threads = True
 
-    def __init__(self, addr: tuple[str, int], cfg: Config) -> None:
+    def __init__(self, addr: tuple[str, int], cfg: argparse.Namespace) -> None:
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
         self.cfg = cfg
         self.tracker = Tracker()
+        self.stopping = threading.Event()
         super().__init__(addr, Handler)
 
 
@@ -505,7 +483,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def parse_args(argv: list[str]) -> Config:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(
         prog="git-http-server.py",
@@ -533,7 +511,7 @@ def parse_args(argv: list[str]) -> Config:
         "--max-body",
         metavar="BYTES",
         type=int,
-        default=int(env("GIT_HTTP_MAX_BODY", str(256 * 1024 * 1024))),
+        default=env("GIT_HTTP_MAX_BODY", str(256 * 1024 * 1024)),
         help="largest request body in bytes (de-chunked, still gzipped); larger ones "
         "get 413 (env GIT_HTTP_MAX_BODY, default %(default)s = 256 MiB)",
     )
@@ -541,7 +519,7 @@ def parse_args(argv: list[str]) -> Config:
         "--timeout",
         metavar="SECONDS",
         type=float,
-        default=float(env("GIT_HTTP_TIMEOUT", "300")),
+        default=env("GIT_HTTP_TIMEOUT", "300"),
         help="seconds a client connection may sit idle or stall "
         "(env GIT_HTTP_TIMEOUT, default %(default)s)",
     )
@@ -549,7 +527,7 @@ def parse_args(argv: list[str]) -> Config:
         "--grace",
         metavar="SECONDS",
         type=float,
-        default=float(env("GIT_HTTP_GRACE", "20")),
+        default=env("GIT_HTTP_GRACE", "20"),
         help="seconds SIGTERM waits for running requests "
         "(env GIT_HTTP_GRACE, default %(default)s)",
     )
@@ -560,7 +538,9 @@ def parse_args(argv: list[str]) -> Config:
         help="the git-http-backend to run (env GIT_HTTP_BACKEND, default from "
         "`git --exec-path`: %(default)s)",
     )
-    cfg = p.parse_args(argv, namespace=Config())
+    cfg = p.parse_args(
+        argv,
+    )
     if cfg.root is None:
         p.error("--root (or GIT_HTTP_ROOT) is required")
     if not cfg.root.is_dir():
@@ -584,12 +564,11 @@ def main(argv: list[str]) -> int:
     except OSError as err:
         log_json(event="listen_failed", listen=cfg.listen, error=str(err))
         return 1
-    stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
-        if stopping.is_set():
+        if server.stopping.is_set():
             return
-        stopping.set()
+        server.stopping.set()
         log_json(event="stopping", signal=signal.Signals(signum).name)
         # shutdown() waits for serve_forever() to return, which runs in this very
         # thread: call it from another one.
@@ -598,13 +577,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     host, port = server.server_address[:2]
-    log_json(
-        event="listening",
-        addr=f"{host}:{port}",
-        port=port,
-        root=str(cfg.root),
-        backend=cfg.backend,
-    )
+    log_json(event="listening", addr=f"{host}:{port}", port=port, root=str(cfg.root))
     server.serve_forever(poll_interval=0.2)
     server.server_close()
     left = server.tracker.drain(cfg.grace)

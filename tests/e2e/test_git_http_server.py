@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -214,14 +215,31 @@ def test_bad_requests_are_400_without_a_traceback(procs: Procs) -> None:
     assert "Traceback" not in server.log.read_text()
 
 
-def test_sigterm_exits_0(procs: Procs) -> None:
+def test_sigterm_finishes_the_running_request_and_exits_0(procs: Procs) -> None:
     root = bare_repo(procs)
     server = start_server(procs, root)
+    port = server.ports["http"]
     # An idle keep-alive connection must not hold up the exit.
-    idle = http.client.HTTPConnection("127.0.0.1", server.ports["http"], timeout=30)
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     idle.request("GET", "/healthz")
     assert idle.getresponse().read() == b"ok\n"
+    # A request whose body is still on its way when SIGTERM comes (git's empty push probe,
+    # a flush packet) is answered before the server exits.
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as running:
+        running.sendall(
+            b"POST /fleet.git/git-receive-pack HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-git-receive-pack-request\r\nContent-Length: 4\r\n\r\n"
+        )
+        time.sleep(0.5)  # the server has read the headers and waits for the body
+        server.popen.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert server.popen.poll() is None, "exited with a request running"
+        running.sendall(b"0000")
+        assert running.recv(4096).startswith(b"HTTP/1.1 200 ")
     assert server.stop(signal.SIGTERM, timeout=10) == 0
     idle.close()
-    events = [json.loads(line).get("event") for line in server.log.read_text().splitlines()]
-    assert events[-2:] == ["stopping", "stopped"], events
+    lines = [json.loads(line) for line in server.log.read_text().splitlines()]
+    events = [line.get("event") or f"{line['method']} {line['status']}" for line in lines]
+    assert events[-3:] == ["stopping", "POST 200", "stopped"], events
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
