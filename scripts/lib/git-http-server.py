@@ -463,6 +463,15 @@ class GitHTTPServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         super().__init__(addr, Handler)
 
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        # Errors outside a request (a client resetting a kept-alive connection): one JSON
+        # line, not socketserver's traceback on stderr.
+        log_json(
+            event="connection_error",
+            client=client_address[0],
+            error=repr(sys.exc_info()[1]),
+        )
+
 
 def default_backend() -> str:
     git = shutil.which("git")

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -213,6 +214,18 @@ def test_bad_requests_are_400_without_a_traceback(procs: Procs) -> None:
     # The server still serves after all that.
     assert http_get(server.url("http", "/fleet.git/info/refs?service=git-upload-pack"))[0] == 200
     assert "Traceback" not in server.log.read_text()
+
+
+def test_a_reset_connection_is_one_json_line(procs: Procs) -> None:
+    server = start_server(procs, bare_repo(procs))
+    with socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=30) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200 ")
+        # Close with RST while the server waits for the next request on this connection.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    wait_until("the reset to be logged", lambda: "connection_error" in server.log.read_text())
+    assert http_get(server.url("http", "/healthz"))[0] == 200
+    request_log(server)  # every line is JSON: no traceback
 
 
 def test_sigterm_finishes_the_running_request_and_exits_0(procs: Procs) -> None:
