@@ -4,6 +4,7 @@ from a second clone; and the server's refusals: 404, 413, 400, and a clean exit 
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import os
@@ -182,6 +183,26 @@ def test_oversized_bodies_are_413(procs: Procs) -> None:
     git("push", "-q", "origin", "HEAD:main", cwd=small)
     statuses = [r["status"] for r in request_log(server) if r["path"] == path]
     assert statuses.count(413) >= 2, statuses
+
+
+def pkt(line: str) -> bytes:
+    return f"{len(line) + 4:04x}{line}".encode()
+
+
+def test_gzip_request_bodies_reach_http_backend_as_gzip(procs: Procs) -> None:
+    # git gzips fetch negotiations over 1 KiB; http-backend inflates them when it is told
+    # the Content-Encoding, so the server must pass that header through untouched.
+    root = bare_repo(procs)
+    server = start_server(procs, root)
+    work = procs.tmp / "w"
+    git("clone", "-q", server.url("http", "/fleet.git"), str(work))
+    sha = commit_file(work, "a.txt", b"a\n", "one")
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+    want = pkt(f"want {sha}\n") + b"0000" + pkt("done\n")
+    headers = {"Content-Type": "application/x-git-upload-pack-request", "Content-Encoding": "gzip"}
+    status, body = post(server.ports["http"], "/fleet.git/git-upload-pack", gzip.compress(want), headers)
+    assert status == 200, body
+    assert body.startswith(b"0008NAK\n") and b"PACK" in body, body[:200]
 
 
 def raw_request(port: int, data: bytes) -> bytes:
