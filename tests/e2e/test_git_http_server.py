@@ -1,6 +1,7 @@
 """scripts/lib/git-http-server.py, the Git smart-HTTP server Flux clones from and pushes to, driven
 by the real git client: clone, push (small, and large enough that git sends it chunked), fetch
-from a second clone; and the server's refusals: 404, 413, 400, and a clean exit on SIGTERM."""
+from a second clone, a gzipped request; and the server's refusals: 404, 413, 400, a reset
+connection logged as JSON, and SIGTERM answering the request in flight before exit 0."""
 
 from __future__ import annotations
 
