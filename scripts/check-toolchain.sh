@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the verification toolchain itself: shellcheck of the toolchain scripts, ruff on the
 # generators, and tools/tests (schema generator rules, kubeconform over the generated schemas,
-# the real kube-apiserver via kube-test-env.sh, terraform's mirror-only config, tools.sh idempotence).
+# the real kube-apiserver via kube-test-env.sh, terraform's mirror-only config, sops and age at
+# their pins, tools.sh idempotence).
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
 set -euo pipefail

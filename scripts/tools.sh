@@ -7,7 +7,7 @@
 # usage: scripts/tools.sh [STEP...]     (default: all steps, in this order)
 #   apt       Debian packages (promtool, nginx, haproxy, wrk, h2load, etcd, iptables, shellcheck, ...)
 #   python    venv with pytest/ruff/yamllint/hadolint (+ Flask app requirements), checkov venv
-#   go        helm, kubeconform, actionlint, kustomize
+#   go        helm, kubeconform, actionlint, kustomize, sops
 #   schemas   offline kubeconform schemas (Kubernetes + CRDs) in $OUTRIGGER_TOOLS/schemas
 #   terraform terraform check + provider filesystem mirror (see docs/tools.md: providers refused)
 #   kube      kube-apiserver built from k8s.io/kubernetes (tests run it with scripts/kube-test-env.sh)
@@ -67,8 +67,10 @@ step_go() {
     "helm|$HELM_VERSION|helm.sh/helm/v3/cmd/helm@$HELM_VERSION|-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
     "kubeconform|$KUBECONFORM_VERSION|github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION|-X main.version=$KUBECONFORM_VERSION" \
     "actionlint|$ACTIONLINT_VERSION|github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION|" \
-    "kustomize|$KUSTOMIZE_VERSION|sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION|"
-  log "version helm $(helm version --short), kubeconform $(kubeconform -v), actionlint $(actionlint --version | head -n 1), kustomize $(kustomize version)"
+    "kustomize|$KUSTOMIZE_VERSION|sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION|" \
+    "sops|$SOPS_VERSION|github.com/getsops/sops/v3/cmd/sops@$SOPS_VERSION|"
+  # --disable-version-check: otherwise `sops --version` asks GitHub for the latest release.
+  log "version helm $(helm version --short), kubeconform $(kubeconform -v), actionlint $(actionlint --version | head -n 1), kustomize $(kustomize version), $(sops --version --disable-version-check | head -n 1)"
 }
 
 step_extra() {

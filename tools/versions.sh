@@ -38,6 +38,9 @@ APT_PINS=(
   mmdebstrap=1.3.5-7
   skopeo=1.9.3+ds1-1+b10
   busybox-static=1:1.35.0-4+deb12u1+b1
+  # age + age-keygen: the key type sops encrypts the GitOps tree's Secrets to (`apt-cache policy
+  # age` on 2026-12-06)
+  age=1.1.1-1+b3
 )
 
 # Python tools (PyPI), installed into $OUTRIGGER_TOOLS/venv; transitive pins in tools/python/*.lock.
@@ -51,6 +54,9 @@ HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.8.0
 ACTIONLINT_VERSION=v1.7.12
 KUSTOMIZE_VERSION=v5.8.2   # v5.8.3 needs Go 1.27
+# sops encrypts the Secrets in the Flux tree to an age key (Debian has no sops package). Its own
+# go.mod has no replace, so `go install` builds it; the version string is compiled in (no ldflags).
+SOPS_VERSION=v3.13.3
 # flux2 v2.9.5 (the Flux release whose CRDs are used below): its CLI is not built, see docs/tools.md.
 FLUX_VERSION=v2.9.5
 H2SPEC_VERSION=v2.2.1+incompatible

@@ -401,3 +401,42 @@ def test_second_tools_run_installs_nothing() -> None:
     assert result.returncode == 0, result.stderr
     assert "nothing to do" in result.stderr, result.stderr
     assert "build " not in result.stderr and "install " not in result.stderr
+
+
+# --- GitOps secrets: sops + age ------------------------------------------------------------
+
+
+def pin(*names: str) -> list[str]:
+    """Values from tools/versions.sh, as bash sees them (APT_PINS entries by package name)."""
+    script = (
+        'source tools/versions.sh; for n in "$@"; do case $n in apt:*) p=${n#apt:}; '
+        'for x in "${APT_PINS[@]}"; do [[ ${x%%=*} == "$p" ]] && echo "${x#*=}"; done ;; '
+        '*) echo "${!n}" ;; esac; done'
+    )
+    out = subprocess.run(
+        ["bash", "-c", script, "pin", *names],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert len(out) == len(names) and all(out), (names, out)
+    return out
+
+
+def test_sops_and_age_are_the_pinned_versions() -> None:
+    # The round trip itself (encrypt a Secret, decrypt it with the key) is tests/e2e/test_sops_age.py.
+    sops_pin, age_pin = pin("SOPS_VERSION", "apt:age")
+    sops = need("sops")
+    version = run(sops, "--version", "--disable-version-check")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.split()[:2] == ["sops", sops_pin.removeprefix("v")], (
+        version.stdout
+    )
+    age, keygen = need("age"), need("age-keygen")
+    # Debian's 1.1.1-1+b3 is upstream 1.1.1, which is what `age --version` says.
+    upstream = age_pin.split(":", 1)[-1].split("-", 1)[0]
+    for tool in (age, keygen):
+        out = run(tool, "--version")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == upstream, (tool, out.stdout)
