@@ -9,7 +9,7 @@ CHECKS := $(sort $(wildcard scripts/check-*.sh))
 # equivalents); `make test` prints the list at its end. Under CI=true a skip is a failure instead.
 export OUTRIGGER_SKIP_LOG ?= $(CURDIR)/target/skipped.txt
 
-.PHONY: help tools demo test skip-log-reset lint lint-rust test-rust checks fresh-check bench bench-proxy bench-agent images clean cluster-up cluster-down cluster-e2e
+.PHONY: help tools demo test skip-log-reset lint lint-rust test-rust checks fresh-check bench bench-proxy bench-agent images clean cluster-up cluster-down cluster-e2e gitops-e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,10 +65,15 @@ cluster-down: ## stop the local cluster and remove everything it created (idempo
 	scripts/cluster.sh down
 
 # The last step of `make test` (root; without root it is skipped, and under CI=true that fails).
-# Writes target/cluster-e2e/summary.json.
-cluster-e2e: ## up, build images, helm install, end-to-end tests (rollouts under load, logs, metrics), down (root; docs/cluster.md)
-	scripts/tools.sh apt go cluster
-	scripts/cluster-e2e.sh
+# Writes target/cluster-e2e/summary.json; the GitOps loop runs after the other tests even when one
+# of them failed, and adds its figures under "gitops".
+cluster-e2e: ## up, build images, helm install, end-to-end tests (rollouts under load, logs, metrics), down; then gitops-e2e (root; docs/cluster.md)
+	scripts/tools.sh apt go cluster flux
+	rc=0; scripts/cluster-e2e.sh || rc=$$?; scripts/gitops-e2e.sh || rc=1; exit $$rc
+
+gitops-e2e: ## Flux on the local node reconciles flux/clusters/local from a local Git server; a commit becomes a zero-failure rollout (root; docs/cluster.md)
+	scripts/tools.sh apt go cluster flux
+	scripts/gitops-e2e.sh
 
 images: ## build every container image here with podman (scripts/images.sh), then run each one
 	scripts/images.sh build

@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$OUTRIGGER_ROOT"
 echo "check-e2e: building outrigger-proxy and outrigger-agent"
 cargo build --locked -q -p outrigger-proxy -p outrigger-agent
-echo "check-e2e: ruff on tests/, the demo sink and the git server"
-ruff check tests scripts/lib/demo-sink.py scripts/lib/git-http-server.py
-ruff format --check tests scripts/lib/demo-sink.py scripts/lib/git-http-server.py
+echo "check-e2e: ruff on tests/ and the helper servers in scripts/lib"
+ruff check tests scripts/lib/*.py
+ruff format --check tests scripts/lib/*.py
 echo "check-e2e: pytest tests/e2e"
 python -m pytest -q -p no:cacheprovider tests/e2e

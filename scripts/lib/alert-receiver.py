@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """A stand-in for Alertmanager's alert API on the local node (make gitops-e2e): Flux's
 notification-controller posts its alerts here (Provider type alertmanager), and each POST is kept as
 one JSON line {"received": unix seconds, "path": ..., "body": parsed JSON} in OUT_FILE, which the
@@ -51,5 +52,7 @@ class Handler(BaseHTTPRequestHandler):
 
 server = ThreadingHTTPServer((HOST, PORT), Handler)
 # shutdown() waits for serve_forever to return, so it must run off the main thread.
-signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+signal.signal(
+    signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start()
+)
 server.serve_forever()

@@ -103,10 +103,16 @@ def cmd_ready(args: argparse.Namespace) -> int:
     by_name = {o["name"]: o for o in objects if o["kind"] == "Kustomization"}
     missing = [n for n in want if n not in by_name]
     times = [by_name[n]["since"] for n in want if n in by_name and by_name[n]["ready"]]
-    parsed = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times if t]
+    parsed = [datetime.fromisoformat(t) for t in times if t]
     in_order = not missing and len(parsed) == len(want) and parsed == sorted(parsed)
     all_ready = bool(objects) and all(o["ready"] for o in objects)
-    report = {"all_ready": all_ready, "order": want, "in_order": in_order, "missing": missing, "objects": objects}
+    report = {
+        "all_ready": all_ready,
+        "order": want,
+        "in_order": in_order,
+        "missing": missing,
+        "objects": objects,
+    }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0 if all_ready and in_order else 1
 

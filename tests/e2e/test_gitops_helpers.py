@@ -1,0 +1,205 @@
+"""The pieces of make gitops-e2e that run outside the cluster: scripts/lib/alert-receiver.py (the
+Alertmanager stand-in Flux posts to) over a real socket, and tests/cluster/gitops.py's readiness
+order, install-manifest rewrite and tag lookup on real inputs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+RECEIVER = ROOT / "scripts" / "lib" / "alert-receiver.py"
+GITOPS = ROOT / "tests" / "cluster" / "gitops.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    port = free_port()
+    out = tmp_path / "alerts.jsonl"
+    proc = subprocess.Popen([sys.executable, str(RECEIVER), "127.0.0.1", str(port), str(out)])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{url}/ready", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("alert-receiver never answered /ready")
+    yield url, out, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def post(url: str, body: bytes) -> int:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        return urllib.request.urlopen(req, timeout=5).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_receiver_keeps_each_alert_and_refuses_bad_bodies(receiver):
+    url, out, proc = receiver
+    alert = [{"labels": {"name": "flask-hello-world", "severity": "error"}, "annotations": {"message": "x"}}]
+    assert post(f"{url}/api/v2/alerts/", json.dumps(alert).encode()) == 200
+    assert post(f"{url}/api/v2/alerts/", b"{not json") == 400
+    assert post(f"{url}/api/v2/alerts/", b"[" + b" " * (1 << 20) + b"]") == 413
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["path"] == "/api/v2/alerts/" and lines[0]["body"] == alert
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def run_gitops(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(GITOPS), *args],
+        check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_alerts_only_after_the_given_time_and_naming_the_object(receiver):
+    url, out, _ = receiver
+    post(f"{url}/x", json.dumps([{"labels": {"name": "podinfo"}}]).encode())
+    cut = time.time()
+    time.sleep(0.01)
+    assert run_gitops("alerts", str(out), "--after", str(cut), "--name", "flask-hello-world").returncode == 1
+    post(
+        f"{url}/x",
+        json.dumps([{"labels": {"name": "flask-hello-world"}, "annotations": {"message": "m"}}]).encode(),
+    )
+    got = run_gitops("alerts", str(out), "--after", str(cut), "--name", "flask-hello-world")
+    assert got.returncode == 0, got.stderr
+    assert [a["labels"]["name"] for a in json.loads(got.stdout)] == ["flask-hello-world"]
+
+
+def flux_obj(kind: str, name: str, ready: str, since: str) -> dict:
+    return {
+        "kind": kind,
+        "metadata": {"namespace": "flux-system", "name": name},
+        "status": {"conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": since}]},
+    }
+
+
+ORDER = "cluster-secrets,infra-controllers,apps"
+
+
+@pytest.mark.parametrize(
+    ("objects", "want_rc", "want_in_order"),
+    [
+        (
+            [
+                flux_obj("Kustomization", "cluster-secrets", "True", "2026-12-06T23:00:00Z"),
+                flux_obj("Kustomization", "infra-controllers", "True", "2026-12-06T23:00:10Z"),
+                flux_obj("Kustomization", "apps", "True", "2026-12-06T23:00:20Z"),
+                flux_obj("HelmRelease", "app", "True", "2026-12-06T23:00:19Z"),
+            ],
+            0,
+            True,
+        ),
+        (  # apps Ready before what it depends on: the order is broken
+            [
+                flux_obj("Kustomization", "cluster-secrets", "True", "2026-12-06T23:00:00Z"),
+                flux_obj("Kustomization", "infra-controllers", "True", "2026-12-06T23:00:30Z"),
+                flux_obj("Kustomization", "apps", "True", "2026-12-06T23:00:20Z"),
+            ],
+            1,
+            False,
+        ),
+        (  # a HelmRelease not Ready
+            [
+                flux_obj("Kustomization", "cluster-secrets", "True", "2026-12-06T23:00:00Z"),
+                flux_obj("Kustomization", "infra-controllers", "True", "2026-12-06T23:00:10Z"),
+                flux_obj("Kustomization", "apps", "True", "2026-12-06T23:00:20Z"),
+                flux_obj("HelmRelease", "app", "False", "2026-12-06T23:00:19Z"),
+            ],
+            1,
+            True,
+        ),
+        (  # one Kustomization not created yet
+            [flux_obj("Kustomization", "cluster-secrets", "True", "2026-12-06T23:00:00Z")],
+            1,
+            False,
+        ),
+    ],
+)
+def test_ready_needs_every_object_ready_in_dependency_order(tmp_path, objects, want_rc, want_in_order):
+    out = tmp_path / "ready.json"
+    got = run_gitops("ready", "--order", ORDER, "--out", str(out), stdin=json.dumps({"items": objects}))
+    assert got.returncode == want_rc, got.stderr
+    assert json.loads(out.read_text())["in_order"] is want_in_order
+
+
+def test_manifests_pin_the_services_other_controllers_address(tmp_path):
+    docs = [
+        {"kind": "Service", "metadata": {"name": "source-controller"}, "spec": {"ports": []}},
+        {"kind": "Service", "metadata": {"name": "notification-controller"}, "spec": {"ports": []}},
+        {
+            "kind": "Deployment",
+            "metadata": {"name": "source-controller"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "manager",
+                                "args": [
+                                    "--events-addr=http://notification-controller.flux-system.svc.cluster.local./",
+                                    "--storage-adv-addr=source-controller.flux-system.svc.cluster.local.",
+                                    "--log-level=info",
+                                ],
+                            }
+                        ]
+                    }
+                }
+            },
+        },
+    ]
+    src, dst = tmp_path / "in.yaml", tmp_path / "out.yaml"
+    src.write_text(yaml.safe_dump_all(docs))
+    got = run_gitops(
+        "manifests", str(src), str(dst), "--source-ip", "10.242.0.200", "--events-ip", "10.242.0.201"
+    )
+    assert got.returncode == 0, got.stderr
+    out = list(yaml.safe_load_all(dst.read_text()))
+    assert [d["spec"].get("clusterIP") for d in out[:2]] == ["10.242.0.200", "10.242.0.201"]
+    assert out[2]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "--events-addr=http://10.242.0.201/",
+        "--storage-adv-addr=10.242.0.200",
+        "--log-level=info",
+    ]
+    src.write_text(yaml.safe_dump_all(docs[2:]))
+    assert run_gitops("manifests", str(src), str(dst), "--source-ip", "a", "--events-ip", "b").returncode != 0
+
+
+def test_tags_are_the_ones_the_local_entry_pulls():
+    got = run_gitops("tags")
+    assert got.returncode == 0, got.stderr
+    tags = dict(line.split("\t") for line in got.stdout.splitlines())
+    assert set(tags) == {"outrigger-proxy", "outrigger-agent", "outrigger-injector", "flask-hello-world"}
+    local = (ROOT / "flux" / "clusters" / "local" / "infrastructure.yaml").read_text()
+    assert f'proxy_tag: "{tags["outrigger-proxy"]}"' in local
+    assert f'agent_tag: "{tags["outrigger-agent"]}"' in local
