@@ -101,7 +101,9 @@ def valuesfrom_standins(hr: dict, work: Path) -> list[Path]:
         if key not in standins:
             if ref.get("optional"):
                 continue
-            fail(f"HelmRelease {meta['namespace']}/{meta['name']}: valuesFrom {key} has no stand-in in {VALUESFROM_STANDINS.name}")
+            fail(
+                f"HelmRelease {meta['namespace']}/{meta['name']}: valuesFrom {key} has no stand-in in {VALUESFROM_STANDINS.name}"
+            )
         f = work / f"valuesfrom-{meta['namespace']}-{meta['name']}-{i}.yaml"
         f.write_text(yaml.safe_dump(standins[key]))
         files.append(f)
