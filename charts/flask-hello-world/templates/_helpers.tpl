@@ -26,6 +26,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{- define "flask-hello-world.labels" -}}
 helm.sh/chart: {{ include "flask-hello-world.chart" . }}
+{{ include "flask-hello-world.podLabels" . }}
+{{- end -}}
+
+{{/*
+The pod template's labels: everything but helm.sh/chart. Flux builds this chart from Git with
+reconcileStrategy Revision, so its version carries the commit (0.1.0+<sha>); in the pod template
+that label would roll every pod on any commit to the repository.
+*/}}
+{{- define "flask-hello-world.podLabels" -}}
 {{ include "flask-hello-world.selectorLabels" . }}
 app.kubernetes.io/version: {{ include "flask-hello-world.tag" . | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}

@@ -95,8 +95,9 @@ def _sidecar_errors(where: str, pod: dict, sidecar: dict, http_target: object) -
 
 def app_invariant_errors(path: Path) -> list[str]:
     """Every pod of one render under Pod Security "restricted"; every Deployment rolls out with
-    maxUnavailable 0, minReadySeconds, probes, a PodDisruptionBudget when replicated, and the
-    sidecar wiring when the sidecar is on (the Service's http port must target the app otherwise)."""
+    maxUnavailable 0, minReadySeconds, probes, a pod template without the chart's version label, a
+    PodDisruptionBudget when replicated, and the sidecar wiring when the sidecar is on (the
+    Service's http port must target the app otherwise)."""
     errors: list[str] = []
     docs = load_docs(path.read_text())
     kinds = {d["kind"] for d in docs}
@@ -117,6 +118,10 @@ def app_invariant_errors(path: Path) -> list[str]:
             errors.append(f"{where}: rollout must be RollingUpdate with maxUnavailable 0")
         if spec.get("minReadySeconds", 0) < 1:
             errors.append(f"{where}: minReadySeconds must be > 0")
+        # Flux's reconcileStrategy Revision puts the commit in the chart version: a chart label on
+        # the pod template would roll every pod on any commit to the repository.
+        if "helm.sh/chart" in ((spec["template"].get("metadata") or {}).get("labels") or {}):
+            errors.append(f"{where}: the pod template must not carry helm.sh/chart (it changes with every chart build)")
         for c in pod["containers"]:
             for probe in ("livenessProbe", "readinessProbe"):
                 if probe not in c:

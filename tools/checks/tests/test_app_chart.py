@@ -155,6 +155,10 @@ def _set(path: str, value: object):
         ),
         (_set("0.spec.strategy", {"type": "Recreate"}), "rollout must be RollingUpdate with maxUnavailable 0"),
         (_set("0.spec.minReadySeconds", 0), "minReadySeconds must be > 0"),
+        (
+            _set("0.spec.template.metadata", {"labels": {"helm.sh/chart": "flask-hello-world-0.1.0_abc"}}),
+            "must not carry helm.sh/chart",
+        ),
         (_set("0.spec.template.spec.initContainers.0.restartPolicy", "Never"), "must be a native sidecar"),
         (
             _set("0.spec.template.spec.terminationGracePeriodSeconds", 30),
