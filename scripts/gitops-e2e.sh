@@ -168,7 +168,7 @@ wait_until() {
 release() {
   local name=$1 version=$2 start archive
   # Flux's automation commits land on main between releases, as a bot's commits do upstream.
-  node_run git -C "$WORK" pull -q --rebase --autostash origin main 2>>"$OUT/logs/git-client.log"
+  node_run git -C "$WORK" pull -q --rebase --autostash origin main >>"$OUT/logs/git-client.log" 2>&1
   jq --arg v "$version" '."apps/flask-hello-world" = $v' "$WORK/.release-please-manifest.json" >"$OUT/manifest.json"
   mv "$OUT/manifest.json" "$WORK/.release-please-manifest.json"
   work_git add -A
