@@ -186,23 +186,7 @@ helm_ install podinfo "$IMAGES/charts/podinfo" -n "$APPS" --wait --timeout 5m --
   >>"$OUT/logs/helm.log" 2>&1 || die "helm install podinfo failed ($OUT/logs/helm.log)"
 
 say "prometheus: file_sd targets from the API, scraping every 5 s"
-cat >"$OUT/prom/prometheus.yml" <<EOF
-global: {scrape_interval: 5s, scrape_timeout: 4s, evaluation_interval: 5s}
-scrape_configs:
-  # Every target and its labels (job, namespace, pod, container, node, workload) come from
-  # tests/cluster/e2e.py targets, which mirrors charts/outrigger's PodMonitor and ServiceMonitor.
-  - job_name: kubernetes-pods
-    file_sd_configs: [{files: ["$OUT/prom/targets.json"], refresh_interval: 5s}]
-EOF
-node_run python3 "$E2E" targets --pki "$STATE/pki" --out "$OUT/prom/targets.json" --once
-bg targets python3 "$E2E" targets --pki "$STATE/pki" --out "$OUT/prom/targets.json"
-bg prometheus prometheus --config.file="$OUT/prom/prometheus.yml" --storage.tsdb.path="$OUT/prom/data" \
-  --web.listen-address=$PROM --log.level=warn
-for i in $(seq 1 60); do
-  node_run curl -fsS --max-time 2 "http://$PROM/-/ready" >/dev/null 2>&1 && break
-  [[ $i -lt 60 ]] || die "prometheus never got ready ($OUT/logs/prometheus.log)"
-  sleep 1
-done
+prometheus_start || die "prometheus did not start"
 
 # ---- tests --------------------------------------------------------------------------------------
 

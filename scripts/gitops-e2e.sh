@@ -19,6 +19,8 @@
 #             workflow's Dockerfile and build args) -> push the new semver tag -> Flux's image
 #             automation commits it to the local repository -> helm-controller rolls the app;
 #             zero failed requests; commit-to-Ready time
+#   metrics   Debian's Prometheus (as in the cluster e2e): every Grafana dashboard query of
+#             charts/outrigger and the golden metrics of every meshed pod
 #   bad image a release whose pods never get Ready: the rollout stalls with the old pods serving,
 #             zero failed requests, and Flux's alert reaches the local Alertmanager stand-in
 #   down      always (trap); the host must be as before `up`
@@ -43,6 +45,8 @@ IMAGES=${OUTRIGGER_IMAGES_DIR:-/tmp/outrigger-images}
 OUT=$OUTRIGGER_ROOT/target/cluster-e2e/gitops
 SUMMARY=$OUTRIGGER_ROOT/target/cluster-e2e/summary.json
 GITOPS=$OUTRIGGER_ROOT/tests/cluster/gitops.py
+E2E=$OUTRIGGER_ROOT/tests/cluster/e2e.py
+PROM=127.0.0.1:9090
 LOADGEN=$OUTRIGGER_ROOT/tests/cluster/loadgen.py
 RATE=${OUTRIGGER_E2E_RATE:-200}
 # How long Flux may take to bring the whole entry up, and one release to go through the loop.
@@ -67,7 +71,7 @@ die() { say "ERROR: $*"; exit 1; }
 need() {
   local t
   [[ $(id -u) -eq 0 ]] || { skip_or_fail "make gitops-e2e" "needs root (the cluster and the image builds)"; exit 0; }
-  for t in git age-keygen sops helm kubectl kustomize openssl python3 jq podman nsenter curl base64 \
+  for t in git age-keygen sops helm kubectl kustomize openssl python3 jq podman nsenter curl base64 prometheus \
     source-controller kustomize-controller helm-controller notification-controller \
     image-reflector-controller image-automation-controller; do
     command -v "$t" >/dev/null || { skip_or_fail "make gitops-e2e" "$t not installed (scripts/tools.sh)"; exit 0; }
@@ -326,6 +330,9 @@ part flux "$(jq --argjson s "$flux_s" --argjson secret "$secret_ok" --arg app "$
    objects: [.objects[] | {kind, namespace, name, ready, since}]}' "$OUT/flux-ready.json")"
 [[ "$secret_ok" == true && "$app_code" == 200 && "$podinfo_code" == 200 ]] ||
   die "after Ready: SOPS Secret decrypted $secret_ok, app answered $app_code, podinfo $podinfo_code"
+# The stand-in for the monitoring stack the local entry cannot run: the cluster e2e's Prometheus,
+# for the dashboards' queries after the loop.
+prometheus_start || die "prometheus did not start"
 
 # ---- the loop ------------------------------------------------------------------------------------
 
@@ -355,6 +362,16 @@ part loop "$(jq --arg from "$current" --arg to "$good" --argjson build "$loop_bu
    commit_to_automation_commit_s: $auto, commit_to_ready_s: $ready, new_page_served: ($served > 0),
    load: {sent, failed, achieved_rate, status, errors}}' "$OUT/load/loop.json")"
 say "loop: commit -> all pods Ready on $good in $ready_s s (build $loop_build_s s, automation commit at $automation_s s)"
+
+# Grafana's dashboards: every query of charts/outrigger/dashboards against that Prometheus, and the
+# golden metrics of every meshed pod (the cluster e2e's metrics test; no pod here is injected by
+# the webhook, the apps carry the sidecar from their charts).
+STEP=metrics
+node_run python3 "$E2E" metrics --pki "$STATE/pki" --prom "http://$PROM" --no-injection \
+  --dashboards "$OUTRIGGER_ROOT/charts/outrigger/dashboards" --metrics-md "$OUTRIGGER_ROOT/docs/metrics.md" \
+  --wait 60 --out "$OUT/metrics.json"
+part metrics "$(jq '{pass, checks_passed, checks_failed, dashboard_queries, dashboard_failures}' "$OUT/metrics.json")"
+say "metrics: $(jq -c '{pass, checks_passed, dashboard_queries}' "$OUT/metrics.json")"
 
 # ---- a bad release ---------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 # Shared by scripts/cluster-e2e.sh and scripts/gitops-e2e.sh: commands inside the local node's
 # namespaces, background processes there, and the load generator through a Service. The caller
 # sets STATE (the cluster's state folder), OUT (its output folder, with logs/, pids/ and load/),
-# LOADGEN and RATE.
+# LOADGEN and RATE (the load generator), E2E and PROM (Prometheus), and defines say.
 
 # node_run CMD...: CMD inside the node's network and mount namespaces (like `cluster.sh exec`).
 # Entering a mount namespace moves the working directory to its root: every path given to a
@@ -50,6 +50,33 @@ load_stop() {
   rm -f "$OUT/pids/load-$1"
   [[ -s "$OUT/load/$1.json" ]] || { say "load generator $1 wrote no result"; return 1; }
   say "load $1: $(jq -c '{sent, failed, achieved_rate, status, errors}' "$OUT/load/$1.json")"
+}
+
+# prometheus_start: Debian's Prometheus on $PROM inside the node's namespace, scraping every 5 s the
+# file_sd targets `tests/cluster/e2e.py targets` writes from the API's pod list every 2 s (Debian
+# builds it without kubernetes_sd), with charts/outrigger's PodMonitor/ServiceMonitor labels.
+# Needs E2E and PROM; writes under $OUT/prom.
+prometheus_start() {
+  mkdir -p "$OUT/prom"
+  cat >"$OUT/prom/prometheus.yml" <<EOF
+global: {scrape_interval: 5s, scrape_timeout: 4s, evaluation_interval: 5s}
+scrape_configs:
+  # Every target and its labels (job, namespace, pod, container, node, workload) come from
+  # tests/cluster/e2e.py targets, which mirrors charts/outrigger's PodMonitor and ServiceMonitor.
+  - job_name: kubernetes-pods
+    file_sd_configs: [{files: ["$OUT/prom/targets.json"], refresh_interval: 5s}]
+EOF
+  node_run python3 "$E2E" targets --pki "$STATE/pki" --out "$OUT/prom/targets.json" --once
+  bg targets python3 "$E2E" targets --pki "$STATE/pki" --out "$OUT/prom/targets.json"
+  bg prometheus prometheus --config.file="$OUT/prom/prometheus.yml" --storage.tsdb.path="$OUT/prom/data" \
+    --web.listen-address="$PROM" --log.level=warn
+  local _
+  for _ in $(seq 1 60); do
+    node_run curl -fsS --max-time 2 "http://$PROM/-/ready" >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  say "prometheus never got ready ($OUT/logs/prometheus.log)"
+  return 1
 }
 
 # diagnostics: the cluster's pods and recent events, for a failed run.

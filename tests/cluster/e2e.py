@@ -58,6 +58,11 @@ def main() -> int:
     p.add_argument("--prom", default="http://127.0.0.1:9090")
     p.add_argument("--dashboards", required=True)
     p.add_argument("--metrics-md", required=True, help="docs/metrics.md")
+    p.add_argument(
+        "--no-injection",
+        action="store_true",
+        help="no pod here is injected by the webhook (the GitOps entry's apps carry the sidecar from their charts)",
+    )
     p.add_argument("--wait", type=float, default=60)
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_metrics)

@@ -104,10 +104,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         for job in ["outrigger-agent", "outrigger-injector", "kubernetes-pods", "outrigger-proxy"]:
             up = prom.query(f'up{{job="{job}"}} == 1')
             checks.append({"check": f"up{{job={job}}} == 1", "series": len(up), "ok": len(up) > 0})
-        n = len(prom.query('outrigger_injector_admissions_total{result="injected"}'))
-        checks.append(
-            {"check": "outrigger_injector_admissions_total{result=injected}", "series": n, "ok": n > 0}
-        )
+        if not args.no_injection:
+            n = len(prom.query('outrigger_injector_admissions_total{result="injected"}'))
+            checks.append(
+                {"check": "outrigger_injector_admissions_total{result=injected}", "series": n, "ok": n > 0}
+            )
         if all(c["ok"] for c in checks) or time.monotonic() > deadline:
             break
         time.sleep(3)
