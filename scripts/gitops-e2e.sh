@@ -26,7 +26,8 @@
 #
 # Writes target/cluster-e2e/gitops/summary.json and merges it into target/cluster-e2e/summary.json
 # under "gitops"; exits non-zero on any failure. Root, the toolchain (scripts/tools.sh: cluster,
-# flux, certmanager, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the local node".
+# flux, certmanager, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the
+# local node".
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
@@ -310,15 +311,16 @@ wait_until "$READY_TIMEOUT" "every Kustomization and HelmRelease Ready (see $OUT
 flux_s=$(since "$flux_start")
 say "flux: every object Ready $flux_s s after install; $(jq -r '[.objects[] | "\(.kind)/\(.name)"] | join(" ")' "$OUT/flux-ready.json")"
 
-# What Ready means here: the decrypted Secret is the one made above, and both apps answer.
+# What Ready means here: the decrypted Secret is the one made above, cert-manager issues, and both
+# apps answer.
 STEP=checks
 secret_ok=false
 [[ "$(k -n monitoring get secret grafana-admin -o jsonpath='{.data.admin-password}' | base64 -d)" == "$grafana_password" ]] && secret_ok=true
 # cert-manager issues on this node: the local CA chain of infra-configs, and the injector's serving
 # certificate with its CA injected into the webhook by cainjector.
 issued=false
-[[ "$(k -n cert-manager get certificate local-ca -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True &&
-  "$(k -n outrigger-system get certificate outrigger-injector -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True &&
+[[ "$(k -n cert-manager get certificates.cert-manager.io local-ca -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True &&
+  "$(k -n outrigger-system get certificates.cert-manager.io outrigger-injector -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True &&
   -n "$(k get mutatingwebhookconfiguration outrigger-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')" ]] && issued=true
 app_ip=$(svc_ip "$APP_NS" "$APP")
 podinfo_ip=$(svc_ip podinfo podinfo)
