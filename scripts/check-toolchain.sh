@@ -11,7 +11,7 @@ cd "$OUTRIGGER_ROOT"
 echo "check-toolchain: shellcheck toolchain scripts"
 shellcheck -x scripts/tools.sh scripts/kubeconform.sh scripts/kube-test-env.sh scripts/check-toolchain.sh \
   scripts/lib/env.sh tools/install/*.sh tools/versions.sh tools/kube-apiserver/regen.sh \
-  tools/flux-controllers/regen.sh scripts/flux-install-manifests.sh
+  tools/flux-controllers/regen.sh tools/cert-manager/regen.sh scripts/flux-install-manifests.sh
 
 echo "check-toolchain: ruff tools/schemas tools/tests"
 ruff check tools/schemas tools/tests

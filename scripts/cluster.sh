@@ -194,15 +194,19 @@ server = "http://$REGISTRY"
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
-  # Images the Flux tree names (ghcr.io/outrigger-mesh/..., ghcr.io/stefanprodan/podinfo) come from
-  # the node's registry under the same path: the cluster's one swap for the image registry
-  # (docs/cluster.md, "GitOps"). The namespace has no route out, so ghcr.io itself is never tried.
-  mkdir -p "$c/certs.d/ghcr.io"
-  cat >"$c/certs.d/ghcr.io/hosts.toml" <<EOF
-server = "https://ghcr.io"
+  # Images the Flux tree names (ghcr.io/outrigger-mesh/..., ghcr.io/stefanprodan/podinfo, and
+  # cert-manager's chart's quay.io/jetstack/...) come from the node's registry under the same path:
+  # the cluster's one swap for the image registries (docs/cluster.md, "GitOps"). The namespace has
+  # no route out, so ghcr.io and quay.io themselves are never tried.
+  local upstream
+  for upstream in ghcr.io quay.io; do
+    mkdir -p "$c/certs.d/$upstream"
+    cat >"$c/certs.d/$upstream/hosts.toml" <<EOF
+server = "https://$upstream"
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
+  done
   cat >"$c/cni/10-outrigger.conflist" <<EOF
 {
   "cniVersion": "1.0.0",

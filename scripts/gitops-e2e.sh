@@ -2,12 +2,13 @@
 # make gitops-e2e (issue 20): Flux reconciles this repository's own tree on the local node, and a
 # commit becomes a zero-downtime rollout, offline.
 #
-#   images    scripts/images.sh build (the daemons, the app, podinfo, and the Flux controllers from
-#             the toolchain's binaries), cached
+#   images    scripts/images.sh build (the daemons, the app, podinfo, and the Flux controllers and
+#             cert-manager from the toolchain's binaries), cached
 #   up        scripts/cluster.sh up; each image pushed under the name and tag the local cluster
-#             entry pulls (ghcr.io/... through containerd's mirror of the node's registry), the
-#             Flux controllers as fluxcd/NAME:PIN, podinfo's chart as an OCI artifact
-#   git       a clone of HEAD with one local commit (the run's SOPS-encrypted test Secrets, for a
+#             entry pulls (ghcr.io/... and quay.io/... through containerd's mirrors of the node's
+#             registry), the Flux controllers as fluxcd/NAME:PIN, cert-manager as
+#             jetstack/cert-manager-NAME:VERSION, podinfo's and cert-manager's charts as OCI artifacts
+#   git       a clone of HEAD with one local commit (the run's SOPS-encrypted test Secret, for a
 #             throw-away age key made here), served as a bare repository by
 #             scripts/lib/git-http-server.py on the node's address (push enabled, for Flux)
 #   flux      scripts/flux-install-manifests.sh (the `flux install` layout) on fixed Service IPs
@@ -27,7 +28,8 @@
 #
 # Writes target/cluster-e2e/gitops/summary.json and merges it into target/cluster-e2e/summary.json
 # under "gitops"; exits non-zero on any failure. Root, the toolchain (scripts/tools.sh: cluster,
-# flux, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the local node".
+# flux, certmanager, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the
+# local node".
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
@@ -73,7 +75,7 @@ need() {
   [[ $(id -u) -eq 0 ]] || { skip_or_fail "make gitops-e2e" "needs root (the cluster and the image builds)"; exit 0; }
   for t in git age-keygen sops helm kubectl kustomize openssl python3 jq podman nsenter curl base64 prometheus \
     source-controller kustomize-controller helm-controller notification-controller \
-    image-reflector-controller image-automation-controller; do
+    image-reflector-controller image-automation-controller cert-manager-controller; do
     command -v "$t" >/dev/null || { skip_or_fail "make gitops-e2e" "$t not installed (scripts/tools.sh)"; exit 0; }
   done
 }
@@ -192,7 +194,7 @@ release() {
 
 need
 rm -rf "$OUT"
-mkdir -p "$OUT"/{logs,pids,load,parts,git,secrets,flux,charts,pki}
+mkdir -p "$OUT"/{logs,pids,load,parts,git,secrets,flux,charts}
 "$CLUSTER" down >"$OUT/logs/cluster.log" 2>&1
 host_snapshot "$OUT/host-before" "$STATE"
 trap finish EXIT
@@ -200,7 +202,7 @@ trap finish EXIT
 STEP=images
 say "images: scripts/images.sh build (log $OUT/logs/images.log)"
 start_s=$SECONDS
-scripts/images.sh build proxy agent injector flask-hello-world podinfo flux >"$OUT/logs/images.log" 2>&1 ||
+scripts/images.sh build proxy agent injector flask-hello-world podinfo flux cert-manager >"$OUT/logs/images.log" 2>&1 ||
   { tail -n 30 "$OUT/logs/images.log" >&2; die "image build failed"; }
 say "images built in $(( SECONDS - start_s )) s"
 
@@ -222,7 +224,15 @@ done
 helm package "$IMAGES/charts/podinfo" -d "$OUT/charts" >/dev/null
 node_run helm push "$(ls "$OUT"/charts/podinfo-*.tgz)" "oci://$NODE_IP:5000/stefanprodan/charts" --plain-http \
   >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of podinfo's chart failed"
-say "cluster up, images and podinfo's chart in the node's registry"
+# The chart's image references are quay.io/jetstack/cert-manager-NAME:APPVERSION (the v is part of
+# the tag), mirrored to the node's registry like ghcr.io.
+for name in "${CERTMANAGER_BINARIES[@]}"; do
+  "$CLUSTER" push "$(archive_of "cert-manager-$name")" "jetstack/cert-manager-$name:$CERTMANAGER_VERSION" \
+    >>"$OUT/logs/cluster.log" 2>&1
+done
+node_run helm push "$IMAGES/charts/cert-manager-$CERTMANAGER_VERSION.tgz" "oci://$NODE_IP:5000/jetstack/charts" --plain-http \
+  >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of cert-manager's chart failed"
+say "cluster up, images and the podinfo and cert-manager charts in the node's registry"
 
 # The agent ships to a Loki-compatible sink on the node's loopback (hostNetwork); Flux's alerts go
 # to the Alertmanager stand-in on the node's address.
@@ -240,30 +250,20 @@ work_git config user.name "gitops-e2e"
 work_git config user.email "gitops-e2e@outrigger.invalid"
 age-keygen -o "$OUT/secrets/age.agekey" 2>/dev/null
 recipient=$(age-keygen -y "$OUT/secrets/age.agekey")
-pki=$OUT/pki
-injector_host=outrigger-injector.outrigger-system.svc
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=outrigger-gitops-e2e-ca" \
-  -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=$injector_host" -keyout "$pki/tls.key" -out "$pki/tls.csr" 2>/dev/null
-printf 'subjectAltName=DNS:%s,DNS:%s.cluster.local\nextendedKeyUsage=serverAuth\n' "$injector_host" "$injector_host" >"$pki/ext"
-openssl x509 -req -in "$pki/tls.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
-  -extfile "$pki/ext" -out "$pki/tls.crt" 2>/dev/null
-k_offline() { kubectl create --dry-run=client -o yaml "$@"; }
-k_offline secret tls outrigger-injector-tls -n outrigger-system --cert "$pki/tls.crt" --key "$pki/tls.key" >"$OUT/secrets/tls.yaml"
-printf 'injector:\n  certificate:\n    caBundle: %s\n' "$(base64 -w0 "$pki/ca.crt")" >"$OUT/secrets/values.yaml"
-k_offline secret generic outrigger-local-values -n outrigger-system --from-file=values.yaml="$OUT/secrets/values.yaml" \
-  >"$OUT/secrets/values-secret.yaml"
+# The Secret staging and production keep in flux/secrets/ENV: Grafana's admin credentials (no
+# Grafana runs here; the Secret is what proves kustomize-controller decrypts).
+grafana_password=$(openssl rand -hex 24)
+kubectl create --dry-run=client -o yaml secret generic grafana-admin -n monitoring \
+  --from-literal=admin-user=admin --from-literal=admin-password="$grafana_password" >"$OUT/secrets/grafana-admin.yaml"
 # sops runs outside the repository: the tree's .sops.yaml holds the staging/production rules only.
 sops_dir=$(mktemp -d)
-for pair in tls:outrigger-injector-tls values-secret:outrigger-local-values; do
-  cp "$OUT/secrets/${pair%%:*}.yaml" "$sops_dir/plain.yaml"
-  (cd "$sops_dir" && sops --encrypt --age "$recipient" --encrypted-regex '^(data|stringData)$' \
-    --input-type yaml --output-type yaml plain.yaml) >"$WORK/flux/secrets/local/${pair#*:}.sops.yaml"
-  echo "  - ${pair#*:}.sops.yaml" >>"$WORK/flux/secrets/local/kustomization.yaml"
-done
+cp "$OUT/secrets/grafana-admin.yaml" "$sops_dir/plain.yaml"
+(cd "$sops_dir" && sops --encrypt --age "$recipient" --encrypted-regex '^(data|stringData)$' \
+  --input-type yaml --output-type yaml plain.yaml) >"$WORK/flux/secrets/local/grafana-admin.sops.yaml"
+echo "  - grafana-admin.sops.yaml" >>"$WORK/flux/secrets/local/kustomization.yaml"
 rm -rf "$sops_dir"
-if grep -qF "$(base64 -w0 "$pki/tls.key" | head -c 40)" "$WORK"/flux/secrets/local/*.sops.yaml; then
-  die "the encrypted Secret holds the plaintext key"
+if grep -qF "$(printf '%s' "$grafana_password" | base64 -w0 | head -c 40)" "$WORK"/flux/secrets/local/*.sops.yaml; then
+  die "the encrypted Secret holds the plaintext password"
 fi
 work_git add flux/secrets/local
 work_git commit -q -m "local: this run's SOPS-encrypted test Secrets"
@@ -315,21 +315,28 @@ wait_until "$READY_TIMEOUT" "every Kustomization and HelmRelease Ready (see $OUT
 flux_s=$(since "$flux_start")
 say "flux: every object Ready $flux_s s after install; $(jq -r '[.objects[] | "\(.kind)/\(.name)"] | join(" ")' "$OUT/flux-ready.json")"
 
-# What Ready means here: the decrypted Secret is the one made above, and both apps answer.
+# What Ready means here: the decrypted Secret is the one made above, cert-manager issues, and both
+# apps answer.
 STEP=checks
 secret_ok=false
-[[ "$(k -n outrigger-system get secret outrigger-injector-tls -o jsonpath='{.data.tls\.crt}' | base64 -d)" == "$(cat "$pki/tls.crt")" ]] && secret_ok=true
+[[ "$(k -n monitoring get secret grafana-admin -o jsonpath='{.data.admin-password}' | base64 -d)" == "$grafana_password" ]] && secret_ok=true
+# cert-manager issues on this node: the local CA chain of infra-configs, and the injector's serving
+# certificate with its CA injected into the webhook by cainjector.
+issued=false
+[[ "$(k -n cert-manager get certificates.cert-manager.io local-ca -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True &&
+  "$(k -n outrigger-system get certificates.cert-manager.io outrigger-injector -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True &&
+  -n "$(k get mutatingwebhookconfiguration outrigger-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')" ]] && issued=true
 app_ip=$(svc_ip "$APP_NS" "$APP")
 podinfo_ip=$(svc_ip podinfo podinfo)
 app_code=$(node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$app_ip/" || true)
 podinfo_code=$(node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$podinfo_ip:9898/" || true)
-part flux "$(jq --argjson s "$flux_s" --argjson secret "$secret_ok" --arg app "$app_code" --arg podinfo "$podinfo_code" '
-  {pass: (.all_ready and .in_order and $secret and $app == "200" and $podinfo == "200"),
-   seconds_to_ready: $s, in_order: .in_order, sops_secret_decrypted: $secret,
+part flux "$(jq --argjson s "$flux_s" --argjson secret "$secret_ok" --argjson issued "$issued" --arg app "$app_code" --arg podinfo "$podinfo_code" '
+  {pass: (.all_ready and .in_order and $secret and $issued and $app == "200" and $podinfo == "200"),
+   seconds_to_ready: $s, in_order: .in_order, sops_secret_decrypted: $secret, cert_manager_issued: $issued,
    app_status: $app, podinfo_status: $podinfo,
    objects: [.objects[] | {kind, namespace, name, ready, since}]}' "$OUT/flux-ready.json")"
-[[ "$secret_ok" == true && "$app_code" == 200 && "$podinfo_code" == 200 ]] ||
-  die "after Ready: SOPS Secret decrypted $secret_ok, app answered $app_code, podinfo $podinfo_code"
+[[ "$secret_ok" == true && "$issued" == true && "$app_code" == 200 && "$podinfo_code" == 200 ]] ||
+  die "after Ready: SOPS Secret decrypted $secret_ok, cert-manager issued $issued, app answered $app_code, podinfo $podinfo_code"
 # The stand-in for the monitoring stack the local entry cannot run: the cluster e2e's Prometheus,
 # for the dashboards' queries after the loop.
 prometheus_start || die "prometheus did not start"

@@ -8,11 +8,13 @@
 #        scripts/images.sh check [NAME...]   run each built image's program under podman
 #        scripts/images.sh list              print images.json
 #        scripts/images.sh clean             remove the state folder
-# NAME: proxy agent injector flask-hello-world podinfo pause (default: all of them), or flux: the
-# Flux controllers (FLUX_CONTROLLERS, built by scripts/tools.sh step flux) for make gitops-e2e.
+# NAME: proxy agent injector flask-hello-world podinfo pause (default: all of them), or, for make
+# gitops-e2e, flux: the Flux controllers (FLUX_CONTROLLERS, built by scripts/tools.sh step flux) or
+# cert-manager: its four binaries (scripts/tools.sh step certmanager) and its chart (charts/).
 #
 # State: ${OUTRIGGER_IMAGES_DIR:-/tmp/outrigger-images}: podman storage (storage/), cargo and pip
-# caches (tmp/buildah-cache-0), the archives and images.json (out/), podinfo's chart (charts/).
+# caches (tmp/buildah-cache-0), the archives and images.json (out/), podinfo's chart and
+# cert-manager's packaged chart (charts/).
 # Nothing is written to the system's container storage, /var/lib/containers or /run/libpod: the
 # script runs in its own mount namespace (podman's runroot a tmpfs, /var/lib an overlay whose upper
 # layer is a tmpfs), so even a killed run leaves no mount behind. Builds use the host network (the
@@ -36,7 +38,7 @@ DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=http://deb.debian.org/debian
 ALL=(proxy agent injector flask-hello-world podinfo pause)
 # Built only when named: the GitOps e2e needs them, the cluster e2e does not.
-OPTIONAL=(flux)
+OPTIONAL=(flux cert-manager)
 
 # shellcheck source=tools/versions.sh
 source "$OUTRIGGER_ROOT/tools/versions.sh"
@@ -316,6 +318,45 @@ flux_build() {
   done
 }
 
+# certmanager_chart_dir: deploy/charts/cert-manager of the pinned root module, from the module cache
+# only (scripts/tools.sh step certmanager keeps it there), as scripts/flux-install-manifests.sh's
+# mod_dir does.
+certmanager_chart_dir() {
+  local dir
+  dir="$(cd "$STATE/work" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off \
+    go mod download -json "github.com/cert-manager/cert-manager@$CERTMANAGER_VERSION" 2>/dev/null | jq -r '.Dir // empty')"
+  [[ -n "$dir" && -f "$dir/deploy/charts/cert-manager/Chart.yaml" ]] ||
+    fail "cert-manager@$CERTMANAGER_VERSION is not in the Go module cache: run scripts/tools.sh certmanager"
+  printf '%s' "$dir/deploy/charts/cert-manager"
+}
+
+# cert-manager: each binary from scripts/tools.sh (step certmanager) on the runtime base, recorded
+# as cert-manager-NAME (group cert-manager); the chart packaged with the real version in place of
+# the placeholders upstream's release tooling fills, as $STATE/charts/cert-manager-VERSION.tgz.
+# scripts/gitops-e2e.sh pushes them as jetstack/cert-manager-NAME:VERSION and
+# jetstack/charts/cert-manager, the names the chart and the local OCIRepository use.
+certmanager_build() {
+  local name bin ctx chart
+  command -v helm >/dev/null || fail "helm not installed: run scripts/tools.sh go"
+  for name in "${CERTMANAGER_BINARIES[@]}"; do
+    bin="$OUTRIGGER_TOOLS/bin/cert-manager-$name"
+    [[ -x "$bin" ]] || fail "$bin missing: run scripts/tools.sh certmanager"
+    ctx="$STATE/work/cert-manager/$name"
+    mkdir -p "$ctx"
+    cmp -s "$bin" "$ctx/binary" || cp "$bin" "$ctx/binary"
+    cp "$OUTRIGGER_ROOT/tools/cert-manager/$name/LICENSE" "$ctx/LICENSE"
+    logged "cert-manager-$name" podman_ build --pull=never --network none --cgroup-parent "$CGROUP_PARENT" \
+      --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" --build-arg "NAME=$name" --build-arg "VERSION=$CERTMANAGER_VERSION" \
+      -f "$OUTRIGGER_ROOT/tools/images/cert-manager.Dockerfile" -t "localhost/outrigger/cert-manager-$name:build" "$ctx"
+    record cert-manager "cert-manager-$name" "${CERTMANAGER_VERSION#v}" "localhost/outrigger/cert-manager-$name:build"
+  done
+  chart="$(certmanager_chart_dir)"
+  rm -f "$STATE"/charts/cert-manager-*.tgz
+  logged cert-manager-chart helm package "$chart" --version "$CERTMANAGER_VERSION" \
+    --app-version "$CERTMANAGER_VERSION" -d "$STATE/charts"
+  say "cert-manager chart -> $STATE/charts/cert-manager-$CERTMANAGER_VERSION.tgz"
+}
+
 write_list() {
   local list="$STATE/images.json"
   jq -s '{images: (sort_by(.name))}' "$STATE"/list.d/*.json >"$list.new"
@@ -372,6 +413,12 @@ PY
       grep -q -- '--metrics-addr' <<<"$out" || fail "$name: --help lists no --metrics-addr: $out"
       [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 65534:65534 ]] || fail "$name: not user 65534"
       ;;
+    cert-manager)
+      out="$(run_ "$ref" --help 2>&1)" || fail "$name: --help failed: $out"
+      # The one flag all four share (startupapicheck's --kubeconfig sits on its subcommand).
+      grep -q -- '--logging-format' <<<"$out" || fail "$name: --help lists no --logging-format: $out"
+      [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 65532:65532 ]] || fail "$name: not user 65532"
+      ;;
     pause)
       out="$(run_ "$ref" -v)" || fail "pause: -v failed: $out"
       [[ "$out" == "pause.c $KUBERNETES_VERSION" ]] || fail "pause: -v says '$out'"
@@ -404,6 +451,7 @@ case "$cmd" in
         podinfo) podinfo_build ;;
         pause) pause_build ;;
         flux) flux_build ;;
+        cert-manager) certmanager_build ;;
         *) dockerfile_build "$n" ;;
       esac
     done
@@ -416,6 +464,8 @@ case "$cmd" in
     for n in "${selected[@]}"; do
       if [[ $n == flux ]]; then
         for spec in "${FLUX_CONTROLLERS[@]}"; do check_one flux "flux-${spec%@*}"; done
+      elif [[ $n == cert-manager ]]; then
+        for c in "${CERTMANAGER_BINARIES[@]}"; do check_one cert-manager "cert-manager-$c"; done
       else
         check_one "$n"
       fi

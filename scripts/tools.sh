@@ -14,6 +14,8 @@
 #   cluster   kubelet, controller-manager, scheduler, kube-proxy, kubectl, registry (scripts/cluster.sh)
 #   flux      Flux controllers (source, kustomize, helm, notification, image-reflector,
 #             image-automation) built from their Go modules; scripts/flux-install-manifests.sh
+#   certmanager cert-manager controller, webhook, cainjector, startupapicheck (tools/cert-manager)
+#             + its Helm chart kept in the Go module cache (scripts/images.sh build cert-manager)
 #   extra     h2spec (the flux CLI cannot be built from its module: docs/tools.md)
 set -euo pipefail
 
@@ -40,8 +42,10 @@ source tools/install/kube.sh
 source tools/install/cluster.sh
 # shellcheck source=tools/install/flux.sh
 source tools/install/flux.sh
+# shellcheck source=tools/install/certmanager.sh
+source tools/install/certmanager.sh
 
-ALL_STEPS=(apt python go schemas terraform kube cluster flux extra)
+ALL_STEPS=(apt python go schemas terraform kube cluster flux certmanager extra)
 # Every step is required: each one feeds a test or check, so a failed step fails the run (CI must
 # fail rather than let the tests that need it skip).
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -90,6 +94,7 @@ for step in "${steps[@]}"; do
     kube) fn=install_kube_apiserver ;;
     cluster) fn=install_cluster ;;
     flux) fn=install_flux_controllers ;;
+    certmanager) fn=install_certmanager ;;
     extra) fn=step_extra ;;
     *) die "unknown step '$step' (steps: ${ALL_STEPS[*]})" ;;
   esac

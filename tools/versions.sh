@@ -118,3 +118,21 @@ TF_PROVIDERS=(
   "digitalocean/digitalocean|github.com/digitalocean/terraform-provider-digitalocean|v2.60.0"
   "fluxcd/flux|github.com/fluxcd/terraform-provider-flux|v1.7.0"
 )
+
+# cert-manager (scripts/tools.sh step `certmanager`, tools/install/certmanager.sh): controller,
+# webhook, cainjector and startupapicheck, each from its module in tools/cert-manager/NAME (regen.sh
+# there), and the Helm chart from the root module's deploy/charts/cert-manager.
+# The binaries' own modules (cmd/NAME, path github.com/cert-manager/cert-manager/NAME-binary) are
+# not served by the module proxy (403 for every version, also as .../cmd/NAME), so their sources are
+# copied from the upstream tag CERTMANAGER_SRC_REF: cmd/ is unchanged from v1.21.1 to the tip of
+# release-1.21 that could be inspected (only go.mod/go.sum moved), and builds against the root
+# module at CERTMANAGER_VERSION, which the proxy serves.
+CERTMANAGER_VERSION=v1.21.2
+CERTMANAGER_SRC_REF=v1.21.1
+CERTMANAGER_BINARIES=(controller webhook cainjector startupapicheck)
+# Dependency substitutions (replace in every tools/cert-manager/NAME/go.mod):
+#   github.com/Venafi/vcert/v5 v5.13.7 refused (and every v5.12.4..v5.13.6, v5.14.0): v5.13.8, the
+#   nearest served one of the same minor (the nearest lower, v5.12.3, is a minor version back).
+CERTMANAGER_REPLACES=(
+  'github.com/Venafi/vcert/v5 => github.com/Venafi/vcert/v5 v5.13.8'
+)
