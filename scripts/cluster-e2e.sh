@@ -81,21 +81,13 @@ run_test() {
 
 
 finish() {
-  local rc=$? left
+  local rc=$?
   trap - EXIT
   set +e
   [[ $rc -eq 0 ]] || say "a step failed (exit $rc); diagnostics in $OUT/logs/"
   if [[ -f "$STATE/holder.pid" ]]; then diagnostics; fi
   stop_bg
-  "$CLUSTER" down >>"$OUT/logs/cluster.log" 2>&1
-  host_snapshot "$OUT/host-after" "$STATE"
-  left=$(ns_processes_of "$OUT/ns-ids")
-  if host_diff "$OUT/host-before" "$OUT/host-after" >"$OUT/host-diff" && [[ -z "$left" ]]; then
-    result host-clean '{"name": "host-clean", "pass": true, "detail": "iptables, nft, mounts, netns, links, routes, cgroups, sysctls, node files, processes: as before up"}'
-  else
-    result host-clean "$(jq -n --arg d "$(head -c 2000 "$OUT/host-diff")" --arg l "$left" \
-      '{name: "host-clean", pass: false, detail: ("host differs after down: " + $d + " processes left: " + $l)}')"
-  fi
+  result host-clean "$(host_clean_after_down)"
   python3 "$E2E" summary --dir "$OUT/tests" --order "$TESTS" --seconds "$SECONDS" --out "$OUT/summary.json" || rc=1
   say "summary: $OUT/summary.json ($SECONDS s)"
   exit "$rc"

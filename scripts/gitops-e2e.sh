@@ -84,7 +84,7 @@ need() {
 part() { printf '%s\n' "$2" >"$OUT/parts/$1.json"; }
 
 finish() {
-  local rc=$? left
+  local rc=$?
   trap - EXIT
   set +e
   [[ $rc -eq 0 ]] || say "a step failed (exit $rc); diagnostics in $OUT/logs/"
@@ -97,15 +97,7 @@ finish() {
     } >"$OUT/logs/flux.log" 2>&1
   fi
   stop_bg
-  "$CLUSTER" down >>"$OUT/logs/cluster.log" 2>&1
-  host_snapshot "$OUT/host-after" "$STATE"
-  left=$(ns_processes_of "$OUT/ns-ids")
-  if host_diff "$OUT/host-before" "$OUT/host-after" >"$OUT/host-diff" && [[ -z "$left" ]]; then
-    part host-clean '{"pass": true}'
-  else
-    part host-clean "$(jq -n --arg d "$(head -c 2000 "$OUT/host-diff")" --arg l "$left" \
-      '{pass: false, detail: ("host differs after down: " + $d + " processes left: " + $l)}')"
-  fi
+  part host-clean "$(host_clean_after_down)"
   [[ -f "$OUT/parts/steps.json" ]] || part steps "$(jq -n --arg d "stopped at: ${STEP:-setup}" '{pass: false, detail: $d}')"
   jq -s --argjson seconds "$SECONDS" --arg rc "$rc" '
     (map({(.key): .value}) | add) as $p

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared by scripts/cluster-e2e.sh and scripts/gitops-e2e.sh: commands inside the local node's
 # namespaces, background processes there, and the load generator through a Service. The caller
-# sets STATE (the cluster's state folder), OUT (its output folder, with logs/, pids/ and load/),
+# sets CLUSTER and STATE (scripts/cluster.sh and its state folder), OUT (its output folder, with logs/, pids/ and load/),
 # LOADGEN and RATE (the load generator), E2E and PROM (Prometheus), and defines say.
 
 # node_run CMD...: CMD inside the node's network and mount namespaces (like `cluster.sh exec`).
@@ -77,6 +77,23 @@ EOF
   done
   say "prometheus never got ready ($OUT/logs/prometheus.log)"
   return 1
+}
+
+# host_clean_after_down: `cluster.sh down` (CLUSTER), then the host compared with its snapshot from
+# before `up` ($OUT/host-before, scripts/lib/host-snapshot.sh) and no process left in the node's
+# namespaces; prints the host-clean result as JSON. Run stop_bg first, in the calling shell.
+host_clean_after_down() {
+  local left
+  "$CLUSTER" down >>"$OUT/logs/cluster.log" 2>&1
+  host_snapshot "$OUT/host-after" "$STATE"
+  left=$(ns_processes_of "$OUT/ns-ids")
+  if host_diff "$OUT/host-before" "$OUT/host-after" >"$OUT/host-diff" && [[ -z "$left" ]]; then
+    jq -n '{name: "host-clean", pass: true,
+      detail: "iptables, nft, mounts, netns, links, routes, cgroups, sysctls, node files, processes: as before up"}'
+  else
+    jq -n --arg d "$(head -c 2000 "$OUT/host-diff")" --arg l "$left" \
+      '{name: "host-clean", pass: false, detail: ("host differs after down: " + $d + " processes left: " + $l)}'
+  fi
 }
 
 # diagnostics: the cluster's pods and recent events, for a failed run.
