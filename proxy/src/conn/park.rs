@@ -19,10 +19,16 @@ const MAX_PARK_AFTER: Duration = Duration::from_secs(1);
 /// Idle gaps up to this long (or twice the configured delay, if longer) are followed.
 const FOLLOW_GAP: Duration = Duration::from_millis(250);
 
+/// A followed connection's delay, in idle gaps. More than twice: the park timer of a connection
+/// that keeps its cadence fires early once per delay (it is moved lazily, see
+/// `deadline::poll_lazily`), a wake-up for nothing, so the longer delay halves those wake-ups.
+const FOLLOW_FACTOR: u32 = 4;
+
 /// The park delay for a connection's next idle period, after a park that lasted `parked_for`
 /// with the delay `current`; the idle gap that just ended is `current + parked_for`. A
-/// connection whose requests come that often (gaps up to [`FOLLOW_GAP`]) gets twice the gap as
-/// its delay, up to [`MAX_PARK_AFTER`], so it is not parked again while its cadence holds:
+/// connection whose requests come that often (gaps up to [`FOLLOW_GAP`]) gets [`FOLLOW_FACTOR`]
+/// times the gap as its delay, up to [`MAX_PARK_AFTER`], so it is not parked again while its
+/// cadence holds:
 /// parking it would wind hyper down and up, and free and allocate its buffers, for every request
 /// (CPU, and latency for the request that meets the wind-down), while the buffers would be
 /// needed again within one gap anyway. A longer gap restores the configured `base`: a connection
@@ -36,7 +42,10 @@ pub(super) fn next_park_after(
     let (base, current) = (base?, current?);
     let gap = current.saturating_add(parked_for);
     if gap <= FOLLOW_GAP.max(base.saturating_mul(2)) {
-        Some(gap.saturating_mul(2).clamp(base, MAX_PARK_AFTER.max(base)))
+        Some(
+            gap.saturating_mul(FOLLOW_FACTOR)
+                .clamp(base, MAX_PARK_AFTER.max(base)),
+        )
     } else {
         Some(base)
     }
@@ -86,13 +95,13 @@ mod tests {
     #[test]
     fn the_delay_follows_a_short_cadence() {
         let base = Some(10 * MS);
-        // Requests 32 ms apart: parked once, then the delay is twice the gap.
-        assert_eq!(next_park_after(base, base, 22 * MS), Some(64 * MS));
-        // Woken right after parking: at least twice the delay it had.
-        assert_eq!(next_park_after(base, Some(64 * MS), 2 * MS), Some(132 * MS));
+        // Requests 32 ms apart: parked once, then the delay is four gaps.
+        assert_eq!(next_park_after(base, base, 22 * MS), Some(128 * MS));
+        // Woken right after parking: at least four times the delay it had.
+        assert_eq!(next_park_after(base, Some(64 * MS), 2 * MS), Some(264 * MS));
         assert_eq!(
             next_park_after(base, Some(200 * MS), 40 * MS),
-            Some(480 * MS)
+            Some(960 * MS)
         );
         // Up to the cap; a longer configured delay follows gaps up to twice itself.
         let long = Some(400 * MS);
@@ -109,7 +118,7 @@ mod tests {
         assert_eq!(next_park_after(None, None, MS), None);
         let big = Some(5 * MAX_PARK_AFTER);
         assert_eq!(next_park_after(big, big, MS), big);
-        let mid = Some(300 * MS);
-        assert_eq!(next_park_after(mid, mid, MS), Some(602 * MS));
+        let mid = Some(200 * MS);
+        assert_eq!(next_park_after(mid, mid, MS), Some(804 * MS));
     }
 }
