@@ -61,20 +61,25 @@ impl Accounting {
 enum ReqKind {
     /// Fully buffered (replayable); `None` = empty.
     Full(Option<Bytes>),
-    /// Streaming from the client, after an optional already-read prefix.
-    Stream {
-        prefix: Option<Bytes>,
-        /// Boxed: rare, and a `HeaderMap` would triple the size of every request body.
-        trailers: Option<Box<HeaderMap>>,
-        inner: Option<Incoming>,
-    },
+    /// Boxed: every request sits in a slot of hyper's per-connection request channel, whose
+    /// blocks of 32 slots stay allocated for the app connection's life (two of them once it has
+    /// served 32 requests), so the bodyless common case must keep the body small.
+    Stream(Box<Streaming>),
+}
+
+/// A body streamed from the client, after an optional already-read prefix.
+#[derive(Debug)]
+struct Streaming {
+    prefix: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+    inner: Option<Incoming>,
+    acct: Accounting,
 }
 
 /// Body sent to the app.
 #[derive(Debug)]
 pub struct ReqBody {
     kind: ReqKind,
-    acct: Option<Accounting>,
 }
 
 impl ReqBody {
@@ -82,7 +87,6 @@ impl ReqBody {
     pub fn empty() -> Self {
         Self {
             kind: ReqKind::Full(None),
-            acct: None,
         }
     }
 
@@ -91,9 +95,8 @@ impl ReqBody {
         match &self.kind {
             ReqKind::Full(b) => Some(Self {
                 kind: ReqKind::Full(b.clone()),
-                acct: None,
             }),
-            ReqKind::Stream { .. } => None,
+            ReqKind::Stream(_) => None,
         }
     }
 }
@@ -118,12 +121,12 @@ pub async fn prepare(
         return Ok((ReqBody::empty(), true));
     }
     let stream = |prefix, trailers, inner, acct| ReqBody {
-        kind: ReqKind::Stream {
+        kind: ReqKind::Stream(Box::new(Streaming {
             prefix,
             trailers,
             inner,
-        },
-        acct: Some(acct),
+            acct,
+        })),
     };
     let Some(cap) = replay_cap else {
         return Ok((stream(None, None, Some(body), acct), false));
@@ -137,7 +140,6 @@ pub async fn prepare(
             return Ok((
                 ReqBody {
                     kind: ReqKind::Full(Some(buf.freeze())),
-                    acct: None,
                 },
                 true,
             ));
@@ -153,7 +155,7 @@ pub async fn prepare(
             }
             Err(frame) => {
                 // Trailers end the body; keep it as a (non-replayable) stream to forward them.
-                let trailers = frame.into_trailers().ok().map(Box::new);
+                let trailers = frame.into_trailers().ok();
                 return Ok((stream(Some(buf.freeze()), trailers, None, acct), false));
             }
         }
@@ -171,34 +173,30 @@ impl Body for ReqBody {
         let this = self.get_mut();
         match &mut this.kind {
             ReqKind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ReqKind::Stream {
-                prefix,
-                trailers,
-                inner,
-            } => {
-                if let Some(p) = prefix.take().filter(|p| !p.is_empty()) {
+            ReqKind::Stream(s) => {
+                if let Some(p) = s.prefix.take().filter(|p| !p.is_empty()) {
                     return Poll::Ready(Some(Ok(Frame::data(p))));
                 }
-                if let Some(inner_body) = inner.as_mut() {
+                if let Some(inner_body) = s.inner.as_mut() {
                     match Pin::new(inner_body).poll_frame(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Some(Ok(frame))) => {
-                            if let (Some(data), Some(acct)) = (frame.data_ref(), this.acct.as_mut())
-                                && let Err(e) = acct.add(data.len())
+                            if let Some(data) = frame.data_ref()
+                                && let Err(e) = s.acct.add(data.len())
                             {
-                                *inner = None;
+                                s.inner = None;
                                 return Poll::Ready(Some(Err(e)));
                             }
                             return Poll::Ready(Some(Ok(frame)));
                         }
                         Poll::Ready(Some(Err(e))) => {
-                            *inner = None;
+                            s.inner = None;
                             return Poll::Ready(Some(Err(BodyError::Read(e))));
                         }
-                        Poll::Ready(None) => *inner = None,
+                        Poll::Ready(None) => s.inner = None,
                     }
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(*t))))
+                Poll::Ready(s.trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
         }
     }
@@ -206,14 +204,10 @@ impl Body for ReqBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             ReqKind::Full(b) => b.is_none(),
-            ReqKind::Stream {
-                prefix,
-                trailers,
-                inner,
-            } => {
-                prefix.as_ref().is_none_or(Bytes::is_empty)
-                    && trailers.is_none()
-                    && inner.as_ref().is_none_or(Body::is_end_stream)
+            ReqKind::Stream(s) => {
+                s.prefix.as_ref().is_none_or(Bytes::is_empty)
+                    && s.trailers.is_none()
+                    && s.inner.as_ref().is_none_or(Body::is_end_stream)
             }
         }
     }
@@ -221,13 +215,9 @@ impl Body for ReqBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             ReqKind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ReqKind::Stream {
-                prefix,
-                trailers,
-                inner,
-            } => {
-                let p = prefix.as_ref().map_or(0, |b| b.len() as u64);
-                match inner {
+            ReqKind::Stream(s) => {
+                let p = s.prefix.as_ref().map_or(0, |b| b.len() as u64);
+                match &s.inner {
                     Some(i) => {
                         let h = i.size_hint();
                         let mut out = SizeHint::new();
@@ -237,7 +227,7 @@ impl Body for ReqBody {
                         }
                         out
                     }
-                    None if trailers.is_none() => SizeHint::with_exact(p),
+                    None if s.trailers.is_none() => SizeHint::with_exact(p),
                     None => {
                         let mut out = SizeHint::new();
                         out.set_lower(p);
@@ -365,5 +355,16 @@ impl Body for RespBody {
             RespKind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             RespKind::Stream(inner) => inner.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_body_stays_small() {
+        // It sits in every slot of hyper's request channel (see `ReqKind::Stream`).
+        assert!(std::mem::size_of::<ReqBody>() <= 40);
     }
 }

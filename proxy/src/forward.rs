@@ -399,11 +399,17 @@ fn rewrite(
 }
 
 /// Origin-form target for the app (`/path?query`); the Host header carries the authority.
+/// Copied rather than shared with the client's request: the request's target lives in the client
+/// connection's read buffer, which a shared target would keep alive until the app answers (see
+/// `retry::HeaderCopy::of`).
 fn upstream_uri(uri: &Uri) -> Uri {
-    match uri.path_and_query() {
-        Some(pq) => Uri::from(pq.clone()),
-        None => Uri::from(PathAndQuery::from_static("/")),
-    }
+    let pq = match uri.path_and_query() {
+        Some(pq) if pq.as_str() != "/" => pq,
+        _ => return Uri::from(PathAndQuery::from_static("/")),
+    };
+    let own = Bytes::copy_from_slice(pq.as_str().as_bytes());
+    // The bytes were a valid target already; the fallback only satisfies the type.
+    PathAndQuery::from_maybe_shared(own).map_or_else(|_| Uri::from(pq.clone()), Uri::from)
 }
 
 /// A response made by the proxy itself, counted by `reason`.
@@ -455,4 +461,24 @@ pub fn spawn_tunnel(
             _ = drain.reached(Phase::Forced) => {}
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_uri_is_origin_form_and_owns_its_bytes() {
+        let target = Bytes::from(b"http://a.test/p/q?x=1".to_vec());
+        let uri = Uri::from_maybe_shared(target.clone()).unwrap();
+        let up = upstream_uri(&uri);
+        drop(uri);
+        assert!(
+            target.is_unique(),
+            "the target still shares the read buffer"
+        );
+        assert_eq!(up, "/p/q?x=1");
+        assert_eq!(upstream_uri(&Uri::from_static("/")), "/");
+        assert_eq!(upstream_uri(&Uri::from_static("http://a.test")), "/");
+    }
 }

@@ -7,6 +7,7 @@ use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
@@ -49,16 +50,32 @@ pub fn status_reason(status: StatusCode) -> Option<&'static str> {
 
 /// A request's headers kept for another attempt. The map itself goes to the app (hyper parses
 /// the response into the map it sent), so a retry rebuilds one from this list: one allocation
-/// and a reference count per value, where a `HeaderMap` clone also copies its index table in a
-/// second allocation. Nearly every copy is dropped unused, so the copy is what must be cheap.
+/// for the list and one for the values, where a `HeaderMap` clone also copies its index table.
+/// Nearly every copy is dropped unused, so the copy is what must be cheap.
 #[derive(Debug)]
 pub struct HeaderCopy(Vec<(HeaderName, HeaderValue)>);
 
 impl HeaderCopy {
-    /// Copy every field of `headers` (repeated fields stay in order).
+    /// Copy every field of `headers` (repeated fields stay in order). The values are copied into
+    /// one buffer of the copy's own rather than shared: a value parsed by hyper shares the
+    /// client connection's whole read buffer, and hyper reads into a fresh one while the request
+    /// is out (it watches for the client's EOF), so a shared copy would keep a second read buffer
+    /// per connection alive until the app answers.
     pub fn of(headers: &HeaderMap) -> Self {
+        let total = headers.values().map(HeaderValue::len).sum();
+        let mut values = BytesMut::with_capacity(total);
+        for v in headers.values() {
+            values.extend_from_slice(v.as_bytes());
+        }
+        let mut values = values.freeze();
         let mut fields = Vec::with_capacity(headers.len());
-        fields.extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (name, v) in headers {
+            let own = values.split_to(v.len());
+            // The bytes were a valid value already; the fallback only satisfies the type.
+            let mut value = HeaderValue::from_maybe_shared(own).unwrap_or_else(|_| v.clone());
+            value.set_sensitive(v.is_sensitive());
+            fields.push((name.clone(), value));
+        }
         Self(fields)
     }
 
@@ -340,5 +357,29 @@ mod tests {
         for n in 0..20 {
             assert!(p.backoff(n) <= Duration::from_secs(1));
         }
+    }
+
+    #[test]
+    fn header_copy_keeps_fields_in_order_without_sharing_the_read_buffer() {
+        // Values sliced out of one buffer, as hyper parses a request head.
+        let head = bytes::Bytes::from(b"example.test|a|b|secret".to_vec());
+        let mut h = HeaderMap::new();
+        let value =
+            |r: std::ops::Range<usize>| HeaderValue::from_maybe_shared(head.slice(r)).unwrap();
+        h.insert(http::header::HOST, value(0..12));
+        h.append("x-many", value(13..14));
+        h.append("x-many", value(15..16));
+        let mut secret = value(17..23);
+        secret.set_sensitive(true);
+        h.insert(http::header::AUTHORIZATION, secret);
+        let copy = HeaderCopy::of(&h);
+        drop(h);
+        assert!(head.is_unique(), "the copy still shares the read buffer");
+        let map = copy.into_map(4);
+        assert_eq!(map["host"], "example.test");
+        let many: Vec<_> = map.get_all("x-many").iter().collect();
+        assert_eq!(many, ["a", "b"]);
+        assert!(map["authorization"].is_sensitive());
+        assert!(map.capacity() >= 4 + 4);
     }
 }

@@ -256,8 +256,9 @@ async fn a_park_declined_during_the_drain_does_not_spin() {
     assert!(status.success(), "{status}");
 }
 
-/// A connection whose next request arrives right after it was parked has its park delay
-/// doubled, so requests about one delay apart do not wind hyper down and up every time.
+/// A connection whose next request arrives right after it was parked gets twice that idle gap
+/// as its park delay (up to 1 s), so requests about one delay apart do not wind hyper down and
+/// up every time.
 #[tokio::test]
 async fn a_connection_woken_right_after_parking_backs_off() {
     let app = App::start().await;
@@ -279,5 +280,28 @@ async fn a_connection_woken_right_after_parking_backs_off() {
     wait_parked(&proxy, 1.0).await;
     assert_eq!(parks(proxy.metrics().await), 2.0);
 
+    s.hello().await;
+}
+
+/// Requests at a steady cadence a few times longer than the park delay (the sidecar regime of a
+/// few tens of requests per second per connection): the first idle gap parks the connection and
+/// sets its delay to twice the gap, so the following requests find it unparked; once idle for
+/// longer than that, it is parked again.
+#[tokio::test]
+async fn a_steady_cadence_is_not_parked_for_every_request() {
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &["--park-after", "20ms"], &[]).await;
+    let parks = |text: String| metric(&text, "outrigger_proxy_parks_total", &[]);
+    let mut s = Conn::open(&proxy).await;
+    s.hello().await;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        s.hello().await;
+    }
+    // Parked once per request before (9); a slow machine may stretch a gap past twice the one
+    // before it once or twice.
+    let n = parks(proxy.metrics().await);
+    assert!((1.0..=4.0).contains(&n), "parked {n} times in 9 requests");
+    wait_parked(&proxy, 1.0).await;
     s.hello().await;
 }
