@@ -10,7 +10,13 @@ import pytest
 from outrigger_checks import ROOT
 from outrigger_checks.failure import CheckFailed
 from outrigger_checks.flux_apis import CURRENT_FLUX_APIS, flux_api_errors, k8s_version_key, stale_table_errors
-from outrigger_checks.flux_render import apply_post_build, local_chart, substitute, substitution_disabled
+from outrigger_checks.flux_render import (
+    apply_post_build,
+    local_chart,
+    render_helmrelease,
+    substitute,
+    substitution_disabled,
+)
 from outrigger_checks.manifests import load_docs
 
 
@@ -39,6 +45,15 @@ def test_substitute_from_is_refused() -> None:
     ks = {"spec": {"postBuild": {"substituteFrom": [{"kind": "ConfigMap", "name": "v"}]}}}
     with pytest.raises(CheckFailed, match="substituteFrom is not modelled"):
         apply_post_build("kind: ConfigMap\n", ks, "t")
+
+
+def test_values_from_is_refused(tmp_path: Path) -> None:
+    hr = {
+        "metadata": {"name": "outrigger", "namespace": "outrigger-system"},
+        "spec": {"values": {}, "valuesFrom": [{"kind": "Secret", "name": "only-in-the-cluster"}]},
+    }
+    with pytest.raises(CheckFailed, match=r"outrigger-system/outrigger: spec\.valuesFrom is not modelled"):
+        render_helmrelease(hr, "charts/outrigger", tmp_path)
 
 
 def test_local_chart_names_charts_of_this_repository_only() -> None:
