@@ -299,22 +299,38 @@ pause_build() {
   record pause pause "${KUBERNETES_VERSION#v}" localhost/outrigger/pause:build
 }
 
-# The Flux controllers: each binary from scripts/tools.sh (step flux) on the runtime base, recorded as
-# flux-NAME (group flux); scripts/gitops-e2e.sh pushes them as fluxcd/NAME:PIN, the image
-# scripts/flux-install-manifests.sh names.
+# prebuilt_image SHORT IMAGE STEP BIN DOCKERFILE NAME VERSION [FILE...]: BIN, a binary scripts/tools.sh
+# (step STEP) built, as `binary` beside the FILEs in a context of its own, on the runtime base with
+# tools/images/DOCKERFILE (build args NAME, VERSION); recorded as IMAGE of group SHORT.
+prebuilt_image() {
+  local short=$1 image=$2 step=$3 bin=$4 dockerfile=$5 name=$6 version=$7 ctx="$STATE/work/$1/$6"
+  shift 7
+  [[ -x "$bin" ]] || fail "$bin missing: run scripts/tools.sh $step"
+  mkdir -p "$ctx"
+  cmp -s "$bin" "$ctx/binary" || cp "$bin" "$ctx/binary"
+  (($# == 0)) || cp "$@" "$ctx/"
+  logged "$image" podman_ build --pull=never --network none --cgroup-parent "$CGROUP_PARENT" \
+    --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" --build-arg "NAME=$name" --build-arg "VERSION=$version" \
+    -f "$OUTRIGGER_ROOT/tools/images/$dockerfile" -t "localhost/outrigger/$image:build" "$ctx"
+  record "$short" "$image" "${version#v}" "localhost/outrigger/$image:build"
+}
+
+# group_images SHORT: the images of a group built from several binaries, one per line.
+group_images() {
+  local spec
+  case $1 in
+    flux) for spec in "${FLUX_CONTROLLERS[@]}"; do echo "flux-${spec%@*}"; done ;;
+    cert-manager) for spec in "${CERTMANAGER_BINARIES[@]}"; do echo "cert-manager-$spec"; done ;;
+  esac
+}
+
+# The Flux controllers, recorded as flux-NAME; scripts/gitops-e2e.sh pushes them as
+# fluxcd/NAME:PIN, the image scripts/flux-install-manifests.sh names.
 flux_build() {
-  local spec name version bin ctx
+  local spec
   for spec in "${FLUX_CONTROLLERS[@]}"; do
-    name=${spec%@*} version=${spec#*@}
-    bin="$OUTRIGGER_TOOLS/bin/$name"
-    [[ -x "$bin" ]] || fail "$bin missing: run scripts/tools.sh flux"
-    ctx="$STATE/work/flux/$name"
-    mkdir -p "$ctx"
-    cmp -s "$bin" "$ctx/controller" || cp "$bin" "$ctx/controller"
-    logged "flux-$name" podman_ build --pull=never --network none --cgroup-parent "$CGROUP_PARENT" \
-      --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" --build-arg "NAME=$name" --build-arg "VERSION=$version" \
-      -f "$OUTRIGGER_ROOT/tools/images/flux-controller.Dockerfile" -t "localhost/outrigger/flux-$name:build" "$ctx"
-    record flux "flux-$name" "${version#v}" "localhost/outrigger/flux-$name:build"
+    prebuilt_image flux "flux-${spec%@*}" flux "$OUTRIGGER_TOOLS/bin/${spec%@*}" flux-controller.Dockerfile \
+      "${spec%@*}" "${spec#*@}"
   done
 }
 
@@ -330,25 +346,17 @@ certmanager_chart_dir() {
   printf '%s' "$dir/deploy/charts/cert-manager"
 }
 
-# cert-manager: each binary from scripts/tools.sh (step certmanager) on the runtime base, recorded
-# as cert-manager-NAME (group cert-manager); the chart packaged with the real version in place of
-# the placeholders upstream's release tooling fills, as $STATE/charts/cert-manager-VERSION.tgz.
-# scripts/gitops-e2e.sh pushes them as jetstack/cert-manager-NAME:VERSION and
-# jetstack/charts/cert-manager, the names the chart and the local OCIRepository use.
+# cert-manager: its four binaries, recorded as cert-manager-NAME, and the chart packaged with the
+# real version in place of the placeholders upstream's release tooling fills, as
+# $STATE/charts/cert-manager-VERSION.tgz. scripts/gitops-e2e.sh pushes them as
+# jetstack/cert-manager-NAME:VERSION and jetstack/charts/cert-manager, the names the chart and the
+# local OCIRepository use.
 certmanager_build() {
-  local name bin ctx chart
+  local name chart
   command -v helm >/dev/null || fail "helm not installed: run scripts/tools.sh go"
   for name in "${CERTMANAGER_BINARIES[@]}"; do
-    bin="$OUTRIGGER_TOOLS/bin/cert-manager-$name"
-    [[ -x "$bin" ]] || fail "$bin missing: run scripts/tools.sh certmanager"
-    ctx="$STATE/work/cert-manager/$name"
-    mkdir -p "$ctx"
-    cmp -s "$bin" "$ctx/binary" || cp "$bin" "$ctx/binary"
-    cp "$OUTRIGGER_ROOT/tools/cert-manager/$name/LICENSE" "$ctx/LICENSE"
-    logged "cert-manager-$name" podman_ build --pull=never --network none --cgroup-parent "$CGROUP_PARENT" \
-      --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" --build-arg "NAME=$name" --build-arg "VERSION=$CERTMANAGER_VERSION" \
-      -f "$OUTRIGGER_ROOT/tools/images/cert-manager.Dockerfile" -t "localhost/outrigger/cert-manager-$name:build" "$ctx"
-    record cert-manager "cert-manager-$name" "${CERTMANAGER_VERSION#v}" "localhost/outrigger/cert-manager-$name:build"
+    prebuilt_image cert-manager "cert-manager-$name" certmanager "$OUTRIGGER_TOOLS/bin/cert-manager-$name" \
+      cert-manager.Dockerfile "$name" "$CERTMANAGER_VERSION" "$OUTRIGGER_ROOT/tools/cert-manager/$name/LICENSE"
   done
   chart="$(certmanager_chart_dir)"
   rm -f "$STATE"/charts/cert-manager-*.tgz
@@ -462,13 +470,9 @@ case "$cmd" in
     chosen="$(names "$@")"
     mapfile -t selected <<<"$chosen"
     for n in "${selected[@]}"; do
-      if [[ $n == flux ]]; then
-        for spec in "${FLUX_CONTROLLERS[@]}"; do check_one flux "flux-${spec%@*}"; done
-      elif [[ $n == cert-manager ]]; then
-        for c in "${CERTMANAGER_BINARIES[@]}"; do check_one cert-manager "cert-manager-$c"; done
-      else
-        check_one "$n"
-      fi
+      members="$(group_images "$n")"
+      if [[ -z "$members" ]]; then check_one "$n"; fi
+      for m in $members; do check_one "$n" "$m"; done
     done
     ;;
   list) cat "$STATE/images.json" ;;

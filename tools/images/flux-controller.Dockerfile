@@ -7,7 +7,7 @@ FROM ${RUNTIME_IMAGE}
 ARG NAME
 ARG VERSION
 LABEL org.opencontainers.image.title=${NAME} org.opencontainers.image.version=${VERSION}
-COPY controller /usr/local/bin/flux-controller
+COPY binary /usr/local/bin/flux-controller
 # Upstream's images run as 65534 (nobody); numeric, so runAsNonRoot can be verified.
 USER 65534:65534
 ENTRYPOINT ["/usr/local/bin/flux-controller"]
