@@ -182,19 +182,11 @@ prometheus_start || die "prometheus did not start"
 
 # ---- tests --------------------------------------------------------------------------------------
 
-svc_ip() { k -n "$APPS" get service "$1" -o jsonpath='{.spec.clusterIP}'; }
-
-# settled RELEASE REPLICAS: exactly REPLICAS pods of the release, none terminating, all Ready.
-settled() {
-  k -n "$APPS" get pods -l "app.kubernetes.io/instance=$1" -o json | jq -e --argjson n "$2" '
-    [.items[] | select(.metadata.deletionTimestamp == null)] as $live
-    | ($live | length) == $n and (.items | length) == $n
-    and all($live[]; any(.status.conditions[]?; .type == "Ready" and .status == "True"))' >/dev/null
-}
+# wait_settled RELEASE REPLICAS: until the release of $APPS is settled (scripts/lib/node-e2e.sh).
 wait_settled() {
   local i
   for ((i = 0; i < SETTLE_TIMEOUT; i += 2)); do
-    settled "$1" "$2" && return 0
+    settled "$APPS" "$1" "$2" && return 0
     sleep 2
   done
   say "release $1 did not settle at $2 Ready pods in ${SETTLE_TIMEOUT} s"
@@ -207,7 +199,7 @@ rollout() {
   local case=$1 rel=$2 n=$3
   shift 3
   wait_settled "$rel" 3
-  load_start "$case-$rel" "http://$(svc_ip "$rel")/"
+  load_start "$case-$rel" "http://$(svc_ip "$APPS" "$rel")/"
   "$@"
   k -n "$APPS" rollout status "deployment/$rel" --timeout="${SETTLE_TIMEOUT}s" >/dev/null
   wait_settled "$rel" "$n"
@@ -237,11 +229,11 @@ kill_app() {
   pod=$(k -n "$APPS" get pods -l "app.kubernetes.io/instance=$rel" -o jsonpath='{.items[0].metadata.name}')
   cid=$(k -n "$APPS" get pod "$pod" -o jsonpath='{.status.containerStatuses[?(@.name=="app")].containerID}')
   before=$(k -n "$APPS" get pod "$pod" -o jsonpath='{.status.containerStatuses[?(@.name=="app")].restartCount}')
-  load_start "kill-$rel" "http://$(svc_ip "$rel")/"
+  load_start "kill-$rel" "http://$(svc_ip "$APPS" "$rel")/"
   node_run ctr --address /run/containerd/containerd.sock -n k8s.io tasks kill -s SIGKILL "${cid#containerd://}"
   for ((i = 0; i < SETTLE_TIMEOUT; i += 2)); do
     [[ "$(k -n "$APPS" get pod "$pod" -o jsonpath='{.status.containerStatuses[?(@.name=="app")].restartCount}')" -gt "$before" ]] &&
-      settled "$rel" 3 && break
+      settled "$APPS" "$rel" 3 && break
     sleep 2
   done
   load_stop "kill-$rel"
@@ -272,7 +264,7 @@ test_service() {
     before=$(node_run python3 "$E2E" proxy-requests --pki "$STATE/pki" --namespace "$APPS" --selector "$sel" | jq 'add // 0')
     local port=80
     [[ $rel == podinfo ]] && port=$(k -n "$APPS" get service podinfo -o jsonpath='{.spec.ports[0].port}')
-    node_run python3 "$LOADGEN" --url "http://$(svc_ip "$rel"):$port/" --rate 40 --workers 4 --duration 5 \
+    node_run python3 "$LOADGEN" --url "http://$(svc_ip "$APPS" "$rel"):$port/" --rate 40 --workers 4 --duration 5 \
       --out "$OUT/load/service-$rel.json" >/dev/null
     after=$(node_run python3 "$E2E" proxy-requests --pki "$STATE/pki" --namespace "$APPS" --selector "$sel" | jq 'add // 0')
     sent=$(jq .succeeded "$OUT/load/service-$rel.json")

@@ -114,7 +114,6 @@ finish() {
 # ---- helpers --------------------------------------------------------------------------------------
 
 archive_of() { jq -r --arg n "$1" '.images[] | select(.name == $n) | .archive' "$IMAGES/images.json"; }
-svc_ip() { k -n "$1" get service "$2" -o jsonpath='{.spec.clusterIP}'; }
 now() { date +%s.%N; }
 since() { python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))' "$1" "$(now)"; }
 work_git() { git -C "$WORK" "$@"; }
@@ -124,13 +123,7 @@ push_work() { node_run git -C "$WORK" push -q origin main; }
 next_patch() { awk -F. '{ printf "%d.%d.%d\n", $1, $2, $3 + 1 }' <<<"$1"; }
 
 # app_pods_on TAG: exactly REPLICAS live app pods, all Ready, all running image tag TAG.
-app_pods_on() {
-  k -n "$APP_NS" get pods -l "app.kubernetes.io/instance=$APP" -o json | jq -e --argjson n "$REPLICAS" --arg tag ":$1" '
-    [.items[] | select(.metadata.deletionTimestamp == null)] as $live
-    | ($live | length) == $n and (.items | length) == $n
-    and all($live[]; any(.status.conditions[]?; .type == "Ready" and .status == "True"))
-    and all($live[]; any(.spec.containers[]; .image | endswith($tag)))' >/dev/null
-}
+app_pods_on() { settled "$APP_NS" "$APP" "$REPLICAS" "$1"; }
 # held GOOD BAD: REPLICAS live app pods on GOOD, all Ready, and no pod on BAD Ready.
 held_on() {
   k -n "$APP_NS" get pods -l "app.kubernetes.io/instance=$APP" -o json | jq -e --argjson n "$REPLICAS" --arg good ":$1" --arg bad ":$2" '

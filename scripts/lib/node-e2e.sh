@@ -96,6 +96,18 @@ host_clean_after_down() {
   fi
 }
 
+svc_ip() { k -n "$1" get service "$2" -o jsonpath='{.spec.clusterIP}'; }
+
+# settled NAMESPACE RELEASE REPLICAS [TAG]: exactly REPLICAS pods of the release, none terminating,
+# all Ready, and with TAG every one running an image tagged TAG.
+settled() {
+  k -n "$1" get pods -l "app.kubernetes.io/instance=$2" -o json | jq -e --argjson n "$3" --arg tag "${4:+:$4}" '
+    [.items[] | select(.metadata.deletionTimestamp == null)] as $live
+    | ($live | length) == $n and (.items | length) == $n
+    and all($live[]; any(.status.conditions[]?; .type == "Ready" and .status == "True"))
+    and ($tag == "" or all($live[]; any(.spec.containers[]; .image | endswith($tag))))' >/dev/null
+}
+
 # diagnostics: the cluster's pods and recent events, for a failed run.
 diagnostics() {
   {
