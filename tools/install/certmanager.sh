@@ -14,12 +14,7 @@ install_certmanager() {
     specs+=("cert-manager-$name|$CERTMANAGER_VERSION|wrapper:cert-manager/$name:.|$ldflags")
   done
   install_go_tools "${specs[@]}"
-  # Not behind the stamps: a cached .tools/ with an empty module cache must still find the chart.
-  (cd "$OUTRIGGER_TOOLS" && GOFLAGS=-mod=mod go mod download "github.com/cert-manager/cert-manager@$CERTMANAGER_VERSION") \
-    || die "go mod download github.com/cert-manager/cert-manager@$CERTMANAGER_VERSION failed (its chart)"
-  for name in "${CERTMANAGER_BINARIES[@]}"; do
-    # Each binary prints its flags on --help; that it starts at all proves it links.
-    "$OUTRIGGER_TOOLS/bin/cert-manager-$name" --help >/dev/null 2>&1 || die "cert-manager-$name --help failed"
-  done
+  keep_modules_cached "its chart" "github.com/cert-manager/cert-manager@$CERTMANAGER_VERSION"
+  help_runs "${CERTMANAGER_BINARIES[@]/#/cert-manager-}"
   log "version cert-manager $CERTMANAGER_VERSION (cmd/ sources of $CERTMANAGER_SRC_REF): ${CERTMANAGER_BINARIES[*]}"
 }

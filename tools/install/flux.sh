@@ -13,16 +13,10 @@ install_flux_controllers() {
     specs+=("$name|$version|wrapper:flux-controllers/$name:github.com/fluxcd/$name|")
   done
   install_go_tools "${specs[@]}"
-  # Not behind the stamps: a cached .tools/ on a machine with an empty module cache must still leave
-  # flux-install-manifests.sh (GOPROXY=off) the flux2 manifests and each controller's config/.
-  local mods=("github.com/fluxcd/flux2/v2@$FLUX_VERSION")
-  for spec in "${FLUX_CONTROLLERS[@]}"; do mods+=("github.com/fluxcd/$spec"); done
-  (cd "$OUTRIGGER_TOOLS" && GOFLAGS=-mod=mod go mod download "${mods[@]}") \
-    || die "go mod download ${mods[*]} failed (modules for scripts/flux-install-manifests.sh)"
-  for spec in "${FLUX_CONTROLLERS[@]}"; do
-    name=${spec%@*}
-    # Each controller prints its flags on --help; that it starts at all proves the binary links.
-    "$OUTRIGGER_TOOLS/bin/$name" --help >/dev/null 2>&1 || die "$name --help failed"
-  done
+  # flux-install-manifests.sh reads the flux2 manifests and each controller's config/ from the cache.
+  local mods=("github.com/fluxcd/flux2/v2@$FLUX_VERSION") names=()
+  for spec in "${FLUX_CONTROLLERS[@]}"; do mods+=("github.com/fluxcd/$spec") names+=("${spec%@*}"); done
+  keep_modules_cached "modules for scripts/flux-install-manifests.sh" "${mods[@]}"
+  help_runs "${names[@]}"
   log "version ${FLUX_CONTROLLERS[*]} (Flux $FLUX_VERSION manifests)"
 }

@@ -107,3 +107,21 @@ reap_one_go_build() {
   tail -n 15 "$OUTRIGGER_TOOLS/logs/go-$name.log" >&2
   return 1
 }
+
+# keep_modules_cached WHAT MODULE@VERSION...: the modules in Go's module cache, for scripts that read
+# them offline (GOPROXY=off). Not behind the stamps: a cached .tools/ on a machine with an empty
+# module cache must still leave them there.
+keep_modules_cached() {
+  local what=$1
+  shift
+  (cd "$OUTRIGGER_TOOLS" && GOFLAGS=-mod=mod go mod download "$@") || die "go mod download $* failed ($what)"
+}
+
+# help_runs NAME...: each $OUTRIGGER_TOOLS/bin/NAME prints its --help; that it starts at all proves
+# the binary links.
+help_runs() {
+  local name
+  for name in "$@"; do
+    "$OUTRIGGER_TOOLS/bin/$name" --help >/dev/null 2>&1 || die "$name --help failed"
+  done
+}
