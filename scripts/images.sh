@@ -10,7 +10,8 @@
 #        scripts/images.sh clean             remove the state folder
 # NAME: proxy agent injector flask-hello-world podinfo pause (default: all of them), or, for make
 # gitops-e2e, flux: the Flux controllers (FLUX_CONTROLLERS, built by scripts/tools.sh step flux) or
-# cert-manager: its four binaries (scripts/tools.sh step certmanager) and its chart (charts/).
+# cert-manager: its four binaries (scripts/tools.sh step certmanager) and its chart (charts/), or,
+# for make gateway-conformance, gateway-conformance: echo-basic and coredns (step gateway).
 #
 # State: ${OUTRIGGER_IMAGES_DIR:-/tmp/outrigger-images}: podman storage (storage/), cargo and pip
 # caches (tmp/buildah-cache-0), the archives and images.json (out/), podinfo's chart and
@@ -38,7 +39,7 @@ DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=http://deb.debian.org/debian
 ALL=(proxy agent injector flask-hello-world podinfo pause)
 # Built only when named: the GitOps e2e needs them, the cluster e2e does not.
-OPTIONAL=(flux cert-manager)
+OPTIONAL=(flux cert-manager gateway-conformance)
 
 # shellcheck source=tools/versions.sh
 source "$OUTRIGGER_ROOT/tools/versions.sh"
@@ -321,6 +322,7 @@ group_images() {
   case $1 in
     flux) for spec in "${FLUX_CONTROLLERS[@]}"; do echo "flux-${spec%@*}"; done ;;
     cert-manager) for spec in "${CERTMANAGER_BINARIES[@]}"; do echo "cert-manager-$spec"; done ;;
+    gateway-conformance) printf '%s\n' gateway-echo-basic coredns ;;
   esac
 }
 
@@ -363,6 +365,16 @@ certmanager_build() {
   logged cert-manager-chart helm package "$chart" --version "$CERTMANAGER_VERSION" \
     --app-version "$CERTMANAGER_VERSION" -d "$STATE/charts"
   say "cert-manager chart -> $STATE/charts/cert-manager-$CERTMANAGER_VERSION.tgz"
+}
+
+# The Gateway API conformance suite's backends, recorded as gateway-echo-basic and coredns;
+# scripts/gateway-conformance.sh pushes them under the names the suite's manifests use
+# (GATEWAY_ECHO_IMAGE:each of GATEWAY_ECHO_TAGS, COREDNS_IMAGE:COREDNS_VERSION).
+gateway_conformance_build() {
+  prebuilt_image gateway-conformance gateway-echo-basic gateway "$OUTRIGGER_TOOLS/bin/gateway-echo-basic" \
+    echo-basic.Dockerfile echo-basic "$GATEWAY_API_VERSION"
+  prebuilt_image gateway-conformance coredns gateway "$OUTRIGGER_TOOLS/bin/coredns" \
+    coredns.Dockerfile coredns "$COREDNS_VERSION"
 }
 
 write_list() {
@@ -427,6 +439,28 @@ PY
       grep -q -- '--logging-format' <<<"$out" || fail "$name: --help lists no --logging-format: $out"
       [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 65532:65532 ]] || fail "$name: not user 65532"
       ;;
+    gateway-conformance)
+      if [[ $name == coredns ]]; then
+        out="$(run_ "$ref" -version 2>&1)" || fail "coredns: -version failed: $out"
+        grep -q "CoreDNS-${COREDNS_VERSION#v}" <<<"$out" || fail "coredns: -version says '$out'"
+      else
+        # echo-basic has no flag that prints and exits: it must serve. Started without a network,
+        # asked from inside the container's network namespace; its answer echoes the pod name.
+        local cid pid i
+        cid="$(podman_ run -d --rm --network none --cgroup-parent "$CGROUP_PARENT" -e POD_NAME=images-check \
+          -e NAMESPACE=images "$ref")" || fail "$name: did not start"
+        pid="$(podman_ inspect --format '{{.State.Pid}}' "$cid")"
+        out=""
+        for ((i = 0; i < 50; i++)); do
+          out="$(nsenter --target "$pid" --net curl -fsS --max-time 2 http://127.0.0.1:3000/check 2>/dev/null)" && break
+          sleep 0.2
+        done
+        podman_ stop --time 2 "$cid" >/dev/null 2>&1 || true
+        jq -e '.pod == "images-check" and .path == "/check"' <<<"$out" >/dev/null 2>&1 ||
+          fail "$name: GET /check answered '$out'"
+        [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 65532:65532 ]] || fail "$name: not user 65532"
+      fi
+      ;;
     pause)
       out="$(run_ "$ref" -v)" || fail "pause: -v failed: $out"
       [[ "$out" == "pause.c $KUBERNETES_VERSION" ]] || fail "pause: -v says '$out'"
@@ -460,6 +494,7 @@ case "$cmd" in
         pause) pause_build ;;
         flux) flux_build ;;
         cert-manager) certmanager_build ;;
+        gateway-conformance) gateway_conformance_build ;;
         *) dockerfile_build "$n" ;;
       esac
     done

@@ -16,6 +16,8 @@
 #             image-automation) built from their Go modules; scripts/flux-install-manifests.sh
 #   certmanager cert-manager controller, webhook, cainjector, startupapicheck (tools/cert-manager)
 #             + its Helm chart kept in the Go module cache (scripts/images.sh build cert-manager)
+#   gateway   Gateway API conformance suite (go test -c) + echo-basic + coredns from their Go
+#             modules (scripts/gateway-conformance.sh, scripts/images.sh build gateway-conformance)
 #   extra     h2spec (the flux CLI cannot be built from its module: docs/tools.md)
 set -euo pipefail
 
@@ -44,8 +46,10 @@ source tools/install/cluster.sh
 source tools/install/flux.sh
 # shellcheck source=tools/install/certmanager.sh
 source tools/install/certmanager.sh
+# shellcheck source=tools/install/gateway.sh
+source tools/install/gateway.sh
 
-ALL_STEPS=(apt python go schemas terraform kube cluster flux certmanager extra)
+ALL_STEPS=(apt python go schemas terraform kube cluster flux certmanager gateway extra)
 # Every step is required: each one feeds a test or check, so a failed step fails the run (CI must
 # fail rather than let the tests that need it skip).
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -95,6 +99,7 @@ for step in "${steps[@]}"; do
     cluster) fn=install_cluster ;;
     flux) fn=install_flux_controllers ;;
     certmanager) fn=install_certmanager ;;
+    gateway) fn=install_gateway_conformance ;;
     extra) fn=step_extra ;;
     *) die "unknown step '$step' (steps: ${ALL_STEPS[*]})" ;;
   esac

@@ -136,3 +136,17 @@ CERTMANAGER_BINARIES=(controller webhook cainjector startupapicheck)
 CERTMANAGER_REPLACES=(
   'github.com/Venafi/vcert/v5 => github.com/Venafi/vcert/v5 v5.13.8'
 )
+
+# Gateway API conformance (scripts/tools.sh step `gateway`, tools/install/gateway.sh): the suite
+# (`go test -c` of sigs.k8s.io/gateway-api/conformance) and its backend echo-basic, both from the
+# wrapper module tools/gateway-conformance at this version (v1.7.0 needs Go 1.27). The chart's CRDs
+# (charts/outrigger/crds) come from the root module sigs.k8s.io/gateway-api at the same version.
+GATEWAY_API_VERSION=v1.6.3
+# The suite's manifests name their images in remote registries; scripts/gateway-conformance.sh
+# pushes our builds into the node's registry under exactly the names the GATEWAY-HTTP manifests use
+# (tests/cluster/gateway_conformance.py images lists them; scripts/cluster.sh mirrors
+# registry.k8s.io there): echo-basic, built once here, under every tag they name (two in v1.6.3),
+# and coredns, which the base manifests run as a UDP backend, at the version they name.
+GATEWAY_ECHO_IMAGE=registry.k8s.io/gateway-api/echo-basic
+COREDNS_IMAGE=registry.k8s.io/coredns/coredns
+COREDNS_VERSION=v1.12.2

@@ -35,28 +35,33 @@ gomod_requires() {
 go_tool_key() {
   local dir
   printf '%s %s' "$1" "$(go env GOVERSION)"
-  if [[ "$2" == wrapper:* ]]; then
+  if [[ "$2" == wrapper:* || "$2" == wrapper-test:* ]]; then
     IFS=: read -r _ dir _ <<<"$2"
     printf ' %s' "$(key_of "tools/$dir/go.mod" "tools/$dir/go.sum")"
   fi
 }
 
-# build_go_tool NAME VERSION TARGET [LDFLAGS]: TARGET is PKG@VERSION for `go install`, or
-# wrapper:DIR:PKG for a wrapper module in tools/DIR. Runs in the background-safe way: all output
+# build_go_tool NAME VERSION TARGET [LDFLAGS]: TARGET is PKG@VERSION for `go install`,
+# wrapper:DIR:PKG for a wrapper module in tools/DIR, or wrapper-test:DIR:PKG for the test binary of
+# PKG (`go test -c`) from that wrapper (the Gateway API conformance suite is a Go test). Runs in the background-safe way: all output
 # goes to $OUTRIGGER_TOOLS/logs/go-NAME.log.
 build_go_tool() {
   local name=$1 version=$2 target=$3 ldflags="-s -w ${4:-}"
   local log="$OUTRIGGER_TOOLS/logs/go-$name.log" start
   start=$(date +%s)
-  if [[ "$target" == wrapper:* ]]; then
-    local dir pkg
-    IFS=: read -r _ dir pkg <<<"$target"
+  if [[ "$target" == wrapper:* || "$target" == wrapper-test:* ]]; then
+    local kind dir pkg
+    IFS=: read -r kind dir pkg <<<"$target"
     # The pin in tools/versions.sh and the wrapper's go.mod must agree.
     if ! gomod_requires "tools/$dir/go.mod" "$version"; then
       echo "tools/$dir/go.mod does not require $version (tools/versions.sh); update one of them" >"$log"
       return 1
     fi
-    (cd "tools/$dir" && go build -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
+    if [[ "$kind" == wrapper-test ]]; then
+      (cd "tools/$dir" && go test -c -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
+    else
+      (cd "tools/$dir" && go build -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
+    fi
   else
     go install -ldflags="$ldflags" "$target" >"$log" 2>&1 || return 1
   fi
