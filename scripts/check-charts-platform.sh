@@ -5,8 +5,12 @@
 #     -> server-side dry run on a real kube-apiserver (must also reject a selector mismatch)
 #     -> agent invariants (tolerates everything, read-only host mounts, pods-only RBAC, no
 #        privilege, ports 4192/4191) -> checkov
+#   -> gateway invariants (least-privilege RBAC, restricted Pod Security with the port sysctl, drain,
+#      PDB, Service ports) on every render holding the gateway, and a restricted-namespace admission
+#      of the gateway's pod on the real kube-apiserver
 #   values.schema.json and template guards reject bad values; dashboards are current, parse as
-#   JSON and keep their stable uids; yamllint on the chart's YAML files.
+#   JSON and keep their stable uids; yamllint on the chart's YAML files; crds/ is the pinned
+#   Gateway API release (scripts/gateway-crds.sh --check).
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
 set -euo pipefail
@@ -65,6 +69,30 @@ if "$PLATFORM_CHECKS" invariants "$work/bad/bad.yaml" 2>/dev/null; then
   exit 1
 fi
 
+say "gateway invariants on every render holding it"
+"$PLATFORM_CHECKS" gateway-invariants "$work"/render/*.yaml
+# The checker must catch a ClusterRole that grants more than the controller needs.
+mkdir -p "$work/bad-gateway"
+sed '/resources: \["services", "secrets", "namespaces"\]/{n;s/verbs: \[\(.*\)\]/verbs: [\1, "delete"]/}' \
+  "$work/render/gateway.yaml" >"$work/bad-gateway/bad.yaml"
+cmp -s "$work/render/gateway.yaml" "$work/bad-gateway/bad.yaml" &&
+  { echo "check-charts-platform: could not build the broken gateway ClusterRole for the negative case" >&2; exit 1; }
+if "$PLATFORM_CHECKS" gateway-invariants "$work/bad-gateway/bad.yaml" 2>/dev/null; then
+  echo "check-charts-platform: the gateway checker accepted a ClusterRole that may delete Secrets" >&2
+  exit 1
+fi
+if [[ -n "${KUBE_STATE:-}" ]]; then
+  say "gateway pod admitted under Pod Security enforce=restricted (real kube-apiserver)"
+  mkdir -p "$work/gateway-admit"
+  helm template outrigger "$chart" --kube-version "$PLATFORM_KUBE_VERSION" --namespace outrigger-system \
+    -f "$chart/ci/gateway-values.yaml" -s templates/gateway-deployment.yaml -s templates/gateway-service.yaml \
+    -s templates/gateway-rbac.yaml >"$work/gateway-admit/gateway.yaml"
+  "$PLATFORM_CHECKS" admit "$KUBE_STATE" "$work/gateway-admit/gateway.yaml"
+fi
+
+say "crds/: the pinned Gateway API standard channel"
+"$OUTRIGGER_ROOT/scripts/gateway-crds.sh" --check
+
 say "negative cases (schema and template guards must reject bad values)"
 expect_failure() {
   local why="$1"
@@ -82,6 +110,11 @@ expect_failure "an unknown key" --set agent.hostPID=true
 expect_failure "a privileged metrics port" --set agent.metricsPort=80
 expect_failure "an invalid metadata mode" --set agent.kubeMetadata=maybe
 expect_failure "a port name longer than 15 characters" --set podMonitor.portName=outrigger-admin-port
+expect_failure "a gateway Service type that does not exist" --set gateway.enabled=true --set gateway.service.type=External
+expect_failure "a gateway without listener ports" --set gateway.enabled=true --set 'gateway.service.ports=null'
+expect_failure "a gateway port name longer than 15 characters" --set gateway.enabled=true \
+  --set 'gateway.service.ports[0].name=http-listener-port' --set 'gateway.service.ports[0].port=80'
+expect_failure "a malformed drain delay" --set gateway.enabled=true --set gateway.drain.delay=soon
 
 say "dashboards: generated files current, JSON, stable uids"
 "$PLATFORM_CHECKS" dashboards-gen --check

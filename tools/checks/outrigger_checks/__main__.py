@@ -19,6 +19,8 @@ Subcommands:
   tfdocs [--check]  Write terraform/README.md's reference tables from the HCL (--check: fail when
                     out of date).
   invariants F..    The agent's security and placement contract on rendered chart files.
+  gateway-invariants F..  The gateway's RBAC, Pod Security and drain contract on rendered chart
+                    files (gateway_chart); at least one file must hold the gateway.
   app-invariants F..  The app chart's contract: Pod Security "restricted", rollout rules and the
                     sidecar wiring on rendered files (app_chart).
   library-consumer F  The sidecar library's settings as rendered into its consumer fixture.
@@ -82,6 +84,10 @@ def run(argv: list[str]) -> int:
         from .agent_invariants import cmd_invariants
 
         cmd_invariants(args)
+    elif cmd == "gateway-invariants" and args:
+        from .gateway_chart import cmd_gateway_invariants
+
+        cmd_gateway_invariants(args)
     elif cmd == "app-invariants" and args:
         from .app_chart import cmd_app_invariants
 

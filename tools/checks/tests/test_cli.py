@@ -20,7 +20,7 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_a_passing_check_prints_its_summary() -> None:
     r = run("dashboards")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("dashboards ok: 3 files")
+    assert r.stdout.startswith("dashboards ok: 4 files")
 
 
 def test_a_failing_check_prints_fail_lines_and_exits_1(tmp_path: Path) -> None:

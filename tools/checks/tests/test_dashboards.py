@@ -25,7 +25,7 @@ def test_rendering_is_deterministic() -> None:
 
 
 def test_committed_dashboards_have_their_stable_uids() -> None:
-    assert check_structure() == ["outrigger-agent", "outrigger-mesh", "outrigger-nodes"]
+    assert check_structure() == ["outrigger-agent", "outrigger-gateway", "outrigger-mesh", "outrigger-nodes"]
 
 
 def _edit(directory: Path, name: str, change) -> None:

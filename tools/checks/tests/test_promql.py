@@ -15,7 +15,7 @@ from outrigger_checks.promql import dashboard_exprs, grafana_to_promql, metric_f
 def test_every_dashboard_contributes_panel_and_variable_queries() -> None:
     exprs = dashboard_exprs()
     boards = {e.dashboard for e in exprs}
-    assert boards == {"outrigger-mesh.json", "outrigger-agent.json", "outrigger-nodes.json"}
+    assert boards == {"outrigger-mesh.json", "outrigger-agent.json", "outrigger-nodes.json", "outrigger-gateway.json"}
     for board in boards:
         sources = [e.source for e in exprs if e.dashboard == board]
         assert any(s.startswith("panel ") for s in sources), board

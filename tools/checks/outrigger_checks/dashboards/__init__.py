@@ -15,11 +15,17 @@ from pathlib import Path
 from .. import ROOT
 from ..failure import fail
 from .agent import agent
+from .gateway import gateway
 from .mesh import mesh
 from .nodes import nodes
 
 OUT = ROOT / "charts" / "outrigger" / "dashboards"
-DASHBOARDS = {"outrigger-mesh.json": mesh, "outrigger-agent.json": agent, "outrigger-nodes.json": nodes}
+DASHBOARDS = {
+    "outrigger-mesh.json": mesh,
+    "outrigger-agent.json": agent,
+    "outrigger-nodes.json": nodes,
+    "outrigger-gateway.json": gateway,
+}
 # The stable uid of each dashboard file.
 UIDS = {name: name.removesuffix(".json") for name in DASHBOARDS}
 
