@@ -9,7 +9,7 @@ CHECKS := $(sort $(wildcard scripts/check-*.sh))
 # equivalents); `make test` prints the list at its end. Under CI=true a skip is a failure instead.
 export OUTRIGGER_SKIP_LOG ?= $(CURDIR)/target/skipped.txt
 
-.PHONY: help tools demo test skip-log-reset lint lint-rust test-rust checks fresh-check bench bench-proxy bench-agent images clean cluster-up cluster-down cluster-e2e gitops-e2e
+.PHONY: help tools demo test skip-log-reset lint lint-rust test-rust checks fresh-check bench bench-proxy bench-agent images clean cluster-up cluster-down cluster-e2e gitops-e2e gateway-conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +74,10 @@ cluster-e2e: ## up, build images, helm install, end-to-end tests (rollouts under
 gitops-e2e: ## Flux on the local node reconciles flux/clusters/local from a local Git server; a commit becomes a zero-failure rollout (root; docs/cluster.md)
 	scripts/tools.sh apt go cluster flux certmanager
 	scripts/gitops-e2e.sh
+
+gateway-conformance: ## the Gateway API conformance suite (GATEWAY-HTTP) against outrigger-proxy gateway on the local node; report in target/cluster-e2e (root; docs/gateway.md)
+	scripts/tools.sh apt go cluster gateway
+	scripts/gateway-conformance.sh
 
 images: ## build every container image here with podman (scripts/images.sh), then run each one
 	scripts/images.sh build
