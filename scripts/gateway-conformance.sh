@@ -49,6 +49,9 @@ REGISTRY=localhost:5000
 GATEWAY_IP=10.242.0.80
 READY_TIMEOUT=${OUTRIGGER_GATEWAY_READY_TIMEOUT:-180}
 SUITE_TIMEOUT=${OUTRIGGER_GATEWAY_SUITE_TIMEOUT:-60m}
+# Extra suite flags for debugging one test, e.g. "-run-test=HTTPRouteSimpleSameNamespace
+# -cleanup-test-resources=false" (word-split; the verdict still needs every core test).
+read -r -a SUITE_ARGS <<<"${OUTRIGGER_GATEWAY_SUITE_ARGS:-}"
 # What the gateway claims: the GATEWAY-HTTP core features and the extended ones it implements.
 # One list; drop an entry here to stop claiming it (the suite then skips its tests).
 GATEWAY_FEATURES=(
@@ -106,7 +109,15 @@ finish() {
 gateway_diagnostics() {
   {
     echo "## gateway pods"; k -n "$SYSTEM" get pods -l app.kubernetes.io/component=gateway -o wide
-    echo "## gateway logs"; k -n "$SYSTEM" logs -l app.kubernetes.io/component=gateway --all-containers --tail=200 --prefix
+    # The node has no DNS for the kubelet's name, so `kubectl logs` cannot reach it: the CRI log
+    # files under the node's /var/log/pods instead.
+    echo "## gateway logs"
+    local f
+    for f in "$STATE"/root/var/log/pods/"$SYSTEM"_outrigger-gateway-*/*/*.log; do
+      [[ -f "$f" ]] || continue
+      echo "### ${f#"$STATE"/root}"
+      tail -n 200 "$f"
+    done
     echo "## gatewayclasses, gateways, httproutes"; k get gatewayclasses,gateways,httproutes -A -o yaml
   } >"$OUT/logs/gateway.log" 2>&1 || true
 }
@@ -215,7 +226,7 @@ node_run env KUBECONFIG="$STATE/pki/admin.kubeconfig" HOME="$OUT" \
   "$(command -v gateway-conformance)" -test.v -test.run '^TestConformance$' -test.timeout "$SUITE_TIMEOUT" \
   -gateway-class=outrigger -conformance-profiles=GATEWAY-HTTP -supported-features="$features" \
   -report-output="$REPORT" -organization="$ORGANIZATION" -project="$PROJECT" -url="$PROJECT_URL" \
-  -version="v$version" -contact="$CONTACT" >"$OUT/logs/suite.log" 2>&1 || rc=$?
+  -version="v$version" -contact="$CONTACT" "${SUITE_ARGS[@]}" >"$OUT/logs/suite.log" 2>&1 || rc=$?
 phase suite "$start"
 say "suite exited $rc; $(grep -c -- '--- PASS: TestConformance/' "$OUT/logs/suite.log" || true) passed," \
   "$(grep -c -- '--- FAIL: TestConformance/' "$OUT/logs/suite.log" || true) failed"

@@ -34,7 +34,9 @@ def cmd_images(args: argparse.Namespace) -> int:
     for f in sorted(root.glob("base/*.yaml")) + sorted(root.glob("tests/*.yaml")):
         if OTHER_PROFILES.match(str(f.relative_to(root))):
             continue
-        images.update(re.findall(r"^\s*image:\s*(\S+)\s*$", f.read_text(encoding="utf-8"), flags=re.MULTILINE))
+        images.update(
+            re.findall(r"^\s*(?:-\s+)?image:\s*(\S+)\s*$", f.read_text(encoding="utf-8"), flags=re.MULTILINE)
+        )
     if not images:
         print(f"no image: lines under {root}/base and {root}/tests", file=sys.stderr)
         return 1
@@ -50,6 +52,36 @@ def tests_from_log(log: str) -> dict[str, dict]:
         if m:
             tests[m.group(2)] = {"result": m.group(1).lower(), "seconds": float(m.group(3))}
     return tests
+
+
+def assertion_failures(log: str) -> list[str]:
+    """Each testify failure block of the log (Error, Test, Messages; the stack lines left out) as
+    one line, plus any panic."""
+    out: list[str] = []
+    block: list[str] | None = None
+    for line in log.splitlines():
+        field = re.match(r"^\s+\t?(Error Trace|Error|Test|Messages):\s*\t(.*)$", line)
+        if field:
+            if field.group(1) == "Error Trace":
+                if block:
+                    out.append(" ".join(block))
+                block = []
+            elif block is not None:
+                block.append(f"{field.group(1)}: {field.group(2).strip()}")
+            continue
+        cont = re.match(r"^\s+\t\s*\t(.*)$", line)
+        if block is not None and cont:
+            if not re.search(r"\.go:\d+$", cont.group(1).strip()):
+                block.append(cont.group(1).strip())
+            continue
+        if block:
+            out.append(" ".join(block))
+        block = None
+        if "panic:" in line:
+            out.append(line.strip())
+    if block:
+        out.append(" ".join(block))
+    return out
 
 
 def profile_of(report: dict | None) -> dict | None:
@@ -69,14 +101,12 @@ def verdict(report: dict | None, log: str, gateway_ready: bool) -> dict:
     if report is None:
         reason = "no ConformanceReport was written (the suite stopped before its report; see the log)"
     elif profile is None:
-        reason = f"the report has no {PROFILE} profile"
+        reason = f"the report has no {PROFILE} profile (the suite stopped before its tests)"
     elif core.get("result") != "success" or failed:
         reason = f"core result {core.get('result')!r} with {failed} failed test(s)"
     else:
         reason = ""
-    fatal = [
-        line.strip() for line in log.splitlines() if re.search(r"(Error Trace|Error:|FAIL:|panic:)", line)
-    ][:12]
+    fatal = assertion_failures(log)[:20]
     return {
         "pass": not reason,
         "reason": reason or "every core test passed",
