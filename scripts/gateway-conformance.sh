@@ -143,6 +143,11 @@ gateway_pods_ready() {
     >/dev/null
 }
 
+gateway_crashlooping() {
+  k -n "$SYSTEM" get pods -l app.kubernetes.io/component=gateway -o json |
+    jq -e 'any(.items[].status.containerStatuses[]?; .state.waiting.reason == "CrashLoopBackOff")' >/dev/null
+}
+
 # ---- setup --------------------------------------------------------------------------------------
 
 need
@@ -206,6 +211,8 @@ k get crd gatewayclasses.gateway.networking.k8s.io httproutes.gateway.networking
   die "the chart's Gateway API CRDs are not installed"
 for ((i = 0; i < READY_TIMEOUT; i += 2)); do
   if gateway_pods_ready; then GATEWAY_READY=true; break; fi
+  # A gateway that exits at start (a flag it does not know, a crash) will not get Ready by waiting.
+  if gateway_crashlooping; then say "a gateway container is in CrashLoopBackOff"; break; fi
   sleep 2
 done
 phase install "$start"
