@@ -23,6 +23,9 @@ install_schemas() {
   local out="$OUTRIGGER_TOOLS/schemas" key py="$OUTRIGGER_TOOLS/venv/bin/python"
   local k8s_dir="kubernetes/${KUBERNETES_VERSION}-standalone-strict"
   key=$(schemas_key)
+  # scripts/gateway-crds.sh --check (check-charts-platform) compares charts/outrigger/crds with this
+  # module offline; the charts CI job installs only python go schemas.
+  keep_modules_cached "scripts/gateway-crds.sh --check" "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
   if stamp_ok schemas "$key" "$out/$k8s_dir/deployment-apps-v1.json" "$out/crds"; then
     skip_msg schemas "kubernetes $KUBERNETES_VERSION + $(find "$out/crds" -name '*.json' | wc -l) CRD versions"
     return 0
