@@ -220,7 +220,7 @@ if [[ $GATEWAY_READY == true ]]; then
   say "gateway pods Ready"
 else
   gateway_diagnostics
-  say "the gateway pods are not Ready after $READY_TIMEOUT s ($OUT/logs/gateway.log); running the suite anyway"
+  say "the gateway pods are not Ready ($OUT/logs/gateway.log); running the suite anyway"
   k -n "$SYSTEM" get pods -l app.kubernetes.io/component=gateway -o wide >&2 || true
 fi
 
