@@ -16,6 +16,7 @@ pub mod conn;
 pub mod deadline;
 pub mod drain;
 pub mod forward;
+pub mod gateway;
 pub mod headers;
 pub mod metrics;
 pub mod otel;
