@@ -11,29 +11,17 @@ use super::table::Table;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
     /// GatewayClass `spec.controllerName` this gateway implements.
-    #[arg(
-        long,
-        env = "OUTRIGGER_GATEWAY_CONTROLLER_NAME",
-        default_value = "outrigger.dev/gateway-controller"
-    )]
+    #[arg(long, env = "OUTRIGGER_GATEWAY_CONTROLLER_NAME", default_value = "outrigger.dev/gateway-controller")]
     pub controller_name: String,
     /// `namespace/name` of the Service in front of the gateway pods: its load-balancer address
     /// (else its ClusterIP) is written to each Gateway's `status.addresses`.
     #[arg(long, env = "OUTRIGGER_GATEWAY_SERVICE")]
     pub service: Option<String>,
     /// Namespace of the Lease used for leader election (only the leader writes status).
-    #[arg(
-        long,
-        env = "OUTRIGGER_GATEWAY_LEASE_NAMESPACE",
-        default_value = "outrigger-system"
-    )]
+    #[arg(long, env = "OUTRIGGER_GATEWAY_LEASE_NAMESPACE", default_value = "outrigger-system")]
     pub lease_namespace: String,
     /// Name of that Lease.
-    #[arg(
-        long,
-        env = "OUTRIGGER_GATEWAY_LEASE_NAME",
-        default_value = "outrigger-gateway"
-    )]
+    #[arg(long, env = "OUTRIGGER_GATEWAY_LEASE_NAME", default_value = "outrigger-gateway")]
     pub lease_name: String,
 }
 
