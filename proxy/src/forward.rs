@@ -167,7 +167,8 @@ pub trait Router: Clone + Send + Sync + 'static {
     type Routed: Send;
 
     /// Route a request whose head is about to be forwarded, rewriting its target and headers in
-    /// place; `Err` is the answer when it is not forwarded (no route, a redirect, ...).
+    /// place; `Err` is the answer when it is not forwarded (no route, a redirect, ...), boxed so
+    /// the result stays small where requests are routed.
     fn route<'a>(
         &'a self,
         shared: &'a Shared,
@@ -175,11 +176,14 @@ pub trait Router: Clone + Send + Sync + 'static {
         method: &http::Method,
         uri: &mut Uri,
         headers: &mut HeaderMap,
-    ) -> Result<Route<Self::Targets<'a>, Self::Routed>, Response<RespBody>>;
+    ) -> Routing<Self::Targets<'a>, Self::Routed>;
 
     /// The answer to a routed request is ready (forwarded or local): response filters, metrics.
     fn respond(&self, routed: Self::Routed, response: &mut Response<RespBody>, start: Instant);
 }
+
+/// What routing gives: a decision, or the answer when the request is not forwarded.
+pub type Routing<T, R> = Result<Route<T, R>, Box<Response<RespBody>>>;
 
 /// A routing decision.
 pub struct Route<T, R> {
@@ -207,7 +211,7 @@ impl Router for App {
         _: &http::Method,
         _: &mut Uri,
         _: &mut HeaderMap,
-    ) -> Result<Route<Self::Targets<'a>, ()>, Response<RespBody>> {
+    ) -> Routing<Self::Targets<'a>, ()> {
         Ok(Route {
             targets: &shared.upstream,
             timeout: None,
@@ -293,7 +297,7 @@ fn forward<'a, R: Router>(
             routed,
         } = match router.route(shared, conn, &method, &mut uri, &mut headers) {
             Ok(r) => r,
-            Err(response) => return Forwarded::local(response, span),
+            Err(response) => return Forwarded::local(*response, span),
         };
 
         let plan = shared.retry.plan(&method, &headers, upgrade);

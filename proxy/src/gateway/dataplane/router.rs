@@ -17,7 +17,7 @@ use super::metrics::{BackendLabels, GatewayMetrics, RequestLabels, RouteLabels};
 use super::routing;
 use crate::body::RespBody;
 use crate::conn::ConnInfo;
-use crate::forward::{self, Route};
+use crate::forward::{self, Route, Routing};
 use crate::gateway::table::{Backend, Filter, HeaderModifier, Port, Table};
 use crate::shared::Shared;
 
@@ -163,7 +163,7 @@ impl forward::Router for PortRouter {
         method: &Method,
         uri: &mut Uri,
         headers: &mut HeaderMap,
-    ) -> Result<Route<Attempts, Routed>, Response<RespBody>> {
+    ) -> Routing<Attempts, Routed> {
         let table = self.state.table();
         let host = routing::request_host(uri, headers);
         let rule = find_port(&table, self.port)
@@ -171,7 +171,13 @@ impl forward::Router for PortRouter {
             .and_then(|l| routing::virtual_host(l, &host))
             .and_then(|v| routing::rule(v, method, uri, headers));
         let Some(rule) = rule else {
-            return Err(self.answer(shared, StatusCode::NOT_FOUND, "no_route", "", ""));
+            return Err(Box::new(self.answer(
+                shared,
+                StatusCode::NOT_FOUND,
+                "no_route",
+                "",
+                "",
+            )));
         };
         let prefix_len = routing::prefix_len(&rule.matches.path);
         let scheme = if conn.tls { "https" } else { "http" };
@@ -189,17 +195,17 @@ impl forward::Router for PortRouter {
                 filters::modify_headers(redirect.headers_mut(), m);
             }
             self.count(&rule.route, "", redirect.status().as_u16());
-            return Err(redirect);
+            return Err(Box::new(redirect));
         }
         let total: u64 = rule.backends.iter().map(|b| u64::from(b.weight)).sum();
         if total == 0 {
-            return Err(self.answer(
+            return Err(Box::new(self.answer(
                 shared,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "no_backend",
                 &rule.route,
                 "",
-            ));
+            )));
         }
         let mut n = fastrand::u64(..total);
         let chosen = rule
@@ -225,29 +231,29 @@ impl forward::Router for PortRouter {
             self.port,
         ) {
             self.count(&rule.route, "", redirect.status().as_u16());
-            return Err(redirect);
+            return Err(Box::new(redirect));
         }
         let key = match &chosen.backend {
             Backend::Service(key) => key,
             Backend::Invalid => {
-                return Err(self.answer(
+                return Err(Box::new(self.answer(
                     shared,
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "invalid_backend",
                     &rule.route,
                     "invalid",
-                ));
+                )));
             }
         };
         let Some(set) = self.state.balancer.backend(key) else {
             let backend = key.to_string();
-            return Err(self.answer(
+            return Err(Box::new(self.answer(
                 shared,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_endpoint",
                 &rule.route,
                 &backend,
-            ));
+            )));
         };
         Ok(Route {
             timeout: rule.timeouts.request.or(rule.timeouts.backend_request),

@@ -150,23 +150,23 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn h(s: &str) -> Option<Hostname> {
-        Some(crate::gateway::routes_file::hostname(s))
+    fn h(s: &str) -> Hostname {
+        crate::gateway::routes_file::hostname(s)
     }
 
     #[test]
     fn hosts_prefer_exact_then_longest_wildcard_then_any() {
         assert_eq!(
-            specificity(h("a.example.com").as_ref(), "a.example.com"),
+            specificity(Some(&h("a.example.com")), "a.example.com"),
             Some((2, 13))
         );
-        assert!(specificity(h("*.example.com").as_ref(), "example.com").is_none());
-        assert!(specificity(h("*.example.com").as_ref(), "a.b.example.com").is_some());
+        assert!(specificity(Some(&h("*.example.com")), "example.com").is_none());
+        assert!(specificity(Some(&h("*.example.com")), "a.b.example.com").is_some());
         assert!(
-            specificity(h("*.b.example.com").as_ref(), "a.b.example.com")
-                > specificity(h("*.example.com").as_ref(), "a.b.example.com")
+            specificity(Some(&h("*.b.example.com")), "a.b.example.com")
+                > specificity(Some(&h("*.example.com")), "a.b.example.com")
         );
-        assert!(specificity(None, "x") < specificity(h("*.x.y").as_ref(), "a.x.y"));
+        assert!(specificity(None, "x") < specificity(Some(&h("*.x.y")), "a.x.y"));
         assert_eq!(strip_port("Foo.test:8080"), "Foo.test");
         assert_eq!(strip_port("[::1]:80"), "::1");
         let mut hm = HeaderMap::new();
