@@ -11,7 +11,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use super::translate::{Cond, Snapshot, Statuses};
+use super::translate::{Cond, SUPPORTED_FEATURES, Snapshot, Statuses};
 use super::types::{GROUP, Gateway, GatewayClass, HttpRoute, ParentRef};
 
 /// Field manager of every patch.
@@ -92,7 +92,14 @@ pub fn diff(
             continue;
         };
         let old = obj.status.as_ref();
-        let status = json!({"conditions": conditions(&c.conditions, c.generation, old.and_then(|s| s.get("conditions")), now)});
+        let features: Vec<Value> = SUPPORTED_FEATURES
+            .iter()
+            .map(|f| json!({"name": f}))
+            .collect();
+        let status = json!({
+            "conditions": conditions(&c.conditions, c.generation, old.and_then(|s| s.get("conditions")), now),
+            "supportedFeatures": features,
+        });
         if !same(&status, old) {
             out.push(("GatewayClass", None, c.name.clone(), status));
         }

@@ -77,6 +77,25 @@ impl Cond {
     }
 }
 
+/// The conformance features this implementation claims, written (sorted, as the API asks) to
+/// each of our GatewayClasses' `status.supportedFeatures`, where the conformance suite reads
+/// them when it is not told. The data plane implements each from the table.
+pub const SUPPORTED_FEATURES: &[&str] = &[
+    "Gateway",
+    "HTTPRoute",
+    "HTTPRouteBackendTimeout",
+    "HTTPRouteHostRewrite",
+    "HTTPRouteMethodMatching",
+    "HTTPRoutePathRedirect",
+    "HTTPRoutePathRewrite",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRouteSchemeRedirect",
+    "ReferenceGrant",
+];
+
 /// The status of one GatewayClass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassStatus {
