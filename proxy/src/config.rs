@@ -110,6 +110,27 @@ pub struct Cli {
     /// PEM CA bundle; when set, clients must present a certificate signed by it (mTLS).
     #[arg(long, env = "OUTRIGGER_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Token the admin port's GET /drain must carry in the X-Outrigger-Drain-Token header
+    /// (16..=256 visible ASCII characters, compared in constant time). Unset: /drain answers 404.
+    /// Prefer the environment variable: a flag is visible in the process list.
+    #[arg(long, env = "OUTRIGGER_PROXY_DRAIN_TOKEN", hide_env_values = true, value_parser = drain_token)]
+    pub drain_token: Option<DrainToken>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The modes besides the default one (the sidecar, which takes the top-level flags).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Run as the cluster's ingress gateway (Gateway API); see docs/gateway.md.
+    Gateway(Box<crate::gateway::config::GatewayArgs>),
+}
+
+/// The request-path settings the sidecar and the gateway share (flattened into both).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
     /// How long to keep accepting and serving after SIGTERM before closing the listener
     /// [default: derived from OUTRIGGER_TERMINATION_GRACE_PERIOD, else 5s].
     #[arg(long, env = "OUTRIGGER_DRAIN_DELAY", value_parser = parse::duration)]
@@ -166,11 +187,6 @@ pub struct Cli {
     /// Write one JSON access-log line per request to stdout (true/false).
     #[arg(long, env = "OUTRIGGER_ACCESS_LOG", default_value = "true", value_parser = parse::bool, action = ArgAction::Set)]
     pub access_log: bool,
-    /// Token the admin port's GET /drain must carry in the X-Outrigger-Drain-Token header
-    /// (16..=256 visible ASCII characters, compared in constant time). Unset: /drain answers 404.
-    /// Prefer the environment variable: a flag is visible in the process list.
-    #[arg(long, env = "OUTRIGGER_PROXY_DRAIN_TOKEN", hide_env_values = true, value_parser = drain_token)]
-    pub drain_token: Option<DrainToken>,
     /// Diagnostic log filter (tracing EnvFilter syntax); logs go to stderr as JSON.
     #[arg(long, env = "OUTRIGGER_LOG", default_value = "info", value_parser = parse::log_filter)]
     pub log: String,
@@ -246,6 +262,22 @@ pub struct RetryConfig {
     pub budget_min_per_sec: u32,
     /// Backoff base.
     pub backoff: Duration,
+}
+
+/// The settings [`Config::assemble`] takes from the mode (sidecar or gateway) rather than from
+/// [`CommonArgs`].
+#[derive(Debug, Clone)]
+pub struct Listeners {
+    /// Inbound listener (the gateway binds the table's ports instead; only logged).
+    pub inbound: SocketAddr,
+    /// The app (the gateway has none: its pool stays unused).
+    pub app: SocketAddr,
+    /// Admin listener.
+    pub admin: SocketAddr,
+    /// Inbound TLS from files (the sidecar only).
+    pub tls: Option<TlsConfig>,
+    /// `GET /drain` token (the sidecar only).
+    pub drain_token: Option<DrainToken>,
 }
 
 /// Validated configuration.
@@ -362,6 +394,26 @@ impl Config {
             (None, None) => None,
         };
 
+        Self::assemble(
+            Listeners {
+                inbound: cli.inbound,
+                app: cli.app,
+                admin: cli.admin,
+                tls,
+                drain_token: cli.drain_token,
+            },
+            cli.common,
+            env,
+        )
+    }
+
+    /// A configuration from the per-mode `listeners` and the shared request-path settings, with
+    /// the drain defaults and the settings that are not flags read from `env`.
+    pub fn assemble(
+        listeners: Listeners,
+        cli: CommonArgs,
+        env: &dyn Strings,
+    ) -> Result<Self, ConfigError> {
         let grace_setting = "OUTRIGGER_TERMINATION_GRACE_PERIOD";
         let derived = match env.get(grace_setting).filter(|v| !v.trim().is_empty()) {
             Some(v) => {
@@ -377,10 +429,10 @@ impl Config {
             derived.unwrap_or((DEFAULT_DRAIN_DELAY, DEFAULT_DRAIN_TIMEOUT));
 
         Ok(Self {
-            inbound: cli.inbound,
-            app: cli.app,
-            admin: cli.admin,
-            tls,
+            inbound: listeners.inbound,
+            app: listeners.app,
+            admin: listeners.admin,
+            tls: listeners.tls,
             drain_delay: cli.drain_delay.unwrap_or(def_delay),
             drain_timeout: cli.drain_timeout.unwrap_or(def_timeout),
             workers: cli.workers.map_or_else(
@@ -407,7 +459,7 @@ impl Config {
                 backoff: cli.retry_backoff,
             },
             access_log: cli.access_log,
-            drain_token: cli.drain_token,
+            drain_token: listeners.drain_token,
             log: cli.log,
             otel: crate::otel::from_env(env)?,
         })
@@ -421,6 +473,36 @@ impl Config {
     {
         let cli = parse::try_parse_from::<Cli, _, _>(args).map_err(ParseOutcome::Clap)?;
         Self::from_cli(cli, env).map_err(ParseOutcome::Invalid)
+    }
+}
+
+/// What the command line asks for: the sidecar (no subcommand) or `gateway`.
+#[derive(Debug)]
+pub enum Mode {
+    /// `outrigger-proxy [flags]`.
+    Sidecar(Box<Config>),
+    /// `outrigger-proxy gateway [flags]`.
+    Gateway(Box<crate::gateway::config::GatewayConfig>),
+}
+
+impl Mode {
+    /// Parse `args` (first item = program name) into the mode they ask for, validated with `env`.
+    pub fn parse_from<I, T>(args: I, env: &dyn Strings) -> Result<Self, ParseOutcome>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cli = parse::try_parse_from::<Cli, _, _>(args).map_err(ParseOutcome::Clap)?;
+        match cli.command.take() {
+            Some(Command::Gateway(args)) => {
+                crate::gateway::config::GatewayConfig::from_args(*args, env)
+                    .map(|g| Self::Gateway(Box::new(g)))
+                    .map_err(ParseOutcome::Invalid)
+            }
+            None => Config::from_cli(cli, env)
+                .map(|c| Self::Sidecar(Box::new(c)))
+                .map_err(ParseOutcome::Invalid),
+        }
     }
 }
 

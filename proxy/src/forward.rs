@@ -42,8 +42,9 @@ const FORWARD_HEADROOM: usize = 12;
 /// The hyper service for one inbound connection (built per hyper connection). Its future is a
 /// plain `async` block, not a boxed trait object: hyper keeps an HTTP/1 connection's in-flight
 /// future in one slot it allocates per connection, so a request costs no allocation for it.
-pub fn service(
+pub fn service<R: Router>(
     shared: Arc<Shared>,
+    router: R,
     conn: Arc<ConnInfo>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
@@ -54,15 +55,16 @@ pub fn service(
 + 'static {
     // `handle` is the future itself (no wrapping block): each wrapper is another copy of the
     // request on its way in.
-    hyper::service::service_fn(move |req| handle(shared.clone(), conn.clone(), req))
+    hyper::service::service_fn(move |req| handle(shared.clone(), router.clone(), conn.clone(), req))
 }
 
 #[allow(
     clippy::manual_async_fn,
     reason = "an async fn stores its arguments twice"
 )]
-fn handle(
+fn handle<R: Router>(
     shared: Arc<Shared>,
+    router: R,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> impl Future<Output = Result<Response<RespBody>, Infallible>> {
@@ -113,7 +115,7 @@ fn handle(
             span,
             retries,
             upstream,
-        } = forward(&shared, &conn, req, bytes_in, start).await;
+        } = forward(&shared, &router, &conn, req, bytes_in, start).await;
         if let (Some(cx), Some(log)) = (&span, log.as_mut()) {
             use opentelemetry::trace::TraceContextExt as _;
             log.trace_id = Some(cx.span().span_context().trace_id().to_string());
@@ -154,6 +156,71 @@ fn handle(
         response.body_mut().set_completion(done);
         Ok(response)
     }
+}
+
+/// Where requests go: the sidecar's app ([`App`]) or the gateway's routes. A type parameter of
+/// the request path rather than a trait object, so the sidecar's path compiles to what it was.
+pub trait Router: Clone + Send + Sync + 'static {
+    /// The targets of a request's attempts.
+    type Targets<'a>: retry::Targets<Pick: Send + Sync> + Send + Sync + 'a;
+    /// What [`Router::respond`] needs from the routing step.
+    type Routed: Send;
+
+    /// Route a request whose head is about to be forwarded, rewriting its target and headers in
+    /// place; `Err` is the answer when it is not forwarded (no route, a redirect, ...), boxed so
+    /// the result stays small where requests are routed.
+    fn route<'a>(
+        &'a self,
+        shared: &'a Shared,
+        conn: &ConnInfo,
+        method: &http::Method,
+        uri: &mut Uri,
+        headers: &mut HeaderMap,
+    ) -> Routing<Self::Targets<'a>, Self::Routed>;
+
+    /// The answer to a routed request is ready (forwarded or local): response filters, metrics.
+    fn respond(&self, routed: Self::Routed, response: &mut Response<RespBody>, start: Instant);
+}
+
+/// What routing gives: a decision, or the answer when the request is not forwarded.
+pub type Routing<T, R> = Result<Route<T, R>, Box<Response<RespBody>>>;
+
+/// A routing decision.
+pub struct Route<T, R> {
+    /// Where the attempts go.
+    pub targets: T,
+    /// Overrides `--request-timeout` for this request.
+    pub timeout: Option<Duration>,
+    /// Handed to [`Router::respond`].
+    pub routed: R,
+}
+
+/// The sidecar's router: every request goes to the app.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct App;
+
+impl Router for App {
+    type Targets<'a> = &'a Arc<crate::upstream::Upstream<body::ReqBody>>;
+    type Routed = ();
+
+    #[inline]
+    fn route<'a>(
+        &'a self,
+        shared: &'a Shared,
+        _: &ConnInfo,
+        _: &http::Method,
+        _: &mut Uri,
+        _: &mut HeaderMap,
+    ) -> Routing<Self::Targets<'a>, ()> {
+        Ok(Route {
+            targets: &shared.upstream,
+            timeout: None,
+            routed: (),
+        })
+    }
+
+    #[inline]
+    fn respond(&self, (): (), _: &mut Response<RespBody>, _: Instant) {}
 }
 
 /// A request between its start and its response headers.
@@ -205,13 +272,14 @@ impl Forwarded {
     clippy::manual_async_fn,
     reason = "an async fn stores its arguments twice"
 )]
-fn forward(
-    shared: &Arc<Shared>,
-    conn: &ConnInfo,
+fn forward<'a, R: Router>(
+    shared: &'a Arc<Shared>,
+    router: &'a R,
+    conn: &'a ConnInfo,
     mut req: Request<Incoming>,
     bytes_in: Option<Arc<AtomicU64>>,
     start: Instant,
-) -> impl Future<Output = Forwarded> {
+) -> impl Future<Output = Forwarded> + 'a {
     // Not an `async fn`, like `handle`.
     async move {
         let cfg = &shared.config;
@@ -222,7 +290,15 @@ fn forward(
 
         let upgrade = conn.protocol == Protocol::Http1 && headers::wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let (method, uri, headers, incoming, span) = rewrite(shared, conn, req, upgrade);
+        let (method, mut uri, mut headers, incoming, span) = rewrite(shared, conn, req, upgrade);
+        let Route {
+            targets,
+            timeout,
+            routed,
+        } = match router.route(shared, conn, &method, &mut uri, &mut headers) {
+            Ok(r) => r,
+            Err(response) => return Forwarded::local(*response, span),
+        };
 
         let plan = shared.retry.plan(&method, &headers, upgrade);
         let prepared = if http_body::Body::is_end_stream(&incoming) {
@@ -242,17 +318,19 @@ fn forward(
         let (body, replayable) = match prepared {
             Ok(b) => b,
             Err(BodyError::TooLarge) => {
-                let response = local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics);
+                let mut response = local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics);
+                router.respond(routed, &mut response, start);
                 return Forwarded::local(response, span);
             }
             Err(BodyError::Read(_)) => {
-                let response = local(StatusCode::BAD_REQUEST, "client_body_error", metrics);
+                let mut response = local(StatusCode::BAD_REQUEST, "client_body_error", metrics);
+                router.respond(routed, &mut response, start);
                 return Forwarded::local(response, span);
             }
         };
         shared.retry.deposit();
 
-        let deadline = cfg.request_timeout.map(|t| start + t);
+        let deadline = timeout.or(cfg.request_timeout).map(|t| start + t);
         let outbound = Outbound {
             method: &method,
             uri: &uri,
@@ -264,7 +342,7 @@ fn forward(
         // The attempts are pinned where they are built and the deadline holds a reference to
         // them: moved into the `Deadline` instead, they would be copied twice more per request.
         let attempts = std::pin::pin!(retry::send(
-            &shared.upstream,
+            targets,
             &shared.retry,
             metrics,
             plan,
@@ -278,12 +356,13 @@ fn forward(
             at,
         }) = Deadline::new(attempts, deadline, conn.request_timer.as_ref()).await
         else {
-            let response = local(StatusCode::GATEWAY_TIMEOUT, "request_timeout", metrics);
+            let mut response = local(StatusCode::GATEWAY_TIMEOUT, "request_timeout", metrics);
+            router.respond(routed, &mut response, start);
             return Forwarded::local(response, span);
         };
 
         let mut upstream = None;
-        let response = match result {
+        let mut response = match result {
             Ok((mut resp, lease)) => {
                 upstream = at.map(|s| s.elapsed());
                 let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -305,6 +384,9 @@ fn forward(
             Err(e) if retry::body_too_large(&e) => {
                 local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics)
             }
+            Err(e) if e.is_no_endpoint() => {
+                local(StatusCode::SERVICE_UNAVAILABLE, "no_endpoint", metrics)
+            }
             Err(e) => {
                 tracing::debug!(error = %e, source = ?e.source(), "app request failed");
                 if e.is_timeout() {
@@ -314,6 +396,7 @@ fn forward(
                 }
             }
         };
+        router.respond(routed, &mut response, start);
         Forwarded {
             response,
             span,
@@ -413,7 +496,7 @@ fn upstream_uri(uri: &Uri) -> Uri {
 }
 
 /// A response made by the proxy itself, counted by `reason`.
-fn local(status: StatusCode, reason: &'static str, metrics: &Metrics) -> Response<RespBody> {
+pub fn local(status: StatusCode, reason: &'static str, metrics: &Metrics) -> Response<RespBody> {
     metrics
         .local_responses
         .get_or_create(&ReasonLabels { reason })
@@ -424,6 +507,9 @@ fn local(status: StatusCode, reason: &'static str, metrics: &Metrics) -> Respons
         StatusCode::PAYLOAD_TOO_LARGE => "request body too large\n",
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "request headers too large\n",
         StatusCode::BAD_REQUEST => "bad request\n",
+        StatusCode::SERVICE_UNAVAILABLE => "no backend available\n",
+        StatusCode::NOT_FOUND => "no route\n",
+        StatusCode::INTERNAL_SERVER_ERROR => "invalid backend\n",
         _ => "",
     };
     let mut response = Response::new(RespBody::full(Bytes::from_static(body.as_bytes())));

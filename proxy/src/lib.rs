@@ -16,6 +16,7 @@ pub mod conn;
 pub mod deadline;
 pub mod drain;
 pub mod forward;
+pub mod gateway;
 pub mod headers;
 pub mod metrics;
 pub mod otel;
@@ -99,7 +100,13 @@ pub async fn serve(
         tls = acceptor.is_some(),
         "outrigger-proxy started"
     );
-    let accept = tokio::spawn(server::serve(inbound, shared.clone(), acceptor, watcher));
+    let accept = tokio::spawn(server::serve(
+        inbound,
+        shared.clone(),
+        forward::App,
+        acceptor,
+        watcher,
+    ));
 
     let mut shutdown = std::pin::pin!(shutdown);
     let requested = tokio::select! {

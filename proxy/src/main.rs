@@ -1,5 +1,7 @@
 //! outrigger-proxy binary: parse and validate configuration (exit 64 on a bad setting, before any
 //! port is bound), set up logging, TLS and tracing, then serve until SIGTERM/SIGINT and drain.
+//! Without a subcommand it is the sidecar; `outrigger-proxy gateway` is the ingress gateway
+//! (docs/gateway.md).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,19 +9,30 @@ use std::sync::Arc;
 use outrigger_daemon::ConfigError;
 use outrigger_daemon::cli::usage_exit;
 use outrigger_daemon::start;
-use outrigger_proxy::config::{Config, Env, ParseOutcome};
+use outrigger_proxy::config::{Config, Env, Mode, ParseOutcome};
 use outrigger_proxy::telemetry::Tracing;
 
 const BIN: &str = "outrigger-proxy";
 
 fn main() -> ExitCode {
-    let config = match Config::parse_from(std::env::args_os(), &Env) {
-        Ok(c) => c,
+    let mode = match Mode::parse_from(std::env::args_os(), &Env) {
+        Ok(m) => m,
         Err(ParseOutcome::Clap(outcome)) => return outcome.exit(BIN),
         Err(ParseOutcome::Invalid(e)) => return usage_exit(BIN, &e),
     };
-    start::logging(&config.log);
+    match mode {
+        Mode::Sidecar(config) => sidecar(*config),
+        Mode::Gateway(config) => {
+            let base = config.config.clone();
+            serve(&base, |tracing| async move {
+                outrigger_proxy::gateway::dataplane::run(*config, tracing, start::shutdown_signal())
+                    .await
+            })
+        }
+    }
+}
 
+fn sidecar(config: Config) -> ExitCode {
     let tls = match &config.tls {
         Some(t) => match outrigger_proxy::tls::server_config(t) {
             Ok(setup) => Some(setup),
@@ -30,6 +43,20 @@ fn main() -> ExitCode {
         },
         None => None,
     };
+    let base = config.clone();
+    serve(&base, |tracing| {
+        outrigger_proxy::run(config, tls, tracing, start::shutdown_signal())
+    })
+}
+
+/// Logging, tracing and the runtime around `serve`, then the bounded trace flush and the exit
+/// status.
+fn serve<F, Fut>(config: &Config, serve: F) -> ExitCode
+where
+    F: FnOnce(Option<Arc<Tracing>>) -> Fut,
+    Fut: Future<Output = anyhow::Result<outrigger_proxy::drain::Outcome>>,
+{
+    start::logging(&config.log);
     // Built outside the async runtime: the OTLP HTTP exporter uses a blocking client.
     let tracing = match &config.otel {
         Some(o) => match Tracing::new(o) {
@@ -51,12 +78,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let result = runtime.block_on(outrigger_proxy::run(
-        config,
-        tls,
-        tracing.clone(),
-        start::shutdown_signal(),
-    ));
+    let result = runtime.block_on(serve(tracing.clone()));
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     if let Some(t) = tracing {
         // Bounded flush: an unreachable collector must not push the exit past the grace period.

@@ -192,8 +192,10 @@ impl Metrics {
 
     /// Register every family; the drain gauges show `drain`'s phase.
     pub fn with_drain(drain: drain::State) -> Self {
-        let mut registry = Registry::with_prefix("outrigger_proxy");
-        let r = &mut registry;
+        // A root without a prefix: the gateway registers its `outrigger_gateway_*` families
+        // beside these (see [`Metrics::gateway_registry`]).
+        let mut registry = Registry::default();
+        let r = registry.sub_registry_with_prefix("outrigger_proxy");
         let requests = registered(
             r,
             "requests",
@@ -303,7 +305,7 @@ impl Metrics {
              disabled (no token configured)",
             Family::default(),
         );
-        outrigger_daemon::metrics::register_build_info(&mut registry, env!("CARGO_PKG_VERSION"));
+        outrigger_daemon::metrics::register_build_info(r, env!("CARGO_PKG_VERSION"));
         Self {
             registry,
             requests,
@@ -368,6 +370,12 @@ impl Metrics {
         self.retries_skipped
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    /// The registry for the gateway's families (prefix `outrigger_gateway`), before the metrics
+    /// are shared.
+    pub fn gateway_registry(&mut self) -> &mut Registry {
+        self.registry.sub_registry_with_prefix("outrigger_gateway")
     }
 
     /// OpenMetrics text exposition, which Prometheus asks for and scrapes natively.

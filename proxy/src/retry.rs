@@ -175,6 +175,7 @@ impl Policy {
 fn failure_reason(result: &Attempt) -> Option<&'static str> {
     match result {
         Ok((resp, _)) => status_reason(resp.status()),
+        Err(e) if e.is_no_endpoint() => None,
         Err(e) if e.is_connect() => Some("connect_error"),
         Err(e) if body_too_large(e) => None,
         Err(_) => Some("connection_error"),
@@ -195,6 +196,37 @@ pub fn body_too_large(e: &UpstreamError) -> bool {
 
 /// One attempt's result: the app's response and the connection it came on, or why it failed.
 pub type Attempt = Result<(Response<Incoming>, Lease<ReqBody>), UpstreamError>;
+
+/// Where each attempt goes: the sidecar's one app pool, or the gateway's balancer choosing an
+/// endpoint per attempt (another one after a failure). Generic rather than a trait object so the
+/// sidecar's path compiles to what it was.
+pub trait Targets {
+    /// What an attempt holds while it runs (the gateway: the endpoint and its in-flight count).
+    type Pick;
+    /// The target of the next attempt; `Err(UpstreamError::NoEndpoint)` when there is none.
+    fn pick(&mut self) -> Result<Self::Pick, UpstreamError>;
+    /// The pool `pick` sends on.
+    fn pool<'s>(&'s self, pick: &'s Self::Pick) -> &'s Arc<Upstream<ReqBody>>;
+    /// The attempt on `pick` ended with `result` (the balancer's latency and failure record).
+    fn done(&mut self, pick: Self::Pick, result: &Attempt);
+}
+
+impl Targets for &Arc<Upstream<ReqBody>> {
+    type Pick = ();
+
+    #[inline]
+    fn pick(&mut self) -> Result<(), UpstreamError> {
+        Ok(())
+    }
+
+    #[inline]
+    fn pool<'s>(&'s self, (): &'s ()) -> &'s Arc<Upstream<ReqBody>> {
+        self
+    }
+
+    #[inline]
+    fn done(&mut self, (): (), _: &Attempt) {}
+}
 
 /// What [`send`] ends with.
 pub struct Sent {
@@ -229,8 +261,8 @@ pub struct Outbound<'a> {
     clippy::manual_async_fn,
     reason = "an async fn stores its arguments twice"
 )]
-pub fn send<'a>(
-    upstream: &'a Arc<Upstream<ReqBody>>,
+pub fn send<'a, T: Targets + 'a>(
+    mut targets: T,
     policy: &'a Policy,
     metrics: &'a Metrics,
     plan: Plan,
@@ -265,7 +297,14 @@ pub fn send<'a>(
             *r.version_mut() = Version::HTTP_11;
             *r.headers_mut() = this_headers;
             let at = time_upstream.then(Instant::now);
-            let result = upstream.send(r).await;
+            let result = match targets.pick() {
+                Ok(pick) => {
+                    let result = targets.pool(&pick).send(r).await;
+                    targets.done(pick, &result);
+                    result
+                }
+                Err(e) => Err(e),
+            };
             let Some(reason) = failure_reason(&result) else {
                 return Sent {
                     result,

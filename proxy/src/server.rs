@@ -22,9 +22,10 @@ use crate::tls;
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Accept connections until the drain reaches [`Phase::Closing`].
-pub async fn serve(
+pub async fn serve<R: forward::Router>(
     listener: TcpListener,
     shared: Arc<Shared>,
+    router: R,
     acceptor: Option<TlsAcceptor>,
     mut drain: Watcher,
 ) {
@@ -47,20 +48,22 @@ pub async fn serve(
         let shared = shared.clone();
         let acceptor = acceptor.clone();
         let drain = drain.clone();
+        let router = router.clone();
         tokio::spawn(async move {
             match acceptor {
-                Some(acceptor) => serve_tls(stream, client, shared, acceptor, drain).await,
-                None => serve_plain(stream, client, shared, drain).await,
+                Some(acceptor) => serve_tls(stream, client, shared, router, acceptor, drain).await,
+                None => serve_plain(stream, client, shared, router, drain).await,
             }
         });
     }
     tracing::info!("inbound listener closed");
 }
 
-async fn serve_tls(
+async fn serve_tls<R: forward::Router>(
     stream: Coalesce<TcpStream>,
     client: SocketAddr,
     shared: Arc<Shared>,
+    router: R,
     acceptor: TlsAcceptor,
     drain: Watcher,
 ) {
@@ -90,15 +93,17 @@ async fn serve_tls(
         true,
         client,
         shared,
+        router,
         drain,
     ))
     .await;
 }
 
-async fn serve_plain(
+async fn serve_plain<R: forward::Router>(
     mut stream: Coalesce<TcpStream>,
     client: SocketAddr,
     shared: Arc<Shared>,
+    router: R,
     drain: Watcher,
 ) {
     // Read just enough to tell the h2c preface from an HTTP/1 request line.
@@ -130,17 +135,25 @@ async fn serve_plain(
         Protocol::Http1
     };
     let prefix = Bytes::copy_from_slice(&buf[..n]);
-    serve_conn(stream, prefix, protocol, false, client, shared, drain).await;
+    serve_conn(
+        stream, prefix, protocol, false, client, shared, router, drain,
+    )
+    .await;
 }
 
 /// Serves the connection with the request path as its hyper service.
-async fn serve_conn<IO>(
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one connection's parts, passed down once"
+)]
+async fn serve_conn<IO, R: forward::Router>(
     io: IO,
     prefix: Bytes,
     protocol: Protocol,
     tls: bool,
     client: SocketAddr,
     shared: Arc<Shared>,
+    router: R,
     drain: Watcher,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -148,7 +161,7 @@ async fn serve_conn<IO>(
     let serving = Serving {
         cfg: &shared.config,
         metrics: &shared.metrics,
-        service: |info| forward::service(shared.clone(), info),
+        service: |info| forward::service(shared.clone(), router.clone(), info),
     };
     conn::serve(io, prefix, protocol, tls, client, serving, drain).await;
 }

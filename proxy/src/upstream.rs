@@ -11,6 +11,8 @@
 //! connect failures and timeouts are told apart from failures after sending (only the latter
 //! make a retry depend on idempotency); idle connections expire within the idle timeout.
 //!
+//! The pool serves one address; the sidecar has one (its app), the gateway one per endpoint.
+//!
 //! The pool is generic over the request body type so that it knows nothing of the proxy's
 //! bodies (`body.rs` holds a [`Lease`] in each response body).
 
@@ -42,6 +44,9 @@ pub enum UpstreamError {
     /// The exchange failed after the request was (possibly partly) sent.
     #[error("app request failed")]
     Request(#[source] hyper::Error),
+    /// The gateway had no endpoint to send to (none ready, or every one tried).
+    #[error("no endpoint available")]
+    NoEndpoint,
 }
 
 impl UpstreamError {
@@ -53,6 +58,11 @@ impl UpstreamError {
     /// The connect timeout fired.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::ConnectTimeout)
+    }
+
+    /// No endpoint could be chosen (the gateway answers 503).
+    pub fn is_no_endpoint(&self) -> bool {
+        matches!(self, Self::NoEndpoint)
     }
 }
 

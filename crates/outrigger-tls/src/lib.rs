@@ -120,6 +120,19 @@ pub fn server_config(
     Ok((Arc::new(config), store))
 }
 
+/// A server config (TLS 1.2/1.3, ALPN `h2` then `http/1.1`, no client certificates) whose
+/// certificate `resolver` picks per handshake: the gateway's choice by SNI.
+pub fn resolver_config(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// File identity used to notice changes (modification time, size, inode through symlinks).
 fn fingerprint(path: &Path) -> Option<(SystemTime, u64, u64)> {
     use std::os::unix::fs::MetadataExt as _;

@@ -185,6 +185,8 @@ pub async fn websocket_echo() -> (SocketAddr, tokio::task::JoinHandle<()>) {
 #[allow(unused_imports)] // each test binary uses a different subset
 pub use outrigger_test_support::{free_addr, free_port};
 
+pub mod gateway;
+
 /// The real proxy binary as a child process.
 pub struct Proxy {
     pub child: Child,

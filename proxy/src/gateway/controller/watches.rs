@@ -1,0 +1,188 @@
+//! The controller's view of the API: one reflector per kind it reads, each feeding an in-memory
+//! store and poking a [`Notify`] on every change so the rebuild loop can debounce them.
+//!
+//! Memory stays bounded by what the cluster holds: managed fields are dropped before objects
+//! are stored, and only `kubernetes.io/tls` Secrets are watched. API errors are logged and the
+//! watch retried with kube-runtime's default backoff; nothing here ends the process.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+use super::translate::Snapshot;
+use super::types::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+
+/// The stores of every kind the translation reads.
+#[derive(Clone)]
+pub struct Stores {
+    classes: Store<GatewayClass>,
+    gateways: Store<Gateway>,
+    routes: Store<HttpRoute>,
+    grants: Store<ReferenceGrant>,
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    secrets: Store<Secret>,
+    namespaces: Store<Namespace>,
+}
+
+fn spawn_watch<K>(api: Api<K>, config: watcher::Config, notify: Arc<Notify>) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&()).into_owned();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .reflect(writer);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => notify.notify_one(),
+                // The backoff delays the next attempt; the store keeps the last good state.
+                Err(e) => {
+                    tracing::warn!(kind = %kind, error = %e, "gateway controller: watch failed, retrying");
+                }
+            }
+        }
+    });
+    reader
+}
+
+async fn ready_now<K>(store: &Store<K>) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    tokio::time::timeout(Duration::from_millis(1), store.wait_until_ready())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+impl Stores {
+    /// Start a watch per kind; `notify` is poked on every change.
+    pub fn start(client: &Client, notify: &Arc<Notify>) -> Self {
+        let all = watcher::Config::default();
+        Self {
+            classes: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
+            gateways: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
+            routes: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
+            grants: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
+            services: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
+            slices: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
+            secrets: spawn_watch(
+                Api::all(client.clone()),
+                all.clone().fields("type=kubernetes.io/tls"),
+                notify.clone(),
+            ),
+            namespaces: spawn_watch(Api::all(client.clone()), all, notify.clone()),
+        }
+    }
+
+    /// Wait until every store has its initial list, so that the first table is not built from
+    /// half the cluster (routes without their Services would answer 500). Logs the kinds still
+    /// missing every 10 s (a CRD that is not installed keeps its watch from ever listing).
+    pub async fn ready(&self) {
+        let all = async {
+            let _ = tokio::join!(
+                self.classes.wait_until_ready(),
+                self.gateways.wait_until_ready(),
+                self.routes.wait_until_ready(),
+                self.grants.wait_until_ready(),
+                self.services.wait_until_ready(),
+                self.slices.wait_until_ready(),
+                self.secrets.wait_until_ready(),
+                self.namespaces.wait_until_ready(),
+            );
+        };
+        let mut all = std::pin::pin!(all);
+        while tokio::time::timeout(Duration::from_secs(10), &mut all)
+            .await
+            .is_err()
+        {
+            let pending = [
+                ("GatewayClass", ready_now(&self.classes).await),
+                ("Gateway", ready_now(&self.gateways).await),
+                ("HTTPRoute", ready_now(&self.routes).await),
+                ("ReferenceGrant", ready_now(&self.grants).await),
+                ("Service", ready_now(&self.services).await),
+                ("EndpointSlice", ready_now(&self.slices).await),
+                ("Secret", ready_now(&self.secrets).await),
+                ("Namespace", ready_now(&self.namespaces).await),
+            ]
+            .into_iter()
+            .filter_map(|(kind, ready)| (!ready).then_some(kind))
+            .collect::<Vec<_>>();
+            tracing::warn!(kinds = ?pending, "gateway controller: still waiting for the initial list");
+        }
+    }
+
+    /// The current objects; `service` (`namespace/name`) gives the Gateways' addresses.
+    pub fn snapshot(&self, controller_name: &str, service: Option<&str>) -> Snapshot {
+        let services = self.services.state();
+        let addresses = service.map(|s| addresses(&services, s)).unwrap_or_default();
+        Snapshot {
+            controller_name: controller_name.to_owned(),
+            gateway_classes: self.classes.state(),
+            gateways: self.gateways.state(),
+            routes: self.routes.state(),
+            grants: self.grants.state(),
+            services,
+            slices: self.slices.state(),
+            secrets: self.secrets.state(),
+            namespaces: self.namespaces.state(),
+            addresses,
+        }
+    }
+}
+
+/// The Service's load-balancer ingress addresses, else its ClusterIP(s).
+pub fn addresses(services: &[Arc<Service>], service: &str) -> Vec<(String, String)> {
+    let Some((ns, name)) = service.split_once('/') else {
+        return Vec::new();
+    };
+    let Some(svc) = services.iter().find(|s| {
+        s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name)
+    }) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    for i in ingress.into_iter().flatten() {
+        if let Some(ip) = &i.ip {
+            out.push(("IPAddress".to_owned(), ip.clone()));
+        } else if let Some(host) = &i.hostname {
+            out.push(("Hostname".to_owned(), host.clone()));
+        }
+    }
+    if out.is_empty() {
+        let spec = svc.spec.as_ref();
+        let ips = spec.and_then(|s| s.cluster_ips.clone()).unwrap_or_default();
+        let ips = if ips.is_empty() {
+            spec.and_then(|s| s.cluster_ip.clone())
+                .into_iter()
+                .collect()
+        } else {
+            ips
+        };
+        out.extend(
+            ips.into_iter()
+                .filter(|ip| !ip.is_empty() && ip != "None")
+                .map(|ip| ("IPAddress".to_owned(), ip)),
+        );
+    }
+    out
+}

@@ -1,0 +1,530 @@
+//! The gateway controller against a real kube-apiserver (scripts/kube-test-env.sh: Debian etcd
+//! and the pinned kube-apiserver, loopback only) with the Gateway API v1.6.3 standard-channel
+//! CRDs from the Go module cache. Objects are created through the API; the test asserts on the
+//! table the controller publishes and on the status it writes: Accepted/Programmed/ResolvedRefs
+//! with their reasons, including a missing Secret, a missing backend Service and an invalid
+//! match; then that an EndpointSlice change republishes the table and that shutdown releases
+//! the Lease.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Api, Client};
+use outrigger_proxy::gateway::controller::{self, Options};
+use outrigger_proxy::gateway::table::{Backend, PathMatch, Protocol, Table};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+const CTL: &str = "outrigger.dev/gateway-controller";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn tools() -> PathBuf {
+    std::env::var_os("OUTRIGGER_TOOLS").map_or_else(|| repo_root().join(".tools"), PathBuf::from)
+}
+
+/// The kube test env in a private dir; stopped on drop (also when an assert fails).
+struct KubeEnv {
+    state: PathBuf,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl KubeEnv {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("kube");
+        let out = Command::new(repo_root().join("scripts/kube-test-env.sh"))
+            .arg("start")
+            .env("OUTRIGGER_KUBE_TEST_DIR", &state)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kube-test-env.sh start failed");
+        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        assert!(
+            kubeconfig.is_file(),
+            "no kubeconfig at {}",
+            kubeconfig.display()
+        );
+        Self {
+            state,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    fn kubectl(&self, args: &[&str]) {
+        let kubectl = tools().join("bin/kubectl");
+        let kubectl = if kubectl.is_file() {
+            kubectl
+        } else {
+            PathBuf::from("kubectl")
+        };
+        let status = Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .status()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (scripts/tools.sh cluster installs it)",
+                    kubectl.display()
+                )
+            });
+        assert!(status.success(), "kubectl {args:?} failed");
+    }
+
+    async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .unwrap();
+        Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for KubeEnv {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/kube-test-env.sh"))
+            .arg("stop")
+            .env("OUTRIGGER_KUBE_TEST_DIR", &self.state)
+            .status();
+    }
+}
+
+/// The standard-channel CRDs, from the module cache (`go env GOMODCACHE`).
+fn crd_dir() -> PathBuf {
+    let out = Command::new("go")
+        .args(["env", "GOMODCACHE"])
+        .output()
+        .expect("go (scripts/tools.sh go)");
+    let cache = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = cache.join("sigs.k8s.io/gateway-api@v1.6.3/config/crd/standard");
+    assert!(
+        dir.is_dir(),
+        "no Gateway API CRDs at {} (scripts/tools.sh schemas downloads the module)",
+        dir.display()
+    );
+    dir
+}
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// Create any object from JSON.
+async fn create(client: &Client, ar: &ApiResource, ns: Option<&str>, obj: Value) {
+    let api: Api<DynamicObject> = match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    };
+    let obj: DynamicObject = serde_json::from_value(obj).unwrap();
+    api.create(&PostParams::default(), &obj)
+        .await
+        .unwrap_or_else(|e| panic!("create {}: {e}", ar.kind));
+}
+
+async fn get(client: &Client, ar: &ApiResource, ns: Option<&str>, name: &str) -> Value {
+    let api: Api<DynamicObject> = match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    };
+    serde_json::to_value(api.get(name).await.unwrap()).unwrap()
+}
+
+/// Poll `check` until it returns `Some`, or fail with the last state after 30 s.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("{what}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+fn condition<'a>(conditions: &'a Value, type_: &str) -> Result<&'a Value, String> {
+    conditions
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .ok_or_else(|| format!("no {type_} condition in {conditions}"))
+}
+
+/// `(status, reason)` of a condition, checking observedGeneration against `generation`.
+fn cond(conditions: &Value, type_: &str, generation: &Value) -> Result<(String, String), String> {
+    let c = condition(conditions, type_)?;
+    if c["observedGeneration"] != *generation {
+        return Err(format!(
+            "{type_}: observedGeneration {} != {generation}",
+            c["observedGeneration"]
+        ));
+    }
+    Ok((
+        c["status"].as_str().unwrap_or_default().to_owned(),
+        c["reason"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+fn pair(status: &str, reason: &str) -> (String, String) {
+    (status.to_owned(), reason.to_owned())
+}
+
+fn tls_secret() -> Value {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["gw.example.com".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gw-cert", "namespace": "infra"},
+        "type": "kubernetes.io/tls", "data": {"tls.crt": b64(cert.pem()), "tls.key": b64(key.serialize_pem())}})
+}
+
+fn route(name: &str, rules: Value) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": name, "namespace": "apps"},
+        "spec": {"parentRefs": [{"name": "gw", "namespace": "infra"}], "rules": rules}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_publishes_the_table_and_writes_status() {
+    let env = KubeEnv::start();
+    env.kubectl(&["apply", "--server-side", "-f", crd_dir().to_str().unwrap()]);
+    env.kubectl(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "crd",
+        "--all",
+        "--timeout",
+        "60s",
+    ]);
+    let client = env.client().await;
+
+    let ns = resource("", "v1", "Namespace", "namespaces");
+    for (name, labels) in [
+        ("infra", json!({})),
+        ("apps", json!({"team": "a"})),
+        ("other", json!({})),
+        ("outrigger-system", json!({})),
+    ] {
+        create(&client, &ns, None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})).await;
+    }
+    let gwc = resource(
+        "gateway.networking.k8s.io",
+        "v1",
+        "GatewayClass",
+        "gatewayclasses",
+    );
+    let gw = resource("gateway.networking.k8s.io", "v1", "Gateway", "gateways");
+    let hr = resource("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes");
+    let rg = resource(
+        "gateway.networking.k8s.io",
+        "v1beta1",
+        "ReferenceGrant",
+        "referencegrants",
+    );
+    let svc = resource("", "v1", "Service", "services");
+    let eps = resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices");
+    let secret = resource("", "v1", "Secret", "secrets");
+
+    create(
+        &client,
+        &gwc,
+        None,
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": "outrigger"}, "spec": {"controllerName": CTL}}),
+    )
+    .await;
+    create(&client, &secret, Some("infra"), tls_secret()).await;
+    create(&client, &gw, Some("infra"), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "gw", "namespace": "infra"}, "spec": {"gatewayClassName": "outrigger", "listeners": [
+            {"name": "http", "port": 8080, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Selector",
+                "selector": {"matchLabels": {"team": "a"}}}}},
+            {"name": "https", "port": 8443, "protocol": "HTTPS", "hostname": "gw.example.com",
+                "tls": {"certificateRefs": [{"name": "gw-cert"}]}, "allowedRoutes": {"namespaces": {"from": "All"}}},
+            {"name": "no-secret", "port": 9443, "protocol": "HTTPS",
+                "tls": {"certificateRefs": [{"name": "missing"}]}, "allowedRoutes": {"namespaces": {"from": "All"}}}]}})).await;
+    create(&client, &svc, Some("infra"), json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gateway", "namespace": "infra"},
+        "spec": {"ports": [{"name": "http", "port": 80}]}})).await;
+    for (namespace, name) in [("apps", "web"), ("other", "shared")] {
+        create(
+            &client,
+            &svc,
+            Some(namespace),
+            json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 3000}]}}),
+        )
+        .await;
+    }
+    create(&client, &eps, Some("apps"), json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-1", "namespace": "apps", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 3000, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["10.1.0.1"], "conditions": {"ready": true}},
+                      {"addresses": ["10.1.0.2"], "conditions": {"ready": false, "terminating": true}}]})).await;
+    create(&client, &rg, Some("other"), json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+        "metadata": {"name": "apps-to-shared", "namespace": "other"}, "spec": {
+            "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "apps"}],
+            "to": [{"group": "", "kind": "Service", "name": "shared"}]}})).await;
+    create(&client, &hr, Some("apps"), route("web", json!([
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/app"}}], "backendRefs": [{"name": "web", "port": 8080}]},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/shared"}}],
+            "backendRefs": [{"name": "shared", "namespace": "other", "port": 8080}]}]))).await;
+    create(&client, &hr, Some("apps"), route("missing-backend", json!([
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/gone"}}], "backendRefs": [{"name": "nope", "port": 8080}]}]))).await;
+    create(&client, &hr, Some("apps"), route("bad-match", json!([
+        {"matches": [{"path": {"type": "RegularExpression", "value": "/(["}}], "backendRefs": [{"name": "web", "port": 8080}]}]))).await;
+
+    let (tables_tx, mut tables_rx) = watch::channel(Arc::new(Table::default()));
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let options = Options {
+        controller_name: CTL.to_owned(),
+        service: Some("infra/gateway".to_owned()),
+        lease_namespace: "outrigger-system".to_owned(),
+        lease_name: "outrigger-gateway".to_owned(),
+    };
+    let controller = tokio::spawn(controller::run_with_client(
+        options,
+        client.clone(),
+        tables_tx,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    ));
+
+    // The table: HTTP 8080 and HTTPS 8443 (the listener without its Secret is not served).
+    let table = eventually("table", || {
+        let t = tables_rx.borrow_and_update().clone();
+        async move {
+            let ports: Vec<(u16, Protocol)> =
+                t.ports.iter().map(|p| (p.port, p.protocol)).collect();
+            if ports != [(8080, Protocol::Http), (8443, Protocol::Https)] {
+                return Err(format!("ports {ports:?}"));
+            }
+            Ok(t)
+        }
+    })
+    .await;
+    assert_eq!(table.ports[1].listeners[0].certificates.len(), 1);
+    let rules = &table.ports[0].listeners[0].virtual_hosts[0].rules;
+    let app = rules
+        .iter()
+        .find(|r| matches!(&r.matches.path, PathMatch::Prefix(p) if &**p == "/app"))
+        .expect("/app rule");
+    let Backend::Service(web) = &app.backends[0].backend else {
+        panic!("web is a Service backend")
+    };
+    let endpoints: Vec<(String, bool, bool)> = table.endpoints[web]
+        .iter()
+        .map(|e| (e.addr.to_string(), e.ready, e.terminating))
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            ("10.1.0.1:3000".to_owned(), true, false),
+            ("10.1.0.2:3000".to_owned(), false, true)
+        ]
+    );
+    let gone = rules
+        .iter()
+        .find(|r| matches!(&r.matches.path, PathMatch::Prefix(p) if &**p == "/gone"))
+        .expect("/gone rule");
+    assert!(matches!(gone.backends[0].backend, Backend::Invalid));
+    assert!(
+        !rules.iter().any(|r| &*r.route == "apps/bad-match"),
+        "the invalid rule is dropped"
+    );
+
+    // GatewayClass.
+    eventually("GatewayClass status", || async {
+        let c = get(&client, &gwc, None, "outrigger").await;
+        let accepted = cond(
+            &c["status"]["conditions"],
+            "Accepted",
+            &c["metadata"]["generation"],
+        )?;
+        (accepted == pair("True", "Accepted"))
+            .then_some(())
+            .ok_or(format!("{accepted:?}"))
+    })
+    .await;
+
+    // Gateway: accepted, programmed, the Service's ClusterIP as address, listener statuses.
+    let cluster_ip =
+        get(&client, &svc, Some("infra"), "gateway").await["spec"]["clusterIP"].clone();
+    eventually("Gateway status", || async {
+        let g = get(&client, &gw, Some("infra"), "gw").await;
+        let (st, generation) = (&g["status"], &g["metadata"]["generation"]);
+        let got = (
+            cond(&st["conditions"], "Accepted", generation)?,
+            cond(&st["conditions"], "Programmed", generation)?,
+        );
+        if got != (pair("True", "Accepted"), pair("True", "Programmed")) {
+            return Err(format!("gateway {got:?}"));
+        }
+        if st["addresses"] != json!([{"type": "IPAddress", "value": cluster_ip}]) {
+            return Err(format!("addresses {}", st["addresses"]));
+        }
+        let listener = |name: &str| {
+            st["listeners"]
+                .as_array()
+                .and_then(|l| l.iter().find(|l| l["name"] == name))
+                .cloned()
+                .ok_or(format!("no listener {name}"))
+        };
+        let http = listener("http")?;
+        if http["attachedRoutes"] != 2
+            || http["supportedKinds"]
+                != json!([{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}])
+        {
+            return Err(format!("http listener {http}"));
+        }
+        let missing = listener("no-secret")?;
+        let got = (
+            cond(&missing["conditions"], "ResolvedRefs", generation)?,
+            cond(&missing["conditions"], "Programmed", generation)?,
+        );
+        if got
+            != (
+                pair("False", "InvalidCertificateRef"),
+                pair("False", "Invalid"),
+            )
+        {
+            return Err(format!("no-secret listener {got:?}"));
+        }
+        let https = listener("https")?;
+        let got = cond(&https["conditions"], "ResolvedRefs", generation)?;
+        (got == pair("True", "ResolvedRefs"))
+            .then_some(())
+            .ok_or(format!("https listener {got:?}"))
+    })
+    .await;
+
+    // HTTPRoutes: one entry per parent with our controller name.
+    let route_status =
+        |name: &'static str, want: [(&'static str, &'static str, &'static str); 2]| {
+            let client = client.clone();
+            let hr = hr.clone();
+            async move {
+                let r = get(&client, &hr, Some("apps"), name).await;
+                let parents = r["status"]["parents"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let [p] = parents.as_slice() else {
+                    return Err(format!("{name}: parents {parents:?}"));
+                };
+                if p["controllerName"] != CTL || p["parentRef"]["name"] != "gw" {
+                    return Err(format!("{name}: {p}"));
+                }
+                for (type_, status, reason) in want {
+                    let got = cond(&p["conditions"], type_, &r["metadata"]["generation"])?;
+                    if got != pair(status, reason) {
+                        return Err(format!("{name}: {type_} {got:?}"));
+                    }
+                }
+                Ok(())
+            }
+        };
+    eventually("route web", || {
+        route_status(
+            "web",
+            [
+                ("Accepted", "True", "Accepted"),
+                ("ResolvedRefs", "True", "ResolvedRefs"),
+            ],
+        )
+    })
+    .await;
+    eventually("route missing-backend", || {
+        route_status(
+            "missing-backend",
+            [
+                ("Accepted", "True", "Accepted"),
+                ("ResolvedRefs", "False", "BackendNotFound"),
+            ],
+        )
+    })
+    .await;
+    eventually("route bad-match", || {
+        route_status(
+            "bad-match",
+            [
+                ("Accepted", "False", "UnsupportedValue"),
+                ("ResolvedRefs", "True", "ResolvedRefs"),
+            ],
+        )
+    })
+    .await;
+
+    // An EndpointSlice change gives a new table.
+    let slices: Api<DynamicObject> = Api::namespaced_with(client.clone(), "apps", &eps);
+    let patch = json!({"endpoints": [{"addresses": ["10.1.0.1"], "conditions": {"ready": true}},
+        {"addresses": ["10.1.0.3"], "conditions": {"ready": true}}]});
+    slices
+        .patch("web-1", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    eventually("table after the EndpointSlice change", || {
+        let t = tables_rx.borrow_and_update().clone();
+        let web = web.clone();
+        async move {
+            let addrs: Vec<String> = t
+                .endpoints
+                .get(&web)
+                .into_iter()
+                .flatten()
+                .map(|e| e.addr.to_string())
+                .collect();
+            (addrs == ["10.1.0.1:3000", "10.1.0.3:3000"])
+                .then_some(())
+                .ok_or(format!("{addrs:?}"))
+        }
+    })
+    .await;
+
+    // The leader holds the Lease, and gives it up on shutdown.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "outrigger-system");
+    let lease = leases.get("outrigger-gateway").await.unwrap();
+    assert!(
+        lease
+            .spec
+            .and_then(|s| s.holder_identity)
+            .is_some_and(|h| !h.is_empty())
+    );
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), controller)
+        .await
+        .expect("controller stops")
+        .unwrap();
+    let lease = leases.get("outrigger-gateway").await.unwrap();
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity),
+        None,
+        "lease released on shutdown"
+    );
+}
