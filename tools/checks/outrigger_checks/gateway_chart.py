@@ -12,21 +12,13 @@ from .failure import fail, fail_all
 from .manifests import load_docs
 
 COMPONENT = "app.kubernetes.io/component"
-# The ClusterRole, rule by rule (apiGroups, resources, verbs), nothing more and nothing less.
+# The ClusterRole, rule by rule (apiGroups, resources, verbs), nothing more and nothing less: the
+# verbs the controller uses (docs/gateway.md, "RBAC").
 CLUSTER_RULES = [
-    (
-        ["gateway.networking.k8s.io"],
-        ["gatewayclasses", "gateways", "httproutes", "referencegrants"],
-        ["get", "list", "watch"],
-    ),
-    (
-        ["gateway.networking.k8s.io"],
-        ["gatewayclasses/status", "gateways/status", "httproutes/status"],
-        ["patch", "update"],
-    ),
-    ([""], ["services", "secrets", "namespaces"], ["get", "list", "watch"]),
-    (["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch"]),
-    (["", "events.k8s.io"], ["events"], ["create", "patch"]),
+    (["gateway.networking.k8s.io"], ["gatewayclasses", "gateways", "httproutes", "referencegrants"], ["list", "watch"]),
+    (["gateway.networking.k8s.io"], ["gatewayclasses/status", "gateways/status", "httproutes/status"], ["patch"]),
+    ([""], ["services", "secrets", "namespaces"], ["list", "watch"]),
+    (["discovery.k8s.io"], ["endpointslices"], ["list", "watch"]),
 ]
 SYSCTL = {"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}
 
