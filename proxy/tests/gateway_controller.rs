@@ -308,8 +308,9 @@ async fn controller_publishes_the_table_and_writes_status() {
         lease_name: "outrigger-gateway".to_owned(),
     };
     let controller = tokio::spawn(controller::run_with_client(
-        options,
+        options.clone(),
         client.clone(),
+        "replica-a".to_owned(),
         tables_tx,
         async move {
             let _ = stop_rx.wait_for(|s| *s).await;
@@ -507,24 +508,78 @@ async fn controller_publishes_the_table_and_writes_status() {
     })
     .await;
 
-    // The leader holds the Lease, and gives it up on shutdown.
+    // A second replica serves the same table but does not write status while the first one
+    // holds the Lease; when the first one stops, it gives the Lease up and the second takes
+    // over and writes status.
     let leases: Api<Lease> = Api::namespaced(client.clone(), "outrigger-system");
-    let lease = leases.get("outrigger-gateway").await.unwrap();
-    assert!(
-        lease
-            .spec
-            .and_then(|s| s.holder_identity)
-            .is_some_and(|h| !h.is_empty())
-    );
+    let holder = || async {
+        let lease = leases
+            .get("outrigger-gateway")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(lease.spec.and_then(|s| s.holder_identity))
+    };
+    assert_eq!(holder().await.unwrap().as_deref(), Some("replica-a"));
+    let (b_tables_tx, mut b_tables_rx) = watch::channel(Arc::new(Table::default()));
+    let (b_stop_tx, mut b_stop_rx) = watch::channel(false);
+    let replica_b = tokio::spawn(controller::run_with_client(
+        options,
+        client.clone(),
+        "replica-b".to_owned(),
+        b_tables_tx,
+        async move {
+            let _ = b_stop_rx.wait_for(|s| *s).await;
+        },
+    ));
+    eventually("replica b's table", || {
+        let t = b_tables_rx.borrow_and_update().clone();
+        async move {
+            (t.ports.len() == 2)
+                .then_some(())
+                .ok_or(format!("{} ports", t.ports.len()))
+        }
+    })
+    .await;
+    assert_eq!(holder().await.unwrap().as_deref(), Some("replica-a"));
+
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), controller)
         .await
         .expect("controller stops")
         .unwrap();
-    let lease = leases.get("outrigger-gateway").await.unwrap();
-    assert_eq!(
-        lease.spec.and_then(|s| s.holder_identity),
-        None,
-        "lease released on shutdown"
-    );
+    eventually("replica b takes the Lease", || async {
+        let h = holder().await?;
+        (h.as_deref() == Some("replica-b"))
+            .then_some(())
+            .ok_or(format!("holder {h:?}"))
+    })
+    .await;
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), "apps", &hr);
+    let fix = json!({"spec": {"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/gone"}}],
+        "backendRefs": [{"name": "web", "port": 8080}]}]}});
+    routes
+        .patch(
+            "missing-backend",
+            &PatchParams::default(),
+            &Patch::Merge(&fix),
+        )
+        .await
+        .unwrap();
+    eventually("status written by replica b", || {
+        route_status(
+            "missing-backend",
+            [
+                ("Accepted", "True", "Accepted"),
+                ("ResolvedRefs", "True", "ResolvedRefs"),
+            ],
+        )
+    })
+    .await;
+
+    b_stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), replica_b)
+        .await
+        .expect("replica b stops")
+        .unwrap();
+    assert_eq!(holder().await.unwrap(), None, "lease released on shutdown");
 }

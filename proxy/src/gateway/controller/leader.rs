@@ -101,7 +101,6 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let api: Api<Lease> = Api::namespaced(client, &namespace);
-    let me = identity();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut last_renew: Option<Instant> = None;
     loop {

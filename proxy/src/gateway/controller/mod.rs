@@ -70,14 +70,16 @@ pub async fn run(
     let client = kube::Client::try_default()
         .await
         .context("gateway controller: Kubernetes client")?;
-    run_with_client(options, client, tables, shutdown).await;
+    run_with_client(options, client, leader::identity(), tables, shutdown).await;
     Ok(())
 }
 
-/// [`run`] with a given client (the integration test's).
+/// [`run`] with a given client and leader-election identity (the integration test runs two
+/// replicas in one process).
 pub async fn run_with_client(
     options: Options,
     client: kube::Client,
+    identity: String,
     tables: watch::Sender<Arc<Table>>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -91,13 +93,12 @@ pub async fn run_with_client(
         }
     };
     let (leader_tx, leader_rx) = watch::channel(false);
-    let election = tokio::spawn(leader::run(
-        client.clone(),
-        options.lease_namespace.clone(),
-        options.lease_name.clone(),
-        leader_tx,
-        stopped(),
-    ));
+    let election = leader::Election {
+        namespace: options.lease_namespace.clone(),
+        name: options.lease_name.clone(),
+        identity,
+    };
+    let election = tokio::spawn(leader::run(client.clone(), election, leader_tx, stopped()));
     let (desired_tx, desired_rx) = watch::channel(None);
     let writer = tokio::spawn(write_statuses(client, desired_rx, leader_rx, stopped()));
 
