@@ -91,15 +91,30 @@ async fn attempt(api: &Api<Lease>, name: &str, me: &str) -> Result<Outcome, kube
     Ok(Outcome::Held)
 }
 
+/// The Lease to hold and who holds it.
+#[derive(Debug, Clone)]
+pub struct Election {
+    /// Lease namespace.
+    pub namespace: String,
+    /// Lease name.
+    pub name: String,
+    /// This replica's identity ([`identity`] in the binary).
+    pub identity: String,
+}
+
 /// Run the election until `shutdown`, publishing whether we lead on `leader`. On shutdown a
 /// leader gives the lease up so another replica takes over at once.
 pub async fn run(
     client: Client,
-    namespace: String,
-    name: String,
+    election: Election,
     leader: watch::Sender<bool>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let Election {
+        namespace,
+        name,
+        identity: me,
+    } = election;
     let api: Api<Lease> = Api::namespaced(client, &namespace);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut last_renew: Option<Instant> = None;
