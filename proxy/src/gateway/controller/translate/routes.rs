@@ -12,8 +12,8 @@ use super::rules::{self, RuleParts};
 use super::{Cond, Index, RouteStatus, Statuses, core_group, selector_matches};
 use crate::gateway::controller::types::{GROUP, HttpBackendRef, HttpRoute};
 use crate::gateway::table::{
-    Backend, BackendKey, Endpoint, Hostname, Listener, PathMatch, Port, Rule, Table, VirtualHost,
-    WeightedBackend,
+    Backend, BackendKey, Endpoint, Hostname, Listener, PathMatch, Port, Protocol, Rule, Table,
+    VirtualHost, WeightedBackend,
 };
 
 /// An HTTPRoute's rules in table form (those that could be converted), ready to attach.
@@ -401,36 +401,54 @@ pub fn table(
     gateways: &[GatewayState<'_>],
     routes: &BTreeMap<Arc<str>, CompiledRoute<'_>>,
 ) -> Table {
-    let mut ports: BTreeMap<u16, Port> = BTreeMap::new();
+    // All Gateways share the gateway's address, so listeners of several Gateways with the
+    // same port and hostname are one listener here: it serves the routes of all of them (the
+    // oldest Gateway's listener gives its name and its certificates come first).
+    let mut merged: BTreeMap<(u16, HostKey), (Protocol, Listener, Vec<&Attached<'_>>)> =
+        BTreeMap::new();
+    let mut protocols: BTreeMap<u16, Protocol> = BTreeMap::new();
     for gw in gateways {
         for l in gw.listeners.iter().filter(|l| l.programmed()) {
             let Some(protocol) = l.protocol else { continue };
-            let port = ports.entry(l.port).or_insert_with(|| Port {
-                port: l.port,
-                protocol,
-                listeners: Vec::new(),
-            });
-            if port.protocol != protocol {
+            if *protocols.entry(l.port).or_insert(protocol) != protocol {
                 // Another (older) Gateway has this port with the other protocol.
                 tracing::warn!(gateway = %format!("{}/{}", gw.namespace, gw.name), listener = %l.spec.name, port = l.port, "port already used with another protocol; listener not served");
                 continue;
             }
-            port.listeners.push(Listener {
-                name: format!("{}/{}/{}", gw.namespace, gw.name, l.spec.name).into(),
-                hostname: l.hostname.clone(),
-                certificates: l.certificates.clone(),
-                virtual_hosts: virtual_hosts(routes, &l.attached),
-            });
+            let (_, listener, attached) = merged
+                .entry((l.port, specificity(l.hostname.as_ref())))
+                .or_insert_with(|| {
+                    let name = format!("{}/{}/{}", gw.namespace, gw.name, l.spec.name);
+                    let listener = Listener {
+                        name: name.into(),
+                        hostname: l.hostname.clone(),
+                        certificates: Vec::new(),
+                        virtual_hosts: Vec::new(),
+                    };
+                    (protocol, listener, Vec::new())
+                });
+            listener.certificates.extend(l.certificates.iter().cloned());
+            attached.extend(&l.attached);
         }
+    }
+    let mut ports: BTreeMap<u16, Port> = BTreeMap::new();
+    // Keys sort by port, then most specific hostname first: the order the data plane wants.
+    for ((port, _), (protocol, mut listener, attached)) in merged {
+        listener.virtual_hosts = virtual_hosts(routes, &attached);
+        ports
+            .entry(port)
+            .or_insert_with(|| Port {
+                port,
+                protocol,
+                listeners: Vec::new(),
+            })
+            .listeners
+            .push(listener);
     }
     let mut table = Table {
         ports: ports.into_values().collect(),
         endpoints: BTreeMap::new(),
     };
-    for port in &mut table.ports {
-        port.listeners
-            .sort_by_key(|l| specificity(l.hostname.as_ref()));
-    }
     let keys: BTreeSet<BackendKey> = table
         .ports
         .iter()
@@ -452,10 +470,12 @@ pub fn table(
 
 fn virtual_hosts(
     routes: &BTreeMap<Arc<str>, CompiledRoute<'_>>,
-    attached: &[Attached<'_>],
+    attached: &[&Attached<'_>],
 ) -> Vec<VirtualHost> {
     // hostname -> (precedence key, rule) of the routes that name it.
     let mut own: BTreeMap<HostKey, Vec<(PrecedenceKey, Rule)>> = BTreeMap::new();
+    // A route attached to two merged listeners contributes its rules once per hostname.
+    let mut seen: BTreeSet<(String, Option<Hostname>)> = BTreeSet::new();
     for a in attached {
         let key = format!(
             "{}/{}",
@@ -466,6 +486,9 @@ fn virtual_hosts(
             continue;
         };
         for h in &a.hostnames {
+            if !seen.insert((key.clone(), h.clone())) {
+                continue;
+            }
             let entries = own.entry(specificity(h.as_ref())).or_default();
             for (rule_index, parts, backends) in &compiled.rules {
                 for (match_index, m) in parts.matches.iter().enumerate() {
