@@ -106,6 +106,7 @@ pub async fn run_with_client(
     tokio::select! {
         () = stores.ready() => {}
         () = &mut shutdown => {
+            stores.stop();
             let _ = stop_tx.send(true);
             let _ = tokio::join!(election, writer);
             return;
@@ -138,6 +139,7 @@ pub async fn run_with_client(
             () = &mut shutdown => break,
         }
     }
+    stores.stop();
     let _ = stop_tx.send(true);
     let _ = tokio::join!(election, writer);
 }
