@@ -267,7 +267,8 @@ async fn controller_publishes_the_table_and_writes_status() {
             {"name": "https", "port": 8443, "protocol": "HTTPS", "hostname": "gw.example.com",
                 "tls": {"certificateRefs": [{"name": "gw-cert"}]}, "allowedRoutes": {"namespaces": {"from": "All"}}},
             {"name": "no-secret", "port": 9443, "protocol": "HTTPS",
-                "tls": {"certificateRefs": [{"name": "missing"}]}, "allowedRoutes": {"namespaces": {"from": "All"}}}]}})).await;
+                "tls": {"certificateRefs": [{"name": "missing"}]}, "allowedRoutes": {"namespaces": {"from": "All"}}},
+            {"name": "udp", "port": 5353, "protocol": "UDP"}]}})).await;
     create(&client, &svc, Some("infra"), json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gateway", "namespace": "infra"},
         "spec": {"ports": [{"name": "http", "port": 80}]}})).await;
     for (namespace, name) in [("apps", "web"), ("other", "shared")] {
@@ -374,7 +375,7 @@ async fn controller_publishes_the_table_and_writes_status() {
     })
     .await;
 
-    // Gateway: accepted, programmed, the Service's ClusterIP as address, listener statuses.
+    // Gateway: accepted (one listener is not valid), programmed, the Service's ClusterIP as address, listener statuses.
     let cluster_ip =
         get(&client, &svc, Some("infra"), "gateway").await["spec"]["clusterIP"].clone();
     eventually("Gateway status", || async {
@@ -384,7 +385,12 @@ async fn controller_publishes_the_table_and_writes_status() {
             cond(&st["conditions"], "Accepted", generation)?,
             cond(&st["conditions"], "Programmed", generation)?,
         );
-        if got != (pair("True", "Accepted"), pair("True", "Programmed")) {
+        if got
+            != (
+                pair("True", "ListenersNotValid"),
+                pair("True", "Programmed"),
+            )
+        {
             return Err(format!("gateway {got:?}"));
         }
         if st["addresses"] != json!([{"type": "IPAddress", "value": cluster_ip}]) {
@@ -416,6 +422,11 @@ async fn controller_publishes_the_table_and_writes_status() {
             )
         {
             return Err(format!("no-secret listener {got:?}"));
+        }
+        let udp = listener("udp")?;
+        let got = cond(&udp["conditions"], "Accepted", generation)?;
+        if got != pair("False", "UnsupportedProtocol") || udp["supportedKinds"] != json!([]) {
+            return Err(format!("udp listener {udp}"));
         }
         let https = listener("https")?;
         let got = cond(&https["conditions"], "ResolvedRefs", generation)?;
@@ -481,6 +492,16 @@ async fn controller_publishes_the_table_and_writes_status() {
         )
     })
     .await;
+
+    // Once written, status is not rewritten: the watched status equals the desired one.
+    let gateways: Api<DynamicObject> = Api::namespaced_with(client.clone(), "infra", &gw);
+    let version = gateways.get("gw").await.unwrap().metadata.resource_version;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = gateways.get("gw").await.unwrap().metadata.resource_version;
+    assert_eq!(
+        version, again,
+        "the Gateway's status was rewritten with no change"
+    );
 
     // An EndpointSlice change gives a new table.
     let slices: Api<DynamicObject> = Api::namespaced_with(client.clone(), "apps", &eps);
