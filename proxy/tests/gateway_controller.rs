@@ -72,12 +72,8 @@ impl KubeEnv {
     }
 
     fn kubectl(&self, args: &[&str]) {
+        // The toolchain's kubectl (the one of the pinned Kubernetes version), not any on PATH.
         let kubectl = tools().join("bin/kubectl");
-        let kubectl = if kubectl.is_file() {
-            kubectl
-        } else {
-            PathBuf::from("kubectl")
-        };
         let status = Command::new(&kubectl)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -131,24 +127,24 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
+fn api(client: &Client, ar: &ApiResource, ns: Option<&str>) -> Api<DynamicObject> {
+    ns.map_or_else(
+        || Api::all_with(client.clone(), ar),
+        |ns| Api::namespaced_with(client.clone(), ns, ar),
+    )
+}
+
 /// Create any object from JSON.
 async fn create(client: &Client, ar: &ApiResource, ns: Option<&str>, obj: Value) {
-    let api: Api<DynamicObject> = match ns {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
-        None => Api::all_with(client.clone(), ar),
-    };
     let obj: DynamicObject = serde_json::from_value(obj).unwrap();
-    api.create(&PostParams::default(), &obj)
+    api(client, ar, ns)
+        .create(&PostParams::default(), &obj)
         .await
         .unwrap_or_else(|e| panic!("create {}: {e}", ar.kind));
 }
 
 async fn get(client: &Client, ar: &ApiResource, ns: Option<&str>, name: &str) -> Value {
-    let api: Api<DynamicObject> = match ns {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
-        None => Api::all_with(client.clone(), ar),
-    };
-    serde_json::to_value(api.get(name).await.unwrap()).unwrap()
+    serde_json::to_value(api(client, ar, ns).get(name).await.unwrap()).unwrap()
 }
 
 /// Poll `check` until it returns `Some`, or fail with the last state after 30 s.
@@ -167,16 +163,12 @@ where
     }
 }
 
-fn condition<'a>(conditions: &'a Value, type_: &str) -> Result<&'a Value, String> {
-    conditions
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_))
-        .ok_or_else(|| format!("no {type_} condition in {conditions}"))
-}
-
 /// `(status, reason)` of a condition, checking observedGeneration against `generation`.
 fn cond(conditions: &Value, type_: &str, generation: &Value) -> Result<(String, String), String> {
-    let c = condition(conditions, type_)?;
+    let c = conditions
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .ok_or_else(|| format!("no {type_} condition in {conditions}"))?;
     if c["observedGeneration"] != *generation {
         return Err(format!(
             "{type_}: observedGeneration {} != {generation}",
