@@ -17,7 +17,7 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Retry delay of failed status writes.
 const STATUS_RETRY: Duration = Duration::from_secs(2);
 
-/// [`run`] with a given client and leader-election identity (the integration test runs two
+/// [`run`](super::run) with a given client and leader-election identity (the integration test runs two
 /// replicas in one process).
 pub async fn run_with_client(
     options: Options,
@@ -26,6 +26,12 @@ pub async fn run_with_client(
     tables: watch::Sender<Arc<Table>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    if let Some(service) = options.service.as_deref().filter(|s| !s.contains('/')) {
+        tracing::warn!(
+            service,
+            "gateway controller: --service is not namespace/name; Gateways get no address"
+        );
+    }
     let notify = Arc::new(Notify::new());
     let stores = super::watches::Stores::start(&client, &notify);
     let (stop_tx, stop_rx) = watch::channel(false);
