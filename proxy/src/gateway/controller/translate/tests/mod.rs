@@ -332,3 +332,24 @@ fn rsa_pkcs1_secrets_load() {
     .expect("secret");
     listeners::certified_key(&secret).expect("RSA PKCS#1 key and certificate load");
 }
+
+#[test]
+fn a_port_has_one_protocol_across_gateways() {
+    let mut s = base();
+    s.secrets = vec![tls_secret("infra", "good")];
+    let mut younger = serde_json::to_value(&*https_gateway(None, "good")).expect("json");
+    younger["metadata"]["name"] = json!("gw2");
+    younger["metadata"]["creationTimestamp"] = json!("2026-02-01T00:00:00Z");
+    younger["spec"]["listeners"][0]["port"] = json!(80);
+    s.gateways.push(obj(younger));
+    let (table, st) = translate(&s);
+    let gw2 = st.gateways.iter().find(|g| g.name == "gw2").expect("gw2");
+    let conflicted = cond(&gw2.listeners[0].conditions, "Conflicted");
+    assert!(
+        conflicted.status && conflicted.reason == "ProtocolConflict",
+        "{conflicted:?}"
+    );
+    assert!(!cond(&gw2.listeners[0].conditions, "Programmed").status);
+    assert_eq!(table.ports.len(), 1);
+    assert_eq!(table.ports[0].protocol, Protocol::Http);
+}
