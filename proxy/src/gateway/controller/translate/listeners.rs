@@ -239,7 +239,8 @@ pub fn gateways<'a>(index: &Index<'a>, statuses: &mut Statuses) -> Vec<GatewaySt
         .collect();
     // All Gateways share the gateway's pods and address, so one port has one protocol across
     // them: the oldest Gateway's listener sets it, a younger one with the other conflicts.
-    let mut protocols: std::collections::BTreeMap<u16, (Protocol, String)> = Default::default();
+    let mut protocols: std::collections::BTreeMap<u16, (Protocol, String)> =
+        std::collections::BTreeMap::new();
     for gw in &mut states {
         let owner = format!("{}/{}", gw.namespace, gw.name);
         for l in gw.listeners.iter_mut().filter(|l| l.programmed()) {
