@@ -120,20 +120,26 @@ pub async fn run(
     let mut last_renew: Option<Instant> = None;
     loop {
         let started = Instant::now();
-        match attempt(&api, &name, &me).await {
-            Ok(Outcome::Held) => {
+        // A hung API call must not keep us leader past our lease: one attempt gets one renew
+        // period, and leadership is re-judged after it either way.
+        let result = tokio::time::timeout(RENEW, attempt(&api, &name, &me)).await;
+        match result {
+            Err(_) => {
+                tracing::warn!(lease = %format!("{namespace}/{name}"), "gateway controller: lease update timed out");
+            }
+            Ok(Ok(Outcome::Held)) => {
                 if !*leader.borrow() {
                     tracing::info!(identity = %me, lease = %format!("{namespace}/{name}"), "gateway controller: became leader");
                 }
                 last_renew = Some(started);
             }
-            Ok(Outcome::Other(holder)) => {
+            Ok(Ok(Outcome::Other(holder))) => {
                 if *leader.borrow() {
                     tracing::info!(holder = %holder, "gateway controller: lost the lease");
                 }
                 last_renew = None;
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, lease = %format!("{namespace}/{name}"), "gateway controller: lease update failed");
             }
         }
