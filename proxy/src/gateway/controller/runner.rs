@@ -120,6 +120,7 @@ async fn write_statuses(
             continue;
         };
         let (snapshot, statuses) = &*current;
-        retry = status::write(&client, snapshot, statuses).await > 0;
+        let leading = || *leader.borrow();
+        retry = status::write(&client, snapshot, statuses, &leading).await > 0;
     }
 }
