@@ -201,3 +201,46 @@ pub fn addresses(services: &[Arc<Service>], service: &str) -> Vec<(String, Strin
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(v: &serde_json::Value) -> Arc<Service> {
+        Arc::new(serde_json::from_value(v.clone()).expect("service"))
+    }
+
+    #[test]
+    fn addresses_prefer_the_load_balancer_then_the_cluster_ips() {
+        let lb = service(
+            &serde_json::json!({"metadata": {"namespace": "gw", "name": "lb"},
+            "spec": {"clusterIP": "10.0.0.1"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}, {"hostname": "lb.example.com"}]}}}),
+        );
+        let dual = service(
+            &serde_json::json!({"metadata": {"namespace": "gw", "name": "dual"},
+            "spec": {"clusterIP": "10.0.0.2", "clusterIPs": ["10.0.0.2", "fd00::2"]}}),
+        );
+        let headless = service(
+            &serde_json::json!({"metadata": {"namespace": "gw", "name": "headless"},
+            "spec": {"clusterIP": "None"}}),
+        );
+        let all = [lb, dual, headless];
+        let pairs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(t, a)| ((*t).to_owned(), (*a).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            addresses(&all, "gw/lb"),
+            pairs(&[("IPAddress", "203.0.113.7"), ("Hostname", "lb.example.com")])
+        );
+        assert_eq!(
+            addresses(&all, "gw/dual"),
+            pairs(&[("IPAddress", "10.0.0.2"), ("IPAddress", "fd00::2")])
+        );
+        assert!(addresses(&all, "gw/headless").is_empty());
+        assert!(addresses(&all, "gw/missing").is_empty());
+        assert!(addresses(&all, "no-slash").is_empty());
+    }
+}
