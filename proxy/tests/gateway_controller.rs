@@ -154,26 +154,27 @@ where
     }
 }
 
-/// `(status, reason)` of a condition, checking observedGeneration against `generation`.
-fn cond(conditions: &Value, type_: &str, generation: &Value) -> Result<(String, String), String> {
-    let c = conditions
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_))
-        .ok_or_else(|| format!("no {type_} condition in {conditions}"))?;
-    if c["observedGeneration"] != *generation {
-        return Err(format!(
-            "{type_}: observedGeneration {} != {generation}",
-            c["observedGeneration"]
-        ));
+/// Checks each wanted `(type, status, reason)` condition, and its observedGeneration.
+fn conds(
+    conditions: &Value,
+    generation: &Value,
+    want: &[(&str, &str, &str)],
+) -> Result<(), String> {
+    for (type_, status, reason) in want {
+        let c = conditions
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == *type_))
+            .ok_or_else(|| format!("no {type_} condition in {conditions}"))?;
+        if c["status"] != *status
+            || c["reason"] != *reason
+            || c["observedGeneration"] != *generation
+        {
+            return Err(format!(
+                "want {type_} {status} {reason} at generation {generation}: {c}"
+            ));
+        }
     }
-    Ok((
-        c["status"].as_str().unwrap_or_default().to_owned(),
-        c["reason"].as_str().unwrap_or_default().to_owned(),
-    ))
-}
-
-fn pair(status: &str, reason: &str) -> (String, String) {
-    (status.to_owned(), reason.to_owned())
+    Ok(())
 }
 
 fn tls_secret() -> Value {
@@ -292,6 +293,19 @@ async fn controller_publishes_the_table_and_writes_status() {
     create(&client, &hr, Some("apps"), route("bad-match", json!([
         {"matches": [{"path": {"type": "RegularExpression", "value": "/(["}}], "backendRefs": [{"name": "web", "port": 8080}]}]))).await;
 
+    // A Lease left by a replica that died without giving it up: taken over once expired.
+    let lease = resource("coordination.k8s.io", "v1", "Lease", "leases");
+    create(
+        &client,
+        &lease,
+        Some("outrigger-system"),
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "outrigger-gateway", "namespace": "outrigger-system"},
+        "spec": {"holderIdentity": "ghost", "leaseDurationSeconds": 15, "leaseTransitions": 3,
+                 "renewTime": "2020-01-01T00:00:00.000000Z"}}),
+    )
+    .await;
+
     let (tables_tx, mut tables_rx) = watch::channel(Arc::new(Table::default()));
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
@@ -356,14 +370,11 @@ async fn controller_publishes_the_table_and_writes_status() {
     // GatewayClass.
     eventually("GatewayClass status", || async {
         let c = get(&client, &gwc, None, "outrigger").await;
-        let accepted = cond(
+        conds(
             &c["status"]["conditions"],
-            "Accepted",
             &c["metadata"]["generation"],
-        )?;
-        (accepted == pair("True", "Accepted"))
-            .then_some(())
-            .ok_or(format!("{accepted:?}"))
+            &[("Accepted", "True", "Accepted")],
+        )
     })
     .await;
 
@@ -373,18 +384,11 @@ async fn controller_publishes_the_table_and_writes_status() {
     eventually("Gateway status", || async {
         let g = get(&client, &gw, Some("infra"), "gw").await;
         let (st, generation) = (&g["status"], &g["metadata"]["generation"]);
-        let got = (
-            cond(&st["conditions"], "Accepted", generation)?,
-            cond(&st["conditions"], "Programmed", generation)?,
-        );
-        if got
-            != (
-                pair("True", "ListenersNotValid"),
-                pair("True", "Programmed"),
-            )
-        {
-            return Err(format!("gateway {got:?}"));
-        }
+        let want = [
+            ("Accepted", "True", "ListenersNotValid"),
+            ("Programmed", "True", "Programmed"),
+        ];
+        conds(&st["conditions"], generation, &want)?;
         if st["addresses"] != json!([{"type": "IPAddress", "value": cluster_ip}]) {
             return Err(format!("addresses {}", st["addresses"]));
         }
@@ -403,28 +407,26 @@ async fn controller_publishes_the_table_and_writes_status() {
             return Err(format!("http listener {http}"));
         }
         let missing = listener("no-secret")?;
-        let got = (
-            cond(&missing["conditions"], "ResolvedRefs", generation)?,
-            cond(&missing["conditions"], "Programmed", generation)?,
-        );
-        if got
-            != (
-                pair("False", "InvalidCertificateRef"),
-                pair("False", "Invalid"),
-            )
-        {
-            return Err(format!("no-secret listener {got:?}"));
-        }
+        let want = [
+            ("ResolvedRefs", "False", "InvalidCertificateRef"),
+            ("Programmed", "False", "Invalid"),
+        ];
+        conds(&missing["conditions"], generation, &want)?;
         let udp = listener("udp")?;
-        let got = cond(&udp["conditions"], "Accepted", generation)?;
-        if got != pair("False", "UnsupportedProtocol") || udp["supportedKinds"] != json!([]) {
+        conds(
+            &udp["conditions"],
+            generation,
+            &[("Accepted", "False", "UnsupportedProtocol")],
+        )?;
+        if udp["supportedKinds"] != json!([]) {
             return Err(format!("udp listener {udp}"));
         }
         let https = listener("https")?;
-        let got = cond(&https["conditions"], "ResolvedRefs", generation)?;
-        (got == pair("True", "ResolvedRefs"))
-            .then_some(())
-            .ok_or(format!("https listener {got:?}"))
+        conds(
+            &https["conditions"],
+            generation,
+            &[("ResolvedRefs", "True", "ResolvedRefs")],
+        )
     })
     .await;
 
@@ -445,43 +447,23 @@ async fn controller_publishes_the_table_and_writes_status() {
                 if p["controllerName"] != CTL || p["parentRef"]["name"] != "gw" {
                     return Err(format!("{name}: {p}"));
                 }
-                for (type_, status, reason) in want {
-                    let got = cond(&p["conditions"], type_, &r["metadata"]["generation"])?;
-                    if got != pair(status, reason) {
-                        return Err(format!("{name}: {type_} {got:?}"));
-                    }
-                }
-                Ok(())
+                conds(&p["conditions"], &r["metadata"]["generation"], &want)
+                    .map_err(|e| format!("{name}: {e}"))
             }
         };
-    eventually("route web", || {
-        route_status(
-            "web",
-            [
-                ("Accepted", "True", "Accepted"),
-                ("ResolvedRefs", "True", "ResolvedRefs"),
-            ],
-        )
-    })
-    .await;
+    let (accepted, resolved) = (
+        ("Accepted", "True", "Accepted"),
+        ("ResolvedRefs", "True", "ResolvedRefs"),
+    );
+    let missing = ("ResolvedRefs", "False", "BackendNotFound");
+    let unsupported = ("Accepted", "False", "UnsupportedValue");
+    eventually("route web", || route_status("web", [accepted, resolved])).await;
     eventually("route missing-backend", || {
-        route_status(
-            "missing-backend",
-            [
-                ("Accepted", "True", "Accepted"),
-                ("ResolvedRefs", "False", "BackendNotFound"),
-            ],
-        )
+        route_status("missing-backend", [accepted, missing])
     })
     .await;
     eventually("route bad-match", || {
-        route_status(
-            "bad-match",
-            [
-                ("Accepted", "False", "UnsupportedValue"),
-                ("ResolvedRefs", "True", "ResolvedRefs"),
-            ],
-        )
+        route_status("bad-match", [unsupported, resolved])
     })
     .await;
 
@@ -533,6 +515,13 @@ async fn controller_publishes_the_table_and_writes_status() {
         Ok::<_, String>(lease.spec.and_then(|s| s.holder_identity))
     };
     assert_eq!(holder().await.unwrap().as_deref(), Some("replica-a"));
+    let transitions = leases
+        .get("outrigger-gateway")
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.lease_transitions);
+    assert_eq!(transitions, Some(4), "the expired Lease was taken over");
     let (b_tables_tx, mut b_tables_rx) = watch::channel(Arc::new(Table::default()));
     let (b_stop_tx, mut b_stop_rx) = watch::channel(false);
     let replica_b = tokio::spawn(controller::run_with_client(
@@ -579,13 +568,7 @@ async fn controller_publishes_the_table_and_writes_status() {
         .await
         .unwrap();
     eventually("status written by replica b", || {
-        route_status(
-            "missing-backend",
-            [
-                ("Accepted", "True", "Accepted"),
-                ("ResolvedRefs", "True", "ResolvedRefs"),
-            ],
-        )
+        route_status("missing-backend", [accepted, resolved])
     })
     .await;
 
