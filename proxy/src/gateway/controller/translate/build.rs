@@ -93,9 +93,9 @@ pub fn table(
     for gw in gateways {
         for l in gw.listeners.iter().filter(|l| l.programmed()) {
             let Some(protocol) = l.protocol else { continue };
+            // The listener pass already marks a listener Conflicted when an older Gateway has
+            // its port with the other protocol; this keeps one protocol per port regardless.
             if *protocols.entry(l.port).or_insert(protocol) != protocol {
-                // Another (older) Gateway has this port with the other protocol.
-                tracing::warn!(gateway = %format!("{}/{}", gw.namespace, gw.name), listener = %l.spec.name, port = l.port, "port already used with another protocol; listener not served");
                 continue;
             }
             let (_, listener, attached) = merged
