@@ -188,7 +188,9 @@ async fn a_port_that_cannot_be_bound_is_counted_and_the_others_serve() {
     assert_eq!(status, 200);
     let m = gw.metrics().await;
     assert!(
-        m.contains(&format!("outrigger_gateway_bind_errors_total{{port=\"{busy}\"}} 1")),
+        m.contains(&format!(
+            "outrigger_gateway_bind_errors_total{{port=\"{busy}\"}} 1"
+        )),
         "{m}"
     );
 }
