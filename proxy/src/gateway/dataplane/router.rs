@@ -257,13 +257,13 @@ impl forward::Router for PortRouter {
             )));
         };
         Ok(Route {
-            timeout: rule.timeouts.request.or(rule.timeouts.backend_request),
+            timeout: rule.timeouts.request,
             routed: Routed {
                 route: rule.route.clone(),
                 backend: set.label.clone(),
                 response_filters,
             },
-            targets: Attempts::new(set),
+            targets: Attempts::new(set, rule.timeouts.backend_request),
         })
     }
 
