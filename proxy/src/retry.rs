@@ -205,8 +205,12 @@ pub trait Targets {
     type Pick;
     /// The target of the next attempt; `Err(UpstreamError::NoEndpoint)` when there is none.
     fn pick(&mut self) -> Result<Self::Pick, UpstreamError>;
-    /// The pool `pick` sends on.
-    fn pool<'s>(&'s self, pick: &'s Self::Pick) -> &'s Arc<Upstream<ReqBody>>;
+    /// Send one attempt to `pick` (the gateway bounds it by the rule's `backendRequest` timeout).
+    fn send<'s>(
+        &'s self,
+        pick: &'s Self::Pick,
+        req: Request<ReqBody>,
+    ) -> impl Future<Output = Attempt> + Send + 's;
     /// The attempt on `pick` ended with `result` (the balancer's latency and failure record).
     fn done(&mut self, pick: Self::Pick, result: &Attempt);
 }
@@ -220,8 +224,12 @@ impl Targets for &Arc<Upstream<ReqBody>> {
     }
 
     #[inline]
-    fn pool<'s>(&'s self, (): &'s ()) -> &'s Arc<Upstream<ReqBody>> {
-        self
+    fn send<'s>(
+        &'s self,
+        (): &'s (),
+        req: Request<ReqBody>,
+    ) -> impl Future<Output = Attempt> + Send + 's {
+        Upstream::send(self, req)
     }
 
     #[inline]
@@ -299,7 +307,7 @@ pub fn send<'a, T: Targets + 'a>(
             let at = time_upstream.then(Instant::now);
             let result = match targets.pick() {
                 Ok(pick) => {
-                    let result = targets.pool(&pick).send(r).await;
+                    let result = targets.send(&pick, r).await;
                     targets.done(pick, &result);
                     result
                 }

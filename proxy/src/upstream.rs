@@ -47,17 +47,20 @@ pub enum UpstreamError {
     /// The gateway had no endpoint to send to (none ready, or every one tried).
     #[error("no endpoint available")]
     NoEndpoint,
+    /// The gateway's per-attempt timeout (an HTTPRoute's `backendRequest`) expired.
+    #[error("the backend did not answer within the attempt timeout")]
+    AttemptTimeout,
 }
 
 impl UpstreamError {
     /// Nothing reached the app: a retry cannot duplicate work.
     pub fn is_connect(&self) -> bool {
-        !matches!(self, Self::Request(_))
+        !matches!(self, Self::Request(_) | Self::AttemptTimeout)
     }
 
-    /// The connect timeout fired.
+    /// The connect timeout (or the gateway's attempt timeout) fired.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::ConnectTimeout)
+        matches!(self, Self::ConnectTimeout | Self::AttemptTimeout)
     }
 
     /// No endpoint could be chosen (the gateway answers 503).

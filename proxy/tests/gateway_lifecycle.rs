@@ -167,3 +167,30 @@ fn a_bad_routes_file_exits_64_naming_it_and_help_documents_the_flags() {
         assert!(help.contains(&format!("env: {env}")), "--help lacks {env}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_that_cannot_be_bound_is_counted_and_the_others_serve() {
+    let app = App::start().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let free = free_port();
+    let json = format!(
+        r#"{{"ports":[
+            {{"port":{busy},"listeners":[{{"name":"busy","virtualHosts":[{{"rules":{TO_SVC}}}]}}]}},
+            {{"port":{free},"listeners":[{{"name":"free","virtualHosts":[{{"rules":{TO_SVC}}}]}}]}}],
+          "backends":{}}}"#,
+        backend(&[app.addr])
+    );
+    let gw = Gateway::start(&json, &[]).await;
+    let (status, _, _) = get(&h1_client(), &format!("http://127.0.0.1:{free}/hello"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let m = gw.metrics().await;
+    assert!(
+        m.contains(&format!(
+            "outrigger_gateway_bind_errors_total{{port=\"{busy}\"}} 1"
+        )),
+        "{m}"
+    );
+}

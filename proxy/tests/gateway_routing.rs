@@ -279,7 +279,8 @@ async fn errors_answer_404_500_503_504_and_400() {
       {"route":"ns/none","path":{"type":"PathPrefix","value":"/none"},"backends":[]},
       {"route":"ns/missing","path":{"type":"PathPrefix","value":"/missing"},"backends":[{"service":"ns/missing:80"}]},
       {"route":"ns/unready","path":{"type":"PathPrefix","value":"/unready"},"backends":[{"service":"ns/unready:80"}]},
-      {"route":"ns/slow","path":{"type":"PathPrefix","value":"/slow"},"timeouts":{"request":"300ms"},"backends":[{"service":"ns/svc:80"}]}
+      {"route":"ns/slow","path":{"type":"PathPrefix","value":"/slow"},"timeouts":{"request":"300ms"},"backends":[{"service":"ns/svc:80"}]},
+      {"route":"ns/attempt","path":{"type":"PathPrefix","value":"/consume"},"timeouts":{"backendRequest":"200ms"},"backends":[{"service":"ns/svc:80"}]}
     ]"#;
     let backends = format!(
         r#"[{{"service":"ns/svc:80","endpoints":[{{"address":"{}"}}]}},
@@ -301,6 +302,21 @@ async fn errors_answer_404_500_503_504_and_400() {
         assert_eq!(status.as_u16(), want, "{path}");
     }
     assert_eq!(app.state.hits("/unready"), 0);
+    // backendRequest bounds each attempt: a POST (not retried) whose body never ends, so the
+    // app never answers.
+    let started = std::time::Instant::now();
+    let raw = common::raw(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        b"POST /consume/200 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nstart",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 504"), "{raw}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let raw = common::raw(
         std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         b"NOT HTTP AT ALL\r\n\r\n",

@@ -91,35 +91,55 @@ async fn attempt(api: &Api<Lease>, name: &str, me: &str) -> Result<Outcome, kube
     Ok(Outcome::Held)
 }
 
+/// The Lease to hold and who holds it.
+#[derive(Debug, Clone)]
+pub struct Election {
+    /// Lease namespace.
+    pub namespace: String,
+    /// Lease name.
+    pub name: String,
+    /// This replica's identity ([`identity`] in the binary).
+    pub identity: String,
+}
+
 /// Run the election until `shutdown`, publishing whether we lead on `leader`. On shutdown a
 /// leader gives the lease up so another replica takes over at once.
 pub async fn run(
     client: Client,
-    namespace: String,
-    name: String,
+    election: Election,
     leader: watch::Sender<bool>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let Election {
+        namespace,
+        name,
+        identity: me,
+    } = election;
     let api: Api<Lease> = Api::namespaced(client, &namespace);
-    let me = identity();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut last_renew: Option<Instant> = None;
     loop {
         let started = Instant::now();
-        match attempt(&api, &name, &me).await {
-            Ok(Outcome::Held) => {
+        // A hung API call must not keep us leader past our lease: one attempt gets one renew
+        // period, and leadership is re-judged after it either way.
+        let result = tokio::time::timeout(RENEW, attempt(&api, &name, &me)).await;
+        match result {
+            Err(_) => {
+                tracing::warn!(lease = %format!("{namespace}/{name}"), "gateway controller: lease update timed out");
+            }
+            Ok(Ok(Outcome::Held)) => {
                 if !*leader.borrow() {
                     tracing::info!(identity = %me, lease = %format!("{namespace}/{name}"), "gateway controller: became leader");
                 }
                 last_renew = Some(started);
             }
-            Ok(Outcome::Other(holder)) => {
+            Ok(Ok(Outcome::Other(holder))) => {
                 if *leader.borrow() {
                     tracing::info!(holder = %holder, "gateway controller: lost the lease");
                 }
                 last_renew = None;
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, lease = %format!("{namespace}/{name}"), "gateway controller: lease update failed");
             }
         }

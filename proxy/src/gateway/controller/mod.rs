@@ -4,25 +4,35 @@
 //! - [`translate`]: the pure translation from objects to table and statuses;
 //! - [`watches`]: reflectors for every kind read;
 //! - [`leader`]: Lease-based leader election;
-//! - [`status`]: the status writer (leader only).
+//! - [`status`]: the status writer (leader only);
+//! - `runner`: the main loop ([`run_with_client`]).
 //!
 //! Every replica watches, builds and publishes the table (all of them serve traffic); only the
 //! elected leader writes status.
 
+// Everything that needs kube-rs; without the `gateway` feature only `Options` and a `run`
+// that refuses remain, so the data plane compiles either way.
+#[cfg(feature = "gateway")]
 pub mod leader;
+#[cfg(feature = "gateway")]
+mod runner;
+#[cfg(feature = "gateway")]
 pub mod status;
+#[cfg(feature = "gateway")]
 pub mod translate;
+#[cfg(feature = "gateway")]
 pub mod types;
+#[cfg(feature = "gateway")]
 pub mod watches;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context as _;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::table::Table;
+#[cfg(feature = "gateway")]
+pub use runner::run_with_client;
 
 /// Controller settings (flattened into `outrigger-proxy gateway`'s flags).
 #[derive(Debug, Clone, clap::Args)]
@@ -54,120 +64,26 @@ pub struct Options {
     pub lease_name: String,
 }
 
-/// Debounce of the rebuild: a burst of changes (a `kubectl apply` of many objects, an
-/// EndpointSlice churning through a rollout) gives one rebuild.
-const DEBOUNCE: Duration = Duration::from_millis(100);
-
-/// Retry delay of failed status writes.
-const STATUS_RETRY: Duration = Duration::from_secs(2);
-
 /// Watch the API and publish a new table on every change until `shutdown` resolves.
+// Without the controller nothing is awaited, but the signature is the data plane's contract.
+#[cfg_attr(not(feature = "gateway"), allow(clippy::unused_async))]
 pub async fn run(
     options: Options,
     tables: watch::Sender<Arc<Table>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let client = kube::Client::try_default()
-        .await
-        .context("gateway controller: Kubernetes client")?;
-    run_with_client(options, client, tables, shutdown).await;
-    Ok(())
-}
-
-/// [`run`] with a given client (the integration test's).
-pub async fn run_with_client(
-    options: Options,
-    client: kube::Client,
-    tables: watch::Sender<Arc<Table>>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let notify = Arc::new(Notify::new());
-    let stores = watches::Stores::start(&client, &notify);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let (leader_tx, leader_rx) = watch::channel(false);
-    let election = tokio::spawn(leader::run(
-        client.clone(),
-        options.lease_namespace.clone(),
-        options.lease_name.clone(),
-        leader_tx,
-        stopped(),
-    ));
-    let (desired_tx, desired_rx) = watch::channel(None);
-    let writer = tokio::spawn(write_statuses(client, desired_rx, leader_rx, stopped()));
-
-    let mut shutdown = std::pin::pin!(shutdown);
-    tokio::select! {
-        () = stores.ready() => {}
-        () = &mut shutdown => {
-            let _ = stop_tx.send(true);
-            let _ = tokio::join!(election, writer);
-            return;
-        }
+    #[cfg(feature = "gateway")]
+    {
+        use anyhow::Context as _;
+        let client = kube::Client::try_default()
+            .await
+            .context("gateway controller: Kubernetes client")?;
+        run_with_client(options, client, leader::identity(), tables, shutdown).await;
+        Ok(())
     }
-    tracing::info!("gateway controller: initial lists done, serving");
-    let mut last = String::new();
-    loop {
-        let snapshot = stores.snapshot(&options.controller_name, options.service.as_deref());
-        let (table, statuses) = translate::translate(&snapshot);
-        // The table holds regexes and keys, which have no equality; their debug form is a
-        // faithful fingerprint (patterns, certificate bytes) and cheap next to a rebuild.
-        let fingerprint = format!("{table:?}");
-        if fingerprint != last {
-            tracing::info!(
-                ports = table.ports.len(),
-                backends = table.endpoints.len(),
-                "gateway controller: publishing a new table"
-            );
-            tables.send_replace(Arc::new(table));
-            last = fingerprint;
-        }
-        desired_tx.send_replace(Some(Arc::new((snapshot, statuses))));
-        tokio::select! {
-            () = notify.notified() => {}
-            () = &mut shutdown => break,
-        }
-        tokio::select! {
-            () = tokio::time::sleep(DEBOUNCE) => {}
-            () = &mut shutdown => break,
-        }
-    }
-    let _ = stop_tx.send(true);
-    let _ = tokio::join!(election, writer);
-}
-
-type Desired = Option<Arc<(translate::Snapshot, translate::Statuses)>>;
-
-/// Write the latest desired statuses whenever they change or leadership is gained; retry
-/// failed writes after a pause.
-async fn write_statuses(
-    client: kube::Client,
-    mut desired: watch::Receiver<Desired>,
-    mut leader: watch::Receiver<bool>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut retry = false;
-    loop {
-        tokio::select! {
-            r = desired.changed() => if r.is_err() { return },
-            r = leader.changed() => if r.is_err() { return },
-            () = tokio::time::sleep(STATUS_RETRY), if retry => {}
-            () = &mut shutdown => return,
-        }
-        if !*leader.borrow_and_update() {
-            retry = false;
-            continue;
-        }
-        let Some(current) = desired.borrow_and_update().clone() else {
-            continue;
-        };
-        let (snapshot, statuses) = &*current;
-        retry = status::write(&client, snapshot, statuses).await > 0;
+    #[cfg(not(feature = "gateway"))]
+    {
+        let _ = (options, tables, shutdown);
+        anyhow::bail!("outrigger-proxy was built without the `gateway` feature: use --routes-file")
     }
 }

@@ -211,14 +211,23 @@ pub fn diff(
     out
 }
 
-/// Write every status that differs. Returns how many patches failed (the caller retries).
-pub async fn write(client: &Client, snapshot: &Snapshot, statuses: &Statuses) -> usize {
+/// Write every status that differs, while `leading` says we still lead (leadership can be
+/// lost in the middle of a long batch). Returns how many patches failed (the caller retries).
+pub async fn write(
+    client: &Client,
+    snapshot: &Snapshot,
+    statuses: &Statuses,
+    leading: &(dyn Fn() -> bool + Sync),
+) -> usize {
     let mut failed = 0;
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
     for (kind, ns, name, mut status) in diff(snapshot, statuses, &now()) {
+        if !leading() {
+            break;
+        }
         let rv = status
             .as_object_mut()
             .and_then(|s| s.remove("resourceVersion"));

@@ -32,9 +32,16 @@ pub struct Stores {
     slices: Store<EndpointSlice>,
     secrets: Store<Secret>,
     namespaces: Store<Namespace>,
+    /// The watch tasks, aborted by [`Stores::stop`].
+    tasks: Vec<tokio::task::AbortHandle>,
 }
 
-fn spawn_watch<K>(api: Api<K>, config: watcher::Config, notify: Arc<Notify>) -> Store<K>
+fn spawn_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    notify: Arc<Notify>,
+    tasks: &mut Vec<tokio::task::AbortHandle>,
+) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -44,7 +51,7 @@ where
         .default_backoff()
         .modify(|o: &mut K| o.meta_mut().managed_fields = None)
         .reflect(writer);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
@@ -56,6 +63,7 @@ where
             }
         }
     });
+    tasks.push(task.abort_handle());
     reader
 }
 
@@ -72,19 +80,26 @@ impl Stores {
     /// Start a watch per kind; `notify` is poked on every change.
     pub fn start(client: &Client, notify: &Arc<Notify>) -> Self {
         let all = watcher::Config::default();
+        let tls = all.clone().fields("type=kubernetes.io/tls");
+        let mut tasks = Vec::new();
+        let t = &mut tasks;
         Self {
-            classes: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
-            gateways: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
-            routes: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
-            grants: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
-            services: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
-            slices: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone()),
-            secrets: spawn_watch(
-                Api::all(client.clone()),
-                all.clone().fields("type=kubernetes.io/tls"),
-                notify.clone(),
-            ),
-            namespaces: spawn_watch(Api::all(client.clone()), all, notify.clone()),
+            classes: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone(), t),
+            gateways: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone(), t),
+            routes: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone(), t),
+            grants: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone(), t),
+            services: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone(), t),
+            slices: spawn_watch(Api::all(client.clone()), all.clone(), notify.clone(), t),
+            secrets: spawn_watch(Api::all(client.clone()), tls, notify.clone(), t),
+            namespaces: spawn_watch(Api::all(client.clone()), all, notify.clone(), t),
+            tasks,
+        }
+    }
+
+    /// Stop every watch.
+    pub fn stop(&self) {
+        for task in &self.tasks {
+            task.abort();
         }
     }
 
@@ -185,4 +200,47 @@ pub fn addresses(services: &[Arc<Service>], service: &str) -> Vec<(String, Strin
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(v: &serde_json::Value) -> Arc<Service> {
+        Arc::new(serde_json::from_value(v.clone()).expect("service"))
+    }
+
+    #[test]
+    fn addresses_prefer_the_load_balancer_then_the_cluster_ips() {
+        let lb = service(
+            &serde_json::json!({"metadata": {"namespace": "gw", "name": "lb"},
+            "spec": {"clusterIP": "10.0.0.1"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}, {"hostname": "lb.example.com"}]}}}),
+        );
+        let dual = service(
+            &serde_json::json!({"metadata": {"namespace": "gw", "name": "dual"},
+            "spec": {"clusterIP": "10.0.0.2", "clusterIPs": ["10.0.0.2", "fd00::2"]}}),
+        );
+        let headless = service(
+            &serde_json::json!({"metadata": {"namespace": "gw", "name": "headless"},
+            "spec": {"clusterIP": "None"}}),
+        );
+        let all = [lb, dual, headless];
+        let pairs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(t, a)| ((*t).to_owned(), (*a).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            addresses(&all, "gw/lb"),
+            pairs(&[("IPAddress", "203.0.113.7"), ("Hostname", "lb.example.com")])
+        );
+        assert_eq!(
+            addresses(&all, "gw/dual"),
+            pairs(&[("IPAddress", "10.0.0.2"), ("IPAddress", "fd00::2")])
+        );
+        assert!(addresses(&all, "gw/headless").is_empty());
+        assert!(addresses(&all, "gw/missing").is_empty());
+        assert!(addresses(&all, "no-slash").is_empty());
+    }
 }

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 
+use http::Request;
+
 use crate::body::ReqBody;
 use crate::gateway::config::Balancing;
 use crate::gateway::table::{BackendKey, Table};
@@ -315,14 +317,17 @@ impl Balancer {
 pub struct Attempts {
     set: Arc<BackendSet>,
     tried: smallvec::SmallVec<[SocketAddr; 2]>,
+    /// Bound of each attempt (the rule's `backendRequest`).
+    attempt_timeout: Option<Duration>,
 }
 
 impl Attempts {
-    /// Attempts over `set`.
-    pub fn new(set: Arc<BackendSet>) -> Self {
+    /// Attempts over `set`, each bounded by `attempt_timeout`.
+    pub fn new(set: Arc<BackendSet>, attempt_timeout: Option<Duration>) -> Self {
         Self {
             set,
             tried: smallvec::SmallVec::new(),
+            attempt_timeout,
         }
     }
 }
@@ -356,8 +361,21 @@ impl Targets for Attempts {
         })
     }
 
-    fn pool<'s>(&'s self, pick: &'s Picked) -> &'s Arc<Upstream<ReqBody>> {
-        &pick.ep.pool
+    fn send<'s>(
+        &'s self,
+        pick: &'s Picked,
+        req: Request<ReqBody>,
+    ) -> impl Future<Output = Attempt> + Send + 's {
+        let limit = self.attempt_timeout;
+        async move {
+            let send = pick.ep.pool.send(req);
+            match limit {
+                None => send.await,
+                Some(t) => tokio::time::timeout(t, send)
+                    .await
+                    .unwrap_or(Err(UpstreamError::AttemptTimeout)),
+            }
+        }
     }
 
     fn done(&mut self, pick: Picked, result: &Attempt) {

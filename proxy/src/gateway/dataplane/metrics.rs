@@ -1,6 +1,9 @@
 //! The gateway's own families (`outrigger_gateway_*`), registered beside the sidecar's golden
 //! metrics (`outrigger_proxy_*`, which the gateway exports too) on the admin port. Labels are
-//! route and backend names from the table, bounded by the configuration, never by requests.
+//! route and backend names from the table, bounded by the configuration, never by requests; they
+//! are the table's shared strings, so counting a request copies no label.
+
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,9 +20,9 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// `namespace/name` of the HTTPRoute; empty when no route matched.
-    pub route: String,
+    pub route: Arc<str>,
     /// `namespace/name:port`, `invalid`, or empty when no backend was chosen.
-    pub backend: String,
+    pub backend: Arc<str>,
     /// Response status.
     pub code: u16,
 }
@@ -28,7 +31,7 @@ pub struct RequestLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// HTTPRoute.
-    pub route: String,
+    pub route: Arc<str>,
 }
 
 /// `{backend,state}`

@@ -92,13 +92,13 @@ pub struct Routed {
 }
 
 impl PortRouter {
-    fn count(&self, route: &str, backend: &str, code: u16) {
+    fn count(&self, route: &Arc<str>, backend: &Arc<str>, code: u16) {
         self.state
             .metrics
             .requests
             .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                backend: backend.to_owned(),
+                route: route.clone(),
+                backend: backend.clone(),
                 code,
             })
             .inc();
@@ -110,8 +110,8 @@ impl PortRouter {
         shared: &Shared,
         status: StatusCode,
         reason: &'static str,
-        route: &str,
-        backend: &str,
+        route: &Arc<str>,
+        backend: &Arc<str>,
     ) -> Response<RespBody> {
         self.count(route, backend, status.as_u16());
         forward::local(status, reason, &shared.metrics)
@@ -171,12 +171,13 @@ impl forward::Router for PortRouter {
             .and_then(|l| routing::virtual_host(l, &host))
             .and_then(|v| routing::rule(v, method, uri, headers));
         let Some(rule) = rule else {
+            let none: Arc<str> = Arc::from("");
             return Err(Box::new(self.answer(
                 shared,
                 StatusCode::NOT_FOUND,
                 "no_route",
-                "",
-                "",
+                &none,
+                &none,
             )));
         };
         let prefix_len = routing::prefix_len(&rule.matches.path);
@@ -194,7 +195,7 @@ impl forward::Router for PortRouter {
             for m in &response_filters {
                 filters::modify_headers(redirect.headers_mut(), m);
             }
-            self.count(&rule.route, "", redirect.status().as_u16());
+            self.count(&rule.route, &Arc::from(""), redirect.status().as_u16());
             return Err(Box::new(redirect));
         }
         let total: u64 = rule.backends.iter().map(|b| u64::from(b.weight)).sum();
@@ -204,7 +205,7 @@ impl forward::Router for PortRouter {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "no_backend",
                 &rule.route,
-                "",
+                &Arc::from(""),
             )));
         }
         let mut n = fastrand::u64(..total);
@@ -230,7 +231,7 @@ impl forward::Router for PortRouter {
             scheme,
             self.port,
         ) {
-            self.count(&rule.route, "", redirect.status().as_u16());
+            self.count(&rule.route, &Arc::from(""), redirect.status().as_u16());
             return Err(Box::new(redirect));
         }
         let key = match &chosen.backend {
@@ -241,12 +242,12 @@ impl forward::Router for PortRouter {
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "invalid_backend",
                     &rule.route,
-                    "invalid",
+                    &Arc::from("invalid"),
                 )));
             }
         };
         let Some(set) = self.state.balancer.backend(key) else {
-            let backend = key.to_string();
+            let backend: Arc<str> = key.to_string().into();
             return Err(Box::new(self.answer(
                 shared,
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -256,13 +257,13 @@ impl forward::Router for PortRouter {
             )));
         };
         Ok(Route {
-            timeout: rule.timeouts.request.or(rule.timeouts.backend_request),
+            timeout: rule.timeouts.request,
             routed: Routed {
                 route: rule.route.clone(),
                 backend: set.label.clone(),
                 response_filters,
             },
-            targets: Attempts::new(set),
+            targets: Attempts::new(set, rule.timeouts.backend_request),
         })
     }
 
@@ -275,7 +276,7 @@ impl forward::Router for PortRouter {
             .metrics
             .duration
             .get_or_create(&RouteLabels {
-                route: routed.route.to_string(),
+                route: routed.route.clone(),
             })
             .observe(start.elapsed().as_secs_f64());
     }

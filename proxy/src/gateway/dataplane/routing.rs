@@ -1,6 +1,8 @@
 //! Request matching over the table: the listener of a port by the request's host, the virtual
 //! host, then the first rule whose match holds. Pure functions over [`crate::gateway::table`].
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, Method};
 
 use crate::gateway::table::{
@@ -8,14 +10,19 @@ use crate::gateway::table::{
 };
 
 /// The host a request names (Host header, else the URI's authority), without its port, lower
-/// case.
-pub fn request_host(uri: &http::Uri, headers: &HeaderMap) -> String {
+/// case (copied only when it is not lower case already).
+pub fn request_host<'r>(uri: &'r http::Uri, headers: &'r HeaderMap) -> Cow<'r, str> {
     let raw = headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| uri.authority().map(http::uri::Authority::as_str))
         .unwrap_or("");
-    strip_port(raw).to_ascii_lowercase()
+    let host = strip_port(raw);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 fn strip_port(host: &str) -> &str {

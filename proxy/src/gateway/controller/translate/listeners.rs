@@ -233,10 +233,30 @@ pub fn gateways<'a>(index: &Index<'a>, statuses: &mut Statuses) -> Vec<GatewaySt
         };
         key(a).cmp(&key(b))
     });
-    gateways
+    let mut states: Vec<GatewayState<'a>> = gateways
         .into_iter()
         .filter_map(|g| gateway(index, g))
-        .collect()
+        .collect();
+    // All Gateways share the gateway's pods and address, so one port has one protocol across
+    // them: the oldest Gateway's listener sets it, a younger one with the other conflicts.
+    let mut protocols: std::collections::BTreeMap<u16, (Protocol, String)> =
+        std::collections::BTreeMap::new();
+    for gw in &mut states {
+        let owner = format!("{}/{}", gw.namespace, gw.name);
+        for l in gw.listeners.iter_mut().filter(|l| l.programmed()) {
+            let Some(protocol) = l.protocol else { continue };
+            let (first, by) = protocols
+                .entry(l.port)
+                .or_insert_with(|| (protocol, owner.clone()));
+            if *first != protocol {
+                l.conflicted = Some((
+                    "ProtocolConflict",
+                    format!("port {} is {first:?} on Gateway {by}", l.port),
+                ));
+            }
+        }
+    }
+    states
 }
 
 fn gateway<'a>(index: &Index<'a>, gateway: &'a Gateway) -> Option<GatewayState<'a>> {

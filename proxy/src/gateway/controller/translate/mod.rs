@@ -6,8 +6,10 @@
 //!   allowed routes, conflicts);
 //! - [`routes`]: HTTPRoute attachment (parentRefs, hostnames), backends and the per-listener
 //!   virtual hosts;
+//! - [`build`]: the table's ports, listeners, virtual hosts and endpoints;
 //! - [`rules`]: one HTTPRoute rule's matches, filters and timeouts in table form.
 
+pub mod build;
 pub mod listeners;
 pub mod routes;
 pub mod rules;
@@ -167,7 +169,7 @@ pub fn translate(snapshot: &Snapshot) -> (Table, Statuses) {
     let mut statuses = Statuses::default();
     let mut gateways = listeners::gateways(&index, &mut statuses);
     let routes = routes::attach(&index, &mut gateways, &mut statuses);
-    let table = routes::table(&index, &gateways, &routes);
+    let table = build::table(&index, &gateways, &routes);
     // Listener statuses carry attachedRoutes, counted by the route pass.
     for gw in &gateways {
         statuses.gateways.push(gw.status());

@@ -283,3 +283,73 @@ fn https_certificates_resolve_or_say_why() {
 }
 
 mod routes;
+
+/// The conformance suite's certificates are RSA with PKCS#1 keys (`RSA PRIVATE KEY`), as Go's
+/// `x509.MarshalPKCS1PrivateKey` writes them; made here with openssl.
+#[test]
+fn rsa_pkcs1_secrets_load() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, pkcs1, crt) = (
+        dir.path().join("k"),
+        dir.path().join("k1"),
+        dir.path().join("c"),
+    );
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=x",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl")
+        .status
+        .success();
+    assert!(ok, "openssl req");
+    let ok = Command::new("openssl")
+        .args(["rsa", "-traditional", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&pkcs1)
+        .output()
+        .expect("openssl")
+        .status
+        .success();
+    assert!(ok, "openssl rsa");
+    let pem = |p: &std::path::Path| {
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(p).expect("read"))
+    };
+    let key_pem = std::fs::read_to_string(&pkcs1).expect("read");
+    assert!(
+        key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"),
+        "{key_pem}"
+    );
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"namespace": "infra", "name": "rsa"}, "type": "kubernetes.io/tls",
+        "data": {"tls.crt": pem(&crt), "tls.key": pem(&pkcs1)}}))
+    .expect("secret");
+    listeners::certified_key(&secret).expect("RSA PKCS#1 key and certificate load");
+}
+
+#[test]
+fn a_port_has_one_protocol_across_gateways() {
+    let mut s = base();
+    s.secrets = vec![tls_secret("infra", "good")];
+    let mut younger = serde_json::to_value(&*https_gateway(None, "good")).expect("json");
+    younger["metadata"]["name"] = json!("gw2");
+    younger["metadata"]["creationTimestamp"] = json!("2026-02-01T00:00:00Z");
+    younger["spec"]["listeners"][0]["port"] = json!(80);
+    s.gateways.push(obj(younger));
+    let (table, st) = translate(&s);
+    let gw2 = st.gateways.iter().find(|g| g.name == "gw2").expect("gw2");
+    let conflicted = cond(&gw2.listeners[0].conditions, "Conflicted");
+    assert!(
+        conflicted.status && conflicted.reason == "ProtocolConflict",
+        "{conflicted:?}"
+    );
+    assert!(!cond(&gw2.listeners[0].conditions, "Programmed").status);
+    assert_eq!(table.ports.len(), 1);
+    assert_eq!(table.ports[0].protocol, Protocol::Http);
+}

@@ -422,3 +422,44 @@ fn selectors() {
     ));
     assert!(selector_matches(&LabelSelector::default(), &labels(&[])));
 }
+
+#[test]
+fn gateways_sharing_a_port_and_hostname_share_one_listener() {
+    let mut s = base();
+    s.gateways.push(obj(json!({"metadata": meta("infra", "gw2"), "spec": {"gatewayClassName": "outrigger",
+        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}},
+                      {"name": "tls", "port": 80, "protocol": "HTTP", "hostname": "x.example.com",
+                       "allowedRoutes": {"namespaces": {"from": "All"}}}]}})));
+    let on = |gw: &str, path: &str| {
+        json!({"parentRefs": [{"name": gw, "namespace": "infra"}],
+            "rules": [{"matches": [{"path": {"value": path}}], "backendRefs": [{"name": "web", "port": 8080}]}]})
+    };
+    s.routes = vec![
+        route("apps", "one", on("gw", "/one")),
+        route("apps", "two", on("gw2", "/two")),
+    ];
+    let (table, st) = translate(&s);
+    assert_eq!(table.ports.len(), 1);
+    let listeners = &table.ports[0].listeners;
+    let names: Vec<&str> = listeners.iter().map(|l| &*l.name).collect();
+    assert_eq!(
+        names,
+        ["infra/gw2/tls", "infra/gw/http"],
+        "most specific hostname first"
+    );
+    let routes: Vec<&str> = listeners[1].virtual_hosts[0]
+        .rules
+        .iter()
+        .map(|r| &*r.route)
+        .collect();
+    assert_eq!(routes, ["apps/one", "apps/two"]);
+    // Route two names gw2 without a section: it attaches to both of gw2's listeners.
+    let gw2 = st.gateways.iter().find(|g| g.name == "gw2").expect("gw2");
+    assert_eq!(
+        (
+            gw2.listeners[0].attached_routes,
+            gw2.listeners[1].attached_routes
+        ),
+        (1, 1)
+    );
+}
