@@ -84,6 +84,50 @@ def assertion_failures(log: str) -> list[str]:
     return out
 
 
+UNMET = re.compile(
+    r"(not ready yet: |timeout while waiting|doesn't match|expected .* got|set to False, expected)"
+)
+SUBTEST = re.compile(r"^=== (?:RUN|NAME|CONT)\s+TestConformance/([^\s/]+)")
+
+
+def compact(text: str) -> str:
+    """A failed request as METHOD URL Host= headers=: what the suite expected and got."""
+    if "Response expectation failed" not in text:
+        return text
+    field = {
+        k: (m.group(1) if (m := re.search(rx, text)) else "")
+        for k, rx in {
+            "addr": r"URL: \{Scheme:\w* Opaque: User: Host:(\S*)",
+            "path": r" Path:(\S*)",
+            "query": r"RawQuery:(\S*)",
+            "host": r"\}, Host: ([^,]*),",
+            "method": r"Method: (\w*)",
+            "headers": r"Headers: (map\[.*?\]\])",
+            "why": r"not ready yet: (.*)$",
+        }.items()
+    }
+    query = f"?{field['query']}" if field["query"] else ""
+    return (
+        f"{field['method']} http://{field['addr']}{field['path']}{query} Host={field['host'] or '-'} "
+        f"headers={field['headers']}: {field['why']}"
+    )
+
+
+def last_unmet(log: str) -> dict[str, str]:
+    """Per conformance test, the last expectation the suite logged as not met (a request's
+    expected and received response, a status condition): what a failed test was waiting for."""
+    out: dict[str, str] = {}
+    test = ""
+    for line in log.splitlines():
+        m = SUBTEST.match(line)
+        if m:
+            test = m.group(1)
+            continue
+        if test and UNMET.search(line) and "timeout while waiting" not in line:
+            out[test] = compact(re.sub(r"^\s*\S+\.go:\d+: \S+Z: ", "", line).strip())[:900]
+    return out
+
+
 def profile_of(report: dict | None) -> dict | None:
     for p in (report or {}).get("profiles") or []:
         if p.get("name") == PROFILE:
@@ -93,6 +137,10 @@ def profile_of(report: dict | None) -> dict | None:
 
 def verdict(report: dict | None, log: str, gateway_ready: bool) -> dict:
     tests = tests_from_log(log)
+    unmet = last_unmet(log)
+    for name, t in tests.items():
+        if t["result"] == "fail" and name in unmet:
+            t["last_unmet"] = unmet[name]
     profile = profile_of(report)
     core = (profile or {}).get("core") or {}
     extended = (profile or {}).get("extended") or {}
