@@ -60,7 +60,13 @@ profiles:
 """
 
 
-PASS_LOG = """    --- PASS: TestConformance/HTTPRouteSimpleSameNamespace (1.52s)
+PASS_LOG = """=== RUN   TestConformance/GatewayInvalidTLSConfiguration
+=== NAME  TestConformance/GatewayInvalidTLSConfiguration/0_request
+    http.go:325: 2026-12-07T02:19:38.541137908Z: Response expectation failed for request: {URL: {Scheme:http \
+Opaque: User: Host:10.242.0.80 Path:/one Fragment: RawQuery:a=b RawPath: RawFragment: ForceQuery:false OmitHost:false}, \
+Host: example.com, Protocol: HTTP, Method: GET, Headers: map[Version:[one] X-Echo-Set-Header:[]], UnfollowRedirect: \
+false, ServerName: }  not ready yet: expected status code to be one of [200], got 404. (after 1.1s)
+    --- PASS: TestConformance/HTTPRouteSimpleSameNamespace (1.52s)
     --- PASS: TestConformance/HTTPRouteMethodMatching (3.01s)
         --- PASS: TestConformance/HTTPRouteMethodMatching/0_request_to_'/' (0.01s)
     --- FAIL: TestConformance/GatewayInvalidTLSConfiguration (60.00s)
@@ -125,6 +131,11 @@ def test_a_failed_core_test_fails_the_run(tmp_path: Path) -> None:
     )
     assert r.returncode == 1 and merged["pass"] is False
     assert out["core"]["failed_tests"] == ["GatewayInvalidTLSConfiguration"]
+    # The last unmet expectation of the failed test, as one request line.
+    assert out["tests"]["GatewayInvalidTLSConfiguration"]["last_unmet"] == (
+        "GET http://10.242.0.80/one?a=b Host=example.com headers=map[Version:[one] X-Echo-Set-Header:[]]: "
+        "expected status code to be one of [200], got 404. (after 1.1s)"
+    )
 
 
 def test_images_lists_what_the_gateway_http_manifests_pull(tmp_path: Path) -> None:
