@@ -77,6 +77,48 @@ if errors:
 print(f"  {len(docs)} objects, {len(by_kind['CustomResourceDefinition'])} CRDs, images {registry}/NAME:PIN")
 PY
 
+# The local node's Loki: its chart comes from the Loki module (scripts/loki-chart.sh), so unlike the
+# other remote charts it can be rendered here, with the values the local entry gives it. Everything
+# it renders must be valid, and its only image the Loki this repository builds (scripts/images.sh
+# build loki): anything else would be an image the offline node cannot pull.
+say "Loki's chart on the local node: helm template with the rendered local values -> images, kubeconform"
+loki_chart=$("$OUTRIGGER_ROOT/scripts/loki-chart.sh" "$work/loki-chart")
+python3 - "$work/out/local/ks-infra-controllers.yaml" "$work/loki-values.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1], encoding="utf-8")) if d]
+hr = [d for d in docs if d["kind"] == "HelmRelease" and d["metadata"]["name"] == "loki"]
+if len(hr) != 1 or hr[0]["metadata"]["namespace"] != "monitoring":
+    sys.exit("check-flux: the local infra-controllers must hold the HelmRelease monitoring/loki")
+if (hr[0]["spec"].get("chartRef") or {}) != {"kind": "OCIRepository", "name": "loki"}:
+    sys.exit("check-flux: the local Loki release must use the OCIRepository loki (the node's registry)")
+yaml.safe_dump(hr[0]["spec"].get("values") or {}, open(sys.argv[2], "w", encoding="utf-8"))
+PY
+helm template loki "$loki_chart" --namespace monitoring --kube-version "$PLATFORM_KUBE_VERSION" \
+  -f "$work/loki-values.yaml" >"$work/loki-rendered.yaml"
+mapfile -t loki_images < <(python3 - "$work/loki-rendered.yaml" <<'PY'
+import sys, yaml
+def pods(d):
+    spec = d.get("spec") or {}
+    if d["kind"] == "Pod":
+        yield spec
+    elif d["kind"] == "CronJob":
+        yield spec["jobTemplate"]["spec"]["template"]["spec"]
+    elif "template" in spec:
+        yield spec["template"]["spec"]
+for d in yaml.safe_load_all(open(sys.argv[1], encoding="utf-8")):
+    for pod in pods(d or {"kind": ""}):
+        for c in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+            print(c["image"])
+PY
+)
+want_image="docker.io/grafana/loki:${LOKI_VERSION#v}"
+if [[ "$(printf '%s\n' "${loki_images[@]}" | sort -u)" != "$want_image" ]]; then
+  echo "check-flux: Loki's chart with the local values renders images '${loki_images[*]}', want only $want_image" >&2
+  exit 1
+fi
+"$KUBECONFORM" "$work/loki-rendered.yaml"
+say "  $(grep -c '^kind:' "$work/loki-rendered.yaml") objects; images: $(printf '%s\n' "${loki_images[@]}" | sort -u | tr '\n' ' ')"
+
 say "server-side dry run on a real kube-apiserver (dryRun=All, fieldValidation=Strict)"
 if with_kube_api; then
   "$PLATFORM_CHECKS" dryrun "$KUBE_STATE" "${rendered[@]}"

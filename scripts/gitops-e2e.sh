@@ -2,24 +2,28 @@
 # make gitops-e2e (issue 20): Flux reconciles this repository's own tree on the local node, and a
 # commit becomes a zero-downtime rollout, offline.
 #
-#   images    scripts/images.sh build (the daemons, the app, podinfo, and the Flux controllers and
-#             cert-manager from the toolchain's binaries), cached
+#   images    scripts/images.sh build (the daemons, the app, podinfo, and the Flux controllers,
+#             cert-manager and Loki from the toolchain's binaries), cached
 #   up        scripts/cluster.sh up; each image pushed under the name and tag the local cluster
-#             entry pulls (ghcr.io/... and quay.io/... through containerd's mirrors of the node's
-#             registry), the Flux controllers as fluxcd/NAME:PIN, cert-manager as
-#             jetstack/cert-manager-NAME:VERSION, podinfo's and cert-manager's charts as OCI artifacts
+#             entry pulls (ghcr.io/..., quay.io/... and docker.io/... through containerd's mirrors
+#             of the node's registry), the Flux controllers as fluxcd/NAME:PIN, cert-manager as
+#             jetstack/cert-manager-NAME:VERSION, Loki as grafana/loki:VERSION, podinfo's,
+#             cert-manager's and Loki's charts as OCI artifacts
 #   git       a clone of HEAD with one local commit (the run's SOPS-encrypted test Secret, for a
 #             throw-away age key made here), served as a bare repository by
 #             scripts/lib/git-http-server.py on the node's address (push enabled, for Flux)
 #   flux      scripts/flux-install-manifests.sh (the `flux install` layout) on fixed Service IPs
 #             (no cluster DNS here), the sops-age Secret, and the sync objects for
 #             ./flux/clusters/local; every Kustomization and HelmRelease must become Ready, the
-#             Kustomizations in dependency order (secrets -> controllers -> configs -> apps)
+#             Kustomizations in dependency order (secrets -> controllers -> configs -> apps), and
+#             Loki's release before the Outrigger release whose agent ships to it
 #   loop      under steady load through the app's Service (the cluster e2e's load generator):
 #             commit an app change -> the release build (scripts/images.sh, the release
 #             workflow's Dockerfile and build args) -> push the new semver tag -> Flux's image
 #             automation commits it to the local repository -> helm-controller rolls the app;
 #             zero failed requests; commit-to-Ready time
+#   logs      the app's request lines of that load, shipped by the agent, queried back from Loki
+#             (query_range on its fixed Service address, from inside the node's namespace)
 #   metrics   Debian's Prometheus (as in the cluster e2e): every Grafana dashboard query of
 #             charts/outrigger and the golden metrics of every meshed pod
 #   bad image a release whose pods never get Ready: the rollout stalls with the old pods serving,
@@ -58,10 +62,14 @@ LOOP_TIMEOUT=${OUTRIGGER_GITOPS_LOOP_TIMEOUT:-420}
 NODE_IP=10.240.0.10
 GIT_PORT=8418
 ALERT_PORT=9093
-SINK_PORT=3100
 # Free addresses of the Service range (10.242.0.0/24) for the Services other controllers address.
 SOURCE_IP=10.242.0.200
 EVENTS_IP=10.242.0.201
+# Loki's Service address in the tree (flux/infrastructure/local/controllers/loki-source.yaml), and the
+# order its release and the agent's must become Ready in (the agent's dependsOn).
+LOKI_IP=10.242.0.12
+LOKI_URL=http://$LOKI_IP:3100
+HR_ORDER=monitoring/loki,outrigger-system/outrigger
 APP_NS=hello
 APP=flask-hello-world
 REPLICAS=2
@@ -75,7 +83,7 @@ need() {
   [[ $(id -u) -eq 0 ]] || { skip_or_fail "make gitops-e2e" "needs root (the cluster and the image builds)"; exit 0; }
   for t in git age-keygen sops helm kubectl kustomize openssl python3 jq podman nsenter curl base64 prometheus \
     source-controller kustomize-controller helm-controller notification-controller \
-    image-reflector-controller image-automation-controller cert-manager-controller; do
+    image-reflector-controller image-automation-controller cert-manager-controller loki; do
     command -v "$t" >/dev/null || { skip_or_fail "make gitops-e2e" "$t not installed (scripts/tools.sh)"; exit 0; }
   done
 }
@@ -106,7 +114,7 @@ finish() {
     >"$OUT/summary.json" || rc=1
   python3 "$GITOPS" summary --gitops "$OUT/summary.json" --out "$SUMMARY" || rc=1
   [[ "$(jq -r .pass "$OUT/summary.json")" == true ]] || rc=1
-  say "$(jq -c '{pass, seconds, flux: .flux.seconds_to_ready, loop: (.loop | {commit_to_ready_s, sent: .load.sent, failed: .load.failed}), bad_image: (.bad_image | {held, alert: (.alerts | length), sent: .load.sent, failed: .load.failed}), host_clean: ."host-clean".pass}' "$OUT/summary.json" 2>/dev/null)"
+  say "$(jq -c '{pass, seconds, flux: .flux.seconds_to_ready, loop: (.loop | {commit_to_ready_s, sent: .load.sent, failed: .load.failed}), loki_lines: .logs.request_lines, bad_image: (.bad_image | {held, alert: (.alerts | length), sent: .load.sent, failed: .load.failed}), host_clean: ."host-clean".pass}' "$OUT/summary.json" 2>/dev/null)"
   say "summary: $OUT/summary.json ($SECONDS s)"
   exit "$rc"
 }
@@ -187,7 +195,7 @@ trap finish EXIT
 STEP=images
 say "images: scripts/images.sh build (log $OUT/logs/images.log)"
 start_s=$SECONDS
-scripts/images.sh build proxy agent injector flask-hello-world podinfo flux cert-manager >"$OUT/logs/images.log" 2>&1 ||
+scripts/images.sh build proxy agent injector flask-hello-world podinfo flux cert-manager loki >"$OUT/logs/images.log" 2>&1 ||
   { tail -n 30 "$OUT/logs/images.log" >&2; die "image build failed"; }
 say "images built in $(( SECONDS - start_s )) s"
 
@@ -217,11 +225,16 @@ for name in "${CERTMANAGER_BINARIES[@]}"; do
 done
 node_run helm push "$IMAGES/charts/cert-manager-$CERTMANAGER_VERSION.tgz" "oci://$NODE_IP:5000/jetstack/charts" --plain-http \
   >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of cert-manager's chart failed"
-say "cluster up, images and the podinfo and cert-manager charts in the node's registry"
+# Loki's chart values name docker.io/grafana/loki:TAG (no v), mirrored to the node's registry; its
+# chart is the one scripts/images.sh packaged without the remote subcharts.
+"$CLUSTER" push "$(archive_of loki)" "grafana/loki:${LOKI_VERSION#v}" >>"$OUT/logs/cluster.log" 2>&1
+node_run helm push "$IMAGES/charts/loki-$LOKI_CHART_VERSION.tgz" "oci://$NODE_IP:5000/grafana/charts" --plain-http \
+  >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of Loki's chart failed"
+grep -q "clusterIP: $LOKI_IP\$" flux/infrastructure/local/controllers/loki-source.yaml ||
+  die "Loki's Service address in the tree is not $LOKI_URL (flux/infrastructure/local/controllers/loki-source.yaml)"
+say "cluster up, images and the podinfo, cert-manager and Loki charts in the node's registry"
 
-# The agent ships to a Loki-compatible sink on the node's loopback (hostNetwork); Flux's alerts go
-# to the Alertmanager stand-in on the node's address.
-bg sink python3 "$OUTRIGGER_ROOT/scripts/lib/demo-sink.py" "$SINK_PORT" "$OUT/sink.jsonl"
+# Flux's alerts go to the Alertmanager stand-in on the node's address.
 bg alerts python3 "$OUTRIGGER_ROOT/scripts/lib/alert-receiver.py" "$NODE_IP" "$ALERT_PORT" "$OUT/alerts.jsonl"
 
 STEP=git
@@ -290,7 +303,7 @@ EOF
 k apply --server-side -f "$OUT/flux/sync.yaml" >>"$OUT/logs/flux-install.log"
 flux_ready() {
   k get kustomizations.kustomize.toolkit.fluxcd.io,helmreleases.helm.toolkit.fluxcd.io -A -o json |
-    python3 "$GITOPS" ready --order "$KS_ORDER" --out "$OUT/flux-ready.json"
+    python3 "$GITOPS" ready --order "$KS_ORDER" --hr-order "$HR_ORDER" --out "$OUT/flux-ready.json"
 }
 # Kustomizations and HelmReleases appear as the chain goes on: wait for all four, then all Ready.
 wait_until "$READY_TIMEOUT" "every Kustomization and HelmRelease Ready (see $OUT/flux-ready.json)" flux_ready || {
@@ -333,6 +346,7 @@ current=$(python3 "$GITOPS" tags | awk -F'\t' '$1 == "flask-hello-world" { print
 good=$(next_patch "$current")
 wait_until 120 "the app settled on $current" app_pods_on "$current"
 say "loop: $current -> $good under load through the app's Service"
+loop_load_epoch=$(date +%s)
 load_start loop "http://$app_ip/"
 marker="released by the GitOps loop at $(date -u +%FT%TZ)"
 sed -i "s|  <h1>Hello, World!</h1>|  <h1>Hello, World!</h1>\n  <p id=\"release-note\">$marker</p>|" \
@@ -354,6 +368,24 @@ part loop "$(jq --arg from "$current" --arg to "$good" --argjson build "$loop_bu
    commit_to_automation_commit_s: $auto, commit_to_ready_s: $ready, new_page_served: ($served > 0),
    load: {sent, failed, achieved_rate, status, errors}}' "$OUT/load/loop.json")"
 say "loop: commit -> all pods Ready on $good in $ready_s s (build $loop_build_s s, automation commit at $automation_s s)"
+
+# The app's request lines (one JSON line per request, container "app") of the loop's load: the agent
+# tailed them on the node and shipped them to Loki, which answers them by namespace.
+STEP=logs
+loki_query='{namespace="'$APP_NS'", container="app"} |= "\"path\""'
+loki_lines() {
+  node_run python3 "$GITOPS" loki --url "$LOKI_URL" --query "$loki_query" --since "$loop_load_epoch" \
+    >"$OUT/loki.json" 2>>"$OUT/logs/loki-query.log"
+}
+# The agent sends a batch at least every second; give the last ones and Loki's ingester a moment.
+logs_ok=true
+wait_until 60 "the app's request lines in Loki" loki_lines || logs_ok=false
+[[ -s "$OUT/loki.json" ]] || echo '{"lines": 0}' >"$OUT/loki.json"
+part logs "$(jq --argjson ok "$logs_ok" --argjson sent "$(jq .sent "$OUT/load/loop.json")" --arg url "$LOKI_URL" '
+  {pass: ($ok and .lines > 0), loki: $url, query, request_lines: .lines, lines_returned, streams, pods,
+   loop_requests_sent: $sent, sample}' "$OUT/loki.json")"
+say "logs: $(jq -c '{pass, request_lines, loop_requests_sent, streams}' "$OUT/parts/logs.json")"
+[[ "$logs_ok" == true ]] || die "the app's request lines never became queryable in Loki ($OUT/loki.json)"
 
 # Grafana's dashboards: every query of charts/outrigger/dashboards against that Prometheus, and the
 # golden metrics of every meshed pod (the cluster e2e's metrics test; no pod here is injected by

@@ -10,11 +10,12 @@
 #        scripts/images.sh clean             remove the state folder
 # NAME: proxy agent injector flask-hello-world podinfo pause (default: all of them), or, for make
 # gitops-e2e, flux: the Flux controllers (FLUX_CONTROLLERS, built by scripts/tools.sh step flux) or
-# cert-manager: its four binaries (scripts/tools.sh step certmanager) and its chart (charts/).
+# cert-manager: its four binaries (scripts/tools.sh step certmanager) and its chart (charts/), or
+# loki: Loki (scripts/tools.sh step loki) and its chart without remote subcharts (scripts/loki-chart.sh).
 #
 # State: ${OUTRIGGER_IMAGES_DIR:-/tmp/outrigger-images}: podman storage (storage/), cargo and pip
 # caches (tmp/buildah-cache-0), the archives and images.json (out/), podinfo's chart and
-# cert-manager's packaged chart (charts/).
+# cert-manager's and Loki's packaged charts (charts/).
 # Nothing is written to the system's container storage, /var/lib/containers or /run/libpod: the
 # script runs in its own mount namespace (podman's runroot a tmpfs, /var/lib an overlay whose upper
 # layer is a tmpfs), so even a killed run leaves no mount behind. Builds use the host network (the
@@ -38,7 +39,7 @@ DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=http://deb.debian.org/debian
 ALL=(proxy agent injector flask-hello-world podinfo pause)
 # Built only when named: the GitOps e2e needs them, the cluster e2e does not.
-OPTIONAL=(flux cert-manager)
+OPTIONAL=(flux cert-manager loki)
 
 # shellcheck source=tools/versions.sh
 source "$OUTRIGGER_ROOT/tools/versions.sh"
@@ -365,6 +366,30 @@ certmanager_build() {
   say "cert-manager chart -> $STATE/charts/cert-manager-$CERTMANAGER_VERSION.tgz"
 }
 
+# lokimod_dir: the pinned Loki module in the Go module cache only (scripts/tools.sh step loki keeps
+# it there), for its LICENSE and default config.
+lokimod_dir() {
+  local dir
+  dir="$(cd "$STATE/work" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off \
+    go mod download -json "github.com/grafana/loki/v3@$LOKI_VERSION" 2>/dev/null | jq -r '.Dir // empty')"
+  [[ -n "$dir" && -f "$dir/cmd/loki/loki-docker-config.yaml" ]] ||
+    fail "github.com/grafana/loki/v3@$LOKI_VERSION is not in the Go module cache: run scripts/tools.sh loki"
+  printf '%s' "$dir"
+}
+
+# Loki: the binary, recorded as loki, and its chart packaged by scripts/loki-chart.sh as
+# $STATE/charts/loki-CHART_VERSION.tgz. scripts/gitops-e2e.sh pushes them as grafana/loki:VERSION
+# (docker.io is mirrored to the node's registry) and grafana/charts/loki.
+loki_build() {
+  local dir
+  command -v helm >/dev/null || fail "helm not installed: run scripts/tools.sh go"
+  dir="$(lokimod_dir)"
+  prebuilt_image loki loki loki "$OUTRIGGER_TOOLS/bin/loki" loki.Dockerfile loki "$LOKI_VERSION" \
+    "$dir/LICENSE" "$dir/cmd/loki/loki-docker-config.yaml"
+  logged loki-chart "$OUTRIGGER_ROOT/scripts/loki-chart.sh" "$STATE/charts"
+  say "loki chart -> $STATE/charts/loki-$LOKI_CHART_VERSION.tgz"
+}
+
 write_list() {
   local list="$STATE/images.json"
   jq -s '{images: (sort_by(.name))}' "$STATE"/list.d/*.json >"$list.new"
@@ -427,6 +452,11 @@ PY
       grep -q -- '--logging-format' <<<"$out" || fail "$name: --help lists no --logging-format: $out"
       [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 65532:65532 ]] || fail "$name: not user 65532"
       ;;
+    loki)
+      out="$(run_ "$ref" -version 2>&1)" || fail "loki: -version failed: $out"
+      grep -q "^loki, version ${LOKI_VERSION#v} " <<<"$out" || fail "loki: -version says '$out'"
+      [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 10001:10001 ]] || fail "loki: not user 10001"
+      ;;
     pause)
       out="$(run_ "$ref" -v)" || fail "pause: -v failed: $out"
       [[ "$out" == "pause.c $KUBERNETES_VERSION" ]] || fail "pause: -v says '$out'"
@@ -460,6 +490,7 @@ case "$cmd" in
         pause) pause_build ;;
         flux) flux_build ;;
         cert-manager) certmanager_build ;;
+        loki) loki_build ;;
         *) dockerfile_build "$n" ;;
       esac
     done

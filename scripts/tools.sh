@@ -16,6 +16,7 @@
 #             image-automation) built from their Go modules; scripts/flux-install-manifests.sh
 #   certmanager cert-manager controller, webhook, cainjector, startupapicheck (tools/cert-manager)
 #             + its Helm chart kept in the Go module cache (scripts/images.sh build cert-manager)
+#   loki      Loki (tools/loki) + its Helm chart kept in the Go module cache (scripts/loki-chart.sh)
 #   extra     h2spec (the flux CLI cannot be built from its module: docs/tools.md)
 set -euo pipefail
 
@@ -44,8 +45,10 @@ source tools/install/cluster.sh
 source tools/install/flux.sh
 # shellcheck source=tools/install/certmanager.sh
 source tools/install/certmanager.sh
+# shellcheck source=tools/install/loki.sh
+source tools/install/loki.sh
 
-ALL_STEPS=(apt python go schemas terraform kube cluster flux certmanager extra)
+ALL_STEPS=(apt python go schemas terraform kube cluster flux certmanager loki extra)
 # Every step is required: each one feeds a test or check, so a failed step fails the run (CI must
 # fail rather than let the tests that need it skip).
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -95,6 +98,7 @@ for step in "${steps[@]}"; do
     cluster) fn=install_cluster ;;
     flux) fn=install_flux_controllers ;;
     certmanager) fn=install_certmanager ;;
+    loki) fn=install_loki ;;
     extra) fn=step_extra ;;
     *) die "unknown step '$step' (steps: ${ALL_STEPS[*]})" ;;
   esac

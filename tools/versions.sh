@@ -136,3 +136,13 @@ CERTMANAGER_BINARIES=(controller webhook cainjector startupapicheck)
 CERTMANAGER_REPLACES=(
   'github.com/Venafi/vcert/v5 => github.com/Venafi/vcert/v5 v5.13.8'
 )
+
+# Loki on the local node (scripts/tools.sh step `loki`, tools/install/loki.sh): cmd/loki built from
+# the wrapper module tools/loki, whose go.mod replaces github.com/grafana/loki/pkg/push by the
+# pseudo-version Loki itself requires (Loki's go.mod points it at ./pkg/push, a directory of its
+# repository, which a build from the module proxy cannot use; tools/loki/tools.go). Loki's Helm
+# chart LOKI_CHART_VERSION ships in the same module (production/helm/loki); scripts/loki-chart.sh
+# packages it without its three remote subcharts. The chart's own appVersion (3.6.7) is older than
+# the binary: the local values name the image tag LOKI_VERSION without the v.
+LOKI_VERSION=v3.7.8
+LOKI_CHART_VERSION=6.55.0
