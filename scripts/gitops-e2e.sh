@@ -17,7 +17,11 @@
 #             ./flux/clusters/local; every Kustomization and HelmRelease must become Ready, the
 #             Kustomizations in dependency order (secrets -> controllers -> configs -> apps), and
 #             Loki's release before the Outrigger release whose agent ships to it
-#   loop      under steady load through the app's Service (the cluster e2e's load generator):
+#   checks    the apps answer through outrigger's gateway (the public Gateway): plain HTTP with each
+#             route's Host header, HTTPS with SNI and the local CA (cert-manager's gateway-shim
+#             issued the listener certificates), an unknown host 404
+#   loop      under steady load through the gateway (the cluster e2e's load generator, the app's
+#             Host header):
 #             commit an app change -> the release build (scripts/images.sh, the release
 #             workflow's Dockerfile and build args) -> push the new semver tag -> Flux's image
 #             automation commits it to the local repository -> helm-controller rolls the app;
@@ -32,7 +36,7 @@
 #
 # Writes target/cluster-e2e/gitops/summary.json and merges it into target/cluster-e2e/summary.json
 # under "gitops"; exits non-zero on any failure. Root, the toolchain (scripts/tools.sh: cluster,
-# flux, certmanager, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the
+# flux, certmanager, loki, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the
 # local node".
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
@@ -70,6 +74,12 @@ EVENTS_IP=10.242.0.201
 LOKI_IP=10.242.0.12
 LOKI_URL=http://$LOKI_IP:3100
 HR_ORDER=monitoring/loki,outrigger-system/outrigger
+# outrigger's gateway: its Service's fixed address (flux/infrastructure/local/controllers/
+# outrigger-values.yaml) and the apps' hostnames on the local entry (flux/clusters/local, domain).
+GATEWAY_IP=10.242.0.13
+DOMAIN=local.outrigger.invalid
+APP_HOST=hello.$DOMAIN
+PODINFO_HOST=podinfo.$DOMAIN
 APP_NS=hello
 APP=flask-hello-world
 REPLICAS=2
@@ -114,7 +124,7 @@ finish() {
     >"$OUT/summary.json" || rc=1
   python3 "$GITOPS" summary --gitops "$OUT/summary.json" --out "$SUMMARY" || rc=1
   [[ "$(jq -r .pass "$OUT/summary.json")" == true ]] || rc=1
-  say "$(jq -c '{pass, seconds, flux: .flux.seconds_to_ready, loop: (.loop | {commit_to_ready_s, sent: .load.sent, failed: .load.failed}), loki_lines: .logs.request_lines, bad_image: (.bad_image | {held, alert: (.alerts | length), sent: .load.sent, failed: .load.failed}), host_clean: ."host-clean".pass}' "$OUT/summary.json" 2>/dev/null)"
+  say "$(jq -c '{pass, seconds, flux: .flux.seconds_to_ready, loop: (.loop | {commit_to_ready_s, sent: .load.sent, failed: .load.failed}), loki_lines: .logs.request_lines, gateway: .flux.gateway, bad_image: (.bad_image | {held, alert: (.alerts | length), sent: .load.sent, failed: .load.failed}), host_clean: ."host-clean".pass}' "$OUT/summary.json" 2>/dev/null)"
   say "summary: $OUT/summary.json ($SECONDS s)"
   exit "$rc"
 }
@@ -232,6 +242,10 @@ node_run helm push "$IMAGES/charts/loki-$LOKI_CHART_VERSION.tgz" "oci://$NODE_IP
   >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of Loki's chart failed"
 grep -q "clusterIP: $LOKI_IP\$" flux/infrastructure/local/controllers/loki-source.yaml ||
   die "Loki's Service address in the tree is not $LOKI_URL (flux/infrastructure/local/controllers/loki-source.yaml)"
+grep -q "clusterIP: $GATEWAY_IP\$" flux/infrastructure/local/controllers/outrigger-values.yaml ||
+  die "the gateway's Service address in the tree is not $GATEWAY_IP (flux/infrastructure/local/controllers/outrigger-values.yaml)"
+[[ "$(grep -c "domain: $DOMAIN\$" flux/clusters/local/apps.yaml flux/clusters/local/infrastructure.yaml | awk -F: '{ n += $2 } END { print n }')" == 2 ]] ||
+  die "the local entry's domain is not $DOMAIN in both flux/clusters/local/apps.yaml and infrastructure.yaml"
 say "cluster up, images and the podinfo, cert-manager and Loki charts in the node's registry"
 
 # Flux's alerts go to the Alertmanager stand-in on the node's address.
@@ -314,7 +328,7 @@ flux_s=$(since "$flux_start")
 say "flux: every object Ready $flux_s s after install; $(jq -r '[.objects[] | "\(.kind)/\(.name)"] | join(" ")' "$OUT/flux-ready.json")"
 
 # What Ready means here: the decrypted Secret is the one made above, cert-manager issues, and both
-# apps answer.
+# apps answer through the gateway.
 STEP=checks
 secret_ok=false
 [[ "$(k -n monitoring get secret grafana-admin -o jsonpath='{.data.admin-password}' | base64 -d)" == "$grafana_password" ]] && secret_ok=true
@@ -324,17 +338,43 @@ issued=false
 [[ "$(k -n cert-manager get certificates.cert-manager.io local-ca -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True &&
   "$(k -n outrigger-system get certificates.cert-manager.io outrigger-injector -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True &&
   -n "$(k get mutatingwebhookconfiguration outrigger-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')" ]] && issued=true
-app_ip=$(svc_ip "$APP_NS" "$APP")
-podinfo_ip=$(svc_ip podinfo podinfo)
-app_code=$(node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$app_ip/" || true)
-podinfo_code=$(node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$podinfo_ip:9898/" || true)
-part flux "$(jq --argjson s "$flux_s" --argjson secret "$secret_ok" --argjson issued "$issued" --arg app "$app_code" --arg podinfo "$podinfo_code" '
-  {pass: (.all_ready and .in_order and $secret and $issued and $app == "200" and $podinfo == "200"),
+# The apps through outrigger's gateway. The listener certificates (hello-tls, podinfo-tls) are
+# issued by cert-manager's gateway-shim from local-ca once the Gateway exists; the client trusts
+# that CA only. Plain HTTP carries each route's Host header; HTTPS goes by SNI to the listener of
+# that hostname; a host no route names must get the gateway's 404, not some app.
+k -n cert-manager get secret local-ca -o jsonpath='{.data.ca\.crt}' | base64 -d >"$OUT/local-ca.crt"
+listener_certs() {
+  local c
+  for c in hello-tls podinfo-tls; do
+    [[ "$(k -n outrigger-system get certificates.cert-manager.io "$c" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]] || return 1
+  done
+}
+gw_http() { node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: $1" "http://$GATEWAY_IP/" || true; }
+gw_https() {
+  node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$OUT/local-ca.crt" \
+    --resolve "$1:443:$GATEWAY_IP" "https://$1/" || true
+}
+gateway_answers() { [[ "$(gw_http "$APP_HOST")" == 200 && "$(gw_http "$PODINFO_HOST")" == 200 ]]; }
+certs_ok=true
+wait_until 120 "the Gateway's listener certificates (hello-tls, podinfo-tls) Ready" listener_certs || certs_ok=false
+wait_until 60 "both apps through the gateway" gateway_answers || true
+programmed=$(k -n outrigger-system get gateways.gateway.networking.k8s.io public -o jsonpath='{.status.conditions[?(@.type=="Programmed")].status}' || true)
+http_app=$(gw_http "$APP_HOST")
+http_podinfo=$(gw_http "$PODINFO_HOST")
+https_app=$(gw_https "$APP_HOST")
+https_podinfo=$(gw_https "$PODINFO_HOST")
+unrouted=$(gw_http "nobody.$DOMAIN")
+part flux "$(jq --argjson s "$flux_s" --argjson secret "$secret_ok" --argjson issued "$issued" --argjson certs "$certs_ok" \
+  --arg gw "$GATEWAY_IP" --arg programmed "$programmed" --arg ha "$http_app" --arg hp "$http_podinfo" \
+  --arg sa "$https_app" --arg sp "$https_podinfo" --arg un "$unrouted" --arg app "$APP_HOST" --arg pod "$PODINFO_HOST" '
+  {pass: (.all_ready and .in_order and $secret and $issued and $certs and $ha == "200" and $hp == "200"
+          and $sa == "200" and $sp == "200" and $un == "404"),
    seconds_to_ready: $s, in_order: .in_order, sops_secret_decrypted: $secret, cert_manager_issued: $issued,
-   app_status: $app, podinfo_status: $podinfo,
+   gateway: {address: $gw, programmed: $programmed, listener_certificates_ready: $certs,
+             http: {($app): $ha, ($pod): $hp}, https_local_ca: {($app): $sa, ($pod): $sp}, unknown_host: $un},
    objects: [.objects[] | {kind, namespace, name, ready, since}]}' "$OUT/flux-ready.json")"
-[[ "$secret_ok" == true && "$issued" == true && "$app_code" == 200 && "$podinfo_code" == 200 ]] ||
-  die "after Ready: SOPS Secret decrypted $secret_ok, cert-manager issued $issued, app answered $app_code, podinfo $podinfo_code"
+[[ "$secret_ok" == true && "$issued" == true && "$certs_ok" == true && "$http_app $http_podinfo $https_app $https_podinfo $unrouted" == "200 200 200 200 404" ]] ||
+  die "after Ready: SOPS Secret decrypted $secret_ok, cert-manager issued $issued, listener certificates $certs_ok; through the gateway: HTTP app $http_app, podinfo $http_podinfo, HTTPS app $https_app, podinfo $https_podinfo, unknown host $unrouted (want 404)"
 # The stand-in for the monitoring stack the local entry cannot run: the cluster e2e's Prometheus,
 # for the dashboards' queries after the loop.
 prometheus_start || die "prometheus did not start"
@@ -345,9 +385,9 @@ STEP=loop
 current=$(python3 "$GITOPS" tags | awk -F'\t' '$1 == "flask-hello-world" { print $2 }')
 good=$(next_patch "$current")
 wait_until 120 "the app settled on $current" app_pods_on "$current"
-say "loop: $current -> $good under load through the app's Service"
+say "loop: $current -> $good under load through the gateway ($GATEWAY_IP, Host $APP_HOST)"
 loop_load_epoch=$(date +%s)
-load_start loop "http://$app_ip/"
+load_start loop "http://$GATEWAY_IP/" "$APP_HOST"
 marker="released by the GitOps loop at $(date -u +%FT%TZ)"
 sed -i "s|  <h1>Hello, World!</h1>|  <h1>Hello, World!</h1>\n  <p id=\"release-note\">$marker</p>|" \
   "$WORK/apps/flask-hello-world/src/flask_hello_world/templates/index.html"
@@ -361,12 +401,12 @@ automation_s=$(since "$loop_commit")
 wait_until "$LOOP_TIMEOUT" "all app pods Ready on $good" app_pods_on "$good"
 ready_s=$(since "$loop_commit")
 load_stop loop
-served=$(node_run curl -s --max-time 5 "http://$app_ip/" | grep -c "$marker" || true)
+served=$(node_run curl -s --max-time 5 -H "Host: $APP_HOST" "http://$GATEWAY_IP/" | grep -c "$marker" || true)
 part loop "$(jq --arg from "$current" --arg to "$good" --argjson build "$loop_build_s" --argjson auto "$automation_s" \
   --argjson ready "$ready_s" --argjson served "$served" '
   {pass: (.failed == 0 and $served > 0), from: $from, to: $to, build_s: $build,
    commit_to_automation_commit_s: $auto, commit_to_ready_s: $ready, new_page_served: ($served > 0),
-   load: {sent, failed, achieved_rate, status, errors}}' "$OUT/load/loop.json")"
+   through: "gateway", load: {url, host, sent, failed, achieved_rate, status, errors}}' "$OUT/load/loop.json")"
 say "loop: commit -> all pods Ready on $good in $ready_s s (build $loop_build_s s, automation commit at $automation_s s)"
 
 # The app's request lines (one JSON line per request, container "app") of the loop's load: the agent
@@ -402,7 +442,7 @@ say "metrics: $(jq -c '{pass, checks_passed, dashboard_queries}' "$OUT/metrics.j
 STEP="bad image"
 bad=$(next_patch "$good")
 say "bad image: $bad never gets Ready; the old pods must keep serving and Flux must alert"
-load_start bad "http://$app_ip/"
+load_start bad "http://$GATEWAY_IP/" "$APP_HOST"
 app_py=$WORK/apps/flask-hello-world/src/flask_hello_world/app.py
 sed -i 's|return jsonify(status="ready"), 200|return jsonify(status="ready"), 503|' "$app_py"
 grep -q 'return jsonify(status="ready"), 503' "$app_py" || die "the bad change did not apply (app.py changed?)"
@@ -424,7 +464,7 @@ part bad_image "$(jq --arg tag "$bad" --argjson alert "$alert_s" --argjson held 
   --slurpfile alerts "$OUT/bad-alerts.json" '
   {pass: (.failed == 0 and $held and ($alerts[0] | length) > 0), tag: $tag, held: $held,
    helmrelease_ready: $hr, commit_to_alert_s: $alert, alerts: $alerts[0][:3],
-   load: {sent, failed, achieved_rate, status, errors}}' "$OUT/load/bad.json")"
+   through: "gateway", load: {url, host, sent, failed, achieved_rate, status, errors}}' "$OUT/load/bad.json")"
 
 STEP=finished
 part steps '{"pass": true}'
