@@ -69,11 +69,14 @@ ALERT_PORT=9093
 # Free addresses of the Service range (10.242.0.0/24) for the Services other controllers address.
 SOURCE_IP=10.242.0.200
 EVENTS_IP=10.242.0.201
-# Loki's Service address in the tree (flux/infrastructure/local/controllers/loki-source.yaml), and the
-# order its release and the agent's must become Ready in (the agent's dependsOn).
+# Loki's Service address in the tree (flux/infrastructure/local/controllers/loki-source.yaml).
 LOKI_IP=10.242.0.12
 LOKI_URL=http://$LOKI_IP:3100
-HR_ORDER=monitoring/loki,outrigger-system/outrigger
+# HelmReleases that must become Ready in this order (their dependsOn chains in infra-controllers):
+# the Gateway API CRDs before cert-manager (gateway-shim) before the Outrigger release (injector
+# certificate); Loki before the Outrigger release (its agent ships there).
+HR_CHAINS=("outrigger-system/gateway-api-crds,cert-manager/cert-manager,outrigger-system/outrigger"
+  "monitoring/loki,outrigger-system/outrigger")
 # outrigger's gateway: its Service's fixed address (flux/infrastructure/local/controllers/
 # outrigger-values.yaml) and the apps' hostnames on the local entry (flux/clusters/local, domain).
 GATEWAY_IP=10.242.0.13
@@ -317,7 +320,7 @@ EOF
 k apply --server-side -f "$OUT/flux/sync.yaml" >>"$OUT/logs/flux-install.log"
 flux_ready() {
   k get kustomizations.kustomize.toolkit.fluxcd.io,helmreleases.helm.toolkit.fluxcd.io -A -o json |
-    python3 "$GITOPS" ready --order "$KS_ORDER" --hr-order "$HR_ORDER" --out "$OUT/flux-ready.json"
+    python3 "$GITOPS" ready --order "$KS_ORDER" "${HR_CHAINS[@]/#/--hr-order=}" --out "$OUT/flux-ready.json"
 }
 # Kustomizations and HelmReleases appear as the chain goes on: wait for all four, then all Ready.
 wait_until "$READY_TIMEOUT" "every Kustomization and HelmRelease Ready (see $OUT/flux-ready.json)" flux_ready || {

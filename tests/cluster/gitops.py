@@ -107,17 +107,21 @@ def cmd_ready(args: argparse.Namespace) -> int:
     want = [n for n in args.order.split(",") if n]
     by_name = {o["name"]: o for o in objects if o["kind"] == "Kustomization"}
     in_order, missing = became_ready_in_order(want, by_name)
-    # HelmReleases by NAMESPACE/NAME: their dependsOn inside one Kustomization.
-    hr_want = [n for n in (args.hr_order or "").split(",") if n]
+    # HelmReleases by NAMESPACE/NAME: chains of dependsOn inside one Kustomization, each in order.
+    hr_chains = [[n for n in chain.split(",") if n] for chain in args.hr_order or []]
     hr_by_name = {f"{o['namespace']}/{o['name']}": o for o in objects if o["kind"] == "HelmRelease"}
-    hr_in_order, hr_missing = became_ready_in_order(hr_want, hr_by_name)
+    hr_in_order, hr_missing = True, []
+    for chain in hr_chains:
+        ok, missing_here = became_ready_in_order(chain, hr_by_name)
+        hr_in_order = hr_in_order and ok
+        hr_missing += missing_here
     all_ready = bool(objects) and all(o["ready"] for o in objects)
     report = {
         "all_ready": all_ready,
         "order": want,
         "in_order": in_order and hr_in_order,
         "missing": missing + hr_missing,
-        "helmrelease_order": hr_want,
+        "helmrelease_order": hr_chains,
         "objects": objects,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -230,7 +234,11 @@ def main() -> int:
     r = sub.add_parser("ready")
     r.add_argument("--order", required=True)
     r.add_argument("--out", required=True)
-    r.add_argument("--hr-order", help="HelmReleases NAMESPACE/NAME,... in their dependsOn order")
+    r.add_argument(
+        "--hr-order",
+        action="append",
+        help="HelmReleases NAMESPACE/NAME,... in their dependsOn order (repeatable: one chain each)",
+    )
     r.set_defaults(fn=cmd_ready)
     a = sub.add_parser("alerts")
     a.add_argument("file")

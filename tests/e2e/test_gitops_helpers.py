@@ -195,7 +195,7 @@ def test_ready_checks_the_helmrelease_order_when_asked(tmp_path, objects, want_r
     assert got.returncode == want_rc, got.stderr
     report = json.loads(out.read_text())
     assert report["in_order"] is (want_rc == 0)
-    assert report["helmrelease_order"] == ["monitoring/loki", "outrigger-system/outrigger"]
+    assert report["helmrelease_order"] == [["monitoring/loki", "outrigger-system/outrigger"]]
 
 
 class FakeLoki(http.server.BaseHTTPRequestHandler):
