@@ -99,6 +99,9 @@ def test_the_local_loki_config_stores_and_answers_the_app_request_lines(procs: P
     assert config["common"]["compactor_grpc_address"] == "127.0.0.1:9095"
     assert config["common"]["ring"]["kvstore"]["store"] == "inmemory"
     config["common"]["compactor_grpc_address"] = f"127.0.0.1:{grpc_port}"
+    # The address the ingester announces in its ring: in the pod, eth0's (its gRPC listens on
+    # every address); here the gRPC port is on loopback only, so loopback is the address.
+    config["common"]["instance_addr"] = "127.0.0.1"
     config["server"].update(
         http_listen_address="127.0.0.1",
         http_listen_port=http_port,
