@@ -16,7 +16,8 @@
 #             (no cluster DNS here), the sops-age Secret, and the sync objects for
 #             ./flux/clusters/local; every Kustomization and HelmRelease must become Ready, the
 #             Kustomizations in dependency order (secrets -> controllers -> configs -> apps), and
-#             Loki's release before the Outrigger release whose agent ships to it
+#             the HelmReleases along their dependsOn chains (Gateway API CRDs -> cert-manager ->
+#             outrigger; Loki -> outrigger, whose agent ships to it)
 #   checks    the apps answer through outrigger's gateway (the public Gateway): plain HTTP with each
 #             route's Host header, HTTPS with SNI and the local CA (cert-manager's gateway-shim
 #             issued the listener certificates), an unknown host 404
