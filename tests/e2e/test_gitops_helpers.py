@@ -322,3 +322,33 @@ def test_tags_are_the_ones_the_local_entry_pulls():
     local = (ROOT / "flux" / "clusters" / "local" / "infrastructure.yaml").read_text()
     assert f'proxy_tag: "{tags["outrigger-proxy"]}"' in local
     assert f'agent_tag: "{tags["outrigger-agent"]}"' in local
+
+
+def test_the_e2e_addresses_and_hostnames_are_the_trees():
+    # scripts/gitops-e2e.sh sends its load and queries to fixed addresses (no cluster DNS on the
+    # node); the tree must give the Services exactly those, or the e2e would talk to nothing.
+    script = (ROOT / "scripts" / "gitops-e2e.sh").read_text()
+    consts = dict(
+        line.split("=", 1)
+        for line in script.splitlines()
+        if line.split("=", 1)[0] in ("LOKI_IP", "GATEWAY_IP", "DOMAIN")
+    )
+    controllers = ROOT / "flux" / "infrastructure" / "local" / "controllers"
+    loki = [
+        d
+        for d in yaml.safe_load_all((controllers / "loki-source.yaml").read_text())
+        if d["kind"] == "Service"
+    ]
+    assert [d["spec"]["clusterIP"] for d in loki] == [consts["LOKI_IP"]]
+    outrigger = yaml.safe_load((controllers / "outrigger-values.yaml").read_text())
+    assert outrigger["spec"]["values"]["gateway"]["service"]["clusterIP"] == consts["GATEWAY_IP"]
+    assert (
+        outrigger["spec"]["values"]["agent"]["loki"]["url"]
+        == f"http://{consts['LOKI_IP']}:3100/loki/api/v1/push"
+    )
+    domains = set()
+    for f in (ROOT / "flux" / "clusters" / "local").glob("*.yaml"):
+        for doc in yaml.safe_load_all(f.read_text()):
+            if doc and "domain" in ((doc["spec"].get("postBuild") or {}).get("substitute") or {}):
+                domains.add(doc["spec"]["postBuild"]["substitute"]["domain"])
+    assert domains == {consts["DOMAIN"]}
