@@ -195,12 +195,13 @@ server = "http://$REGISTRY"
   capabilities = ["pull", "resolve"]
 EOF
   # Images the Flux tree names (ghcr.io/outrigger-mesh/..., ghcr.io/stefanprodan/podinfo,
-  # cert-manager's chart's quay.io/jetstack/... and Loki's chart's docker.io/grafana/loki) come from
-  # the node's registry under the same path: the cluster's one swap for the image registries
-  # (docs/cluster.md, "GitOps"). The namespace has no route out, so ghcr.io, quay.io and docker.io
+  # cert-manager's chart's quay.io/jetstack/..., Loki's chart's docker.io/grafana/loki,
+  # kube-prometheus-stack's quay.io/prometheus/... and registry.k8s.io/kube-state-metrics/...) come
+  # from the node's registry under the same path: the cluster's one swap for the image registries
+  # (docs/cluster.md, "GitOps"). The namespace has no route out, so the upstream registries
   # themselves are never tried.
   local upstream
-  for upstream in ghcr.io quay.io docker.io; do
+  for upstream in ghcr.io quay.io docker.io registry.k8s.io; do
     mkdir -p "$c/certs.d/$upstream"
     cat >"$c/certs.d/$upstream/hosts.toml" <<EOF
 server = "https://$upstream"
