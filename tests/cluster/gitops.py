@@ -13,6 +13,8 @@ do with long jq/sed programs.
               the Kustomizations (and, with --hr-order, the named HelmReleases) became Ready in
               their dependsOn order.
   alerts      the alerts the receiver got after a point in time that name an object.
+  webhook     the alerts the receiver got from Alertmanager's webhook (the local
+              kube-prometheus-stack's Alertmanager routes there) after a point in time, by name.
   loki        how many log lines of a LogQL stream selector Loki holds since a point in time
               (/loki/api/v1/query_range for the lines, /loki/api/v1/query for the total).
   summary     gitops/summary.json, merged into the cluster e2e's summary.json under "gitops".
@@ -160,6 +162,33 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0 if found else 1
 
 
+def cmd_webhook(args: argparse.Namespace) -> int:
+    """Alertmanager's webhook payload is an object ({"version": "4", "receiver": ..., "alerts":
+    [...]}), unlike Flux's Alertmanager-API posts (a list), so the two never mix up."""
+    found = []
+    path = Path(args.file)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for line in lines:
+        rec = json.loads(line)
+        body = rec["body"]
+        if rec["received"] < args.after or not isinstance(body, dict) or not isinstance(body.get("alerts"), list):
+            continue
+        for alert in body["alerts"]:
+            labels = alert.get("labels") or {}
+            if labels.get("alertname") == args.alertname:
+                found.append(
+                    {
+                        "received": rec["received"],
+                        "path": rec["path"],
+                        "receiver": body.get("receiver"),
+                        "status": alert.get("status"),
+                        "labels": labels,
+                    }
+                )
+    print(json.dumps(found))
+    return 0 if found else 1
+
+
 def loki_get(url: str, path: str, params: dict[str, str]) -> dict:
     with urllib.request.urlopen(f"{url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}", timeout=30) as r:
         body = json.load(r)
@@ -245,6 +274,11 @@ def main() -> int:
     a.add_argument("--after", type=float, required=True)
     a.add_argument("--name", required=True)
     a.set_defaults(fn=cmd_alerts)
+    w = sub.add_parser("webhook")
+    w.add_argument("file")
+    w.add_argument("--after", type=float, required=True)
+    w.add_argument("--alertname", required=True)
+    w.set_defaults(fn=cmd_webhook)
     q = sub.add_parser("loki")
     q.add_argument("--url", required=True)
     q.add_argument("--query", required=True, help="a LogQL stream selector with optional line filters")

@@ -101,6 +101,33 @@ def test_alerts_only_after_the_given_time_and_naming_the_object(receiver):
     assert [a["labels"]["name"] for a in json.loads(got.stdout)] == ["flask-hello-world"]
 
 
+def test_webhook_finds_alertmanagers_alerts_by_name_and_not_fluxs(receiver):
+    url, out, _ = receiver
+    cut = time.time()
+    time.sleep(0.01)
+    # Flux's post (a list) names the alert too: it must not count as Alertmanager's.
+    post(f"{url}/api/v2/alerts/", json.dumps([{"labels": {"alertname": "LocalWatchdog"}}]).encode())
+    assert run_gitops("webhook", str(out), "--after", str(cut), "--alertname", "LocalWatchdog").returncode == 1
+    payload = {
+        "version": "4",
+        "receiver": "local-receiver",
+        "status": "firing",
+        "alerts": [
+            {"status": "firing", "labels": {"alertname": "OutriggerProxyDown"}},
+            {"status": "firing", "labels": {"alertname": "LocalWatchdog", "severity": "none"}},
+        ],
+    }
+    post(f"{url}/alertmanager/webhook", json.dumps(payload).encode())
+    got = run_gitops("webhook", str(out), "--after", str(cut), "--alertname", "LocalWatchdog")
+    assert got.returncode == 0, got.stderr
+    found = json.loads(got.stdout)
+    assert [(a["path"], a["receiver"], a["labels"]["alertname"]) for a in found] == [
+        ("/alertmanager/webhook", "local-receiver", "LocalWatchdog")
+    ]
+    # Before the cut-off nothing counts.
+    assert run_gitops("webhook", str(out), "--after", str(time.time() + 1), "--alertname", "LocalWatchdog").returncode == 1
+
+
 def flux_obj(kind: str, name: str, ready: str, since: str, namespace: str = "flux-system") -> dict:
     return {
         "kind": kind,
