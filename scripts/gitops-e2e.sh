@@ -3,12 +3,14 @@
 # commit becomes a zero-downtime rollout, offline.
 #
 #   images    scripts/images.sh build (the daemons, the app, podinfo, and the Flux controllers,
-#             cert-manager and Loki from the toolchain's binaries), cached
+#             cert-manager, Loki and the monitoring stack from the toolchain's binaries), cached
 #   up        scripts/cluster.sh up; each image pushed under the name and tag the local cluster
 #             entry pulls (ghcr.io/..., quay.io/... and docker.io/... through containerd's mirrors
 #             of the node's registry), the Flux controllers as fluxcd/NAME:PIN, cert-manager as
-#             jetstack/cert-manager-NAME:VERSION, Loki as grafana/loki:VERSION, podinfo's,
-#             cert-manager's and Loki's charts as OCI artifacts
+#             jetstack/cert-manager-NAME:VERSION, Loki as grafana/loki:VERSION, the monitoring
+#             images under kube-prometheus-stack's names (quay.io/prometheus/..., quay.io/
+#             prometheus-operator/..., registry.k8s.io/kube-state-metrics/...), podinfo's,
+#             cert-manager's, Loki's and kube-prometheus-stack's charts as OCI artifacts
 #   git       a clone of HEAD with one local commit (the run's SOPS-encrypted test Secret, for a
 #             throw-away age key made here), served as a bare repository by
 #             scripts/lib/git-http-server.py on the node's address (push enabled, for Flux)
@@ -17,7 +19,8 @@
 #             ./flux/clusters/local; every Kustomization and HelmRelease must become Ready, the
 #             Kustomizations in dependency order (secrets -> controllers -> configs -> apps), and
 #             the HelmReleases along their dependsOn chains (Gateway API CRDs -> cert-manager ->
-#             outrigger; Loki -> outrigger, whose agent ships to it)
+#             outrigger; Loki -> outrigger, whose agent ships to it; kube-prometheus-stack ->
+#             outrigger, whose PodMonitor/ServiceMonitor need its CRDs)
 #   checks    the apps answer through outrigger's gateway (the public Gateway): plain HTTP with each
 #             route's Host header, HTTPS with SNI and the local CA (cert-manager's gateway-shim
 #             issued the listener certificates), an unknown host 404
@@ -29,15 +32,17 @@
 #             zero failed requests; commit-to-Ready time
 #   logs      the app's request lines of that load, shipped by the agent, queried back from Loki
 #             (query_range on its fixed Service address, from inside the node's namespace)
-#   metrics   Debian's Prometheus (as in the cluster e2e): every Grafana dashboard query of
-#             charts/outrigger and the golden metrics of every meshed pod
+#   metrics   the local kube-prometheus-stack's Prometheus (fixed Service address): every Grafana
+#             dashboard query of charts/outrigger (kube-state-metrics' included) and the golden
+#             metrics of every meshed pod, scraped through the tree's PodMonitor/ServiceMonitors;
+#             its Alertmanager's webhook (the always-firing LocalWatchdog) at the local receiver
 #   bad image a release whose pods never get Ready: the rollout stalls with the old pods serving,
 #             zero failed requests, and Flux's alert reaches the local Alertmanager stand-in
 #   down      always (trap); the host must be as before `up`
 #
 # Writes target/cluster-e2e/gitops/summary.json and merges it into target/cluster-e2e/summary.json
 # under "gitops"; exits non-zero on any failure. Root, the toolchain (scripts/tools.sh: cluster,
-# flux, certmanager, loki, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the
+# flux, certmanager, loki, monitoring, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the
 # local node".
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
@@ -57,7 +62,6 @@ OUT=$OUTRIGGER_ROOT/target/cluster-e2e/gitops
 SUMMARY=$OUTRIGGER_ROOT/target/cluster-e2e/summary.json
 GITOPS=$OUTRIGGER_ROOT/tests/cluster/gitops.py
 E2E=$OUTRIGGER_ROOT/tests/cluster/e2e.py
-PROM=127.0.0.1:9090
 LOADGEN=$OUTRIGGER_ROOT/tests/cluster/loadgen.py
 RATE=${OUTRIGGER_E2E_RATE:-200}
 # How long Flux may take to bring the whole entry up, and one release to go through the loop.
@@ -73,11 +77,15 @@ EVENTS_IP=10.242.0.201
 # Loki's Service address in the tree (flux/infrastructure/local/controllers/loki-source.yaml).
 LOKI_IP=10.242.0.12
 LOKI_URL=http://$LOKI_IP:3100
+# kube-prometheus-stack's Prometheus Service address in the tree
+# (flux/infrastructure/local/controllers/kube-prometheus-stack-values.yaml).
+PROM_IP=10.242.0.14
+PROM_URL=http://$PROM_IP:9090
 # HelmReleases that must become Ready in this order (their dependsOn chains in infra-controllers):
 # the Gateway API CRDs before cert-manager (gateway-shim) before the Outrigger release (injector
 # certificate); Loki before the Outrigger release (its agent ships there).
 HR_CHAINS=("outrigger-system/gateway-api-crds,cert-manager/cert-manager,outrigger-system/outrigger"
-  "monitoring/loki,outrigger-system/outrigger")
+  "monitoring/loki,outrigger-system/outrigger" "monitoring/kube-prometheus-stack,outrigger-system/outrigger")
 # outrigger's gateway: its Service's fixed address (flux/infrastructure/local/controllers/
 # outrigger-values.yaml) and the apps' hostnames on the local entry (flux/clusters/local, domain).
 GATEWAY_IP=10.242.0.13
@@ -95,9 +103,10 @@ die() { say "ERROR: $*"; exit 1; }
 need() {
   local t
   [[ $(id -u) -eq 0 ]] || { skip_or_fail "make gitops-e2e" "needs root (the cluster and the image builds)"; exit 0; }
-  for t in git age-keygen sops helm kubectl kustomize openssl python3 jq podman nsenter curl base64 prometheus \
+  for t in git age-keygen sops helm kubectl kustomize openssl python3 jq podman nsenter curl base64 \
     source-controller kustomize-controller helm-controller notification-controller \
-    image-reflector-controller image-automation-controller cert-manager-controller loki; do
+    image-reflector-controller image-automation-controller cert-manager-controller loki \
+    prometheus-operator prometheus-config-reloader prometheus3 alertmanager kube-state-metrics; do
     command -v "$t" >/dev/null || { skip_or_fail "make gitops-e2e" "$t not installed (scripts/tools.sh)"; exit 0; }
   done
 }
@@ -209,7 +218,7 @@ trap finish EXIT
 STEP=images
 say "images: scripts/images.sh build (log $OUT/logs/images.log)"
 start_s=$SECONDS
-scripts/images.sh build proxy agent injector flask-hello-world podinfo flux cert-manager loki >"$OUT/logs/images.log" 2>&1 ||
+scripts/images.sh build proxy agent injector flask-hello-world podinfo flux cert-manager loki monitoring >"$OUT/logs/images.log" 2>&1 ||
   { tail -n 30 "$OUT/logs/images.log" >&2; die "image build failed"; }
 say "images built in $(( SECONDS - start_s )) s"
 
@@ -244,13 +253,27 @@ node_run helm push "$IMAGES/charts/cert-manager-$CERTMANAGER_VERSION.tgz" "oci:/
 "$CLUSTER" push "$(archive_of loki)" "grafana/loki:${LOKI_VERSION#v}" >>"$OUT/logs/cluster.log" 2>&1
 node_run helm push "$IMAGES/charts/loki-$LOKI_CHART_VERSION.tgz" "oci://$NODE_IP:5000/grafana/charts" --plain-http \
   >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of Loki's chart failed"
+# kube-prometheus-stack's values name quay.io/prometheus/..., quay.io/prometheus-operator/... and
+# registry.k8s.io/kube-state-metrics/... (both registries mirrored to the node's); its chart is the
+# one scripts/images.sh packaged without the remote subcharts.
+for ref in "prometheus-operator prometheus-operator/prometheus-operator:$PROMETHEUS_OPERATOR_VERSION" \
+  "prometheus-config-reloader prometheus-operator/prometheus-config-reloader:$PROMETHEUS_OPERATOR_VERSION" \
+  "prometheus prometheus/prometheus:$PROMETHEUS_VERSION-distroless" \
+  "alertmanager prometheus/alertmanager:$ALERTMANAGER_VERSION" \
+  "kube-state-metrics kube-state-metrics/kube-state-metrics:$KUBE_STATE_METRICS_VERSION"; do
+  "$CLUSTER" push "$(archive_of "${ref%% *}")" "${ref#* }" >>"$OUT/logs/cluster.log" 2>&1
+done
+node_run helm push "$IMAGES/charts/kube-prometheus-stack-$KPS_CHART_VERSION.tgz" "oci://$NODE_IP:5000/prometheus-community/charts" \
+  --plain-http >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of kube-prometheus-stack's chart failed"
+grep -q "clusterIP: $PROM_IP\$" flux/infrastructure/local/controllers/kube-prometheus-stack-values.yaml ||
+  die "Prometheus's Service address in the tree is not $PROM_IP (flux/infrastructure/local/controllers/kube-prometheus-stack-values.yaml)"
 grep -q "clusterIP: $LOKI_IP\$" flux/infrastructure/local/controllers/loki-source.yaml ||
   die "Loki's Service address in the tree is not $LOKI_URL (flux/infrastructure/local/controllers/loki-source.yaml)"
 grep -q "clusterIP: $GATEWAY_IP\$" flux/infrastructure/local/controllers/outrigger-values.yaml ||
   die "the gateway's Service address in the tree is not $GATEWAY_IP (flux/infrastructure/local/controllers/outrigger-values.yaml)"
 [[ "$(grep -c "domain: $DOMAIN\$" flux/clusters/local/apps.yaml flux/clusters/local/infrastructure.yaml | awk -F: '{ n += $2 } END { print n }')" == 2 ]] ||
   die "the local entry's domain is not $DOMAIN in both flux/clusters/local/apps.yaml and infrastructure.yaml"
-say "cluster up, images and the podinfo, cert-manager and Loki charts in the node's registry"
+say "cluster up, images and the podinfo, cert-manager, Loki and kube-prometheus-stack charts in the node's registry"
 
 # Flux's alerts go to the Alertmanager stand-in on the node's address.
 bg alerts python3 "$OUTRIGGER_ROOT/scripts/lib/alert-receiver.py" "$NODE_IP" "$ALERT_PORT" "$OUT/alerts.jsonl"
@@ -379,9 +402,10 @@ part flux "$(jq --argjson s "$flux_s" --argjson secret "$secret_ok" --argjson is
    objects: [.objects[] | {kind, namespace, name, ready, since}]}' "$OUT/flux-ready.json")"
 [[ "$secret_ok" == true && "$issued" == true && "$certs_ok" == true && "$http_app $http_podinfo $https_app $https_podinfo $unrouted" == "200 200 200 200 404" ]] ||
   die "after Ready: SOPS Secret decrypted $secret_ok, cert-manager issued $issued, listener certificates $certs_ok; through the gateway: HTTP app $http_app, podinfo $http_podinfo, HTTPS app $https_app, podinfo $https_podinfo, unknown host $unrouted (want 404)"
-# The stand-in for the monitoring stack the local entry cannot run: the cluster e2e's Prometheus,
-# for the dashboards' queries after the loop.
-prometheus_start || die "prometheus did not start"
+# The local kube-prometheus-stack answers on its fixed address (the dashboards' queries run there
+# after the loop).
+wait_until 120 "Prometheus ready on $PROM_URL" node_run curl -fs --max-time 2 -o /dev/null "$PROM_URL/-/ready" ||
+  die "the local Prometheus never answered $PROM_URL/-/ready"
 
 # ---- the loop ------------------------------------------------------------------------------------
 
@@ -431,15 +455,26 @@ part logs "$(jq --argjson ok "$logs_ok" --argjson sent "$(jq .sent "$OUT/load/lo
 say "logs: $(jq -c '{pass, request_lines, loop_requests_sent, streams}' "$OUT/parts/logs.json")"
 [[ "$logs_ok" == true ]] || die "the app's request lines never became queryable in Loki ($OUT/loki.json)"
 
-# Grafana's dashboards: every query of charts/outrigger/dashboards against that Prometheus, and the
-# golden metrics of every meshed pod (the cluster e2e's metrics test; no pod here is injected by
-# the webhook, the apps carry the sidecar from their charts).
+# Grafana's dashboards: every query of charts/outrigger/dashboards against the local
+# kube-prometheus-stack's Prometheus, which scrapes what the tree's PodMonitor and ServiceMonitors
+# select (the jobs below), and the golden metrics of every meshed pod (the cluster e2e's metrics
+# test; no pod here is injected by the webhook, the apps carry the sidecar from their charts).
+# kube-state-metrics runs, so its queries must return data too.
 STEP=metrics
-node_run python3 "$E2E" metrics --pki "$STATE/pki" --prom "http://$PROM" --no-injection \
+node_run python3 "$E2E" metrics --pki "$STATE/pki" --prom "$PROM_URL" --no-injection --kube-state-metrics \
+  --jobs outrigger-agent,outrigger-proxy,kube-state-metrics,"$APP" \
   --dashboards "$OUTRIGGER_ROOT/charts/outrigger/dashboards" --metrics-md "$OUTRIGGER_ROOT/docs/metrics.md" \
-  --wait 60 --out "$OUT/metrics.json"
-part metrics "$(jq '{pass, checks_passed, checks_failed, dashboard_queries, dashboard_failures}' "$OUT/metrics.json")"
-say "metrics: $(jq -c '{pass, checks_passed, dashboard_queries}' "$OUT/metrics.json")"
+  --wait 120 --out "$OUT/metrics.json"
+# Alertmanager routes to the local receiver: the always-firing LocalWatchdog (the local values'
+# rule) arrives as a webhook post.
+am_seen() { python3 "$GITOPS" webhook "$OUT/alerts.jsonl" --after 0 --alertname LocalWatchdog >"$OUT/am-alerts.json"; }
+am_ok=true
+wait_until 120 "Alertmanager's webhook with LocalWatchdog at the receiver" am_seen || am_ok=false
+[[ -s "$OUT/am-alerts.json" ]] || echo '[]' >"$OUT/am-alerts.json"
+part metrics "$(jq --argjson am "$am_ok" --arg prom "$PROM_URL" --slurpfile amw "$OUT/am-alerts.json" '
+  {pass: (.pass and $am), prometheus: $prom, checks_passed, checks_failed, dashboard_queries, dashboard_failures,
+   alertmanager_webhook: {received: $am, alerts: ($amw[0][:1])}}' "$OUT/metrics.json")"
+say "metrics: $(jq -c '{pass, checks_passed, dashboard_queries, alertmanager: .alertmanager_webhook.received}' "$OUT/parts/metrics.json")"
 
 # ---- a bad release ---------------------------------------------------------------------------------
 

@@ -171,7 +171,11 @@ def cmd_webhook(args: argparse.Namespace) -> int:
     for line in lines:
         rec = json.loads(line)
         body = rec["body"]
-        if rec["received"] < args.after or not isinstance(body, dict) or not isinstance(body.get("alerts"), list):
+        if (
+            rec["received"] < args.after
+            or not isinstance(body, dict)
+            or not isinstance(body.get("alerts"), list)
+        ):
             continue
         for alert in body["alerts"]:
             labels = alert.get("labels") or {}

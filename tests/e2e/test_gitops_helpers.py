@@ -107,7 +107,9 @@ def test_webhook_finds_alertmanagers_alerts_by_name_and_not_fluxs(receiver):
     time.sleep(0.01)
     # Flux's post (a list) names the alert too: it must not count as Alertmanager's.
     post(f"{url}/api/v2/alerts/", json.dumps([{"labels": {"alertname": "LocalWatchdog"}}]).encode())
-    assert run_gitops("webhook", str(out), "--after", str(cut), "--alertname", "LocalWatchdog").returncode == 1
+    assert (
+        run_gitops("webhook", str(out), "--after", str(cut), "--alertname", "LocalWatchdog").returncode == 1
+    )
     payload = {
         "version": "4",
         "receiver": "local-receiver",
@@ -125,7 +127,12 @@ def test_webhook_finds_alertmanagers_alerts_by_name_and_not_fluxs(receiver):
         ("/alertmanager/webhook", "local-receiver", "LocalWatchdog")
     ]
     # Before the cut-off nothing counts.
-    assert run_gitops("webhook", str(out), "--after", str(time.time() + 1), "--alertname", "LocalWatchdog").returncode == 1
+    assert (
+        run_gitops(
+            "webhook", str(out), "--after", str(time.time() + 1), "--alertname", "LocalWatchdog"
+        ).returncode
+        == 1
+    )
 
 
 def flux_obj(kind: str, name: str, ready: str, since: str, namespace: str = "flux-system") -> dict:
@@ -358,7 +365,7 @@ def test_the_e2e_addresses_and_hostnames_are_the_trees():
     consts = dict(
         line.split("=", 1)
         for line in script.splitlines()
-        if line.split("=", 1)[0] in ("LOKI_IP", "GATEWAY_IP", "DOMAIN")
+        if line.split("=", 1)[0] in ("LOKI_IP", "GATEWAY_IP", "DOMAIN", "PROM_IP")
     )
     controllers = ROOT / "flux" / "infrastructure" / "local" / "controllers"
     loki = [
@@ -367,6 +374,28 @@ def test_the_e2e_addresses_and_hostnames_are_the_trees():
         if d["kind"] == "Service"
     ]
     assert [d["spec"]["clusterIP"] for d in loki] == [consts["LOKI_IP"]]
+    kps = yaml.safe_load((controllers / "kube-prometheus-stack-values.yaml").read_text())["spec"]["values"]
+    assert kps["prometheus"]["service"]["clusterIP"] == consts["PROM_IP"]
+    # Alertmanager's webhook goes to the receiver the e2e runs on the node's address.
+    node_ip, alert_port = (
+        dict(
+            line.split("=", 1)
+            for line in script.splitlines()
+            if line.split("=", 1)[0] in ("NODE_IP", "ALERT_PORT")
+        )[k]
+        for k in ("NODE_IP", "ALERT_PORT")
+    )
+    [receiver] = kps["alertmanager"]["config"]["receivers"]
+    assert receiver["webhook_configs"][0]["url"].startswith(f"http://{node_ip}:{alert_port}/")
+    # The static band: the lowest 16 addresses of 10.242.0.0/24, each Service its own.
+    fixed = [
+        consts["LOKI_IP"],
+        consts["GATEWAY_IP"],
+        consts["PROM_IP"],
+        kps["alertmanager"]["service"]["clusterIP"],
+    ]
+    assert len(set(fixed)) == len(fixed)
+    assert all(ip.startswith("10.242.0.") and 1 <= int(ip.rsplit(".", 1)[1]) <= 15 for ip in fixed)
     outrigger = yaml.safe_load((controllers / "outrigger-values.yaml").read_text())
     assert outrigger["spec"]["values"]["gateway"]["service"]["clusterIP"] == consts["GATEWAY_IP"]
     assert (
