@@ -92,7 +92,8 @@ CRD_YAML_MODULES=(
   github.com/fluxcd/kustomize-controller@v1.9.5:config/crd/bases
   github.com/fluxcd/helm-controller@v1.6.4:config/crd/bases
   github.com/cert-manager/cert-manager@v1.21.2:deploy/crds
-  github.com/prometheus-operator/prometheus-operator@v0.85.0:example/prometheus-operator-crd
+  # The version kube-prometheus-stack KPS_CHART_VERSION installs (its appVersion).
+  github.com/prometheus-operator/prometheus-operator@v0.93.1:example/prometheus-operator-crd
   # experimental first, then standard: a kind in both ends up with the standard-channel schema.
   sigs.k8s.io/gateway-api@v1.6.3:config/crd/experimental
   sigs.k8s.io/gateway-api@v1.6.3:config/crd/standard
