@@ -493,8 +493,11 @@ PY
       # "NAME, version X (branch: ..."), and the image runs as nobody like upstream's.
       local version
       version="$(printf '%s\n' "${MONITORING_IMAGES[@]}" | awk -F'|' -v n="$name" '$1 == n { print $3 }')"
-      out="$(run_ "$ref" --version 2>&1)" || fail "$name: --version failed: $out"
-      grep -q "version ${version#v}[ -]" <<<"$out" || fail "$name: --version says '$out', want ${version#v}"
+      # kube-state-metrics is a cobra command: `version` is a subcommand there.
+      local flag=--version
+      [[ "$name" != kube-state-metrics ]] || flag=version
+      out="$(run_ "$ref" "$flag" 2>&1)" || fail "$name: $flag failed: $out"
+      grep -q "version ${version#v}[ -]" <<<"$out" || fail "$name: $flag says '$out', want ${version#v}"
       [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 65534:65534 ]] || fail "$name: not user 65534"
       ;;
     pause)

@@ -165,10 +165,14 @@ PROMETHEUS_OPERATOR_VERSION=v0.93.1
 PROMETHEUS_VERSION=v3.14.0
 PROMETHEUS_MODULE_VERSION=v0.314.0
 PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_kubernetes_sd
-# Alertmanager (values: quay.io/prometheus/alertmanager:v0.34.0): `go install` as is.
+# Alertmanager (values: quay.io/prometheus/alertmanager:v0.34.0): built from a copy of its module
+# with a placeholder web UI (the module zip lacks ui/app/dist, an npm build's output that ui/web.go
+# embeds; tools/install/monitoring.sh alertmanager_src). The API is unchanged.
 ALERTMANAGER_VERSION=v0.34.0
 # kube-state-metrics (the kube-state-metrics subchart 8.4.1's appVersion 2.20.0):
 # registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0, `go install` as is.
+# None of the five versions was refused by the module proxy (2026-12-07); build times on this
+# 2-core machine, shared, nice 19, -p=1: docs/tools.md.
 KUBE_STATE_METRICS_VERSION=v2.20.0
 # Grafana stays off on the local node: the module proxy refuses github.com/grafana/grafana (403,
 # every version, even the list), and its frontend needs a Node toolchain and npm registry besides;

@@ -42,14 +42,21 @@ go_tool_key() {
   fi
 }
 
-# build_go_tool NAME VERSION TARGET [LDFLAGS [TAGS]]: TARGET is PKG@VERSION for `go install`, or
-# wrapper:DIR:PKG for a wrapper module in tools/DIR; TAGS a comma-separated build tag list. Runs in
+# build_go_tool NAME VERSION TARGET [LDFLAGS [TAGS]]: TARGET is PKG@VERSION for `go install`,
+# wrapper:DIR:PKG for a wrapper module in tools/DIR, or srcdir:ABSDIR:PKG for a module source the
+# caller prepared in ABSDIR; TAGS a comma-separated build tag list. Runs in
 # the background-safe way: all output goes to $OUTRIGGER_TOOLS/logs/go-NAME.log.
 build_go_tool() {
   local name=$1 version=$2 target=$3 ldflags="-s -w ${4:-}" tags=${5:-}
   local log="$OUTRIGGER_TOOLS/logs/go-$name.log" start
   start=$(date +%s)
-  if [[ "$target" == wrapper:* ]]; then
+  if [[ "$target" == srcdir:* ]]; then
+    # A module's source prepared by the caller outside the module cache (built as the main module,
+    # with its own go.mod and go.sum).
+    local dir pkg
+    IFS=: read -r _ dir pkg <<<"$target"
+    (cd "$dir" && go build -tags="$tags" -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
+  elif [[ "$target" == wrapper:* ]]; then
     local dir pkg
     IFS=: read -r _ dir pkg <<<"$target"
     # The pin in tools/versions.sh and the wrapper's go.mod must agree.
