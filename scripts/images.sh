@@ -493,10 +493,11 @@ PY
       # "NAME, version X (branch: ..."), and the image runs as nobody like upstream's.
       local version
       version="$(printf '%s\n' "${MONITORING_IMAGES[@]}" | awk -F'|' -v n="$name" '$1 == n { print $3 }')"
-      # kube-state-metrics is a cobra command: `version` is a subcommand there.
-      local flag=--version
-      [[ "$name" != kube-state-metrics ]] || flag=version
-      out="$(run_ "$ref" "$flag" 2>&1)" || fail "$name: $flag failed: $out"
+      # kube-state-metrics is a cobra command: `version` is a subcommand there, which refuses the
+      # flags upstream's ENTRYPOINT carries, so the binary is started without them.
+      local flag=--version entry=()
+      [[ "$name" != kube-state-metrics ]] || { flag=version; entry=(--entrypoint /kube-state-metrics); }
+      out="$(run_ "${entry[@]}" "$ref" "$flag" 2>&1)" || fail "$name: $flag failed: $out"
       grep -q "version ${version#v}[ -]" <<<"$out" || fail "$name: $flag says '$out', want ${version#v}"
       [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 65534:65534 ]] || fail "$name: not user 65534"
       ;;
