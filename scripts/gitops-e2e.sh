@@ -42,8 +42,8 @@
 #
 # Writes target/cluster-e2e/gitops/summary.json and merges it into target/cluster-e2e/summary.json
 # under "gitops"; exits non-zero on any failure. Root, the toolchain (scripts/tools.sh: cluster,
-# flux, certmanager, loki, monitoring, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the
-# local node".
+# flux, certmanager, loki, monitoring, go steps; age, sops) and Debian's podman. docs/cluster.md,
+# "GitOps on the local node".
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
