@@ -10,9 +10,10 @@ flux/infrastructure/local/controllers).
 - prometheus-operator + kube-state-metrics against a real kube-apiserver (scripts/kube-test-env.sh,
   no kubelet): the chart's CRDs and rendered objects applied, the operator turns the Prometheus
   and Alertmanager resources into StatefulSets on the images the node gets, and the Outrigger
-  PodMonitor/ServiceMonitor into scrape jobs; this Prometheus loads that generated config and
-  scrapes kube-state-metrics, and every kube-state-metrics query of the Grafana dashboards returns
-  data."""
+  PodMonitor/ServiceMonitor into scrape jobs and its rule ConfigMap; the Alertmanager and
+  Prometheus built here start with those StatefulSets' own arguments on the operator's generated
+  configs, and with kube-state-metrics scraped every kube-state-metrics query of the Grafana
+  dashboards returns data."""
 
 from __future__ import annotations
 
@@ -437,26 +438,87 @@ def test_the_operator_and_kube_state_metrics_on_a_real_api_server(procs: Procs, 
         job.pop("bearer_token_file", None)
         job.pop("authorization", None)
     config.pop("alerting", None)
-    config["rule_files"] = []
+    # The rules the operator put in its ConfigMap (the local values' LocalWatchdog), as the pod
+    # mounts them.
+    rules_dir = tmp / "rules"
+    rules_dir.mkdir()
+    rulefiles = json.loads(
+        kube(
+            kubectl,
+            kubeconfig,
+            "-n",
+            "monitoring",
+            "get",
+            "configmap",
+            f"{generated}-rulefiles-0",
+            "-o",
+            "json",
+        )
+    )
+    for key, text in rulefiles["data"].items():
+        (rules_dir / key).write_text(text, encoding="utf-8")
+    config["rule_files"] = [str(rules_dir / "*.yaml")]
     config["scrape_configs"].append(
         {"job_name": "ksm-direct", "static_configs": [{"targets": [f"127.0.0.1:{ksm_port}"]}]}
     )
     config["global"]["scrape_interval"] = "1s"
     (tmp / "generated.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    prom_port = free_port()
-    prom = procs.start(
-        "prometheus",
-        [
-            tool("prometheus3"),
-            f"--config.file={tmp / 'generated.yml'}",
-            f"--storage.tsdb.path={tmp / 'prom'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
+
+    # Both servers start with the arguments of the operator's StatefulSets (so every flag the
+    # operator sets is one these builds accept), only files, ports and the cluster listener moved.
+    def sts_args(name: str, container: str) -> list[str]:
+        spec = sts[name]["spec"]["template"]["spec"]
+        return next(c for c in spec["containers"] if c["name"] == container)["args"]
+
+    def with_overrides(args: list[str], overrides: dict[str, str]) -> list[str]:
+        kept = [a for a in args if a.split("=", 1)[0] not in overrides]
+        return kept + [f"{k}={v}" for k, v in overrides.items()]
+
+    def secret_file(name: str, key: str, gz: bool = False) -> Path:
+        raw = base64.b64decode(secret_json(name)["data"][key])
+        path = tmp / f"{name}-{key.removesuffix('.gz')}"
+        path.write_bytes(gzip.decompress(raw) if gz else raw)
+        return path
+
+    am_name = f"alertmanager-{RELEASE}-alertmanager"
+    am_port = free_port()
+    am_config = secret_file(f"{am_name}-generated", "alertmanager.yaml.gz", gz=True)
+    assert "http://10.240.0.10:9093/alertmanager/webhook" in am_config.read_text(encoding="utf-8")
+    am_args = with_overrides(
+        sts_args(am_name, "alertmanager"),
+        {
+            "--config.file": str(am_config),
+            "--web.config.file": str(secret_file(f"{am_name}-web-config", "web-config.yaml")),
+            "--storage.path": str(tmp / "am"),
+            "--web.listen-address": f"127.0.0.1:{am_port}",
+            "--cluster.listen-address": "",
+        },
     )
+    am = procs.start("alertmanager", [tool("alertmanager"), *am_args])
+    wait_until("alertmanager ready", lambda: http_get(f"http://127.0.0.1:{am_port}/-/ready")[0] == 200)
+    am_status = json.loads(http_get(f"http://127.0.0.1:{am_port}/api/v2/status")[1])
+    # The loaded config routes to the receiver (Alertmanager masks the URL itself as <secret>).
+    loaded_am = yaml.safe_load(am_status["config"]["original"])
+    assert loaded_am["route"]["receiver"] == "local-receiver"
+    assert [r["name"] for r in loaded_am["receivers"] if r.get("webhook_configs")] == ["local-receiver"]
+
+    prom_port = free_port()
+    prom_args = with_overrides(
+        sts_args(generated, "prometheus"),
+        {
+            "--config.file": str(tmp / "generated.yml"),
+            "--web.config.file": str(secret_file(f"{generated}-web-config", "web-config.yaml")),
+            "--storage.tsdb.path": str(tmp / "prom"),
+            "--web.listen-address": f"127.0.0.1:{prom_port}",
+        },
+    )
+    prom = procs.start("prometheus", [tool("prometheus3"), *prom_args])
     prom_url = f"http://127.0.0.1:{prom_port}"
     wait_until("prometheus ready", lambda: http_get(f"{prom_url}/-/ready")[0] == 200, timeout=60)
     loaded = prom_get(prom_url, "/api/v1/status/config")["yaml"]
     assert "podMonitor/outrigger-system/outrigger-proxy/0" in loaded
+    rules = {r["name"] for g in prom_get(prom_url, "/api/v1/rules")["groups"] for r in g["rules"]}
+    assert "LocalWatchdog" in rules
 
     ksm_queries = [
         grafana_to_promql(e.expr, rate_interval="1m")
@@ -471,4 +533,4 @@ def test_the_operator_and_kube_state_metrics_on_a_real_api_server(procs: Procs, 
         )
 
     wait_until("every kube-state-metrics dashboard query with data", all_have_data, timeout=60)
-    assert prom.popen.poll() is None
+    assert prom.popen.poll() is None and am.popen.poll() is None
