@@ -13,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from e2e_api import Api, meshed, ready
@@ -57,6 +58,25 @@ def dashboard_queries(directory: str) -> list[tuple[str, str, str]]:
         (e.dashboard, e.source, grafana_to_promql(e.expr, rate_interval=RATE_INTERVAL))
         for e in dashboard_exprs(Path(directory))
     ]
+
+
+def query_status(
+    q: str, result: list, error: str | None, kube_state_metrics: bool, known_empty: Callable[[str], bool]
+) -> str:
+    """What a dashboard query's answer means: `data`; `error`; empty, `needs_kube_state_metrics`
+    where kube-state-metrics does not run and the query reads it; `no_events` when every metric it
+    reads is ``known_empty`` (has series, or is a labeled event family with no event yet);
+    else `no_data`, a failure."""
+    names = metric_names(q)
+    if error:
+        return "error"
+    if result:
+        return "data"
+    if KSM.search(q) and not kube_state_metrics:
+        return "needs_kube_state_metrics"
+    if names and all(known_empty(n) for n in names):
+        return "no_events"
+    return "no_data"
 
 
 def labeled_families(metrics_md: str) -> set[str]:
@@ -125,19 +145,15 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             error = None
         except Exception as e:  # noqa: BLE001 - a bad query is a failure, reported as such
             result, error = [], str(e)
-        names = metric_names(q)
-        if error:
-            status = "error"
-        elif result:
-            status = "data"
-        elif KSM.search(q) and not args.kube_state_metrics:
-            status = "needs_kube_state_metrics"
-        elif names and all(
-            metric_family(n) in events or prom.query(f'count({{__name__="{n}"}})') for n in names
-        ):
-            status = "no_events"
-        else:
-            status = "no_data"
+        status = query_status(
+            q,
+            result,
+            error,
+            kube_state_metrics=args.kube_state_metrics,
+            known_empty=lambda n: (
+                metric_family(n) in events or bool(prom.query(f'count({{__name__="{n}"}})'))
+            ),
+        )
         queries.append(
             {
                 "dashboard": board,
