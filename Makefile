@@ -68,11 +68,11 @@ cluster-down: ## stop the local cluster and remove everything it created (idempo
 # Writes target/cluster-e2e/summary.json; the GitOps loop runs after the other tests even when one
 # of them failed, and adds its figures under "gitops".
 cluster-e2e: ## up, build images, helm install, end-to-end tests (rollouts under load, logs, metrics), down; then gitops-e2e (root; docs/cluster.md)
-	scripts/tools.sh apt go cluster flux certmanager
+	scripts/tools.sh apt go cluster flux certmanager loki monitoring
 	rc=0; scripts/cluster-e2e.sh || rc=$$?; scripts/gitops-e2e.sh || rc=1; exit $$rc
 
 gitops-e2e: ## Flux on the local node reconciles flux/clusters/local from a local Git server; a commit becomes a zero-failure rollout (root; docs/cluster.md)
-	scripts/tools.sh apt go cluster flux certmanager
+	scripts/tools.sh apt go cluster flux certmanager loki monitoring
 	scripts/gitops-e2e.sh
 
 gateway-conformance: ## the Gateway API conformance suite (GATEWAY-HTTP) against outrigger-proxy gateway on the local node; report in target/cluster-e2e (root; docs/gateway.md)

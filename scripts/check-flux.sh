@@ -77,6 +77,72 @@ if errors:
 print(f"  {len(docs)} objects, {len(by_kind['CustomResourceDefinition'])} CRDs, images {registry}/NAME:PIN")
 PY
 
+# The local node's Loki and kube-prometheus-stack: their charts come from Go modules
+# (scripts/loki-chart.sh, scripts/kps-chart.sh), so unlike the other remote charts they can be
+# rendered here, with the values the local entry gives them. Everything they render must be valid,
+# and their only images the ones this repository builds (scripts/images.sh build loki / monitoring):
+# anything else would be an image the offline node cannot pull.
+# local_chart NAME CHART_TGZ WANT_IMAGE...: the local HelmRelease monitoring/NAME (chartRef the
+# OCIRepository NAME) rendered by helm template -> its images == WANT_IMAGE..., kubeconform.
+local_chart() {
+  local name=$1 chart=$2 images
+  shift 2
+  python3 - "$work/out/local/ks-infra-controllers.yaml" "$work/$name-values.yaml" "$name" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1], encoding="utf-8")) if d]
+name = sys.argv[3]
+hr = [d for d in docs if d["kind"] == "HelmRelease" and d["metadata"]["name"] == name]
+if len(hr) != 1 or hr[0]["metadata"]["namespace"] != "monitoring":
+    sys.exit(f"check-flux: the local infra-controllers must hold the HelmRelease monitoring/{name}")
+if (hr[0]["spec"].get("chartRef") or {}) != {"kind": "OCIRepository", "name": name}:
+    sys.exit(f"check-flux: the local {name} release must use the OCIRepository {name} (the node's registry)")
+yaml.safe_dump(hr[0]["spec"].get("values") or {}, open(sys.argv[2], "w", encoding="utf-8"))
+PY
+  helm template "$name" "$chart" --namespace monitoring --kube-version "$PLATFORM_KUBE_VERSION" \
+    -f "$work/$name-values.yaml" >"$work/$name-rendered.yaml"
+  # Pod templates' containers, the operator's config-reloader argument and the operator's
+  # Prometheus/Alertmanager resources' spec.image: every image the release makes the node pull.
+  images=$(python3 - "$work/$name-rendered.yaml" <<'PY' | sort -u
+import sys, yaml
+def pods(d):
+    spec = d.get("spec") or {}
+    if d["kind"] == "Pod":
+        yield spec
+    elif d["kind"] == "CronJob":
+        yield spec["jobTemplate"]["spec"]["template"]["spec"]
+    elif "template" in spec:
+        yield spec["template"]["spec"]
+for d in yaml.safe_load_all(open(sys.argv[1], encoding="utf-8")):
+    d = d or {"kind": ""}
+    if d["kind"] in ("Prometheus", "Alertmanager", "ThanosRuler", "PrometheusAgent"):
+        print(d["spec"]["image"])
+    for pod in pods(d):
+        for c in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+            print(c["image"])
+            for a in c.get("args") or []:
+                if a.startswith("--prometheus-config-reloader="):
+                    print(a.split("=", 1)[1])
+PY
+  )
+  if [[ "$images" != "$(printf '%s\n' "$@" | sort -u)" ]]; then
+    echo "check-flux: $name's chart with the local values renders images '${images//$'\n'/ }', want only $*" >&2
+    exit 1
+  fi
+  "$KUBECONFORM" "$work/$name-rendered.yaml"
+  say "  $(grep -c '^kind:' "$work/$name-rendered.yaml") objects; images: ${images//$'\n'/ }"
+}
+say "Loki's chart on the local node: helm template with the rendered local values -> images, kubeconform"
+loki_chart=$("$OUTRIGGER_ROOT/scripts/loki-chart.sh" "$work/loki-chart")
+local_chart loki "$loki_chart" "docker.io/grafana/loki:${LOKI_VERSION#v}"
+say "kube-prometheus-stack's chart on the local node: the same"
+kps_chart=$("$OUTRIGGER_ROOT/scripts/kps-chart.sh" "$work/kps-chart")
+local_chart kube-prometheus-stack "$kps_chart" \
+  "quay.io/prometheus-operator/prometheus-operator:$PROMETHEUS_OPERATOR_VERSION" \
+  "quay.io/prometheus-operator/prometheus-config-reloader:$PROMETHEUS_OPERATOR_VERSION" \
+  "quay.io/prometheus/prometheus:$PROMETHEUS_VERSION-distroless" \
+  "quay.io/prometheus/alertmanager:$ALERTMANAGER_VERSION" \
+  "registry.k8s.io/kube-state-metrics/kube-state-metrics:$KUBE_STATE_METRICS_VERSION"
+
 say "server-side dry run on a real kube-apiserver (dryRun=All, fieldValidation=Strict)"
 if with_kube_api; then
   "$PLATFORM_CHECKS" dryrun "$KUBE_STATE" "${rendered[@]}"

@@ -194,13 +194,15 @@ server = "http://$REGISTRY"
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
-  # Images the Flux tree names (ghcr.io/outrigger-mesh/..., ghcr.io/stefanprodan/podinfo, and
-  # cert-manager's chart's quay.io/jetstack/...) and the Gateway API conformance suite's manifests
-  # name (registry.k8s.io/gateway-api/echo-basic, registry.k8s.io/coredns/coredns) come from the
-  # node's registry under the same path: the cluster's one swap for the image registries
-  # (docs/cluster.md, "GitOps"). The namespace has no route out, so the upstreams are never tried.
+  # Images the Flux tree names (ghcr.io/outrigger-mesh/..., ghcr.io/stefanprodan/podinfo,
+  # cert-manager's chart's quay.io/jetstack/..., Loki's chart's docker.io/grafana/loki,
+  # kube-prometheus-stack's quay.io/prometheus/... and registry.k8s.io/kube-state-metrics/...) and
+  # the Gateway API conformance suite's manifests name (registry.k8s.io/gateway-api/echo-basic,
+  # registry.k8s.io/coredns/coredns) come from the node's registry under the same path: the
+  # cluster's one swap for the image registries (docs/cluster.md, "GitOps"). The namespace has no
+  # route out, so the upstream registries themselves are never tried.
   local upstream
-  for upstream in ghcr.io quay.io registry.k8s.io; do
+  for upstream in ghcr.io quay.io docker.io registry.k8s.io; do
     mkdir -p "$c/certs.d/$upstream"
     cat >"$c/certs.d/$upstream/hosts.toml" <<EOF
 server = "https://$upstream"

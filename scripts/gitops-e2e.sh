@@ -2,34 +2,48 @@
 # make gitops-e2e (issue 20): Flux reconciles this repository's own tree on the local node, and a
 # commit becomes a zero-downtime rollout, offline.
 #
-#   images    scripts/images.sh build (the daemons, the app, podinfo, and the Flux controllers and
-#             cert-manager from the toolchain's binaries), cached
+#   images    scripts/images.sh build (the daemons, the app, podinfo, and the Flux controllers,
+#             cert-manager, Loki and the monitoring stack from the toolchain's binaries), cached
 #   up        scripts/cluster.sh up; each image pushed under the name and tag the local cluster
-#             entry pulls (ghcr.io/... and quay.io/... through containerd's mirrors of the node's
-#             registry), the Flux controllers as fluxcd/NAME:PIN, cert-manager as
-#             jetstack/cert-manager-NAME:VERSION, podinfo's and cert-manager's charts as OCI artifacts
+#             entry pulls (ghcr.io/..., quay.io/... and docker.io/... through containerd's mirrors
+#             of the node's registry), the Flux controllers as fluxcd/NAME:PIN, cert-manager as
+#             jetstack/cert-manager-NAME:VERSION, Loki as grafana/loki:VERSION, the monitoring
+#             images under kube-prometheus-stack's names (quay.io/prometheus/..., quay.io/
+#             prometheus-operator/..., registry.k8s.io/kube-state-metrics/...), podinfo's,
+#             cert-manager's, Loki's and kube-prometheus-stack's charts as OCI artifacts
 #   git       a clone of HEAD with one local commit (the run's SOPS-encrypted test Secret, for a
 #             throw-away age key made here), served as a bare repository by
 #             scripts/lib/git-http-server.py on the node's address (push enabled, for Flux)
 #   flux      scripts/flux-install-manifests.sh (the `flux install` layout) on fixed Service IPs
 #             (no cluster DNS here), the sops-age Secret, and the sync objects for
 #             ./flux/clusters/local; every Kustomization and HelmRelease must become Ready, the
-#             Kustomizations in dependency order (secrets -> controllers -> configs -> apps)
-#   loop      under steady load through the app's Service (the cluster e2e's load generator):
+#             Kustomizations in dependency order (secrets -> controllers -> configs -> apps), and
+#             the HelmReleases along their dependsOn chains (Gateway API CRDs -> cert-manager ->
+#             outrigger; Loki -> outrigger, whose agent ships to it; kube-prometheus-stack ->
+#             outrigger, whose PodMonitor/ServiceMonitor need its CRDs)
+#   checks    the apps answer through outrigger's gateway (the public Gateway): plain HTTP with each
+#             route's Host header, HTTPS with SNI and the local CA (cert-manager's gateway-shim
+#             issued the listener certificates), an unknown host 404
+#   loop      under steady load through the gateway (the cluster e2e's load generator, the app's
+#             Host header):
 #             commit an app change -> the release build (scripts/images.sh, the release
 #             workflow's Dockerfile and build args) -> push the new semver tag -> Flux's image
 #             automation commits it to the local repository -> helm-controller rolls the app;
 #             zero failed requests; commit-to-Ready time
-#   metrics   Debian's Prometheus (as in the cluster e2e): every Grafana dashboard query of
-#             charts/outrigger and the golden metrics of every meshed pod
+#   logs      the app's request lines of that load, shipped by the agent, queried back from Loki
+#             (query_range on its fixed Service address, from inside the node's namespace)
+#   metrics   the local kube-prometheus-stack's Prometheus (fixed Service address): every Grafana
+#             dashboard query of charts/outrigger (kube-state-metrics' included) and the golden
+#             metrics of every meshed pod, scraped through the tree's PodMonitor/ServiceMonitors;
+#             its Alertmanager's webhook (the always-firing LocalWatchdog) at the local receiver
 #   bad image a release whose pods never get Ready: the rollout stalls with the old pods serving,
 #             zero failed requests, and Flux's alert reaches the local Alertmanager stand-in
 #   down      always (trap); the host must be as before `up`
 #
 # Writes target/cluster-e2e/gitops/summary.json and merges it into target/cluster-e2e/summary.json
 # under "gitops"; exits non-zero on any failure. Root, the toolchain (scripts/tools.sh: cluster,
-# flux, certmanager, go steps; age, sops) and Debian's podman. docs/cluster.md, "GitOps on the
-# local node".
+# flux, certmanager, loki, monitoring, go steps; age, sops) and Debian's podman. docs/cluster.md,
+# "GitOps on the local node".
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
@@ -48,7 +62,6 @@ OUT=$OUTRIGGER_ROOT/target/cluster-e2e/gitops
 SUMMARY=$OUTRIGGER_ROOT/target/cluster-e2e/summary.json
 GITOPS=$OUTRIGGER_ROOT/tests/cluster/gitops.py
 E2E=$OUTRIGGER_ROOT/tests/cluster/e2e.py
-PROM=127.0.0.1:9090
 LOADGEN=$OUTRIGGER_ROOT/tests/cluster/loadgen.py
 RATE=${OUTRIGGER_E2E_RATE:-200}
 # How long Flux may take to bring the whole entry up, and one release to go through the loop.
@@ -58,10 +71,27 @@ LOOP_TIMEOUT=${OUTRIGGER_GITOPS_LOOP_TIMEOUT:-420}
 NODE_IP=10.240.0.10
 GIT_PORT=8418
 ALERT_PORT=9093
-SINK_PORT=3100
 # Free addresses of the Service range (10.242.0.0/24) for the Services other controllers address.
 SOURCE_IP=10.242.0.200
 EVENTS_IP=10.242.0.201
+# Loki's Service address in the tree (flux/infrastructure/local/controllers/loki-source.yaml).
+LOKI_IP=10.242.0.12
+LOKI_URL=http://$LOKI_IP:3100
+# kube-prometheus-stack's Prometheus Service address in the tree
+# (flux/infrastructure/local/controllers/kube-prometheus-stack-values.yaml).
+PROM_IP=10.242.0.14
+PROM_URL=http://$PROM_IP:9090
+# HelmReleases that must become Ready in this order (their dependsOn chains in infra-controllers):
+# the Gateway API CRDs before cert-manager (gateway-shim) before the Outrigger release (injector
+# certificate); Loki before the Outrigger release (its agent ships there).
+HR_CHAINS=("outrigger-system/gateway-api-crds,cert-manager/cert-manager,outrigger-system/outrigger"
+  "monitoring/loki,outrigger-system/outrigger" "monitoring/kube-prometheus-stack,outrigger-system/outrigger")
+# outrigger's gateway: its Service's fixed address (flux/infrastructure/local/controllers/
+# outrigger-values.yaml) and the apps' hostnames on the local entry (flux/clusters/local, domain).
+GATEWAY_IP=10.242.0.13
+DOMAIN=local.outrigger.invalid
+APP_HOST=hello.$DOMAIN
+PODINFO_HOST=podinfo.$DOMAIN
 APP_NS=hello
 APP=flask-hello-world
 REPLICAS=2
@@ -73,9 +103,10 @@ die() { say "ERROR: $*"; exit 1; }
 need() {
   local t
   [[ $(id -u) -eq 0 ]] || { skip_or_fail "make gitops-e2e" "needs root (the cluster and the image builds)"; exit 0; }
-  for t in git age-keygen sops helm kubectl kustomize openssl python3 jq podman nsenter curl base64 prometheus \
+  for t in git age-keygen sops helm kubectl kustomize openssl python3 jq podman nsenter curl base64 \
     source-controller kustomize-controller helm-controller notification-controller \
-    image-reflector-controller image-automation-controller cert-manager-controller; do
+    image-reflector-controller image-automation-controller cert-manager-controller loki \
+    prometheus-operator prometheus-config-reloader prometheus3 alertmanager kube-state-metrics; do
     command -v "$t" >/dev/null || { skip_or_fail "make gitops-e2e" "$t not installed (scripts/tools.sh)"; exit 0; }
   done
 }
@@ -106,7 +137,7 @@ finish() {
     >"$OUT/summary.json" || rc=1
   python3 "$GITOPS" summary --gitops "$OUT/summary.json" --out "$SUMMARY" || rc=1
   [[ "$(jq -r .pass "$OUT/summary.json")" == true ]] || rc=1
-  say "$(jq -c '{pass, seconds, flux: .flux.seconds_to_ready, loop: (.loop | {commit_to_ready_s, sent: .load.sent, failed: .load.failed}), bad_image: (.bad_image | {held, alert: (.alerts | length), sent: .load.sent, failed: .load.failed}), host_clean: ."host-clean".pass}' "$OUT/summary.json" 2>/dev/null)"
+  say "$(jq -c '{pass, seconds, flux: .flux.seconds_to_ready, loop: (.loop | {commit_to_ready_s, sent: .load.sent, failed: .load.failed}), loki_lines: .logs.request_lines, gateway: .flux.gateway, bad_image: (.bad_image | {held, alert: (.alerts | length), sent: .load.sent, failed: .load.failed}), host_clean: ."host-clean".pass}' "$OUT/summary.json" 2>/dev/null)"
   say "summary: $OUT/summary.json ($SECONDS s)"
   exit "$rc"
 }
@@ -187,7 +218,7 @@ trap finish EXIT
 STEP=images
 say "images: scripts/images.sh build (log $OUT/logs/images.log)"
 start_s=$SECONDS
-scripts/images.sh build proxy agent injector flask-hello-world podinfo flux cert-manager >"$OUT/logs/images.log" 2>&1 ||
+scripts/images.sh build proxy agent injector flask-hello-world podinfo flux cert-manager loki monitoring >"$OUT/logs/images.log" 2>&1 ||
   { tail -n 30 "$OUT/logs/images.log" >&2; die "image build failed"; }
 say "images built in $(( SECONDS - start_s )) s"
 
@@ -217,11 +248,34 @@ for name in "${CERTMANAGER_BINARIES[@]}"; do
 done
 node_run helm push "$IMAGES/charts/cert-manager-$CERTMANAGER_VERSION.tgz" "oci://$NODE_IP:5000/jetstack/charts" --plain-http \
   >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of cert-manager's chart failed"
-say "cluster up, images and the podinfo and cert-manager charts in the node's registry"
+# Loki's chart values name docker.io/grafana/loki:TAG (no v), mirrored to the node's registry; its
+# chart is the one scripts/images.sh packaged without the remote subcharts.
+"$CLUSTER" push "$(archive_of loki)" "grafana/loki:${LOKI_VERSION#v}" >>"$OUT/logs/cluster.log" 2>&1
+node_run helm push "$IMAGES/charts/loki-$LOKI_CHART_VERSION.tgz" "oci://$NODE_IP:5000/grafana/charts" --plain-http \
+  >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of Loki's chart failed"
+# kube-prometheus-stack's values name quay.io/prometheus/..., quay.io/prometheus-operator/... and
+# registry.k8s.io/kube-state-metrics/... (both registries mirrored to the node's); its chart is the
+# one scripts/images.sh packaged without the remote subcharts.
+for ref in "prometheus-operator prometheus-operator/prometheus-operator:$PROMETHEUS_OPERATOR_VERSION" \
+  "prometheus-config-reloader prometheus-operator/prometheus-config-reloader:$PROMETHEUS_OPERATOR_VERSION" \
+  "prometheus prometheus/prometheus:$PROMETHEUS_VERSION-distroless" \
+  "alertmanager prometheus/alertmanager:$ALERTMANAGER_VERSION" \
+  "kube-state-metrics kube-state-metrics/kube-state-metrics:$KUBE_STATE_METRICS_VERSION"; do
+  "$CLUSTER" push "$(archive_of "${ref%% *}")" "${ref#* }" >>"$OUT/logs/cluster.log" 2>&1
+done
+node_run helm push "$IMAGES/charts/kube-prometheus-stack-$KPS_CHART_VERSION.tgz" "oci://$NODE_IP:5000/prometheus-community/charts" \
+  --plain-http >>"$OUT/logs/cluster.log" 2>&1 || die "helm push of kube-prometheus-stack's chart failed"
+grep -q "clusterIP: $PROM_IP\$" flux/infrastructure/local/controllers/kube-prometheus-stack-values.yaml ||
+  die "Prometheus's Service address in the tree is not $PROM_IP (flux/infrastructure/local/controllers/kube-prometheus-stack-values.yaml)"
+grep -q "clusterIP: $LOKI_IP\$" flux/infrastructure/local/controllers/loki-source.yaml ||
+  die "Loki's Service address in the tree is not $LOKI_URL (flux/infrastructure/local/controllers/loki-source.yaml)"
+grep -q "clusterIP: $GATEWAY_IP\$" flux/infrastructure/local/controllers/outrigger-values.yaml ||
+  die "the gateway's Service address in the tree is not $GATEWAY_IP (flux/infrastructure/local/controllers/outrigger-values.yaml)"
+[[ "$(grep -c "domain: $DOMAIN\$" flux/clusters/local/apps.yaml flux/clusters/local/infrastructure.yaml | awk -F: '{ n += $2 } END { print n }')" == 2 ]] ||
+  die "the local entry's domain is not $DOMAIN in both flux/clusters/local/apps.yaml and infrastructure.yaml"
+say "cluster up, images and the podinfo, cert-manager, Loki and kube-prometheus-stack charts in the node's registry"
 
-# The agent ships to a Loki-compatible sink on the node's loopback (hostNetwork); Flux's alerts go
-# to the Alertmanager stand-in on the node's address.
-bg sink python3 "$OUTRIGGER_ROOT/scripts/lib/demo-sink.py" "$SINK_PORT" "$OUT/sink.jsonl"
+# Flux's alerts go to the Alertmanager stand-in on the node's address.
 bg alerts python3 "$OUTRIGGER_ROOT/scripts/lib/alert-receiver.py" "$NODE_IP" "$ALERT_PORT" "$OUT/alerts.jsonl"
 
 STEP=git
@@ -290,7 +344,7 @@ EOF
 k apply --server-side -f "$OUT/flux/sync.yaml" >>"$OUT/logs/flux-install.log"
 flux_ready() {
   k get kustomizations.kustomize.toolkit.fluxcd.io,helmreleases.helm.toolkit.fluxcd.io -A -o json |
-    python3 "$GITOPS" ready --order "$KS_ORDER" --out "$OUT/flux-ready.json"
+    python3 "$GITOPS" ready --order "$KS_ORDER" "${HR_CHAINS[@]/#/--hr-order=}" --out "$OUT/flux-ready.json"
 }
 # Kustomizations and HelmReleases appear as the chain goes on: wait for all four, then all Ready.
 wait_until "$READY_TIMEOUT" "every Kustomization and HelmRelease Ready (see $OUT/flux-ready.json)" flux_ready || {
@@ -301,7 +355,7 @@ flux_s=$(since "$flux_start")
 say "flux: every object Ready $flux_s s after install; $(jq -r '[.objects[] | "\(.kind)/\(.name)"] | join(" ")' "$OUT/flux-ready.json")"
 
 # What Ready means here: the decrypted Secret is the one made above, cert-manager issues, and both
-# apps answer.
+# apps answer through the gateway.
 STEP=checks
 secret_ok=false
 [[ "$(k -n monitoring get secret grafana-admin -o jsonpath='{.data.admin-password}' | base64 -d)" == "$grafana_password" ]] && secret_ok=true
@@ -311,20 +365,47 @@ issued=false
 [[ "$(k -n cert-manager get certificates.cert-manager.io local-ca -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True &&
   "$(k -n outrigger-system get certificates.cert-manager.io outrigger-injector -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True &&
   -n "$(k get mutatingwebhookconfiguration outrigger-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')" ]] && issued=true
-app_ip=$(svc_ip "$APP_NS" "$APP")
-podinfo_ip=$(svc_ip podinfo podinfo)
-app_code=$(node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$app_ip/" || true)
-podinfo_code=$(node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$podinfo_ip:9898/" || true)
-part flux "$(jq --argjson s "$flux_s" --argjson secret "$secret_ok" --argjson issued "$issued" --arg app "$app_code" --arg podinfo "$podinfo_code" '
-  {pass: (.all_ready and .in_order and $secret and $issued and $app == "200" and $podinfo == "200"),
+# The apps through outrigger's gateway. The listener certificates (hello-tls, podinfo-tls) are
+# issued by cert-manager's gateway-shim from local-ca once the Gateway exists; the client trusts
+# that CA only. Plain HTTP carries each route's Host header; HTTPS goes by SNI to the listener of
+# that hostname; a host no route names must get the gateway's 404, not some app.
+k -n cert-manager get secret local-ca -o jsonpath='{.data.ca\.crt}' | base64 -d >"$OUT/local-ca.crt"
+listener_certs() {
+  local c
+  for c in hello-tls podinfo-tls; do
+    [[ "$(k -n outrigger-system get certificates.cert-manager.io "$c" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]] || return 1
+  done
+}
+gw_http() { node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: $1" "http://$GATEWAY_IP/" || true; }
+gw_https() {
+  node_run curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$OUT/local-ca.crt" \
+    --resolve "$1:443:$GATEWAY_IP" "https://$1/" || true
+}
+gateway_answers() { [[ "$(gw_http "$APP_HOST")" == 200 && "$(gw_http "$PODINFO_HOST")" == 200 ]]; }
+certs_ok=true
+wait_until 120 "the Gateway's listener certificates (hello-tls, podinfo-tls) Ready" listener_certs || certs_ok=false
+wait_until 60 "both apps through the gateway" gateway_answers || true
+programmed=$(k -n outrigger-system get gateways.gateway.networking.k8s.io public -o jsonpath='{.status.conditions[?(@.type=="Programmed")].status}' || true)
+http_app=$(gw_http "$APP_HOST")
+http_podinfo=$(gw_http "$PODINFO_HOST")
+https_app=$(gw_https "$APP_HOST")
+https_podinfo=$(gw_https "$PODINFO_HOST")
+unrouted=$(gw_http "nobody.$DOMAIN")
+part flux "$(jq --argjson s "$flux_s" --argjson secret "$secret_ok" --argjson issued "$issued" --argjson certs "$certs_ok" \
+  --arg gw "$GATEWAY_IP" --arg programmed "$programmed" --arg ha "$http_app" --arg hp "$http_podinfo" \
+  --arg sa "$https_app" --arg sp "$https_podinfo" --arg un "$unrouted" --arg app "$APP_HOST" --arg pod "$PODINFO_HOST" '
+  {pass: (.all_ready and .in_order and $secret and $issued and $certs and $ha == "200" and $hp == "200"
+          and $sa == "200" and $sp == "200" and $un == "404"),
    seconds_to_ready: $s, in_order: .in_order, sops_secret_decrypted: $secret, cert_manager_issued: $issued,
-   app_status: $app, podinfo_status: $podinfo,
+   gateway: {address: $gw, programmed: $programmed, listener_certificates_ready: $certs,
+             http: {($app): $ha, ($pod): $hp}, https_local_ca: {($app): $sa, ($pod): $sp}, unknown_host: $un},
    objects: [.objects[] | {kind, namespace, name, ready, since}]}' "$OUT/flux-ready.json")"
-[[ "$secret_ok" == true && "$issued" == true && "$app_code" == 200 && "$podinfo_code" == 200 ]] ||
-  die "after Ready: SOPS Secret decrypted $secret_ok, cert-manager issued $issued, app answered $app_code, podinfo $podinfo_code"
-# The stand-in for the monitoring stack the local entry cannot run: the cluster e2e's Prometheus,
-# for the dashboards' queries after the loop.
-prometheus_start || die "prometheus did not start"
+[[ "$secret_ok" == true && "$issued" == true && "$certs_ok" == true && "$http_app $http_podinfo $https_app $https_podinfo $unrouted" == "200 200 200 200 404" ]] ||
+  die "after Ready: SOPS Secret decrypted $secret_ok, cert-manager issued $issued, listener certificates $certs_ok; through the gateway: HTTP app $http_app, podinfo $http_podinfo, HTTPS app $https_app, podinfo $https_podinfo, unknown host $unrouted (want 404)"
+# The local kube-prometheus-stack answers on its fixed address (the dashboards' queries run there
+# after the loop).
+wait_until 120 "Prometheus ready on $PROM_URL" node_run curl -fs --max-time 2 -o /dev/null "$PROM_URL/-/ready" ||
+  die "the local Prometheus never answered $PROM_URL/-/ready"
 
 # ---- the loop ------------------------------------------------------------------------------------
 
@@ -332,8 +413,9 @@ STEP=loop
 current=$(python3 "$GITOPS" tags | awk -F'\t' '$1 == "flask-hello-world" { print $2 }')
 good=$(next_patch "$current")
 wait_until 120 "the app settled on $current" app_pods_on "$current"
-say "loop: $current -> $good under load through the app's Service"
-load_start loop "http://$app_ip/"
+say "loop: $current -> $good under load through the gateway ($GATEWAY_IP, Host $APP_HOST)"
+loop_load_epoch=$(date +%s)
+load_start loop "http://$GATEWAY_IP/" "$APP_HOST"
 marker="released by the GitOps loop at $(date -u +%FT%TZ)"
 sed -i "s|  <h1>Hello, World!</h1>|  <h1>Hello, World!</h1>\n  <p id=\"release-note\">$marker</p>|" \
   "$WORK/apps/flask-hello-world/src/flask_hello_world/templates/index.html"
@@ -347,30 +429,59 @@ automation_s=$(since "$loop_commit")
 wait_until "$LOOP_TIMEOUT" "all app pods Ready on $good" app_pods_on "$good"
 ready_s=$(since "$loop_commit")
 load_stop loop
-served=$(node_run curl -s --max-time 5 "http://$app_ip/" | grep -c "$marker" || true)
+served=$(node_run curl -s --max-time 5 -H "Host: $APP_HOST" "http://$GATEWAY_IP/" | grep -c "$marker" || true)
 part loop "$(jq --arg from "$current" --arg to "$good" --argjson build "$loop_build_s" --argjson auto "$automation_s" \
   --argjson ready "$ready_s" --argjson served "$served" '
   {pass: (.failed == 0 and $served > 0), from: $from, to: $to, build_s: $build,
    commit_to_automation_commit_s: $auto, commit_to_ready_s: $ready, new_page_served: ($served > 0),
-   load: {sent, failed, achieved_rate, status, errors}}' "$OUT/load/loop.json")"
+   through: "gateway", load: {url, host, sent, failed, achieved_rate, status, errors}}' "$OUT/load/loop.json")"
 say "loop: commit -> all pods Ready on $good in $ready_s s (build $loop_build_s s, automation commit at $automation_s s)"
 
-# Grafana's dashboards: every query of charts/outrigger/dashboards against that Prometheus, and the
-# golden metrics of every meshed pod (the cluster e2e's metrics test; no pod here is injected by
-# the webhook, the apps carry the sidecar from their charts).
+# The app's request lines (one JSON line per request, container "app") of the loop's load: the agent
+# tailed them on the node and shipped them to Loki, which answers them by namespace.
+STEP=logs
+loki_query='{namespace="'$APP_NS'", container="app"} |= "\"path\""'
+loki_lines() {
+  node_run python3 "$GITOPS" loki --url "$LOKI_URL" --query "$loki_query" --since "$loop_load_epoch" \
+    >"$OUT/loki.json" 2>>"$OUT/logs/loki-query.log"
+}
+# The agent sends a batch at least every second; give the last ones and Loki's ingester a moment.
+logs_ok=true
+wait_until 60 "the app's request lines in Loki" loki_lines || logs_ok=false
+[[ -s "$OUT/loki.json" ]] || echo '{"lines": 0}' >"$OUT/loki.json"
+part logs "$(jq --argjson ok "$logs_ok" --argjson sent "$(jq .sent "$OUT/load/loop.json")" --arg url "$LOKI_URL" '
+  {pass: ($ok and .lines > 0), loki: $url, query, request_lines: .lines, lines_returned, streams, pods,
+   loop_requests_sent: $sent, sample}' "$OUT/loki.json")"
+say "logs: $(jq -c '{pass, request_lines, loop_requests_sent, streams}' "$OUT/parts/logs.json")"
+[[ "$logs_ok" == true ]] || die "the app's request lines never became queryable in Loki ($OUT/loki.json)"
+
+# Grafana's dashboards: every query of charts/outrigger/dashboards against the local
+# kube-prometheus-stack's Prometheus, which scrapes what the tree's PodMonitor and ServiceMonitors
+# select (the jobs below), and the golden metrics of every meshed pod (the cluster e2e's metrics
+# test; no pod here is injected by the webhook, the apps carry the sidecar from their charts).
+# kube-state-metrics runs, so its queries must return data too.
 STEP=metrics
-node_run python3 "$E2E" metrics --pki "$STATE/pki" --prom "http://$PROM" --no-injection \
+node_run python3 "$E2E" metrics --pki "$STATE/pki" --prom "$PROM_URL" --no-injection --kube-state-metrics \
+  --jobs outrigger-agent,outrigger-proxy,kube-state-metrics,"$APP" \
   --dashboards "$OUTRIGGER_ROOT/charts/outrigger/dashboards" --metrics-md "$OUTRIGGER_ROOT/docs/metrics.md" \
-  --wait 60 --out "$OUT/metrics.json"
-part metrics "$(jq '{pass, checks_passed, checks_failed, dashboard_queries, dashboard_failures}' "$OUT/metrics.json")"
-say "metrics: $(jq -c '{pass, checks_passed, dashboard_queries}' "$OUT/metrics.json")"
+  --wait 120 --out "$OUT/metrics.json"
+# Alertmanager routes to the local receiver: the always-firing LocalWatchdog (the local values'
+# rule) arrives as a webhook post.
+am_seen() { python3 "$GITOPS" webhook "$OUT/alerts.jsonl" --after 0 --alertname LocalWatchdog >"$OUT/am-alerts.json"; }
+am_ok=true
+wait_until 120 "Alertmanager's webhook with LocalWatchdog at the receiver" am_seen || am_ok=false
+[[ -s "$OUT/am-alerts.json" ]] || echo '[]' >"$OUT/am-alerts.json"
+part metrics "$(jq --argjson am "$am_ok" --arg prom "$PROM_URL" --slurpfile amw "$OUT/am-alerts.json" '
+  {pass: (.pass and $am), prometheus: $prom, checks_passed, checks_failed, dashboard_queries, dashboard_failures,
+   alertmanager_webhook: {received: $am, alerts: ($amw[0][:1])}}' "$OUT/metrics.json")"
+say "metrics: $(jq -c '{pass, checks_passed, dashboard_queries, alertmanager: .alertmanager_webhook.received}' "$OUT/parts/metrics.json")"
 
 # ---- a bad release ---------------------------------------------------------------------------------
 
 STEP="bad image"
 bad=$(next_patch "$good")
 say "bad image: $bad never gets Ready; the old pods must keep serving and Flux must alert"
-load_start bad "http://$app_ip/"
+load_start bad "http://$GATEWAY_IP/" "$APP_HOST"
 app_py=$WORK/apps/flask-hello-world/src/flask_hello_world/app.py
 sed -i 's|return jsonify(status="ready"), 200|return jsonify(status="ready"), 503|' "$app_py"
 grep -q 'return jsonify(status="ready"), 503' "$app_py" || die "the bad change did not apply (app.py changed?)"
@@ -392,7 +503,7 @@ part bad_image "$(jq --arg tag "$bad" --argjson alert "$alert_s" --argjson held 
   --slurpfile alerts "$OUT/bad-alerts.json" '
   {pass: (.failed == 0 and $held and ($alerts[0] | length) > 0), tag: $tag, held: $held,
    helmrelease_ready: $hr, commit_to_alert_s: $alert, alerts: $alerts[0][:3],
-   load: {sent, failed, achieved_rate, status, errors}}' "$OUT/load/bad.json")"
+   through: "gateway", load: {url, host, sent, failed, achieved_rate, status, errors}}' "$OUT/load/bad.json")"
 
 STEP=finished
 part steps '{"pass": true}'

@@ -10,12 +10,16 @@
 #        scripts/images.sh clean             remove the state folder
 # NAME: proxy agent injector flask-hello-world podinfo pause (default: all of them), or, for make
 # gitops-e2e, flux: the Flux controllers (FLUX_CONTROLLERS, built by scripts/tools.sh step flux) or
-# cert-manager: its four binaries (scripts/tools.sh step certmanager) and its chart (charts/), or,
-# for make gateway-conformance, gateway-conformance: echo-basic and coredns (step gateway).
+# cert-manager: its four binaries (scripts/tools.sh step certmanager) and its chart (charts/), or
+# loki: Loki (scripts/tools.sh step loki) and its chart without remote subcharts (scripts/loki-chart.sh),
+# or monitoring: prometheus-operator, prometheus-config-reloader, Prometheus, Alertmanager and
+# kube-state-metrics (scripts/tools.sh step monitoring) and kube-prometheus-stack's chart without its
+# remote subcharts (scripts/kps-chart.sh), or, for make gateway-conformance, gateway-conformance:
+# echo-basic and coredns (step gateway).
 #
 # State: ${OUTRIGGER_IMAGES_DIR:-/tmp/outrigger-images}: podman storage (storage/), cargo and pip
 # caches (tmp/buildah-cache-0), the archives and images.json (out/), podinfo's chart and
-# cert-manager's packaged chart (charts/).
+# cert-manager's, Loki's and kube-prometheus-stack's packaged charts (charts/).
 # Nothing is written to the system's container storage, /var/lib/containers or /run/libpod: the
 # script runs in its own mount namespace (podman's runroot a tmpfs, /var/lib an overlay whose upper
 # layer is a tmpfs), so even a killed run leaves no mount behind. Builds use the host network (the
@@ -39,7 +43,7 @@ DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=http://deb.debian.org/debian
 ALL=(proxy agent injector flask-hello-world podinfo pause)
 # Built only when named: the GitOps e2e needs them, the cluster e2e does not.
-OPTIONAL=(flux cert-manager gateway-conformance)
+OPTIONAL=(flux cert-manager gateway-conformance loki monitoring)
 
 # shellcheck source=tools/versions.sh
 source "$OUTRIGGER_ROOT/tools/versions.sh"
@@ -300,11 +304,14 @@ pause_build() {
   record pause pause "${KUBERNETES_VERSION#v}" localhost/outrigger/pause:build
 }
 
-# prebuilt_image SHORT IMAGE STEP BIN DOCKERFILE NAME VERSION [FILE...]: BIN, a binary scripts/tools.sh
-# (step STEP) built, as `binary` beside the FILEs in a context of its own, on the runtime base with
-# tools/images/DOCKERFILE (build args NAME, VERSION); recorded as IMAGE of group SHORT.
+# prebuilt_image SHORT IMAGE STEP BIN DOCKERFILE[:TARGET] NAME VERSION [FILE...]: BIN, a binary
+# scripts/tools.sh (step STEP) built, as `binary` beside the FILEs in a context of its own, on the
+# runtime base with tools/images/DOCKERFILE (build args NAME, VERSION; build target TARGET if
+# given); recorded as IMAGE of group SHORT.
 prebuilt_image() {
-  local short=$1 image=$2 step=$3 bin=$4 dockerfile=$5 name=$6 version=$7 ctx="$STATE/work/$1/$6"
+  local short=$1 image=$2 step=$3 bin=$4 dockerfile=${5%%:*} name=$6 version=$7 ctx="$STATE/work/$1/$6"
+  local target=()
+  [[ "$5" != *:* ]] || target=(--target "${5#*:}")
   shift 7
   [[ -x "$bin" ]] || fail "$bin missing: run scripts/tools.sh $step"
   mkdir -p "$ctx"
@@ -312,7 +319,7 @@ prebuilt_image() {
   (($# == 0)) || cp "$@" "$ctx/"
   logged "$image" podman_ build --pull=never --network none --cgroup-parent "$CGROUP_PARENT" \
     --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" --build-arg "NAME=$name" --build-arg "VERSION=$version" \
-    -f "$OUTRIGGER_ROOT/tools/images/$dockerfile" -t "localhost/outrigger/$image:build" "$ctx"
+    "${target[@]}" -f "$OUTRIGGER_ROOT/tools/images/$dockerfile" -t "localhost/outrigger/$image:build" "$ctx"
   record "$short" "$image" "${version#v}" "localhost/outrigger/$image:build"
 }
 
@@ -323,6 +330,7 @@ group_images() {
     flux) for spec in "${FLUX_CONTROLLERS[@]}"; do echo "flux-${spec%@*}"; done ;;
     cert-manager) for spec in "${CERTMANAGER_BINARIES[@]}"; do echo "cert-manager-$spec"; done ;;
     gateway-conformance) printf '%s\n' gateway-echo-basic coredns ;;
+    monitoring) printf '%s\n' "${MONITORING_IMAGES[@]%%|*}" ;;
   esac
 }
 
@@ -375,6 +383,54 @@ gateway_conformance_build() {
     echo-basic.Dockerfile echo-basic "$GATEWAY_API_VERSION"
   prebuilt_image gateway-conformance coredns gateway "$OUTRIGGER_TOOLS/bin/coredns" \
     coredns.Dockerfile coredns "$COREDNS_VERSION"
+}
+
+# lokimod_dir: the pinned Loki module in the Go module cache only (scripts/tools.sh step loki keeps
+# it there), for its LICENSE and default config.
+lokimod_dir() {
+  local dir
+  dir="$(cd "$STATE/work" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off \
+    go mod download -json "github.com/grafana/loki/v3@$LOKI_VERSION" 2>/dev/null | jq -r '.Dir // empty')"
+  [[ -n "$dir" && -f "$dir/cmd/loki/loki-docker-config.yaml" ]] ||
+    fail "github.com/grafana/loki/v3@$LOKI_VERSION is not in the Go module cache: run scripts/tools.sh loki"
+  printf '%s' "$dir"
+}
+
+# Loki: the binary, recorded as loki, and its chart packaged by scripts/loki-chart.sh as
+# $STATE/charts/loki-CHART_VERSION.tgz. scripts/gitops-e2e.sh pushes them as grafana/loki:VERSION
+# (docker.io is mirrored to the node's registry) and grafana/charts/loki.
+loki_build() {
+  local dir
+  command -v helm >/dev/null || fail "helm not installed: run scripts/tools.sh go"
+  dir="$(lokimod_dir)"
+  prebuilt_image loki loki loki "$OUTRIGGER_TOOLS/bin/loki" loki.Dockerfile loki "$LOKI_VERSION" \
+    "$dir/LICENSE" "$dir/cmd/loki/loki-docker-config.yaml"
+  logged loki-chart "$OUTRIGGER_ROOT/scripts/loki-chart.sh" "$STATE/charts"
+  say "loki chart -> $STATE/charts/loki-$LOKI_CHART_VERSION.tgz"
+}
+
+# The monitoring group: IMAGE|BINARY|VERSION, IMAGE also the Dockerfile target and NAME label.
+# scripts/gitops-e2e.sh pushes each under the name kube-prometheus-stack's values give it.
+MONITORING_IMAGES=(
+  "prometheus-operator|prometheus-operator|$PROMETHEUS_OPERATOR_VERSION"
+  "prometheus-config-reloader|prometheus-config-reloader|$PROMETHEUS_OPERATOR_VERSION"
+  "prometheus|prometheus3|$PROMETHEUS_VERSION"
+  "alertmanager|alertmanager|$ALERTMANAGER_VERSION"
+  "kube-state-metrics|kube-state-metrics|$KUBE_STATE_METRICS_VERSION"
+)
+
+# monitoring: the five images, recorded under their IMAGE names, and kube-prometheus-stack's chart
+# packaged by scripts/kps-chart.sh as $STATE/charts/kube-prometheus-stack-KPS_CHART_VERSION.tgz.
+monitoring_build() {
+  local spec image bin version
+  command -v helm >/dev/null || fail "helm not installed: run scripts/tools.sh go"
+  for spec in "${MONITORING_IMAGES[@]}"; do
+    IFS='|' read -r image bin version <<<"$spec"
+    prebuilt_image monitoring "$image" monitoring "$OUTRIGGER_TOOLS/bin/$bin" "monitoring.Dockerfile:$image" \
+      "$image" "$version"
+  done
+  logged kps-chart "$OUTRIGGER_ROOT/scripts/kps-chart.sh" "$STATE/charts"
+  say "kube-prometheus-stack chart -> $STATE/charts/kube-prometheus-stack-$KPS_CHART_VERSION.tgz"
 }
 
 write_list() {
@@ -461,6 +517,24 @@ PY
         [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 65532:65532 ]] || fail "$name: not user 65532"
       fi
       ;;
+    loki)
+      out="$(run_ "$ref" -version 2>&1)" || fail "loki: -version failed: $out"
+      grep -q "^loki, version ${LOKI_VERSION#v} " <<<"$out" || fail "loki: -version says '$out'"
+      [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 10001:10001 ]] || fail "loki: not user 10001"
+      ;;
+    monitoring)
+      # Each binary's own version output names the pinned version (prometheus-common's format:
+      # "NAME, version X (branch: ..."), and the image runs as nobody like upstream's.
+      local version
+      version="$(printf '%s\n' "${MONITORING_IMAGES[@]}" | awk -F'|' -v n="$name" '$1 == n { print $3 }')"
+      # kube-state-metrics is a cobra command: `version` is a subcommand there, which refuses the
+      # flags upstream's ENTRYPOINT carries, so the binary is started without them.
+      local flag=--version entry=()
+      [[ "$name" != kube-state-metrics ]] || { flag=version; entry=(--entrypoint /kube-state-metrics); }
+      out="$(run_ "${entry[@]}" "$ref" "$flag" 2>&1)" || fail "$name: $flag failed: $out"
+      grep -q "version ${version#v}[ -]" <<<"$out" || fail "$name: $flag says '$out', want ${version#v}"
+      [[ "$(podman_ image inspect --format '{{.Config.User}}' "$ref")" == 65534:65534 ]] || fail "$name: not user 65534"
+      ;;
     pause)
       out="$(run_ "$ref" -v)" || fail "pause: -v failed: $out"
       [[ "$out" == "pause.c $KUBERNETES_VERSION" ]] || fail "pause: -v says '$out'"
@@ -495,6 +569,8 @@ case "$cmd" in
         flux) flux_build ;;
         cert-manager) certmanager_build ;;
         gateway-conformance) gateway_conformance_build ;;
+        loki) loki_build ;;
+        monitoring) monitoring_build ;;
         *) dockerfile_build "$n" ;;
       esac
     done

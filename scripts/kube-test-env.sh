@@ -12,12 +12,14 @@
 #                                            pod back, stop (proves the whole chain works)
 # State dir: ${OUTRIGGER_KUBE_TEST_DIR:-/tmp/outrigger-kube-test}: kubeconfig, ca.crt, admin.crt,
 # admin.key, token, api-url, *.log. Logs go to stderr; stdout carries only the kubeconfig path.
+# ${OUTRIGGER_KUBE_SERVICE_CIDR:-10.96.0.0/16}: the Service range (fixed clusterIPs must be in it).
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
 
 STATE=${OUTRIGGER_KUBE_TEST_DIR:-/tmp/outrigger-kube-test}
 READY_TIMEOUT=${OUTRIGGER_KUBE_READY_TIMEOUT:-180}
+SERVICE_CIDR=${OUTRIGGER_KUBE_SERVICE_CIDR:-10.96.0.0/16}
 
 say() { printf 'kube-test-env: %s\n' "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
@@ -134,7 +136,7 @@ start() {
     --authorization-mode RBAC \
     --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$STATE/sa.pub" --service-account-signing-key-file "$STATE/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
     --disable-admission-plugins ServiceAccount \
     --enable-priority-and-fairness=false --profiling=false \
     >"$STATE/kube-apiserver.log" 2>&1 </dev/null &

@@ -18,6 +18,10 @@
 #             + its Helm chart kept in the Go module cache (scripts/images.sh build cert-manager)
 #   gateway   Gateway API conformance suite (go test -c) + echo-basic + coredns from their Go
 #             modules (scripts/gateway-conformance.sh, scripts/images.sh build gateway-conformance)
+#   loki      Loki (tools/loki) + its Helm chart kept in the Go module cache (scripts/loki-chart.sh)
+#   monitoring  prometheus-operator, prometheus-config-reloader, Prometheus (as prometheus3),
+#             Alertmanager, kube-state-metrics (tools/monitoring) + the kube-prometheus-stack chart's
+#             module kept in the Go module cache (scripts/kps-chart.sh)
 #   extra     h2spec (the flux CLI cannot be built from its module: docs/tools.md)
 set -euo pipefail
 
@@ -48,8 +52,12 @@ source tools/install/flux.sh
 source tools/install/certmanager.sh
 # shellcheck source=tools/install/gateway.sh
 source tools/install/gateway.sh
+# shellcheck source=tools/install/loki.sh
+source tools/install/loki.sh
+# shellcheck source=tools/install/monitoring.sh
+source tools/install/monitoring.sh
 
-ALL_STEPS=(apt python go schemas terraform kube cluster flux certmanager gateway extra)
+ALL_STEPS=(apt python go schemas terraform kube cluster flux certmanager gateway loki monitoring extra)
 # Every step is required: each one feeds a test or check, so a failed step fails the run (CI must
 # fail rather than let the tests that need it skip).
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -100,6 +108,8 @@ for step in "${steps[@]}"; do
     flux) fn=install_flux_controllers ;;
     certmanager) fn=install_certmanager ;;
     gateway) fn=install_gateway_conformance ;;
+    loki) fn=install_loki ;;
+    monitoring) fn=install_monitoring ;;
     extra) fn=step_extra ;;
     *) die "unknown step '$step' (steps: ${ALL_STEPS[*]})" ;;
   esac

@@ -92,7 +92,8 @@ CRD_YAML_MODULES=(
   github.com/fluxcd/kustomize-controller@v1.9.5:config/crd/bases
   github.com/fluxcd/helm-controller@v1.6.4:config/crd/bases
   github.com/cert-manager/cert-manager@v1.21.2:deploy/crds
-  github.com/prometheus-operator/prometheus-operator@v0.85.0:example/prometheus-operator-crd
+  # The version kube-prometheus-stack KPS_CHART_VERSION installs (its appVersion).
+  github.com/prometheus-operator/prometheus-operator@v0.93.1:example/prometheus-operator-crd
   # experimental first, then standard: a kind in both ends up with the standard-channel schema.
   sigs.k8s.io/gateway-api@v1.6.3:config/crd/experimental
   sigs.k8s.io/gateway-api@v1.6.3:config/crd/standard
@@ -150,3 +151,43 @@ GATEWAY_API_VERSION=v1.6.3
 GATEWAY_ECHO_IMAGE=registry.k8s.io/gateway-api/echo-basic
 COREDNS_IMAGE=registry.k8s.io/coredns/coredns
 COREDNS_VERSION=v1.12.2
+
+# Loki on the local node (scripts/tools.sh step `loki`, tools/install/loki.sh): cmd/loki built from
+# the wrapper module tools/loki, whose go.mod replaces github.com/grafana/loki/pkg/push by the
+# pseudo-version Loki itself requires (Loki's go.mod points it at ./pkg/push, a directory of its
+# repository, which a build from the module proxy cannot use; tools/loki/tools.go). Loki's Helm
+# chart LOKI_CHART_VERSION ships in the same module (production/helm/loki); scripts/loki-chart.sh
+# packages it without its three remote subcharts. The chart's own appVersion (3.6.7) is older than
+# the binary: the local values name the image tag LOKI_VERSION without the v.
+LOKI_VERSION=v3.7.8
+LOKI_CHART_VERSION=6.55.0
+
+# Monitoring on the local node (scripts/tools.sh step `monitoring`, tools/install/monitoring.sh):
+# the images kube-prometheus-stack KPS_CHART_VERSION's values.yaml names, built from their Go modules.
+# The chart ships in the module github.com/prometheus-community/helm-charts (a pseudo-version: the
+# repository has no Go tags), KPS_CHARTS_MODULE_VERSION below, packaged by scripts/kps-chart.sh.
+KPS_CHART_VERSION=88.6.1
+KPS_CHARTS_MODULE_VERSION=v0.0.0-20260828105119-ed5d7d9b5933
+# prometheus-operator and prometheus-config-reloader: the chart's appVersion. Wrapper module
+# tools/monitoring/prometheus-operator (regen.sh there), which requires pkg/apis/monitoring and
+# pkg/client at this same version (upstream points them at directories of its repository).
+PROMETHEUS_OPERATOR_VERSION=v0.93.1
+# Prometheus v3.14.0 (values: quay.io/prometheus/prometheus:v3.14.0-distroless) is Go module version
+# v0.314.0 (Prometheus 3 tags its Go module v0.3MM.P). Wrapper module tools/monitoring/prometheus;
+# built with only the kubernetes service discovery (tags remove_all_sd,enable_kubernetes_sd) and
+# without the embedded web UI (no builtinassets tag): the API answers, the UI pages do not.
+PROMETHEUS_VERSION=v3.14.0
+PROMETHEUS_MODULE_VERSION=v0.314.0
+PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_kubernetes_sd
+# Alertmanager (values: quay.io/prometheus/alertmanager:v0.34.0): built from a copy of its module
+# with a placeholder web UI (the module zip lacks ui/app/dist, an npm build's output that ui/web.go
+# embeds; tools/install/monitoring.sh alertmanager_src). The API is unchanged.
+ALERTMANAGER_VERSION=v0.34.0
+# kube-state-metrics (the kube-state-metrics subchart 8.4.1's appVersion 2.20.0):
+# registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0, `go install` as is.
+# None of the five versions was refused by the module proxy (2026-12-07); build times on this
+# 2-core machine, shared, nice 19, -p=1: docs/tools.md.
+KUBE_STATE_METRICS_VERSION=v2.20.0
+# Grafana stays off on the local node: the module proxy refuses github.com/grafana/grafana (403,
+# every version, even the list), and its frontend needs a Node toolchain and npm registry besides;
+# the grafana-community/helm-charts module (the chart's new home) is served, but without a server.

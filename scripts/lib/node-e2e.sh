@@ -32,10 +32,11 @@ stop_bg() {
   done
 }
 
-# load_start NAME URL: the load generator inside the node's namespace (through the Service).
+# load_start NAME URL [HOST]: the load generator inside the node's namespace (through a Service, or
+# a gateway, which routes by the Host header HOST).
 load_start() {
   rm -f "$OUT/load/$1.stop" "$OUT/load/$1.ready"
-  bg "load-$1" python3 "$LOADGEN" --url "$2" --rate "$RATE" --duration 900 \
+  bg "load-$1" python3 "$LOADGEN" --url "$2" ${3:+--host "$3"} --rate "$RATE" --duration 900 \
     --stop-file "$OUT/load/$1.stop" --ready-file "$OUT/load/$1.ready" --out "$OUT/load/$1.json"
   local _
   for _ in $(seq 1 50); do [[ -f "$OUT/load/$1.ready" ]] && break; sleep 0.2; done

@@ -47,7 +47,10 @@ with_kube_api() {
     return 1
   fi
   KUBE_STATE="$work/kube"
-  OUTRIGGER_KUBE_TEST_DIR="$KUBE_STATE" "$OUTRIGGER_ROOT/scripts/kube-test-env.sh" start >/dev/null
+  # The local node's Service range (scripts/cluster.sh SERVICE_CIDR): the fixed clusterIPs of the
+  # local Flux entry (Loki's Service, the gateway's) are only valid in it.
+  OUTRIGGER_KUBE_TEST_DIR="$KUBE_STATE" OUTRIGGER_KUBE_SERVICE_CIDR=10.242.0.0/24 \
+    "$OUTRIGGER_ROOT/scripts/kube-test-env.sh" start >/dev/null
 }
 
 stop_kube_api() {

@@ -63,6 +63,16 @@ def main() -> int:
         action="store_true",
         help="no pod here is injected by the webhook (the GitOps entry's apps carry the sidecar from their charts)",
     )
+    p.add_argument(
+        "--jobs",
+        default="",
+        help="comma-separated scrape jobs that must have a target up (default: the cluster e2e's)",
+    )
+    p.add_argument(
+        "--kube-state-metrics",
+        action="store_true",
+        help="kube-state-metrics runs: its dashboard queries must return data (no known gap)",
+    )
     p.add_argument("--wait", type=float, default=60)
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_metrics)

@@ -13,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from e2e_api import Api, meshed, ready
@@ -41,12 +42,13 @@ class Prom:
         return self.get("/api/v1/query", query=expr)["result"]
 
 
-# Dashboard queries that need kube-state-metrics, which this cluster does not run (it is not
-# built here): reported as a known gap, not as data.
-
-# Dashboard queries that need kube-state-metrics, which this cluster does not run (it is not
-# built here): reported as a known gap, not as data.
+# Dashboard queries that need kube-state-metrics, which the cluster e2e does not run: reported as
+# a known gap there, not as data. Where it runs (--kube-state-metrics: the GitOps entry's
+# kube-prometheus-stack), they must return data like any other.
 KSM = re.compile(r"\bkube_[a-z_]+")
+# The scrape jobs that must have a target up: those of Debian's Prometheus fed by
+# `e2e.py targets` (the cluster e2e); the GitOps e2e names the in-cluster Prometheus's (--jobs).
+DEFAULT_JOBS = ["outrigger-agent", "outrigger-injector", "kubernetes-pods", "outrigger-proxy"]
 
 
 def dashboard_queries(directory: str) -> list[tuple[str, str, str]]:
@@ -56,6 +58,25 @@ def dashboard_queries(directory: str) -> list[tuple[str, str, str]]:
         (e.dashboard, e.source, grafana_to_promql(e.expr, rate_interval=RATE_INTERVAL))
         for e in dashboard_exprs(Path(directory))
     ]
+
+
+def query_status(
+    q: str, result: list, error: str | None, kube_state_metrics: bool, known_empty: Callable[[str], bool]
+) -> str:
+    """What a dashboard query's answer means: `data`; `error`; empty, `needs_kube_state_metrics`
+    where kube-state-metrics does not run and the query reads it; `no_events` when every metric it
+    reads is ``known_empty`` (has series, or is a labeled event family with no event yet);
+    else `no_data`, a failure."""
+    names = metric_names(q)
+    if error:
+        return "error"
+    if result:
+        return "data"
+    if KSM.search(q) and not kube_state_metrics:
+        return "needs_kube_state_metrics"
+    if names and all(known_empty(n) for n in names):
+        return "no_events"
+    return "no_data"
 
 
 def labeled_families(metrics_md: str) -> set[str]:
@@ -101,7 +122,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         for m in node:
             n = len(prom.query(f'{m}{{job="outrigger-agent"}}'))
             checks.append({"check": f"{m} (agent)", "series": n, "ok": n > 0})
-        for job in ["outrigger-agent", "outrigger-injector", "kubernetes-pods", "outrigger-proxy"]:
+        for job in args.jobs.split(",") if args.jobs else DEFAULT_JOBS:
             up = prom.query(f'up{{job="{job}"}} == 1')
             checks.append({"check": f"up{{job={job}}} == 1", "series": len(up), "ok": len(up) > 0})
         if not args.no_injection:
@@ -124,19 +145,15 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             error = None
         except Exception as e:  # noqa: BLE001 - a bad query is a failure, reported as such
             result, error = [], str(e)
-        names = metric_names(q)
-        if error:
-            status = "error"
-        elif result:
-            status = "data"
-        elif KSM.search(q):
-            status = "needs_kube_state_metrics"
-        elif names and all(
-            metric_family(n) in events or prom.query(f'count({{__name__="{n}"}})') for n in names
-        ):
-            status = "no_events"
-        else:
-            status = "no_data"
+        status = query_status(
+            q,
+            result,
+            error,
+            kube_state_metrics=args.kube_state_metrics,
+            known_empty=lambda n: (
+                metric_family(n) in events or bool(prom.query(f'count({{__name__="{n}"}})'))
+            ),
+        )
         queries.append(
             {
                 "dashboard": board,

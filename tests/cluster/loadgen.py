@@ -9,6 +9,7 @@ latency percentiles, and the first failures with their time offsets, so a test c
 what failed and when. Standard library only: it runs inside the cluster's network namespace.
 
 usage: loadgen.py --url http://10.242.0.20/ --rate 200 [--duration 60 | --stop-file F] [--out F]
+                  [--host NAME]   (the Host header, for a gateway that routes by hostname)
 """
 
 from __future__ import annotations
@@ -88,11 +89,15 @@ def worker(
     deadline: float,
     tally: Tally,
     timeout: float,
+    host_header: str | None = None,
 ) -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     mode = "keepalive" if keepalive else "new_connection"
+    headers = {} if keepalive else {"Connection": "close"}
+    if host_header:
+        headers["Host"] = host_header
     conn: http.client.HTTPConnection | None = None
     next_at = t0 + offset
     while not stop.is_set():
@@ -109,7 +114,7 @@ def worker(
         try:
             if conn is None:
                 conn = http.client.HTTPConnection(host, port, timeout=timeout)
-            conn.request("GET", path, headers={} if keepalive else {"Connection": "close"})
+            conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
             resp.read()
             status = resp.status
@@ -143,6 +148,7 @@ def main() -> int:
     ap.add_argument("--ready-file", help="created once the workers run")
     ap.add_argument("--timeout", type=float, default=5.0, help="per request, seconds")
     ap.add_argument("--out", help="also write the JSON result here")
+    ap.add_argument("--host", help="Host header of every request (default: the URL's host)")
     args = ap.parse_args()
     if args.workers < 2 or args.workers % 2:
         ap.error("--workers must be an even number >= 2")
@@ -165,6 +171,7 @@ def main() -> int:
                 deadline,
                 tally,
                 args.timeout,
+                args.host,
             ),
             daemon=True,
         )
@@ -194,6 +201,7 @@ def main() -> int:
     ok = sum(n for s, n in tally.status.items() if s.startswith("2"))
     result = {
         "url": args.url,
+        "host": args.host,
         "seconds": round(elapsed, 2),
         "target_rate": args.rate,
         "achieved_rate": round(tally.sent / elapsed, 1) if elapsed else 0.0,

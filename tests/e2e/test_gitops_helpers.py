@@ -1,18 +1,23 @@
 """The pieces of make gitops-e2e that run outside the cluster: scripts/lib/alert-receiver.py (the
 Alertmanager stand-in Flux posts to) over a real socket, and tests/cluster/gitops.py's readiness
-order, install-manifest rewrite and tag lookup on real inputs."""
+order, install-manifest rewrite, tag lookup and Loki query on real inputs (the Loki query against
+an HTTP server on loopback that answers as Loki's API does)."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -96,10 +101,44 @@ def test_alerts_only_after_the_given_time_and_naming_the_object(receiver):
     assert [a["labels"]["name"] for a in json.loads(got.stdout)] == ["flask-hello-world"]
 
 
-def flux_obj(kind: str, name: str, ready: str, since: str) -> dict:
+def test_webhook_finds_alertmanagers_alerts_by_name_and_not_fluxs(receiver):
+    url, out, _ = receiver
+    cut = time.time()
+    time.sleep(0.01)
+    # Flux's post (a list) names the alert too: it must not count as Alertmanager's.
+    post(f"{url}/api/v2/alerts/", json.dumps([{"labels": {"alertname": "LocalWatchdog"}}]).encode())
+    assert (
+        run_gitops("webhook", str(out), "--after", str(cut), "--alertname", "LocalWatchdog").returncode == 1
+    )
+    payload = {
+        "version": "4",
+        "receiver": "local-receiver",
+        "status": "firing",
+        "alerts": [
+            {"status": "firing", "labels": {"alertname": "OutriggerProxyDown"}},
+            {"status": "firing", "labels": {"alertname": "LocalWatchdog", "severity": "none"}},
+        ],
+    }
+    post(f"{url}/alertmanager/webhook", json.dumps(payload).encode())
+    got = run_gitops("webhook", str(out), "--after", str(cut), "--alertname", "LocalWatchdog")
+    assert got.returncode == 0, got.stderr
+    found = json.loads(got.stdout)
+    assert [(a["path"], a["receiver"], a["labels"]["alertname"]) for a in found] == [
+        ("/alertmanager/webhook", "local-receiver", "LocalWatchdog")
+    ]
+    # Before the cut-off nothing counts.
+    assert (
+        run_gitops(
+            "webhook", str(out), "--after", str(time.time() + 1), "--alertname", "LocalWatchdog"
+        ).returncode
+        == 1
+    )
+
+
+def flux_obj(kind: str, name: str, ready: str, since: str, namespace: str = "flux-system") -> dict:
     return {
         "kind": kind,
-        "metadata": {"namespace": "flux-system", "name": name},
+        "metadata": {"namespace": namespace, "name": name},
         "status": {"conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": since}]},
     }
 
@@ -153,6 +192,120 @@ def test_ready_needs_every_object_ready_in_dependency_order(tmp_path, objects, w
     assert json.loads(out.read_text())["in_order"] is want_in_order
 
 
+def with_releases(loki_since: str | None, outrigger_since: str) -> list[dict]:
+    objs = [
+        flux_obj("Kustomization", "cluster-secrets", "True", "2026-12-06T23:00:00Z"),
+        flux_obj("Kustomization", "infra-controllers", "True", "2026-12-06T23:00:10Z"),
+        flux_obj("Kustomization", "apps", "True", "2026-12-06T23:00:20Z"),
+        flux_obj("HelmRelease", "outrigger", "True", outrigger_since, "outrigger-system"),
+    ]
+    if loki_since:
+        objs.append(flux_obj("HelmRelease", "loki", "True", loki_since, "monitoring"))
+    return objs
+
+
+@pytest.mark.parametrize(
+    ("objects", "want_rc"),
+    [
+        (with_releases("2026-12-06T23:00:03Z", "2026-12-06T23:00:08Z"), 0),
+        # The agent's release Ready before the Loki it depends on.
+        (with_releases("2026-12-06T23:00:09Z", "2026-12-06T23:00:08Z"), 1),
+        # No Loki release at all (the overlay deleted it again).
+        (with_releases(None, "2026-12-06T23:00:08Z"), 1),
+    ],
+)
+def test_ready_checks_the_helmrelease_order_when_asked(tmp_path, objects, want_rc):
+    out = tmp_path / "ready.json"
+    args = [
+        "ready",
+        "--order",
+        ORDER,
+        "--out",
+        str(out),
+        "--hr-order",
+        "monitoring/loki,outrigger-system/outrigger",
+    ]
+    got = run_gitops(*args, stdin=json.dumps({"items": objects}))
+    assert got.returncode == want_rc, got.stderr
+    report = json.loads(out.read_text())
+    assert report["in_order"] is (want_rc == 0)
+    assert report["helmrelease_order"] == [["monitoring/loki", "outrigger-system/outrigger"]]
+
+
+class FakeLoki(http.server.BaseHTTPRequestHandler):
+    """Loki's two query endpoints with the answer shapes of Loki 3 (streams for a log query, a
+    vector for an instant metric query); records what it was asked."""
+
+    streams: ClassVar[list[dict]] = []
+    asked: ClassVar[list[tuple[str, dict]]] = []
+
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        params = dict(urllib.parse.parse_qsl(url.query))
+        self.asked.append((url.path, params))
+        if url.path == "/loki/api/v1/query_range":
+            data = {"resultType": "streams", "result": self.streams}
+        elif url.path == "/loki/api/v1/query":
+            n = sum(len(s["values"]) for s in self.streams)
+            data = {"resultType": "vector", "result": [{"metric": {}, "value": [1, str(n)]}] if n else []}
+        else:
+            self.send_error(404)
+            return
+        body = json.dumps({"status": "success", "data": data}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def fake_loki():
+    FakeLoki.streams, FakeLoki.asked = [], []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeLoki)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", FakeLoki
+    server.shutdown()
+    server.server_close()
+
+
+def test_loki_counts_the_lines_of_the_selector_since_the_given_time(fake_loki):
+    url, loki = fake_loki
+    query = '{namespace="hello", container="app"} |= "path"'
+    loki.streams = [
+        {
+            "stream": {"namespace": "hello", "pod": "a", "container": "app"},
+            "values": [["1765062000000000000", '{"path": "/"}'], ["1765061999000000000", '{"path": "/"}']],
+        },
+        {
+            "stream": {"namespace": "hello", "pod": "b", "container": "app"},
+            "values": [["1", '{"path": "/x"}']],
+        },
+    ]
+    got = run_gitops("loki", "--url", url, "--query", query, "--since", "1765061990", "--now", "1765062000.5")
+    assert got.returncode == 0, got.stderr
+    report = json.loads(got.stdout)
+    assert (report["lines"], report["lines_returned"], report["streams"]) == (3, 3, 2)
+    assert report["pods"] == ["a", "b"] and report["window_s"] == 11
+    assert report["sample"] == '{"path": "/"}'
+    (range_path, range_params), (instant_path, instant_params) = loki.asked
+    assert range_path == "/loki/api/v1/query_range"
+    assert range_params["query"] == query
+    assert (range_params["start"], range_params["end"]) == ("1765061990000000000", "1765062000500000000")
+    assert instant_path == "/loki/api/v1/query"
+    assert instant_params["query"] == f"sum(count_over_time({query} [11s]))"
+
+
+def test_loki_fails_when_nothing_arrived(fake_loki):
+    url, _ = fake_loki
+    got = run_gitops("loki", "--url", url, "--query", '{namespace="hello"}', "--since", "0", "--now", "10")
+    assert got.returncode == 1
+    assert json.loads(got.stdout)["lines"] == 0
+
+
 def test_manifests_pin_the_services_other_controllers_address(tmp_path):
     docs = [
         {"kind": "Service", "metadata": {"name": "source-controller"}, "spec": {"ports": []}},
@@ -203,3 +356,55 @@ def test_tags_are_the_ones_the_local_entry_pulls():
     local = (ROOT / "flux" / "clusters" / "local" / "infrastructure.yaml").read_text()
     assert f'proxy_tag: "{tags["outrigger-proxy"]}"' in local
     assert f'agent_tag: "{tags["outrigger-agent"]}"' in local
+
+
+def test_the_e2e_addresses_and_hostnames_are_the_trees():
+    # scripts/gitops-e2e.sh sends its load and queries to fixed addresses (no cluster DNS on the
+    # node); the tree must give the Services exactly those, or the e2e would talk to nothing.
+    script = (ROOT / "scripts" / "gitops-e2e.sh").read_text()
+    consts = dict(
+        line.split("=", 1)
+        for line in script.splitlines()
+        if line.split("=", 1)[0] in ("LOKI_IP", "GATEWAY_IP", "DOMAIN", "PROM_IP")
+    )
+    controllers = ROOT / "flux" / "infrastructure" / "local" / "controllers"
+    loki = [
+        d
+        for d in yaml.safe_load_all((controllers / "loki-source.yaml").read_text())
+        if d["kind"] == "Service"
+    ]
+    assert [d["spec"]["clusterIP"] for d in loki] == [consts["LOKI_IP"]]
+    kps = yaml.safe_load((controllers / "kube-prometheus-stack-values.yaml").read_text())["spec"]["values"]
+    assert kps["prometheus"]["service"]["clusterIP"] == consts["PROM_IP"]
+    # Alertmanager's webhook goes to the receiver the e2e runs on the node's address.
+    node_ip, alert_port = (
+        dict(
+            line.split("=", 1)
+            for line in script.splitlines()
+            if line.split("=", 1)[0] in ("NODE_IP", "ALERT_PORT")
+        )[k]
+        for k in ("NODE_IP", "ALERT_PORT")
+    )
+    [receiver] = kps["alertmanager"]["config"]["receivers"]
+    assert receiver["webhook_configs"][0]["url"].startswith(f"http://{node_ip}:{alert_port}/")
+    # The static band: the lowest 16 addresses of 10.242.0.0/24, each Service its own.
+    fixed = [
+        consts["LOKI_IP"],
+        consts["GATEWAY_IP"],
+        consts["PROM_IP"],
+        kps["alertmanager"]["service"]["clusterIP"],
+    ]
+    assert len(set(fixed)) == len(fixed)
+    assert all(ip.startswith("10.242.0.") and 1 <= int(ip.rsplit(".", 1)[1]) <= 15 for ip in fixed)
+    outrigger = yaml.safe_load((controllers / "outrigger-values.yaml").read_text())
+    assert outrigger["spec"]["values"]["gateway"]["service"]["clusterIP"] == consts["GATEWAY_IP"]
+    assert (
+        outrigger["spec"]["values"]["agent"]["loki"]["url"]
+        == f"http://{consts['LOKI_IP']}:3100/loki/api/v1/push"
+    )
+    domains = set()
+    for f in (ROOT / "flux" / "clusters" / "local").glob("*.yaml"):
+        for doc in yaml.safe_load_all(f.read_text()):
+            if doc and "domain" in ((doc["spec"].get("postBuild") or {}).get("substitute") or {}):
+                domains.add(doc["spec"]["postBuild"]["substitute"]["domain"])
+    assert domains == {consts["DOMAIN"]}

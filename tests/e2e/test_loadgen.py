@@ -42,7 +42,7 @@ def serve(status: int, before_answer: Callable[[], bool] | None = None) -> Threa
     return server
 
 
-def load(url: str, seconds: float = 2.0, rate: float = 100.0) -> dict:
+def load(url: str, seconds: float = 2.0, rate: float = 100.0, extra: tuple[str, ...] = ()) -> dict:
     out = subprocess.run(
         [
             sys.executable,
@@ -55,6 +55,7 @@ def load(url: str, seconds: float = 2.0, rate: float = 100.0) -> dict:
             str(seconds),
             "--timeout",
             "2",
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -74,6 +75,37 @@ def test_all_succeed_against_a_healthy_server() -> None:
     assert r["status"] == {"200": r["sent"]}
     # A fixed rate, not a flood: about rate x seconds requests.
     assert 120 <= r["sent"] <= 210, r
+
+
+def test_host_names_the_route_on_every_connection() -> None:
+    # A gateway routes by the Host header: here only "hello.example" gets a 200, anything else 404,
+    # so every request, keep-alive or new connection, must carry it.
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            hosts.append(self.headers.get("Host", ""))
+            body = b"ok\n"
+            self.send_response(200 if self.headers.get("Host") == "hello.example" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        r = load(f"http://127.0.0.1:{server.server_port}/", seconds=1.0, extra=("--host", "hello.example"))
+        plain = load(f"http://127.0.0.1:{server.server_port}/", seconds=0.5)
+    finally:
+        server.shutdown()
+    assert r["failed"] == 0 and r["status"] == {"200": r["sent"]} and r["host"] == "hello.example", r
+    assert plain["status"] == {"404": plain["sent"]} and plain["host"] is None, plain
+    assert set(hosts) == {"hello.example", f"127.0.0.1:{server.server_port}"}
 
 
 def test_statuses_are_failures() -> None:

@@ -13,7 +13,8 @@ go_env_setup() {
   fi
   command -v go >/dev/null 2>&1 || die "go is not on PATH (needed to build the Go tools)"
   # Never fetch another Go toolchain behind our back: every pin here builds with this machine's Go.
-  export GOTOOLCHAIN=local GOFLAGS="-trimpath -buildvcs=false"
+  # OUTRIGGER_GOFLAGS adds flags on a shared machine (e.g. -p=1: one compile at a time).
+  export GOTOOLCHAIN=local GOFLAGS="-trimpath -buildvcs=false${OUTRIGGER_GOFLAGS:+ $OUTRIGGER_GOFLAGS}"
   export GOBIN="$OUTRIGGER_TOOLS/bin"
   mkdir -p "$GOBIN" "$OUTRIGGER_TOOLS/logs"
 }
@@ -41,15 +42,22 @@ go_tool_key() {
   fi
 }
 
-# build_go_tool NAME VERSION TARGET [LDFLAGS]: TARGET is PKG@VERSION for `go install`,
-# wrapper:DIR:PKG for a wrapper module in tools/DIR, or wrapper-test:DIR:PKG for the test binary of
-# PKG (`go test -c`) from that wrapper (the Gateway API conformance suite is a Go test). Runs in the background-safe way: all output
-# goes to $OUTRIGGER_TOOLS/logs/go-NAME.log.
+# build_go_tool NAME VERSION TARGET [LDFLAGS [TAGS]]: TARGET is PKG@VERSION for `go install`,
+# wrapper:DIR:PKG for a wrapper module in tools/DIR, wrapper-test:DIR:PKG for the test binary of
+# PKG (`go test -c`) from that wrapper (the Gateway API conformance suite is a Go test), or
+# srcdir:ABSDIR:PKG for a module source the caller prepared in ABSDIR; TAGS a comma-separated build
+# tag list. Runs in the background-safe way: all output goes to $OUTRIGGER_TOOLS/logs/go-NAME.log.
 build_go_tool() {
-  local name=$1 version=$2 target=$3 ldflags="-s -w ${4:-}"
+  local name=$1 version=$2 target=$3 ldflags="-s -w ${4:-}" tags=${5:-}
   local log="$OUTRIGGER_TOOLS/logs/go-$name.log" start
   start=$(date +%s)
-  if [[ "$target" == wrapper:* || "$target" == wrapper-test:* ]]; then
+  if [[ "$target" == srcdir:* ]]; then
+    # A module's source prepared by the caller outside the module cache (built as the main module,
+    # with its own go.mod and go.sum).
+    local dir pkg
+    IFS=: read -r _ dir pkg <<<"$target"
+    (cd "$dir" && go build -tags="$tags" -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
+  elif [[ "$target" == wrapper:* || "$target" == wrapper-test:* ]]; then
     local kind dir pkg
     IFS=: read -r kind dir pkg <<<"$target"
     # The pin in tools/versions.sh and the wrapper's go.mod must agree.
@@ -58,24 +66,24 @@ build_go_tool() {
       return 1
     fi
     if [[ "$kind" == wrapper-test ]]; then
-      (cd "tools/$dir" && go test -c -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
+      (cd "tools/$dir" && go test -c -tags="$tags" -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
     else
-      (cd "tools/$dir" && go build -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
+      (cd "tools/$dir" && go build -tags="$tags" -ldflags="$ldflags" -o "$GOBIN/$name" "$pkg") >"$log" 2>&1 || return 1
     fi
   else
-    go install -ldflags="$ldflags" "$target" >"$log" 2>&1 || return 1
+    go install -tags="$tags" -ldflags="$ldflags" "$target" >"$log" 2>&1 || return 1
   fi
   printf 'built %s %s in %s s\n' "$name" "$version" "$(( $(date +%s) - start ))" >>"$log"
 }
 
-# install_go_tools SPEC...: SPEC is NAME|VERSION|TARGET|LDFLAGS. Missing ones build in parallel,
+# install_go_tools SPEC...: SPEC is NAME|VERSION|TARGET|LDFLAGS[|TAGS]. Missing ones build in parallel,
 # GO_BUILD_JOBS at a time (a new build starts as soon as any finishes); a failed build is reported
 # with its log tail and makes this return non-zero after the others finished.
 install_go_tools() {
-  local spec name version target ldflags todo=() failed=0 pid
+  local spec name version target ldflags tags todo=() failed=0 pid
   local -A running=()
   for spec in "$@"; do
-    IFS='|' read -r name version target ldflags <<<"$spec"
+    IFS='|' read -r name version target _ <<<"$spec"
     if stamp_ok "go-$name" "$(go_tool_key "$version" "$target")" "$GOBIN/$name"; then
       skip_msg "$name" "$version"
     else
@@ -86,9 +94,9 @@ install_go_tools() {
     while [[ ${#running[@]} -ge $GO_BUILD_JOBS ]]; do
       reap_one_go_build || failed=1
     done
-    IFS='|' read -r name version target ldflags <<<"$spec"
+    IFS='|' read -r name version target ldflags tags <<<"$spec"
     log "build   $name $version ($target)"
-    build_go_tool "$name" "$version" "$target" "$ldflags" &
+    build_go_tool "$name" "$version" "$target" "$ldflags" "$tags" &
     running[$!]="$name|$version|$target"
   done
   while [[ ${#running[@]} -gt 0 ]]; do

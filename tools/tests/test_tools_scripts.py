@@ -114,6 +114,45 @@ def fake_apt(
     return fake
 
 
+def test_build_go_tool_builds_a_prepared_source_dir_with_its_tags(
+    tmp_path: Path,
+) -> None:
+    # The monitoring step's two additions: srcdir:DIR:PKG (a module copy prepared outside the
+    # module cache, built as the main module) and the TAGS field (Prometheus' service discovery
+    # build tags), through a real `go build`.
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "go.mod").write_text("module example.com/tagged\n\ngo 1.21\n")
+    (src / "main.go").write_text(
+        'package main\n\nimport "fmt"\n\nvar picked = "default"\n\nfunc main() { fmt.Println(picked) }\n'
+    )
+    (src / "tagged.go").write_text(
+        '//go:build only_this\n\npackage main\n\nfunc init() { picked = "tagged" }\n'
+    )
+    tools = tmp_path / "tools"
+    env = {
+        "HOME": str(tmp_path),
+        "GOCACHE": str(tmp_path / "gocache"),
+        "GOPATH": str(tmp_path / "gopath"),
+    }
+    for tags, want in (("", "default"), ("only_this", "tagged")):
+        r = bash(
+            f"""
+            go_env_setup
+            GOFLAGS="$GOFLAGS -mod=mod" build_go_tool tagged v0.0.1 srcdir:{src}:. "" {tags or '""'}
+            "$GOBIN/tagged"
+            tail -n 1 "$OUTRIGGER_TOOLS/logs/go-tagged.log"
+            """,
+            tools,
+            PATH="/usr/local/go/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            **env,
+        )
+        assert r.returncode == 0, r.stderr + r.stdout
+        printed, logged = r.stdout.strip().splitlines()
+        assert printed == want
+        assert logged.startswith("built tagged v0.0.1 in ")
+
+
 def test_retired_pin_with_drift_allowed_installs_once_then_is_a_no_op(
     tmp_path: Path,
 ) -> None:

@@ -22,7 +22,6 @@ WORKLOAD_KINDS = {"Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob", "R
 # path holds a pod's nodeSelector/tolerations pair). A chart missing here fails the check.
 REMOTE_CHART_PLACEMENT = {
     "cert-manager/cert-manager": ["", "webhook", "cainjector", "startupapicheck"],
-    "traefik/traefik": [""],
     "monitoring/kube-prometheus-stack": [
         "prometheusOperator",
         "prometheusOperator.admissionWebhooks.patch",

@@ -48,3 +48,29 @@ def test_e2e_queries_every_dashboard_expression_including_variables() -> None:
         assert "$" not in q.replace("${1}", ""), q
     # The cluster scrapes every 5 s: its rate interval is 1m, not the 5m the static check assumes.
     assert any("[1m]" in q for _, _, q in queries)
+
+
+def test_kube_state_metrics_queries_are_a_gap_only_where_it_does_not_run() -> None:
+    # make cluster-e2e has no kube-state-metrics: its empty kube_* queries are a known gap there.
+    # make gitops-e2e runs it (--kube-state-metrics): the same empty answer is a failure.
+    sys.path.insert(0, str(CLUSTER))
+    try:
+        import e2e_metrics
+    finally:
+        sys.path.remove(str(CLUSTER))
+    q = "count(kube_node_info)"
+
+    def status(**kw):
+        return e2e_metrics.query_status(q, **kw, known_empty=lambda _n: False)
+
+    assert status(result=[], error=None, kube_state_metrics=False) == "needs_kube_state_metrics"
+    assert status(result=[], error=None, kube_state_metrics=True) == "no_data"
+    assert status(result=[{"value": [0, "1"]}], error=None, kube_state_metrics=True) == "data"
+    assert status(result=[], error="bad", kube_state_metrics=False) == "error"
+    # The agent's own outrigger_agent_kube_* metrics are not kube-state-metrics'.
+    assert (
+        e2e_metrics.query_status(
+            "sum(outrigger_agent_kube_pods)", [], None, kube_state_metrics=False, known_empty=lambda _n: True
+        )
+        == "no_events"
+    )
