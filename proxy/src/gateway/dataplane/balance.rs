@@ -131,8 +131,8 @@ impl BackendSet {
 
     /// Choose an endpoint for an attempt, avoiding `tried` when possible; `None` when no
     /// endpoint is eligible.
-    fn choose(&self, tried: &[SocketAddr]) -> Option<Arc<EndpointState>> {
-        let now = self.balancer.now_ms();
+    fn choose(&self, tried: &[SocketAddr], now: Instant) -> Option<Arc<EndpointState>> {
+        let now = self.balancer.ms_at(now);
         let tiers: [&dyn Fn(&Member) -> bool; 4] = [
             &|m| !m.state.ejected(now) && !tried.contains(&m.state.addr),
             &|m| !tried.contains(&m.state.addr),
@@ -207,8 +207,12 @@ struct Inner {
 
 impl Inner {
     fn now_ms(&self) -> u64 {
+        self.ms_at(Instant::now())
+    }
+
+    fn ms_at(&self, at: Instant) -> u64 {
         // +1 so that "ejected until 0" always means "not ejected".
-        self.epoch.elapsed().as_millis() as u64 + 1
+        at.saturating_duration_since(self.epoch).as_millis() as u64 + 1
     }
 }
 
@@ -349,16 +353,15 @@ impl Targets for Attempts {
     type Pick = Picked;
 
     fn pick(&mut self) -> Result<Picked, UpstreamError> {
+        // One clock read for the ejection check and the latency sample.
+        let start = Instant::now();
         let ep = self
             .set
-            .choose(&self.tried)
+            .choose(&self.tried, start)
             .ok_or(UpstreamError::NoEndpoint)?;
         self.tried.push(ep.addr);
         ep.in_flight.fetch_add(1, Ordering::Relaxed);
-        Ok(Picked {
-            ep,
-            start: Instant::now(),
-        })
+        Ok(Picked { ep, start })
     }
 
     fn send<'s>(
@@ -455,7 +458,7 @@ mod tests {
         let set = b.backend(&key()).unwrap();
         assert!(Arc::ptr_eq(&set.members[0].state, &first));
         for _ in 0..100 {
-            assert_eq!(set.choose(&[]).unwrap().addr.port(), 2);
+            assert_eq!(set.choose(&[], Instant::now()).unwrap().addr.port(), 2);
         }
         assert_eq!(
             set.counts(),
@@ -467,7 +470,12 @@ mod tests {
             }
         );
         b.update_t(&table(&[(1, false, false)]));
-        assert!(b.backend(&key()).unwrap().choose(&[]).is_none());
+        assert!(
+            b.backend(&key())
+                .unwrap()
+                .choose(&[], Instant::now())
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -478,10 +486,10 @@ mod tests {
         set.members[0].state.observe(Duration::from_secs(1));
         set.members[0].state.observe(Duration::from_secs(1));
         for _ in 0..50 {
-            assert_eq!(set.choose(&[]).unwrap().addr.port(), 2);
+            assert_eq!(set.choose(&[], Instant::now()).unwrap().addr.port(), 2);
         }
         let tried = [SocketAddr::from(([127, 0, 0, 1], 2))];
-        assert_eq!(set.choose(&tried).unwrap().addr.port(), 1);
+        assert_eq!(set.choose(&tried, Instant::now()).unwrap().addr.port(), 1);
     }
 
     #[tokio::test]
@@ -496,7 +504,7 @@ mod tests {
         assert!(until >= set.balancer.now_ms() + 29_000);
         assert!(!set.failed(&two) && !set.failed(&two), "the last one stays");
         for _ in 0..20 {
-            assert_eq!(set.choose(&[]).unwrap().addr.port(), 2);
+            assert_eq!(set.choose(&[], Instant::now()).unwrap().addr.port(), 2);
         }
         // Expired: the next ejection lasts twice as long.
         one.ejected_until_ms.store(1, Ordering::Relaxed);
