@@ -214,7 +214,12 @@ impl forward::Router for PortRouter {
                 &Arc::from(""),
             )));
         }
-        let mut n = fastrand::u64(..total);
+        // One backend (the common case) needs no random number.
+        let mut n = if rule.backends.len() == 1 {
+            0
+        } else {
+            fastrand::u64(..total)
+        };
         let chosen = rule
             .backends
             .iter()
