@@ -14,7 +14,10 @@
 #             from the API: Debian builds prometheus without kubernetes_sd)
 #   tests     rollout-restart, image-change, kill-app, scale-down (load through the Service at
 #             >= 200 req/s, half keep-alive, half new connections; sidecar and baseline in the
-#             same run), service-through-sidecar, logs, metrics, host-clean
+#             same run; rollout-restart, image-change and scale-down also through the gateway:
+#             the chart's gateway, a Gateway `edge` and an HTTPRoute to the baseline's pods, its
+#             address read from the Gateway's status), service-through-sidecar, logs, metrics,
+#             host-clean
 #   down      always (trap), then the host is compared with its state before the run
 #
 # Writes target/cluster-e2e/summary.json (per test: pass/fail, counts per status and error
@@ -156,6 +159,10 @@ helm_ install outrigger "$OUTRIGGER_ROOT/charts/outrigger" -n "$SYSTEM" --wait -
   --set-json 'injector.nodeSelector={"doks.digitalocean.com/node-pool":null}' --set-json injector.tolerations='[]' \
   --set serviceMonitor.enabled=false --set podMonitor.enabled=false \
   --set dashboards.enabled=false --set prometheusRules.enabled=false \
+  --set gateway.enabled=true \
+  --set gateway.image.repository=$REGISTRY/outrigger-proxy --set "gateway.image.tag=$T_PROXY" \
+  --set gateway.service.type=ClusterIP --set-json 'gateway.service.annotations={}' \
+  --set-json 'gateway.nodeSelector={"doks.digitalocean.com/node-pool":null}' --set-json gateway.tolerations='[]' \
   >>"$OUT/logs/helm.log" 2>&1 || die "helm install outrigger failed ($OUT/logs/helm.log)"
 
 say "install: flask-hello-world with the sidecar (hello) and without (plain), podinfo (injected)"
@@ -177,6 +184,45 @@ helm_ install podinfo "$IMAGES/charts/podinfo" -n "$APPS" --wait --timeout 5m --
   --set-string 'podAnnotations.outrigger\.io/inject=enabled' \
   >>"$OUT/logs/helm.log" 2>&1 || die "helm install podinfo failed ($OUT/logs/helm.log)"
 
+# The edge: a Gateway of the chart's class and an HTTPRoute to the baseline's (plain) Service, so
+# the rollout tests also run client -> gateway -> app pods. Its address is the one the gateway
+# writes into the Gateway's status (today the chart's Service; per-Gateway Services later).
+say "install: Gateway edge + HTTPRoute to $APPS/plain (class outrigger)"
+k apply -f - >/dev/null <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: $APPS}
+spec:
+  gatewayClassName: outrigger
+  listeners:
+  - {name: http, protocol: HTTP, port: 80, allowedRoutes: {namespaces: {from: Same}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: plain, namespace: $APPS}
+spec:
+  parentRefs: [{name: edge}]
+  rules:
+  - backendRefs: [{name: plain, port: 80}]
+YAML
+gateway_url() {
+  local addr
+  addr=$(k -n "$APPS" get gateway edge -o json | jq -r '
+    select(any(.status.conditions[]?; .type == "Programmed" and .status == "True"))
+    | .status.addresses[0].value // empty')
+  [[ -n "$addr" ]] && printf 'http://%s:80/' "$addr"
+}
+GATEWAY_URL=""
+for ((i = 0; i < 120; i += 2)); do
+  GATEWAY_URL=$(gateway_url || true)
+  if [[ -n "$GATEWAY_URL" ]] && [[ "$(node_run curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$GATEWAY_URL" || true)" == 200 ]]; then
+    break
+  fi
+  sleep 2
+done
+[[ $i -lt 120 ]] || die "the Gateway edge did not serve $APPS/plain within 120 s (address '${GATEWAY_URL}')"
+say "gateway: $GATEWAY_URL -> $APPS/plain"
+
 say "prometheus: file_sd targets from the API, scraping every 5 s"
 prometheus_start || die "prometheus did not start"
 
@@ -194,21 +240,29 @@ wait_settled() {
 }
 
 # rollout CASE RELEASE REPLICAS ACTION...: load through RELEASE's Service during ACTION, until the
-# release settled again.
+# release settled again. With LEG=gateway the load goes through the Gateway instead (GATEWAY_URL,
+# routed to RELEASE's pods) and is recorded as CASE-gateway.
 rollout() {
-  local case=$1 rel=$2 n=$3
+  local case=$1 rel=$2 n=$3 url name
   shift 3
+  url="http://$(svc_ip "$APPS" "$rel")/" name="$case-$rel"
+  if [[ ${LEG:-} == gateway ]]; then url=$GATEWAY_URL name="$case-gateway"; fi
   wait_settled "$rel" 3
-  load_start "$case-$rel" "http://$(svc_ip "$APPS" "$rel")/"
+  load_start "$name" "$url"
   "$@"
   k -n "$APPS" rollout status "deployment/$rel" --timeout="${SETTLE_TIMEOUT}s" >/dev/null
   wait_settled "$rel" "$n"
-  load_stop "$case-$rel"
+  load_stop "$name"
 }
 
 act_restart() { k -n "$APPS" rollout restart "deployment/$1" >/dev/null; }
+# act_image RELEASE: the app image to the other of its two tags (a second run on the same release,
+# the gateway leg, changes it back).
 act_image() {
-  helm_ upgrade "$1" "$app_chart" -n "$APPS" --reuse-values --set "image.tag=$T_APP_B" >/dev/null
+  local to=$T_APP_B
+  [[ "$(k -n "$APPS" get deployment "$1" -o jsonpath='{.spec.template.spec.containers[?(@.name=="app")].image}')" == *":$T_APP_B" ]] &&
+    to=$T_APP
+  helm_ upgrade "$1" "$app_chart" -n "$APPS" --reuse-values --set "image.tag=$to" >/dev/null
 }
 act_scale() { k -n "$APPS" scale "deployment/$1" --replicas=1 >/dev/null; }
 
@@ -217,8 +271,13 @@ test_rollout() {
   for rel in hello plain; do
     rollout "$name" "$rel" "$n" "$act" "$rel"
   done
+  # The same action on the baseline's pods again, the load through the gateway this time (the
+  # replicas back to 3 first when the action scaled them down).
+  k -n "$APPS" scale deployment/plain --replicas=3 >/dev/null
+  LEG=gateway rollout "$name" plain "$n" "$act" plain
   python3 "$E2E" rollout --name "$name" --rate "$RATE" --zero-failures \
-    --sidecar "$OUT/load/$name-hello.json" --baseline "$OUT/load/$name-plain.json" --out "$OUT/tests/$name.json"
+    --sidecar "$OUT/load/$name-hello.json" --baseline "$OUT/load/$name-plain.json" \
+    --gateway "$OUT/load/$name-gateway.json" --out "$OUT/tests/$name.json"
 }
 
 # kill_app RELEASE: SIGKILL one replica's app container through containerd, under load, until the

@@ -1,7 +1,8 @@
 //! The request path: one inbound request in, one app request (plus bounded retries) out.
 //!
 //! [`handle`] reads top to bottom: open the request on its connection → [`forward`] (limits →
-//! header rewrite, trace context → body preparation, a replay buffer only when a retry is
+//! header rewrite, trace context → routing by the [`Router`] (the sidecar's [`App`]: its one app;
+//! the gateway: its routes and balancer) → body preparation, a replay buffer only when a retry is
 //! possible → attempts through [`retry::send`] under the whole-request deadline → the app's
 //! response, or an upgrade tunnel) → response rewrite (`Connection: close` while draining) → a
 //! [`Completion`] attached to the response body, which reports metrics, the access log, the span

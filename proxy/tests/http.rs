@@ -70,7 +70,7 @@ async fn forwards_http1_and_h2c_with_pooled_keepalive() {
     );
 
     // One access-log line per request, JSON, with the fields.
-    let lines = proxy.stdout_lines();
+    let lines = proxy.stdout_lines_at_least(10).await;
     assert_eq!(lines.len(), 10, "{lines:?}");
     let v: serde_json::Value = serde_json::from_str(&lines[9]).unwrap();
     for key in [

@@ -30,7 +30,8 @@ async fn idempotent_request_is_retried_after_the_app_drops_the_connection() {
     assert_eq!(app.state.hits("/drop-once"), 2);
     assert_eq!(proxy.by_reason("retries", "connection_error").await, 1.0);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let log: serde_json::Value = serde_json::from_str(&proxy.stdout_lines()[0]).unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&proxy.stdout_lines_at_least(1).await[0]).unwrap();
     assert_eq!(log["retries"], 1);
 
     // 503 then success is retried too; with the app always failing, attempts are bounded.

@@ -205,7 +205,8 @@ async fn server_span_continues_the_client_trace_and_is_exported() {
     assert!(status_attr.unwrap().contains("200"));
 
     // The access log carries the trace id.
-    let log: serde_json::Value = serde_json::from_str(&proxy.stdout_lines()[0]).unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&proxy.stdout_lines_at_least(1).await[0]).unwrap();
     assert_eq!(log["trace_id"], TRACE_ID);
 }
 
@@ -224,7 +225,8 @@ async fn without_otlp_trace_context_passes_through_untouched() {
     assert_eq!(seen["traceparent"], tp.as_str());
     assert_eq!(seen["tracestate"], "vendor=abc");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let log: serde_json::Value = serde_json::from_str(&proxy.stdout_lines()[0]).unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&proxy.stdout_lines_at_least(1).await[0]).unwrap();
     assert_eq!(log["trace_id"], TRACE_ID);
 }
 

@@ -93,6 +93,7 @@ def main() -> int:
     p.add_argument("--name", required=True)
     p.add_argument("--sidecar", required=True)
     p.add_argument("--baseline", required=True)
+    p.add_argument("--gateway", default="", help="load report of the same rollout through the gateway")
     p.add_argument("--rate", type=float, default=200)
     p.add_argument("--zero-failures", action="store_true")
     p.add_argument("--extra", default="")

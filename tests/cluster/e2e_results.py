@@ -31,8 +31,12 @@ def figures(run: dict) -> dict:
 
 def cmd_rollout(args: argparse.Namespace) -> int:
     sidecar, baseline = load(args.sidecar), load(args.baseline)
+    # The same rollout with the load through the gateway (client -> gateway -> the baseline's pods),
+    # when the run has one.
+    gateway = load(args.gateway) if getattr(args, "gateway", "") else None
     problems = []
-    for setup, run in (("sidecar", sidecar), ("baseline", baseline)):
+    legs = [("sidecar", sidecar), ("baseline", baseline)] + ([("gateway", gateway)] if gateway else [])
+    for setup, run in legs:
         if run["sent"] == 0:
             problems.append(f"{setup}: no request sent")
         if run["achieved_rate"] < 0.95 * args.rate:
@@ -41,14 +45,22 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             )
     if args.zero_failures and sidecar["failed"]:
         problems.append(f"sidecar: {sidecar['failed']} failed requests")
+    if args.zero_failures and gateway and gateway["failed"]:
+        problems.append(f"gateway: {gateway['failed']} failed requests")
     result = {
         "name": args.name,
         "pass": not problems,
-        "goal": "sidecar: zero failed requests" if args.zero_failures else "failures counted and reported",
+        "goal": (
+            ("sidecar" + (" and gateway" if gateway else "") + ": zero failed requests")
+            if args.zero_failures
+            else "failures counted and reported"
+        ),
         "sidecar": figures(sidecar),
         "baseline": figures(baseline),
         "problems": problems,
     }
+    if gateway:
+        result["gateway"] = figures(gateway)
     if args.extra:
         result.update(json.loads(args.extra))
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -63,6 +75,9 @@ def line(t: dict) -> str:
             f"sidecar {s['sent']} sent / {s['failed']} failed {s['status']} {s['errors']}; "
             f"baseline {b['sent']} sent / {b['failed']} failed {b['status']} {b['errors']}"
         )
+        if "gateway" in t:
+            g = t["gateway"]
+            detail += f"; gateway {g['sent']} sent / {g['failed']} failed {g['status']} {g['errors']}"
     else:
         detail = t.get("detail") or ", ".join(t.get("failures", []) + t.get("problems", [])) or ""
         if t["name"] == "metrics" and "checks_passed" in t:

@@ -322,6 +322,25 @@ impl Proxy {
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
     }
+
+    /// The stdout lines once at least `n` have arrived. The proxy writes a request's access-log
+    /// line when the response body ends, which can be after the client has read the body and
+    /// the metrics counted it; a reader thread then moves it from the pipe. Hang guard: 5 s.
+    pub async fn stdout_lines_at_least(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines = self.stdout_lines();
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} stdout lines after 5 s: {lines:?}",
+                lines.len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl Drop for Proxy {

@@ -86,6 +86,9 @@ struct Member {
     terminating: bool,
 }
 
+/// Which members (by index) a tier of [`BackendSet::choose`] considers.
+type Tier<'a> = &'a dyn Fn(usize, &Member) -> bool;
+
 /// The endpoints of one backend.
 #[derive(Debug)]
 pub struct BackendSet {
@@ -129,33 +132,41 @@ impl BackendSet {
         c
     }
 
-    /// Choose an endpoint for an attempt, avoiding `tried` when possible; `None` when no
-    /// endpoint is eligible.
-    fn choose(&self, tried: &[SocketAddr]) -> Option<Arc<EndpointState>> {
-        let now = self.balancer.now_ms();
-        let tiers: [&dyn Fn(&Member) -> bool; 4] = [
-            &|m| !m.state.ejected(now) && !tried.contains(&m.state.addr),
-            &|m| !tried.contains(&m.state.addr),
-            &|m| !m.state.ejected(now),
-            &|_| true,
+    /// Choose an endpoint for an attempt, avoiding the members whose bit is set in `tried`
+    /// (member `i` is bit `i`; members past the 64th are never marked) when possible. Returns
+    /// the member's index and state; `None` when no endpoint is eligible.
+    fn choose(&self, tried: u64, now: Instant) -> Option<(usize, Arc<EndpointState>)> {
+        let now = self.balancer.ms_at(now);
+        let untried = |i: usize| i >= 64 || tried & (1 << i) == 0;
+        let tiers: [Tier<'_>; 4] = [
+            &|i, m| !m.state.ejected(now) && untried(i),
+            &|i, _| untried(i),
+            &|_, m| !m.state.ejected(now),
+            &|_, _| true,
         ];
         for tier in tiers {
-            let candidates: smallvec::SmallVec<[&Member; 8]> = self
+            let candidates: smallvec::SmallVec<[(usize, &Member); 8]> = self
                 .members
                 .iter()
-                .filter(|m| m.eligible && tier(m))
+                .enumerate()
+                .filter(|(i, m)| m.eligible && tier(*i, m))
                 .collect();
             match candidates.len() {
                 0 => {}
-                1 => return Some(candidates[0].state.clone()),
+                1 => return Some((candidates[0].0, candidates[0].1.state.clone())),
                 n => {
                     let a = fastrand::usize(..n);
                     let mut b = fastrand::usize(..n - 1);
                     if b >= a {
                         b += 1;
                     }
-                    let (a, b) = (&candidates[a].state, &candidates[b].state);
-                    return Some(if b.score() < a.score() { b } else { a }.clone());
+                    let (a, b) = (candidates[a], candidates[b]);
+                    let best = if b.1.state.score() < a.1.state.score() {
+                        b
+                    } else {
+                        a
+                    };
+                    return Some((best.0, best.1.state.clone()));
                 }
             }
         }
@@ -207,8 +218,12 @@ struct Inner {
 
 impl Inner {
     fn now_ms(&self) -> u64 {
+        self.ms_at(Instant::now())
+    }
+
+    fn ms_at(&self, at: Instant) -> u64 {
         // +1 so that "ejected until 0" always means "not ejected".
-        self.epoch.elapsed().as_millis() as u64 + 1
+        at.saturating_duration_since(self.epoch).as_millis() as u64 + 1
     }
 }
 
@@ -316,7 +331,8 @@ impl Balancer {
 #[derive(Debug)]
 pub struct Attempts {
     set: Arc<BackendSet>,
-    tried: smallvec::SmallVec<[SocketAddr; 2]>,
+    /// Members tried already, one bit per member index (see [`BackendSet::choose`]).
+    tried: u64,
     /// Bound of each attempt (the rule's `backendRequest`).
     attempt_timeout: Option<Duration>,
 }
@@ -326,7 +342,7 @@ impl Attempts {
     pub fn new(set: Arc<BackendSet>, attempt_timeout: Option<Duration>) -> Self {
         Self {
             set,
-            tried: smallvec::SmallVec::new(),
+            tried: 0,
             attempt_timeout,
         }
     }
@@ -349,16 +365,17 @@ impl Targets for Attempts {
     type Pick = Picked;
 
     fn pick(&mut self) -> Result<Picked, UpstreamError> {
-        let ep = self
+        // One clock read for the ejection check and the latency sample.
+        let start = Instant::now();
+        let (index, ep) = self
             .set
-            .choose(&self.tried)
+            .choose(self.tried, start)
             .ok_or(UpstreamError::NoEndpoint)?;
-        self.tried.push(ep.addr);
+        if index < 64 {
+            self.tried |= 1 << index;
+        }
         ep.in_flight.fetch_add(1, Ordering::Relaxed);
-        Ok(Picked {
-            ep,
-            start: Instant::now(),
-        })
+        Ok(Picked { ep, start })
     }
 
     fn send<'s>(
@@ -455,7 +472,7 @@ mod tests {
         let set = b.backend(&key()).unwrap();
         assert!(Arc::ptr_eq(&set.members[0].state, &first));
         for _ in 0..100 {
-            assert_eq!(set.choose(&[]).unwrap().addr.port(), 2);
+            assert_eq!(set.choose(0, Instant::now()).unwrap().1.addr.port(), 2);
         }
         assert_eq!(
             set.counts(),
@@ -467,7 +484,12 @@ mod tests {
             }
         );
         b.update_t(&table(&[(1, false, false)]));
-        assert!(b.backend(&key()).unwrap().choose(&[]).is_none());
+        assert!(
+            b.backend(&key())
+                .unwrap()
+                .choose(0, Instant::now())
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -478,10 +500,10 @@ mod tests {
         set.members[0].state.observe(Duration::from_secs(1));
         set.members[0].state.observe(Duration::from_secs(1));
         for _ in 0..50 {
-            assert_eq!(set.choose(&[]).unwrap().addr.port(), 2);
+            assert_eq!(set.choose(0, Instant::now()).unwrap().1.addr.port(), 2);
         }
-        let tried = [SocketAddr::from(([127, 0, 0, 1], 2))];
-        assert_eq!(set.choose(&tried).unwrap().addr.port(), 1);
+        // Member 1 (port 2) tried already.
+        assert_eq!(set.choose(1 << 1, Instant::now()).unwrap().1.addr.port(), 1);
     }
 
     #[tokio::test]
@@ -496,7 +518,7 @@ mod tests {
         assert!(until >= set.balancer.now_ms() + 29_000);
         assert!(!set.failed(&two) && !set.failed(&two), "the last one stays");
         for _ in 0..20 {
-            assert_eq!(set.choose(&[]).unwrap().addr.port(), 2);
+            assert_eq!(set.choose(0, Instant::now()).unwrap().1.addr.port(), 2);
         }
         // Expired: the next ejection lasts twice as long.
         one.ejected_until_ms.store(1, Ordering::Relaxed);

@@ -5,8 +5,9 @@
 //!
 //! One module per concern: [`ports`] (binding and draining the table's ports), [`sni`]
 //! (certificates by SNI), [`routing`] (host, virtual host and rule matching), [`filters`],
-//! [`router`] (the request path's routing step and per-route metrics), [`balance`] (endpoint
-//! choice and ejection), [`metrics`] and [`admin`].
+//! [`router`] (the request path's routing step and per-route metrics), [`served`] (what is
+//! resolved once per table), [`balance`] (endpoint choice and ejection), [`metrics`] and
+//! [`admin`].
 
 pub mod admin;
 pub mod balance;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod ports;
 pub mod router;
 pub mod routing;
+pub mod served;
 pub mod sni;
 
 use std::future::Future;

@@ -13,18 +13,19 @@ use tokio::time::Instant;
 
 use super::balance::{Attempts, Balancer};
 use super::filters;
-use super::metrics::{BackendLabels, GatewayMetrics, RequestLabels, RouteLabels};
+use super::metrics::{BackendLabels, GatewayMetrics, RequestLabels};
 use super::routing;
+use super::served::{Resolved, Served};
 use crate::body::RespBody;
 use crate::conn::ConnInfo;
 use crate::forward::{self, Route, Routing};
-use crate::gateway::table::{Backend, Filter, HeaderModifier, Port, Table};
+use crate::gateway::table::{Filter, HeaderModifier, Port, Table};
 use crate::shared::Shared;
 
 /// The table being served, the balancer and the gateway metrics: shared by every port.
 #[derive(Debug)]
 pub struct State {
-    table: RwLock<Arc<Table>>,
+    served: RwLock<Arc<Served>>,
     /// Endpoint state.
     pub balancer: Balancer,
     /// `outrigger_gateway_*`.
@@ -35,18 +36,23 @@ impl State {
     /// State serving an empty table.
     pub fn new(balancer: Balancer, metrics: GatewayMetrics) -> Self {
         Self {
-            table: RwLock::default(),
+            served: RwLock::default(),
             balancer,
             metrics,
         }
     }
 
-    /// The table being served.
-    pub fn table(&self) -> Arc<Table> {
-        self.table
+    /// The table being served, with its resolved backends.
+    pub fn served(&self) -> Arc<Served> {
+        self.served
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The table being served.
+    pub fn table(&self) -> Arc<Table> {
+        self.served().table.clone()
     }
 
     /// Serve `table` from now on (endpoints first, so no rule points at a backend the balancer
@@ -60,7 +66,8 @@ impl State {
                 })
                 .clone()
         });
-        *self.table.write().unwrap_or_else(PoisonError::into_inner) = table;
+        let served = Arc::new(Served::new(table, &self.balancer, &self.metrics));
+        *self.served.write().unwrap_or_else(PoisonError::into_inner) = served;
         self.metrics.table_updates.inc();
     }
 }
@@ -86,8 +93,7 @@ pub struct PortRouter {
 /// What the response step needs.
 #[derive(Debug)]
 pub struct Routed {
-    route: Arc<str>,
-    backend: Arc<str>,
+    stats: Arc<Resolved>,
     response_filters: SmallVec<[HeaderModifier; 1]>,
 }
 
@@ -164,9 +170,9 @@ impl forward::Router for PortRouter {
         uri: &mut Uri,
         headers: &mut HeaderMap,
     ) -> Routing<Attempts, Routed> {
-        let table = self.state.table();
+        let served = self.state.served();
         let host = routing::request_host(uri, headers);
-        let rule = find_port(&table, self.port)
+        let rule = find_port(&served.table, self.port)
             .and_then(|p| routing::listener(p, &host))
             .and_then(|l| routing::virtual_host(l, &host))
             .and_then(|v| routing::rule(v, method, uri, headers));
@@ -208,7 +214,12 @@ impl forward::Router for PortRouter {
                 &Arc::from(""),
             )));
         }
-        let mut n = fastrand::u64(..total);
+        // One backend (the common case) needs no random number.
+        let mut n = if rule.backends.len() == 1 {
+            0
+        } else {
+            fastrand::u64(..total)
+        };
         let chosen = rule
             .backends
             .iter()
@@ -234,36 +245,42 @@ impl forward::Router for PortRouter {
             self.count(&rule.route, &Arc::from(""), redirect.status().as_u16());
             return Err(Box::new(redirect));
         }
-        let key = match &chosen.backend {
-            Backend::Service(key) => key,
-            Backend::Invalid => {
-                return Err(Box::new(self.answer(
-                    shared,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "invalid_backend",
-                    &rule.route,
-                    &Arc::from("invalid"),
-                )));
-            }
-        };
-        let Some(set) = self.state.balancer.backend(key) else {
-            let backend: Arc<str> = key.to_string().into();
+        let Some(res) = served.resolved(chosen) else {
+            // Every backend of the table is resolved when it is installed.
+            let none: Arc<str> = Arc::from("");
             return Err(Box::new(self.answer(
                 shared,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_endpoint",
                 &rule.route,
-                &backend,
+                &none,
+            )));
+        };
+        if res.invalid {
+            return Err(Box::new(self.answer(
+                shared,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "invalid_backend",
+                &res.route,
+                &res.backend,
+            )));
+        }
+        let Some(set) = &res.set else {
+            return Err(Box::new(self.answer(
+                shared,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_endpoint",
+                &res.route,
+                &res.backend,
             )));
         };
         Ok(Route {
             timeout: rule.timeouts.request,
+            targets: Attempts::new(set.clone(), rule.timeouts.backend_request),
             routed: Routed {
-                route: rule.route.clone(),
-                backend: set.label.clone(),
+                stats: res.clone(),
                 response_filters,
             },
-            targets: Attempts::new(set, rule.timeouts.backend_request),
         })
     }
 
@@ -271,13 +288,13 @@ impl forward::Router for PortRouter {
         for m in &routed.response_filters {
             filters::modify_headers(response.headers_mut(), m);
         }
-        self.count(&routed.route, &routed.backend, response.status().as_u16());
-        self.state
-            .metrics
-            .duration
-            .get_or_create(&RouteLabels {
-                route: routed.route.clone(),
-            })
-            .observe(start.elapsed().as_secs_f64());
+        let stats = &routed.stats;
+        match response.status().as_u16() {
+            200 => {
+                stats.ok.inc();
+            }
+            code => self.count(&stats.route, &stats.backend, code),
+        }
+        stats.duration.observe(start.elapsed().as_secs_f64());
     }
 }
