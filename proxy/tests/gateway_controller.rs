@@ -4,7 +4,8 @@
 //! table the controller publishes and on the status it writes: Accepted/Programmed/ResolvedRefs
 //! with their reasons, including a missing Secret, a missing backend Service and an invalid
 //! match; then that an EndpointSlice change republishes the table and that shutdown releases
-//! the Lease.
+//! the Lease. Each Gateway gets its own Service (two Gateways on one port: two internal ports,
+//! two addresses), deleted with its Gateway.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,6 +23,7 @@ use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
+use outrigger_proxy::gateway::controller::services::{GATEWAY_NAME, service_name};
 use outrigger_proxy::gateway::controller::{self, Options};
 use outrigger_proxy::gateway::table::{Backend, PathMatch, Protocol, Table};
 use outrigger_test_support::repo_root;
@@ -262,8 +264,6 @@ async fn controller_publishes_the_table_and_writes_status() {
             {"name": "no-secret", "port": 9443, "protocol": "HTTPS",
                 "tls": {"certificateRefs": [{"name": "missing"}]}, "allowedRoutes": {"namespaces": {"from": "All"}}},
             {"name": "udp", "port": 5353, "protocol": "UDP"}]}})).await;
-    create(&client, &svc, Some("infra"), json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gateway", "namespace": "infra"},
-        "spec": {"ports": [{"name": "http", "port": 80}]}})).await;
     for (namespace, name) in [("apps", "web"), ("other", "shared")] {
         create(
             &client,
@@ -310,7 +310,16 @@ async fn controller_publishes_the_table_and_writes_status() {
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
         controller_name: CTL.to_owned(),
-        service: Some("infra/gateway".to_owned()),
+        namespace: Some("outrigger-system".to_owned()),
+        pod_selector: controller::Labels(
+            [("app.kubernetes.io/component".to_owned(), "gateway".to_owned())].into(),
+        ),
+        internal_ports: controller::PortRange {
+            first: 10_000,
+            last: 10_099,
+        },
+        gateway_service_type: "ClusterIP".to_owned(),
+        gateway_service_annotations: vec![("example.com/lb".to_owned(), "small".to_owned())],
         lease_namespace: "outrigger-system".to_owned(),
         lease_name: "outrigger-gateway".to_owned(),
     };
@@ -324,13 +333,18 @@ async fn controller_publishes_the_table_and_writes_status() {
         },
     ));
 
-    // The table: HTTP 8080 and HTTPS 8443 (the listener without its Secret is not served).
+    // The table: HTTP 8080 and HTTPS 8443 (the listener without its Secret is not served), on
+    // the internal ports the leader wrote into the Gateway's Service (8080, 8443 and 9443, in
+    // order, take the first three of the range).
     let table = eventually("table", || {
         let t = tables_rx.borrow_and_update().clone();
         async move {
-            let ports: Vec<(u16, Protocol)> =
-                t.ports.iter().map(|p| (p.port, p.protocol)).collect();
-            if ports != [(8080, Protocol::Http), (8443, Protocol::Https)] {
+            let ports: Vec<(u16, u16, Protocol)> = t
+                .ports
+                .iter()
+                .map(|p| (p.port, p.listener_port, p.protocol))
+                .collect();
+            if ports != [(10_000, 8080, Protocol::Http), (10_001, 8443, Protocol::Https)] {
                 return Err(format!("ports {ports:?}"));
             }
             Ok(t)
@@ -378,9 +392,25 @@ async fn controller_publishes_the_table_and_writes_status() {
     })
     .await;
 
-    // Gateway: accepted (one listener is not valid), programmed, the Service's ClusterIP as address, listener statuses.
-    let cluster_ip =
-        get(&client, &svc, Some("infra"), "gateway").await["spec"]["clusterIP"].clone();
+    // The Gateway's Service: in the pods' namespace, selecting the pods, one port per HTTP(S)
+    // listener port targeting its internal port, the default annotation.
+    let gw_svc = get(&client, &svc, Some("outrigger-system"), &service_name("infra", "gw")).await;
+    assert_eq!(
+        gw_svc["spec"]["selector"],
+        json!({"app.kubernetes.io/component": "gateway"})
+    );
+    assert_eq!(gw_svc["metadata"]["annotations"]["example.com/lb"], "small");
+    assert_eq!(gw_svc["metadata"]["labels"][GATEWAY_NAME], "gw");
+    let ports: Vec<(i64, i64)> = gw_svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["port"].as_i64().unwrap(), p["targetPort"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(ports, [(8080, 10_000), (8443, 10_001), (9443, 10_002)]);
+
+    // Gateway: accepted (one listener is not valid), programmed, its Service's ClusterIP as address, listener statuses.
+    let cluster_ip = gw_svc["spec"]["clusterIP"].clone();
     eventually("Gateway status", || async {
         let g = get(&client, &gw, Some("infra"), "gw").await;
         let (st, generation) = (&g["status"], &g["metadata"]["generation"]);
@@ -503,6 +533,77 @@ async fn controller_publishes_the_table_and_writes_status() {
     })
     .await;
 
+    // Two Gateways with the same port and no hostname (the conformance suite's
+    // HTTPRouteMultipleGateways): each gets its own Service, internal port and address.
+    for name in ["same-a", "same-b"] {
+        create(&client, &gw, Some("infra"), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": name, "namespace": "infra"}, "spec": {"gatewayClassName": "outrigger",
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}})).await;
+    }
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "outrigger-system");
+    let mut targets = Vec::new();
+    for name in ["same-a", "same-b"] {
+        let svc_name = service_name("infra", name);
+        let (target, ip) = eventually(&format!("Service of {name}"), || async {
+            let s = services.get(&svc_name).await.map_err(|e| e.to_string())?;
+            let spec = s.spec.unwrap_or_default();
+            let port = spec.ports.unwrap_or_default();
+            match (port.as_slice(), spec.cluster_ip) {
+                ([p], Some(ip)) if p.port == 80 => Ok((p.target_port.clone(), ip)),
+                (p, ip) => Err(format!("ports {p:?}, clusterIP {ip:?}")),
+            }
+        })
+        .await;
+        eventually(&format!("{name}'s address"), || async {
+            let g = get(&client, &gw, Some("infra"), name).await;
+            let st = &g["status"];
+            conds(&st["conditions"], &g["metadata"]["generation"], &[("Programmed", "True", "Programmed")])?;
+            (st["addresses"] == json!([{"type": "IPAddress", "value": ip}]))
+                .then_some(())
+                .ok_or(format!("addresses {}", st["addresses"]))
+        })
+        .await;
+        targets.push(target);
+    }
+    assert_ne!(targets[0], targets[1], "two Gateways, two internal ports");
+    eventually("table with both Gateways", || {
+        let t = tables_rx.borrow_and_update().clone();
+        async move {
+            let names: Vec<String> = t
+                .ports
+                .iter()
+                .filter(|p| p.listener_port == 80)
+                .map(|p| p.listeners.iter().map(|l| l.name.to_string()).collect::<Vec<_>>().join(","))
+                .collect();
+            (names == ["infra/same-a/http", "infra/same-b/http"])
+                .then_some(())
+                .ok_or(format!("{names:?}"))
+        }
+    })
+    .await;
+    // A deleted Gateway's Service is deleted, and its port leaves the table.
+    Api::<DynamicObject>::namespaced_with(client.clone(), "infra", &gw)
+        .delete("same-b", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("same-b's Service deleted", || async {
+        match services.get_opt(&service_name("infra", "same-b")).await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    eventually("table without same-b", || {
+        let t = tables_rx.borrow_and_update().clone();
+        async move {
+            (t.ports.len() == 3)
+                .then_some(())
+                .ok_or(format!("{} ports", t.ports.len()))
+        }
+    })
+    .await;
+
     // A second replica serves the same table but does not write status while the first one
     // holds the Lease; when the first one stops, it gives the Lease up and the second takes
     // over and writes status.
@@ -536,7 +637,7 @@ async fn controller_publishes_the_table_and_writes_status() {
     eventually("replica b's table", || {
         let t = b_tables_rx.borrow_and_update().clone();
         async move {
-            (t.ports.len() == 2)
+            (t.ports.len() == 3)
                 .then_some(())
                 .ok_or(format!("{} ports", t.ports.len()))
         }
