@@ -312,7 +312,11 @@ async fn controller_publishes_the_table_and_writes_status() {
         controller_name: CTL.to_owned(),
         namespace: Some("outrigger-system".to_owned()),
         pod_selector: controller::Labels(
-            [("app.kubernetes.io/component".to_owned(), "gateway".to_owned())].into(),
+            [(
+                "app.kubernetes.io/component".to_owned(),
+                "gateway".to_owned(),
+            )]
+            .into(),
         ),
         internal_ports: controller::PortRange {
             first: 10_000,
@@ -344,7 +348,12 @@ async fn controller_publishes_the_table_and_writes_status() {
                 .iter()
                 .map(|p| (p.port, p.listener_port, p.protocol))
                 .collect();
-            if ports != [(10_000, 8080, Protocol::Http), (10_001, 8443, Protocol::Https)] {
+            if ports
+                != [
+                    (10_000, 8080, Protocol::Http),
+                    (10_001, 8443, Protocol::Https),
+                ]
+            {
                 return Err(format!("ports {ports:?}"));
             }
             Ok(t)
@@ -394,7 +403,13 @@ async fn controller_publishes_the_table_and_writes_status() {
 
     // The Gateway's Service: in the pods' namespace, selecting the pods, one port per HTTP(S)
     // listener port targeting its internal port, the default annotation.
-    let gw_svc = get(&client, &svc, Some("outrigger-system"), &service_name("infra", "gw")).await;
+    let gw_svc = get(
+        &client,
+        &svc,
+        Some("outrigger-system"),
+        &service_name("infra", "gw"),
+    )
+    .await;
     assert_eq!(
         gw_svc["spec"]["selector"],
         json!({"app.kubernetes.io/component": "gateway"})
@@ -405,7 +420,12 @@ async fn controller_publishes_the_table_and_writes_status() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["port"].as_i64().unwrap(), p["targetPort"].as_i64().unwrap()))
+        .map(|p| {
+            (
+                p["port"].as_i64().unwrap(),
+                p["targetPort"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(ports, [(8080, 10_000), (8443, 10_001), (9443, 10_002)]);
 
@@ -558,7 +578,11 @@ async fn controller_publishes_the_table_and_writes_status() {
         eventually(&format!("{name}'s address"), || async {
             let g = get(&client, &gw, Some("infra"), name).await;
             let st = &g["status"];
-            conds(&st["conditions"], &g["metadata"]["generation"], &[("Programmed", "True", "Programmed")])?;
+            conds(
+                &st["conditions"],
+                &g["metadata"]["generation"],
+                &[("Programmed", "True", "Programmed")],
+            )?;
             (st["addresses"] == json!([{"type": "IPAddress", "value": ip}]))
                 .then_some(())
                 .ok_or(format!("addresses {}", st["addresses"]))
@@ -574,7 +598,13 @@ async fn controller_publishes_the_table_and_writes_status() {
                 .ports
                 .iter()
                 .filter(|p| p.listener_port == 80)
-                .map(|p| p.listeners.iter().map(|l| l.name.to_string()).collect::<Vec<_>>().join(","))
+                .map(|p| {
+                    p.listeners
+                        .iter()
+                        .map(|l| l.name.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .collect();
             (names == ["infra/same-a/http", "infra/same-b/http"])
                 .then_some(())

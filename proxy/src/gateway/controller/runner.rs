@@ -32,7 +32,11 @@ pub async fn run_with_client(
     let namespace = options
         .namespace
         .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty())
+        })
         .unwrap_or_else(|| options.lease_namespace.clone());
     let settings = services::Settings::new(
         namespace,
@@ -194,7 +198,10 @@ async fn sync_services(
         };
         let have = existing.get(name);
         if have.is_some_and(|h| services::needs_recreate(h, want)) {
-            tracing::info!(service = name, "gateway controller: recreating a Service for its new address");
+            tracing::info!(
+                service = name,
+                "gateway controller: recreating a Service for its new address"
+            );
             if let Err(e) = api.delete(name, &DeleteParams::default()).await {
                 tracing::warn!(service = name, error = %e, "gateway controller: deleting a Service failed");
                 failed += 1;
@@ -219,7 +226,9 @@ async fn sync_services(
         .collect();
     for name in existing.keys().filter(|n| !wanted.contains(n.as_str())) {
         match api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => tracing::info!(service = %name, "gateway controller: Service of a gone Gateway deleted"),
+            Ok(_) => {
+                tracing::info!(service = %name, "gateway controller: Service of a gone Gateway deleted");
+            }
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => {
                 tracing::warn!(service = %name, error = %e, "gateway controller: deleting a Service failed");

@@ -93,12 +93,12 @@ fn allocation_is_stable_reuses_and_never_clashes() {
 
 #[test]
 fn an_exhausted_range_is_reported() {
-    let s = settings(10_000, 10_001);
+    let small = settings(10_000, 10_001);
     let a = gateway("infra", "a", &[80, 81], &json!({}));
     let b = gateway("infra", "b", &[80], &json!({}));
-    let p = plan(&[&a, &b], &BTreeMap::new(), &s);
-    assert_eq!(ok(&p, "infra", "a").len(), 2);
-    let b_plan = &p[&("infra".to_owned(), "b".to_owned())];
+    let planned = plan(&[&a, &b], &BTreeMap::new(), &small);
+    assert_eq!(ok(&planned, "infra", "a").len(), 2);
+    let b_plan = &planned[&("infra".to_owned(), "b".to_owned())];
     assert!(
         matches!(b_plan, Err(PlanError::Exhausted(m)) if m.contains("10000-10001")),
         "{b_plan:?}"
@@ -178,7 +178,12 @@ fn addresses_that_cannot_be_honoured() {
     let s = Settings::default();
     let with = |addrs: Value| gateway("infra", "g", &[80], &json!({ "addresses": addrs }));
     let err = |g: &Gateway| requested_ip(g, "ClusterIP").expect_err("unsupported");
-    assert!(err(&with(json!([{"type": "Hostname", "value": "gw.example.com"}]))).contains("Hostname"));
+    assert!(
+        err(&with(
+            json!([{"type": "Hostname", "value": "gw.example.com"}])
+        ))
+        .contains("Hostname")
+    );
     assert!(err(&with(json!([{"value": "not-an-ip"}]))).contains("not an IP"));
     assert!(
         err(&with(
@@ -188,7 +193,11 @@ fn addresses_that_cannot_be_honoured() {
     );
     let one = with(json!([{"value": "10.0.0.1"}]));
     assert!(requested_ip(&one, "NodePort").is_err());
-    let p = plan(&[&with(json!([{"type": "Hostname", "value": "x"}]))], &BTreeMap::new(), &s);
+    let p = plan(
+        &[&with(json!([{"type": "Hostname", "value": "x"}]))],
+        &BTreeMap::new(),
+        &s,
+    );
     assert!(matches!(
         p[&("infra".to_owned(), "g".to_owned())],
         Err(PlanError::UnsupportedAddress(_))
@@ -200,7 +209,8 @@ fn addresses_prefer_the_load_balancer_then_the_cluster_ips() {
     let svc = |v: Value| -> Service { serde_json::from_value(v).expect("service") };
     let lb = svc(json!({"spec": {"clusterIP": "10.0.0.1"},
         "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}, {"hostname": "lb.example.com"}]}}}));
-    let dual = svc(json!({"spec": {"clusterIP": "10.0.0.2", "clusterIPs": ["10.0.0.2", "fd00::2"]}}));
+    let dual =
+        svc(json!({"spec": {"clusterIP": "10.0.0.2", "clusterIPs": ["10.0.0.2", "fd00::2"]}}));
     let headless = svc(json!({"spec": {"clusterIP": "None"}}));
     let pairs = |v: &[(&str, &str)]| {
         v.iter()

@@ -78,6 +78,9 @@ fn precedence(
     )
 }
 
+/// One table listener in the making: protocol, listener port, listener, attached routes.
+type Merged<'r, 'a> = (Protocol, u16, Listener, Vec<&'r Attached<'a>>);
+
 /// Build the table from the programmed listeners and their attached routes.
 pub fn table(
     index: &Index<'_>,
@@ -87,8 +90,7 @@ pub fn table(
     // Each served listener is bound on its own Gateway's internal port, so listeners of
     // different Gateways never share a port; those of one Gateway on one listener port share
     // its internal port, most specific hostname first.
-    let mut merged: BTreeMap<(u16, HostKey), (Protocol, u16, Listener, Vec<&Attached<'_>>)> =
-        BTreeMap::new();
+    let mut merged: BTreeMap<(u16, HostKey), Merged<'_, '_>> = BTreeMap::new();
     let mut protocols: BTreeMap<u16, Protocol> = BTreeMap::new();
     for gw in gateways {
         for l in gw.listeners.iter().filter(|l| l.served()) {

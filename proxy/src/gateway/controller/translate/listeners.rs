@@ -205,7 +205,12 @@ impl GatewayState<'_> {
                 Cond::new("Programmed", false, "Invalid", "no listener is programmed")
             }
             None if !self.service || !self.listeners.iter().any(ListenerState::served) => {
-                Cond::new("Programmed", false, "Pending", "waiting for the Gateway's Service")
+                Cond::new(
+                    "Programmed",
+                    false,
+                    "Pending",
+                    "waiting for the Gateway's Service",
+                )
             }
             None => Cond::new("Programmed", true, "Programmed", "gateway programmed"),
         };
@@ -275,7 +280,9 @@ pub fn gateways<'a>(index: &Index<'a>, statuses: &mut Statuses) -> Vec<GatewaySt
                 .services
                 .push(services::desired(gw, ports, settings)),
             Some(Err(PlanError::Exhausted(_))) => {
-                statuses.keep_services.push(services::service_name(&key.0, &key.1));
+                statuses
+                    .keep_services
+                    .push(services::service_name(&key.0, &key.1));
             }
             _ => {}
         }

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::gateway::table::{Backend, Table, Hostname, PathMatch, Protocol};
+use crate::gateway::table::{Backend, Hostname, PathMatch, Protocol, Table};
 
 pub(super) const CTL: &str = "outrigger.dev/gateway-controller";
 
@@ -84,7 +84,8 @@ pub(crate) fn served(snapshot: &Snapshot) -> Snapshot {
     for (i, svc) in st.services.into_iter().enumerate() {
         let mut svc = svc;
         if let Some(spec) = svc.spec.as_mut() {
-            spec.cluster_ip.get_or_insert_with(|| format!("10.96.0.{}", i + 1));
+            spec.cluster_ip
+                .get_or_insert_with(|| format!("10.96.0.{}", i + 1));
         }
         let name = svc.metadata.name.clone();
         s.services.retain(|e| e.metadata.name != name);
