@@ -176,6 +176,7 @@ async fn controller_publishes_the_table_and_writes_status() {
             last: 10_099,
         },
         gateway_service_type: "ClusterIP".to_owned(),
+        gateway_service_external_traffic_policy: None,
         gateway_service_annotations: vec![("example.com/lb".to_owned(), "small".to_owned())],
         lease_namespace: "outrigger-system".to_owned(),
         lease_name: "outrigger-gateway".to_owned(),

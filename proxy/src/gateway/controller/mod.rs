@@ -77,6 +77,15 @@ pub struct Options {
         value_parser = ["ClusterIP", "LoadBalancer", "NodePort"]
     )]
     pub gateway_service_type: String,
+    /// `externalTrafficPolicy` of managed Services of type LoadBalancer or NodePort (`Local`:
+    /// the load balancer sends traffic only to nodes with a Ready gateway pod and keeps the
+    /// client address); unset: the API's default (`Cluster`).
+    #[arg(
+        long,
+        env = "OUTRIGGER_GATEWAY_SERVICE_EXTERNAL_TRAFFIC_POLICY",
+        value_parser = ["Cluster", "Local"]
+    )]
+    pub gateway_service_external_traffic_policy: Option<String>,
     /// Annotation (`k=v`, repeatable) of every managed Service; a Gateway's
     /// `spec.infrastructure.annotations` override it.
     #[arg(long = "gateway-service-annotation", value_parser = annotation)]

@@ -38,13 +38,7 @@ pub async fn run_with_client(
                 .filter(|n| !n.is_empty())
         })
         .unwrap_or_else(|| options.lease_namespace.clone());
-    let settings = services::Settings::new(
-        namespace,
-        &options.pod_selector,
-        options.internal_ports,
-        options.gateway_service_type.clone(),
-        &options.gateway_service_annotations,
-    );
+    let settings = services::Settings::new(namespace, &options);
     tracing::info!(namespace = %settings.namespace, "gateway controller: Gateways' Services live here");
     let notify = Arc::new(Notify::new());
     let stores = super::watches::Stores::start(&client, &notify);

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::types::Gateway;
-use super::{Labels, PortRange};
+use super::{Options, PortRange};
 
 /// Label (with value [`MANAGED_BY_VALUE`]) that marks the Services this controller owns; the
 /// only ones it ever updates or deletes.
@@ -45,6 +45,8 @@ pub struct Settings {
     pub type_: String,
     /// Annotations of every Service (a Gateway's infrastructure annotations override them).
     pub annotations: BTreeMap<String, String>,
+    /// `externalTrafficPolicy` of LoadBalancer and NodePort Services.
+    pub external_traffic_policy: Option<String>,
 }
 
 impl Default for Settings {
@@ -58,25 +60,25 @@ impl Default for Settings {
             },
             type_: "ClusterIP".into(),
             annotations: BTreeMap::new(),
+            external_traffic_policy: None,
         }
     }
 }
 
 impl Settings {
-    /// From the controller's flags; `namespace` already resolved.
-    pub fn new(
-        namespace: String,
-        selector: &Labels,
-        range: PortRange,
-        type_: String,
-        annotations: &[(String, String)],
-    ) -> Self {
+    /// From the controller's flags, in the gateway pods' `namespace`.
+    pub fn new(namespace: String, options: &Options) -> Self {
         Self {
             namespace,
-            selector: selector.0.clone(),
-            range,
-            type_,
-            annotations: annotations.iter().cloned().collect(),
+            selector: options.pod_selector.0.clone(),
+            range: options.internal_ports,
+            type_: options.gateway_service_type.clone(),
+            annotations: options
+                .gateway_service_annotations
+                .iter()
+                .cloned()
+                .collect(),
+            external_traffic_policy: options.gateway_service_external_traffic_policy.clone(),
         }
     }
 }
@@ -347,6 +349,10 @@ pub fn desired(gw: &Gateway, ports: &BTreeMap<u16, u16>, settings: &Settings) ->
             selector: Some(settings.selector.clone()),
             cluster_ip,
             load_balancer_ip,
+            external_traffic_policy: settings
+                .external_traffic_policy
+                .clone()
+                .filter(|_| settings.type_ != "ClusterIP"),
             ports: Some(
                 ports
                     .iter()
@@ -401,6 +407,8 @@ pub fn needs_update(existing: &Service, desired: &Service) -> bool {
         || want.selector != have.selector
         || ports(want) != ports(have)
         || (want.load_balancer_ip.is_some() && want.load_balancer_ip != have.load_balancer_ip)
+        || (want.external_traffic_policy.is_some()
+            && want.external_traffic_policy != have.external_traffic_policy)
 }
 
 #[cfg(test)]

@@ -135,6 +135,7 @@ fn the_service_carries_labels_annotations_ports_and_address() {
     );
     assert_eq!(v["spec"]["type"], "ClusterIP");
     assert_eq!(v["spec"]["clusterIP"], "10.242.0.13");
+    assert!(v["spec"].get("externalTrafficPolicy").is_none());
     assert_eq!(
         v["spec"]["selector"],
         json!({"app.kubernetes.io/component": "gateway"})
@@ -168,8 +169,10 @@ fn the_service_carries_labels_annotations_ports_and_address() {
     assert!(needs_recreate(&other, &svc));
 
     s.type_ = "LoadBalancer".into();
+    s.external_traffic_policy = Some("Local".into());
     let v = serde_json::to_value(desired(&gw, &ports, &s)).expect("json");
     assert_eq!(v["spec"]["loadBalancerIP"], "10.242.0.13");
+    assert_eq!(v["spec"]["externalTrafficPolicy"], "Local");
     assert!(v["spec"].get("clusterIP").is_none());
 }
 
