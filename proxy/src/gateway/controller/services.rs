@@ -29,6 +29,12 @@ pub const GATEWAY_NAME: &str = "gateway.networking.k8s.io/gateway-name";
 /// Label naming the Gateway's namespace (the Service lives in the gateway pods' namespace).
 pub const GATEWAY_NAMESPACE: &str = "outrigger.dev/gateway-namespace";
 
+/// Annotation listing the other annotations the controller sets (sorted, comma-separated). The
+/// watch drops managed fields, so without it an annotation removed from the flags or the Gateway
+/// would not count as a difference and would stay; with it, the key list differs and the apply
+/// (which removes what the field manager no longer sets) goes out.
+pub const ANNOTATIONS: &str = "outrigger.dev/service-annotations";
+
 /// `(namespace, name)` of a Gateway.
 pub type GatewayKey = (String, String);
 
@@ -332,6 +338,10 @@ pub fn desired(gw: &Gateway, ports: &BTreeMap<u16, u16>, settings: &Settings) ->
     labels.insert(GATEWAY_NAMESPACE.into(), ns.clone());
     let mut annotations = settings.annotations.clone();
     annotations.extend(infra.annotations);
+    annotations.remove(ANNOTATIONS);
+    let keys: Vec<&str> = annotations.keys().map(String::as_str).collect();
+    let keys = keys.join(",");
+    annotations.insert(ANNOTATIONS.into(), keys);
     let ip = requested_ip(gw, &settings.type_).ok().flatten();
     let ip = ip.map(|ip| ip.to_string());
     let cluster_ip = ip.clone().filter(|_| settings.type_ == "ClusterIP");
@@ -341,7 +351,7 @@ pub fn desired(gw: &Gateway, ports: &BTreeMap<u16, u16>, settings: &Settings) ->
             name: Some(service_name(&ns, &name)),
             namespace: Some(settings.namespace.clone()),
             labels: Some(labels),
-            annotations: (!annotations.is_empty()).then_some(annotations),
+            annotations: Some(annotations),
             ..ObjectMeta::default()
         },
         spec: Some(ServiceSpec {

@@ -131,7 +131,7 @@ fn the_service_carries_labels_annotations_ports_and_address() {
     );
     assert_eq!(
         v["metadata"]["annotations"],
-        json!({"lb/size": "small", "lb/name": "public"})
+        json!({"lb/size": "small", "lb/name": "public", ANNOTATIONS: "lb/name,lb/size"})
     );
     assert_eq!(v["spec"]["type"], "ClusterIP");
     assert_eq!(v["spec"]["clusterIP"], "10.242.0.13");
@@ -162,6 +162,10 @@ fn the_service_carries_labels_annotations_ports_and_address() {
     let mut other = svc.clone();
     other.metadata.annotations = None;
     assert!(needs_update(&other, &svc));
+    // An annotation no longer wanted: the key list differs, so the apply that drops it goes out.
+    let mut fewer = s.clone();
+    fewer.annotations.remove("lb/size");
+    assert!(needs_update(&svc, &desired(&gw, &ports, &fewer)));
     let mut other = svc.clone();
     if let Some(spec) = other.spec.as_mut() {
         spec.cluster_ip = Some("10.242.0.99".into());
