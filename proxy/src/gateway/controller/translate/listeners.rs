@@ -276,7 +276,8 @@ pub fn gateways<'a>(index: &Index<'a>, statuses: &mut Statuses) -> Vec<GatewaySt
     for gw in &gateways {
         let key = gateway_key(gw);
         match plan.get(&key) {
-            Some(Ok(ports)) => statuses
+            // A Service needs a port: a Gateway without HTTP(S) listeners gets none.
+            Some(Ok(ports)) if !ports.is_empty() => statuses
                 .services
                 .push(services::desired(gw, ports, settings)),
             Some(Err(PlanError::Exhausted(_))) => {

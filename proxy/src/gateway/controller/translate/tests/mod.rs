@@ -221,6 +221,9 @@ fn only_invalid_listeners_reject_the_gateway() {
     let accepted = cond(&st.gateways[0].conditions, "Accepted");
     assert!(!accepted.status);
     assert_eq!(accepted.reason, "ListenersNotValid");
+    let programmed = cond(&st.gateways[0].conditions, "Programmed");
+    assert_eq!((programmed.status, programmed.reason), (false, "Invalid"));
+    assert!(st.services.is_empty(), "a Service without ports is invalid");
 }
 
 #[test]
