@@ -5,9 +5,10 @@
 #     -> server-side dry run on a real kube-apiserver (must also reject a selector mismatch)
 #     -> agent invariants (tolerates everything, read-only host mounts, pods-only RBAC, no
 #        privilege, ports 4192/4191) -> checkov
-#   -> gateway invariants (least-privilege RBAC, restricted Pod Security with the port sysctl, drain,
-#      PDB, Service ports) on every render holding the gateway, and a restricted-namespace admission
-#      of the gateway's pod on the real kube-apiserver
+#   -> gateway invariants (least-privilege RBAC, restricted Pod Security with no sysctl, drain,
+#      PDB, no static Service, the controller's Service flags) on every render holding the
+#      gateway, and a restricted-namespace admission of the gateway's pod on the real
+#      kube-apiserver
 #   values.schema.json and template guards reject bad values; dashboards are current, parse as
 #   JSON and keep their stable uids; yamllint on the chart's YAML files; crds/ is the pinned
 #   Gateway API release (scripts/gateway-crds.sh --check).
@@ -111,9 +112,11 @@ expect_failure "a privileged metrics port" --set agent.metricsPort=80
 expect_failure "an invalid metadata mode" --set agent.kubeMetadata=maybe
 expect_failure "a port name longer than 15 characters" --set podMonitor.portName=outrigger-admin-port
 expect_failure "a gateway Service type that does not exist" --set gateway.enabled=true --set gateway.service.type=External
-expect_failure "a gateway without listener ports" --set gateway.enabled=true --set 'gateway.service.ports=null'
-expect_failure "a gateway port name longer than 15 characters" --set gateway.enabled=true \
-  --set 'gateway.service.ports[0].name=http-listener-port' --set 'gateway.service.ports[0].port=80'
+expect_failure "privileged gateway internal ports" --set gateway.enabled=true --set gateway.internalPorts.first=80
+expect_failure "gateway internal ports first after last" --set gateway.enabled=true \
+  --set gateway.internalPorts.first=20000 --set gateway.internalPorts.last=10000
+expect_failure "the gone static gateway Service's ports" --set gateway.enabled=true \
+  --set 'gateway.service.ports[0].name=http' --set 'gateway.service.ports[0].port=80'
 expect_failure "a malformed drain delay" --set gateway.enabled=true --set gateway.drain.delay=soon
 
 say "dashboards: generated files current, JSON, stable uids"

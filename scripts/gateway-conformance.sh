@@ -10,9 +10,9 @@
 #             coredns under every registry.k8s.io name the suite's GATEWAY-HTTP manifests use (the
 #             node's containerd mirrors registry.k8s.io to its registry)
 #   install   charts/outrigger with gateway.enabled=true and only the gateway (agent and injector
-#             off), the Gateway API CRDs from the chart's crds/, Service type ClusterIP on the fixed
-#             address $GATEWAY_IP (no load balancer controller, no cluster DNS here); the gateway
-#             pods must become Ready (the run goes on either way, so the suite's own verdict shows
+#             off), the Gateway API CRDs from the chart's crds/, the Gateways' Services of type
+#             ClusterIP (no load balancer controller, no cluster DNS here; the controller makes
+#             one per Gateway, each its own address); the gateway pods must become Ready (the run goes on either way, so the suite's own verdict shows
 #             what is missing)
 #   suite     the suite's test binary inside the node's network namespace (Gateway addresses are
 #             ClusterIPs there), --gateway-class=outrigger --conformance-profiles=GATEWAY-HTTP,
@@ -45,8 +45,6 @@ SUMMARY=$OUTRIGGER_ROOT/target/cluster-e2e/summary.json
 HELPER=$OUTRIGGER_ROOT/tests/cluster/gateway_conformance.py
 SYSTEM=outrigger-system
 REGISTRY=localhost:5000
-# A free address of the node's Service range (10.242.0.0/24; gitops-e2e uses .200 and .201).
-GATEWAY_IP=10.242.0.80
 READY_TIMEOUT=${OUTRIGGER_GATEWAY_READY_TIMEOUT:-180}
 SUITE_TIMEOUT=${OUTRIGGER_GATEWAY_SUITE_TIMEOUT:-60m}
 # Extra suite flags for debugging one test, e.g. "-run-test=HTTPRouteSimpleSameNamespace
@@ -118,6 +116,7 @@ gateway_diagnostics() {
       echo "### ${f#"$STATE"/root}"
       tail -n 200 "$f"
     done
+    echo "## the Gateways' Services"; k -n "$SYSTEM" get services -l app.kubernetes.io/managed-by=outrigger-gateway -o wide --show-labels
     echo "## gatewayclasses, gateways, httproutes"; k get gatewayclasses,gateways,httproutes -A -o yaml
   } >"$OUT/logs/gateway.log" 2>&1 || true
 }
@@ -194,7 +193,7 @@ done
 phase push "$start"
 
 start=$SECONDS
-say "install: charts/outrigger, gateway only, Service $GATEWAY_IP (log $OUT/logs/helm.log)"
+say "install: charts/outrigger, gateway only, ClusterIP Services per Gateway (log $OUT/logs/helm.log)"
 k create namespace "$SYSTEM" >/dev/null
 helm_ install outrigger "$OUTRIGGER_ROOT/charts/outrigger" -n "$SYSTEM" --timeout 5m \
   --set fullnameOverride=outrigger \
@@ -203,7 +202,7 @@ helm_ install outrigger "$OUTRIGGER_ROOT/charts/outrigger" -n "$SYSTEM" --timeou
   --set dashboards.enabled=false --set prometheusRules.enabled=false \
   --set gateway.enabled=true \
   --set gateway.image.repository=$REGISTRY/outrigger-proxy --set "gateway.image.tag=$T_PROXY" \
-  --set gateway.service.type=ClusterIP --set gateway.service.clusterIP=$GATEWAY_IP \
+  --set gateway.service.type=ClusterIP \
   --set-json 'gateway.service.annotations={}' \
   --set-json 'gateway.nodeSelector={"doks.digitalocean.com/node-pool":null}' --set-json gateway.tolerations='[]' \
   >>"$OUT/logs/helm.log" 2>&1 || die "helm install outrigger failed ($OUT/logs/helm.log)"

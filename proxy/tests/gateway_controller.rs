@@ -4,178 +4,33 @@
 //! table the controller publishes and on the status it writes: Accepted/Programmed/ResolvedRefs
 //! with their reasons, including a missing Secret, a missing backend Service and an invalid
 //! match; then that an EndpointSlice change republishes the table and that shutdown releases
-//! the Lease.
+//! the Lease. Each Gateway gets its own Service (two Gateways on one port: two internal ports,
+//! two addresses), deleted with its Gateway.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::needless_pass_by_value
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Api, Client};
+use kube::Api;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use outrigger_proxy::gateway::controller::services::{GATEWAY_NAME, service_name};
 use outrigger_proxy::gateway::controller::{self, Options};
 use outrigger_proxy::gateway::table::{Backend, PathMatch, Protocol, Table};
-use outrigger_test_support::repo_root;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+#[path = "gateway_controller/kube_env.rs"]
+mod kube_env;
+
+use kube_env::{KubeEnv, conds, crd_dir, create, eventually, get, resource};
+
 const CTL: &str = "outrigger.dev/gateway-controller";
-
-/// The kube test env in a private dir; stopped on drop (also when an assert fails).
-struct KubeEnv {
-    state: PathBuf,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl KubeEnv {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("kube");
-        let out = Command::new(repo_root().join("scripts/kube-test-env.sh"))
-            .arg("start")
-            .env("OUTRIGGER_KUBE_TEST_DIR", &state)
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "kube-test-env.sh start failed");
-        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        assert!(
-            kubeconfig.is_file(),
-            "no kubeconfig at {}",
-            kubeconfig.display()
-        );
-        Self {
-            state,
-            kubeconfig,
-            _dir: dir,
-        }
-    }
-
-    fn kubectl(&self, kubectl: &Path, args: &[&str]) {
-        let status = Command::new(kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .status()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e} (scripts/tools.sh cluster installs it)",
-                    kubectl.display()
-                )
-            });
-        assert!(status.success(), "kubectl {args:?} failed");
-    }
-
-    async fn client(&self) -> Client {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).unwrap();
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .unwrap();
-        Client::try_from(config).unwrap()
-    }
-}
-
-impl Drop for KubeEnv {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/kube-test-env.sh"))
-            .arg("stop")
-            .env("OUTRIGGER_KUBE_TEST_DIR", &self.state)
-            .status();
-    }
-}
-
-/// The standard-channel CRDs, from the module cache (`go env GOMODCACHE`); `None` after a
-/// skip (a failure in CI) when they are not there.
-fn crd_dir(go: &Path) -> Option<PathBuf> {
-    let out = Command::new(go)
-        .args(["env", "GOMODCACHE"])
-        .output()
-        .unwrap();
-    let cache = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let dir = cache.join("sigs.k8s.io/gateway-api@v1.6.3/config/crd/standard");
-    if !dir.is_dir() {
-        outrigger_test_support::skip(&format!(
-            "no Gateway API CRDs at {} (scripts/tools.sh schemas downloads the module)",
-            dir.display()
-        ));
-        return None;
-    }
-    Some(dir)
-}
-
-fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
-fn api(client: &Client, ar: &ApiResource, ns: Option<&str>) -> Api<DynamicObject> {
-    ns.map_or_else(
-        || Api::all_with(client.clone(), ar),
-        |ns| Api::namespaced_with(client.clone(), ns, ar),
-    )
-}
-
-/// Create any object from JSON.
-async fn create(client: &Client, ar: &ApiResource, ns: Option<&str>, obj: Value) {
-    let obj: DynamicObject = serde_json::from_value(obj).unwrap();
-    api(client, ar, ns)
-        .create(&PostParams::default(), &obj)
-        .await
-        .unwrap_or_else(|e| panic!("create {}: {e}", ar.kind));
-}
-
-async fn get(client: &Client, ar: &ApiResource, ns: Option<&str>, name: &str) -> Value {
-    serde_json::to_value(api(client, ar, ns).get(name).await.unwrap()).unwrap()
-}
-
-/// Poll `check` until it returns `Some`, or fail with the last state after 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(e) if Instant::now() > deadline => panic!("{what}: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
-
-/// Checks each wanted `(type, status, reason)` condition, and its observedGeneration.
-fn conds(
-    conditions: &Value,
-    generation: &Value,
-    want: &[(&str, &str, &str)],
-) -> Result<(), String> {
-    for (type_, status, reason) in want {
-        let c = conditions
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == *type_))
-            .ok_or_else(|| format!("no {type_} condition in {conditions}"))?;
-        if c["status"] != *status
-            || c["reason"] != *reason
-            || c["observedGeneration"] != *generation
-        {
-            return Err(format!(
-                "want {type_} {status} {reason} at generation {generation}: {c}"
-            ));
-        }
-    }
-    Ok(())
-}
 
 fn tls_secret() -> Value {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -262,8 +117,6 @@ async fn controller_publishes_the_table_and_writes_status() {
             {"name": "no-secret", "port": 9443, "protocol": "HTTPS",
                 "tls": {"certificateRefs": [{"name": "missing"}]}, "allowedRoutes": {"namespaces": {"from": "All"}}},
             {"name": "udp", "port": 5353, "protocol": "UDP"}]}})).await;
-    create(&client, &svc, Some("infra"), json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gateway", "namespace": "infra"},
-        "spec": {"ports": [{"name": "http", "port": 80}]}})).await;
     for (namespace, name) in [("apps", "web"), ("other", "shared")] {
         create(
             &client,
@@ -310,7 +163,21 @@ async fn controller_publishes_the_table_and_writes_status() {
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
         controller_name: CTL.to_owned(),
-        service: Some("infra/gateway".to_owned()),
+        namespace: Some("outrigger-system".to_owned()),
+        pod_selector: controller::Labels(
+            [(
+                "app.kubernetes.io/component".to_owned(),
+                "gateway".to_owned(),
+            )]
+            .into(),
+        ),
+        internal_ports: controller::PortRange {
+            first: 10_000,
+            last: 10_099,
+        },
+        gateway_service_type: "ClusterIP".to_owned(),
+        gateway_service_external_traffic_policy: None,
+        gateway_service_annotations: vec![("example.com/lb".to_owned(), "small".to_owned())],
         lease_namespace: "outrigger-system".to_owned(),
         lease_name: "outrigger-gateway".to_owned(),
     };
@@ -324,13 +191,23 @@ async fn controller_publishes_the_table_and_writes_status() {
         },
     ));
 
-    // The table: HTTP 8080 and HTTPS 8443 (the listener without its Secret is not served).
+    // The table: HTTP 8080 and HTTPS 8443 (the listener without its Secret is not served), on
+    // the internal ports the leader wrote into the Gateway's Service (8080, 8443 and 9443, in
+    // order, take the first three of the range).
     let table = eventually("table", || {
         let t = tables_rx.borrow_and_update().clone();
         async move {
-            let ports: Vec<(u16, Protocol)> =
-                t.ports.iter().map(|p| (p.port, p.protocol)).collect();
-            if ports != [(8080, Protocol::Http), (8443, Protocol::Https)] {
+            let ports: Vec<(u16, u16, Protocol)> = t
+                .ports
+                .iter()
+                .map(|p| (p.port, p.listener_port, p.protocol))
+                .collect();
+            if ports
+                != [
+                    (10_000, 8080, Protocol::Http),
+                    (10_001, 8443, Protocol::Https),
+                ]
+            {
                 return Err(format!("ports {ports:?}"));
             }
             Ok(t)
@@ -378,9 +255,36 @@ async fn controller_publishes_the_table_and_writes_status() {
     })
     .await;
 
-    // Gateway: accepted (one listener is not valid), programmed, the Service's ClusterIP as address, listener statuses.
-    let cluster_ip =
-        get(&client, &svc, Some("infra"), "gateway").await["spec"]["clusterIP"].clone();
+    // The Gateway's Service: in the pods' namespace, selecting the pods, one port per HTTP(S)
+    // listener port targeting its internal port, the default annotation.
+    let gw_svc = get(
+        &client,
+        &svc,
+        Some("outrigger-system"),
+        &service_name("infra", "gw"),
+    )
+    .await;
+    assert_eq!(
+        gw_svc["spec"]["selector"],
+        json!({"app.kubernetes.io/component": "gateway"})
+    );
+    assert_eq!(gw_svc["metadata"]["annotations"]["example.com/lb"], "small");
+    assert_eq!(gw_svc["metadata"]["labels"][GATEWAY_NAME], "gw");
+    let ports: Vec<(i64, i64)> = gw_svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["port"].as_i64().unwrap(),
+                p["targetPort"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ports, [(8080, 10_000), (8443, 10_001), (9443, 10_002)]);
+
+    // Gateway: accepted (one listener is not valid), programmed, its Service's ClusterIP as address, listener statuses.
+    let cluster_ip = gw_svc["spec"]["clusterIP"].clone();
     eventually("Gateway status", || async {
         let g = get(&client, &gw, Some("infra"), "gw").await;
         let (st, generation) = (&g["status"], &g["metadata"]["generation"]);
@@ -503,6 +407,87 @@ async fn controller_publishes_the_table_and_writes_status() {
     })
     .await;
 
+    // Two Gateways with the same port and no hostname (the conformance suite's
+    // HTTPRouteMultipleGateways): each gets its own Service, internal port and address.
+    for name in ["same-a", "same-b"] {
+        create(&client, &gw, Some("infra"), json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": name, "namespace": "infra"}, "spec": {"gatewayClassName": "outrigger",
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}})).await;
+    }
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "outrigger-system");
+    let mut targets = Vec::new();
+    for name in ["same-a", "same-b"] {
+        let svc_name = service_name("infra", name);
+        let (target, ip) = eventually(&format!("Service of {name}"), || async {
+            let s = services.get(&svc_name).await.map_err(|e| e.to_string())?;
+            let spec = s.spec.unwrap_or_default();
+            let port = spec.ports.unwrap_or_default();
+            match (port.as_slice(), spec.cluster_ip) {
+                ([p], Some(ip)) if p.port == 80 => Ok((p.target_port.clone(), ip)),
+                (p, ip) => Err(format!("ports {p:?}, clusterIP {ip:?}")),
+            }
+        })
+        .await;
+        eventually(&format!("{name}'s address"), || async {
+            let g = get(&client, &gw, Some("infra"), name).await;
+            let st = &g["status"];
+            conds(
+                &st["conditions"],
+                &g["metadata"]["generation"],
+                &[("Programmed", "True", "Programmed")],
+            )?;
+            (st["addresses"] == json!([{"type": "IPAddress", "value": ip}]))
+                .then_some(())
+                .ok_or(format!("addresses {}", st["addresses"]))
+        })
+        .await;
+        targets.push(target);
+    }
+    assert_ne!(targets[0], targets[1], "two Gateways, two internal ports");
+    eventually("table with both Gateways", || {
+        let t = tables_rx.borrow_and_update().clone();
+        async move {
+            let names: Vec<String> = t
+                .ports
+                .iter()
+                .filter(|p| p.listener_port == 80)
+                .map(|p| {
+                    p.listeners
+                        .iter()
+                        .map(|l| l.name.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect();
+            (names == ["infra/same-a/http", "infra/same-b/http"])
+                .then_some(())
+                .ok_or(format!("{names:?}"))
+        }
+    })
+    .await;
+    // A deleted Gateway's Service is deleted, and its port leaves the table.
+    Api::<DynamicObject>::namespaced_with(client.clone(), "infra", &gw)
+        .delete("same-b", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("same-b's Service deleted", || async {
+        match services.get_opt(&service_name("infra", "same-b")).await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    eventually("table without same-b", || {
+        let t = tables_rx.borrow_and_update().clone();
+        async move {
+            (t.ports.len() == 3)
+                .then_some(())
+                .ok_or(format!("{} ports", t.ports.len()))
+        }
+    })
+    .await;
+
     // A second replica serves the same table but does not write status while the first one
     // holds the Lease; when the first one stops, it gives the Lease up and the second takes
     // over and writes status.
@@ -536,7 +521,7 @@ async fn controller_publishes_the_table_and_writes_status() {
     eventually("replica b's table", || {
         let t = b_tables_rx.borrow_and_update().clone();
         async move {
-            (t.ports.len() == 2)
+            (t.ports.len() == 3)
                 .then_some(())
                 .ok_or(format!("{} ports", t.ports.len()))
         }

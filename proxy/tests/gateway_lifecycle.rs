@@ -118,7 +118,7 @@ async fn sigterm_drains_the_gateway_and_exits_0() {
 }
 
 #[test]
-fn a_bad_routes_file_exits_64_naming_it_and_help_documents_the_flags() {
+fn bad_flags_and_a_bad_routes_file_exit_64_naming_them_and_help_documents_the_flags() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("routes.json");
     for (content, says) in [
@@ -162,9 +162,34 @@ fn a_bad_routes_file_exits_64_naming_it_and_help_documents_the_flags() {
         ("--retry-attempts", "OUTRIGGER_RETRY_ATTEMPTS"),
         ("--log", "OUTRIGGER_LOG"),
         ("--controller-name", "OUTRIGGER_GATEWAY_CONTROLLER_NAME"),
+        ("--namespace", "OUTRIGGER_GATEWAY_NAMESPACE"),
+        ("--pod-selector", "OUTRIGGER_GATEWAY_POD_SELECTOR"),
+        ("--internal-ports", "OUTRIGGER_GATEWAY_INTERNAL_PORTS"),
+        ("--gateway-service-type", "OUTRIGGER_GATEWAY_SERVICE_TYPE"),
+        (
+            "--gateway-service-external-traffic-policy",
+            "OUTRIGGER_GATEWAY_SERVICE_EXTERNAL_TRAFFIC_POLICY",
+        ),
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
         assert!(help.contains(&format!("env: {env}")), "--help lacks {env}");
+    }
+    assert!(help.contains("--gateway-service-annotation"));
+    // The managed Services' flags are validated before anything starts.
+    for (flag, value) in [
+        ("--internal-ports", "20000-10000"),
+        ("--internal-ports", "0-100"),
+        ("--pod-selector", "no-value"),
+        ("--gateway-service-type", "ExternalName"),
+        ("--gateway-service-annotation", "=x"),
+    ] {
+        let out = Command::new(binary())
+            .args(["gateway", "--admin", "127.0.0.1:0", flag, value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -199,7 +200,8 @@ async fn filters_modify_headers_redirect_and_rewrite() {
        "filters":[{"type":"URLRewrite","hostname":"rewritten.test","path":{"type":"ReplaceFullPath","value":"/headers"}}],
        "backends":[{"service":"ns/svc:80"}]}
     ]"#;
-    let _gw = Gateway::start(&simple(port, rules, &backend(&[app.addr])), &[]).await;
+    let json = simple(port, rules, &backend(&[app.addr]));
+    let gw = Gateway::start(&json, &[]).await;
     let client = h1_client();
     let base = format!("http://127.0.0.1:{port}");
 
@@ -238,6 +240,13 @@ async fn filters_modify_headers_redirect_and_rewrite() {
     assert_eq!(h["location"], "http://other.test:8443/port");
     let (_, h, _) = get(&client, &format!("{base}/here")).await.unwrap();
     assert_eq!(h["location"], format!("http://127.0.0.1:{port}/there"));
+    // Behind a Gateway's Service the bound port is an internal one: a redirect without a port
+    // keeps the Gateway listener's port, the one the client connected to.
+    let mut behind = (*common::gateway::table(&json)).clone();
+    behind.ports[0].listener_port = 8080;
+    gw.tables.send_replace(Arc::new(behind));
+    let (_, h, _) = get(&client, &format!("{base}/here")).await.unwrap();
+    assert_eq!(h["location"], "http://127.0.0.1:8080/there");
     assert_eq!(app.state.hits("/old/page") + app.state.hits("/port"), 0);
 
     let (status, _, body) = get(&client, &format!("{base}/api/hello")).await.unwrap();

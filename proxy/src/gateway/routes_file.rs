@@ -255,6 +255,7 @@ pub fn parse(text: &str) -> Result<Table, RoutesError> {
         }
         ports.push(Port {
             port: p.port,
+            listener_port: p.port,
             protocol,
             listeners,
         });

@@ -33,11 +33,14 @@ pub struct Table {
     pub endpoints: BTreeMap<BackendKey, Vec<Endpoint>>,
 }
 
-/// One bound port. Listeners of several Gateways that share a port (same protocol) share it.
+/// One bound port: the listeners of one Gateway on one listener port.
 #[derive(Debug, Clone)]
 pub struct Port {
-    /// TCP port, bound on the gateway's `--bind-address`.
+    /// TCP port, bound on the gateway's `--bind-address`: the internal port the Gateway's
+    /// Service targets (the listener port itself with `--routes-file`).
     pub port: u16,
+    /// The Gateway listener port clients connect to (redirects without a port keep it).
+    pub listener_port: u16,
     /// Plain HTTP or TLS-terminated HTTPS.
     pub protocol: Protocol,
     /// Listeners on this port, most specific hostname first (the first whose hostname matches

@@ -1,8 +1,10 @@
 """The gateway's contract in charts/outrigger, asserted on rendered files (check-charts-platform.sh):
-least-privilege RBAC (exactly the read rules, status writes and Events the controller needs, the
-Lease only in the release namespace), Pod Security "restricted" with the one safe sysctl that lets a
-non-root pod bind the listener ports, readiness on /ready, drain by SIGTERM (no preStop) sized from
-the grace period, the PDB, and Service ports that match the container's."""
+least-privilege RBAC (exactly the read rules and status writes the controller needs cluster-wide;
+the Lease and the Gateways' Services written only in the release namespace), Pod Security
+"restricted" with no sysctl or capability (the listeners are bound on unprivileged internal ports),
+readiness on /ready, drain by SIGTERM (no preStop) sized from the grace period, the PDB, no static
+Service (the controller makes one per Gateway) and the controller's Service flags matching the
+Deployment (its namespace, its pods' labels)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ CLUSTER_RULES = [
     ([""], ["services", "secrets", "namespaces"], ["list", "watch"]),
     (["discovery.k8s.io"], ["endpointslices"], ["list", "watch"]),
 ]
-SYSCTL = {"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}
+# The Role for the Gateways' Services (in the release namespace), exactly.
+SERVICE_RULES = [([""], ["services"], ["create", "update", "patch", "delete"])]
 
 
 def _rules(role: dict) -> list[tuple]:
@@ -33,8 +36,8 @@ def _pod_errors(where: str, dep: dict) -> list[str]:
     psc = pod.get("securityContext") or {}
     if psc.get("runAsNonRoot") is not True or (psc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
         errors.append(f"{where}: pod must run as non-root with the RuntimeDefault seccomp profile")
-    if psc.get("sysctls") != [SYSCTL]:
-        errors.append(f"{where}: pod sysctls must be exactly {SYSCTL}, got {psc.get('sysctls')}")
+    if psc.get("sysctls"):
+        errors.append(f"{where}: no pod sysctls (internal ports are unprivileged), got {psc.get('sysctls')}")
     for key in ("hostNetwork", "hostPID", "hostIPC"):
         if pod.get(key):
             errors.append(f"{where}: {key} must stay off")
@@ -80,7 +83,6 @@ def gateway_errors(path: Path) -> tuple[list[str], bool]:
         by_kind.setdefault(d["kind"], []).append(d)
     want_kinds = {
         "Deployment",
-        "Service",
         "PodDisruptionBudget",
         "ServiceAccount",
         "ClusterRole",
@@ -96,16 +98,28 @@ def gateway_errors(path: Path) -> tuple[list[str], bool]:
     (cr,) = by_kind["ClusterRole"]
     if _rules(cr) != [(list(g), list(r), list(v)) for g, r, v in CLUSTER_RULES]:
         errors.append(f"{name}: gateway ClusterRole must be exactly {CLUSTER_RULES}, got {_rules(cr)}")
-    (role,) = by_kind["Role"]
     ns = dep["metadata"]["namespace"]
+    roles = {r["metadata"]["name"]: r for r in by_kind["Role"]}
+    sa = dep["spec"]["template"]["spec"].get("serviceAccountName")
+    role = roles.get(f"{sa}-leader") or {"metadata": {}}
+    services_role = roles.get(f"{sa}-services") or {"metadata": {}}
+    if len(roles) != 2:
+        errors.append(f"{name}: the gateway has exactly two Roles (<sa>-leader, <sa>-services), got {sorted(roles)}")
+    if services_role["metadata"].get("namespace") != ns or _rules(services_role) != [
+        (list(g), list(r), list(v)) for g, r, v in SERVICE_RULES
+    ]:
+        errors.append(
+            f"{name}: the gateway's Services Role must be {SERVICE_RULES} in {ns}, got {_rules(services_role)}"
+        )
     lease_rules = role.get("rules") or []
-    if role["metadata"].get("namespace") != ns or any(
-        r.get("apiGroups") != ["coordination.k8s.io"] or r.get("resources") != ["leases"] for r in lease_rules
+    if (
+        not lease_rules
+        or role["metadata"].get("namespace") != ns
+        or any(r.get("apiGroups") != ["coordination.k8s.io"] or r.get("resources") != ["leases"] for r in lease_rules)
     ):
         errors.append(f"{name}: the gateway Role grants Leases in the release namespace only, got {lease_rules}")
     if any(set(r["verbs"]) - {"create"} and not r.get("resourceNames") for r in lease_rules):
         errors.append(f"{name}: Lease verbs other than create must be limited to the lease name")
-    sa = dep["spec"]["template"]["spec"].get("serviceAccountName")
     for b in by_kind["ClusterRoleBinding"] + by_kind["RoleBinding"]:
         if [(s["kind"], s["name"], s.get("namespace")) for s in b["subjects"]] != [("ServiceAccount", sa, ns)]:
             errors.append(f"{name}: {b['kind']} {b['metadata']['name']} must bind only the gateway's ServiceAccount")
@@ -115,13 +129,17 @@ def gateway_errors(path: Path) -> tuple[list[str], bool]:
         or pdb["spec"]["selector"]["matchLabels"] != dep["spec"]["selector"]["matchLabels"]
     ):
         errors.append(f"{name}: the PDB must keep at least one gateway pod and select the Deployment's pods")
-    (svc,) = by_kind["Service"]
-    cports = {p["name"]: p["containerPort"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]}
-    for p in svc["spec"]["ports"]:
-        if cports.get(p["targetPort"]) != p["port"]:
-            errors.append(f"{name}: Service port {p['name']} ({p['port']}) must be the listener port the pod binds")
-    if svc["spec"]["selector"] != dep["spec"]["selector"]["matchLabels"]:
-        errors.append(f"{name}: the gateway Service must select the gateway pods")
+    if by_kind.get("Service"):
+        errors.append(f"{name}: no static gateway Service: the controller makes one per Gateway")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    flags = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if a.startswith("--") and "=" in a}
+    selector = dict(kv.split("=", 1) for kv in flags.get("--pod-selector", "").split(",") if "=" in kv)
+    if selector != dep["spec"]["selector"]["matchLabels"]:
+        errors.append(f"{name}: --pod-selector must be the Deployment's pod labels, got {flags.get('--pod-selector')}")
+    if flags.get("--namespace") != ns:
+        errors.append(f"{name}: --namespace must be the release namespace {ns}, got {flags.get('--namespace')}")
+    if "--service" in flags:
+        errors.append(f"{name}: --service is gone (one Service per Gateway)")
     for gc in by_kind.get("GatewayClass", []):
         if gc["spec"].get("controllerName") != next(
             (

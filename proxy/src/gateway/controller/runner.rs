@@ -1,13 +1,16 @@
 //! The controller's main loop: starts the watches and the election, rebuilds and publishes
-//! the table on every (debounced) change, and feeds the status writer.
+//! the table on every (debounced) change, and feeds the status writer and the Service manager.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DeleteParams, Patch, PatchParams};
 use tokio::sync::{Notify, watch};
 
-use super::{Options, leader, status, translate};
+use super::{Options, leader, services, status, translate};
 use crate::gateway::table::Table;
 
 /// Debounce of the rebuild: a burst of changes (a `kubectl apply` of many objects, an
@@ -26,12 +29,17 @@ pub async fn run_with_client(
     tables: watch::Sender<Arc<Table>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    if let Some(service) = options.service.as_deref().filter(|s| !s.contains('/')) {
-        tracing::warn!(
-            service,
-            "gateway controller: --service is not namespace/name; Gateways get no address"
-        );
-    }
+    let namespace = options
+        .namespace
+        .clone()
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(|| options.lease_namespace.clone());
+    let settings = services::Settings::new(namespace, &options);
+    tracing::info!(namespace = %settings.namespace, "gateway controller: Gateways' Services live here");
     let notify = Arc::new(Notify::new());
     let stores = super::watches::Stores::start(&client, &notify);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -49,6 +57,13 @@ pub async fn run_with_client(
     };
     let election = tokio::spawn(leader::run(client.clone(), election, leader_tx, stopped()));
     let (desired_tx, desired_rx) = watch::channel(None);
+    let manager = tokio::spawn(manage_services(
+        client.clone(),
+        settings.namespace.clone(),
+        desired_rx.clone(),
+        leader_rx.clone(),
+        stopped(),
+    ));
     let writer = tokio::spawn(write_statuses(client, desired_rx, leader_rx, stopped()));
 
     let mut shutdown = std::pin::pin!(shutdown);
@@ -57,14 +72,14 @@ pub async fn run_with_client(
         () = &mut shutdown => {
             stores.stop();
             let _ = stop_tx.send(true);
-            let _ = tokio::join!(election, writer);
+            let _ = tokio::join!(election, writer, manager);
             return;
         }
     }
     tracing::info!("gateway controller: initial lists done, serving");
     let mut last = String::new();
     loop {
-        let snapshot = stores.snapshot(&options.controller_name, options.service.as_deref());
+        let snapshot = stores.snapshot(&options.controller_name, &settings);
         let (table, statuses) = translate::translate(&snapshot);
         // The table holds regexes and keys, which have no equality; their debug form is a
         // faithful fingerprint (patterns, certificate bytes) and cheap next to a rebuild.
@@ -90,7 +105,7 @@ pub async fn run_with_client(
     }
     stores.stop();
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(election, writer);
+    let _ = tokio::join!(election, writer, manager);
 }
 
 type Desired = Option<Arc<(translate::Snapshot, translate::Statuses)>>;
@@ -123,4 +138,97 @@ async fn write_statuses(
         let leading = || *leader.borrow();
         retry = status::write(&client, snapshot, statuses, &leading).await > 0;
     }
+}
+
+/// Create, update and delete the Gateways' Services (leader only) whenever the desired ones
+/// change or leadership is gained; retry after a pause when a write failed.
+async fn manage_services(
+    client: kube::Client,
+    namespace: String,
+    mut desired: watch::Receiver<Desired>,
+    mut leader: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let api: kube::Api<Service> = kube::Api::namespaced(client, &namespace);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut retry = false;
+    loop {
+        tokio::select! {
+            r = desired.changed() => if r.is_err() { return },
+            r = leader.changed() => if r.is_err() { return },
+            () = tokio::time::sleep(STATUS_RETRY), if retry => {}
+            () = &mut shutdown => return,
+        }
+        if !*leader.borrow_and_update() {
+            retry = false;
+            continue;
+        }
+        let Some(current) = desired.borrow_and_update().clone() else {
+            continue;
+        };
+        let (snapshot, statuses) = &*current;
+        retry = sync_services(&api, &namespace, snapshot, statuses).await > 0;
+    }
+}
+
+/// One pass of [`manage_services`]; returns the number of failed writes.
+async fn sync_services(
+    api: &kube::Api<Service>,
+    namespace: &str,
+    snapshot: &translate::Snapshot,
+    statuses: &translate::Statuses,
+) -> usize {
+    let existing: BTreeMap<String, &Service> = snapshot
+        .services
+        .iter()
+        .filter(|s| services::is_managed(s, namespace))
+        .filter_map(|s| Some((s.metadata.name.clone()?, &**s)))
+        .collect();
+    let mut failed = 0;
+    let params = PatchParams::apply(status::FIELD_MANAGER).force();
+    for want in &statuses.services {
+        let Some(name) = want.metadata.name.as_deref() else {
+            continue;
+        };
+        let have = existing.get(name);
+        if have.is_some_and(|h| services::needs_recreate(h, want)) {
+            tracing::info!(
+                service = name,
+                "gateway controller: recreating a Service for its new address"
+            );
+            if let Err(e) = api.delete(name, &DeleteParams::default()).await {
+                tracing::warn!(service = name, error = %e, "gateway controller: deleting a Service failed");
+                failed += 1;
+                continue;
+            }
+        } else if have.is_some_and(|h| !services::needs_update(h, want)) {
+            continue;
+        }
+        match api.patch(name, &params, &Patch::Apply(want)).await {
+            Ok(_) => tracing::info!(service = name, "gateway controller: Service applied"),
+            Err(e) => {
+                tracing::warn!(service = name, error = %e, "gateway controller: applying a Service failed");
+                failed += 1;
+            }
+        }
+    }
+    let wanted: BTreeSet<&str> = statuses
+        .services
+        .iter()
+        .filter_map(|s| s.metadata.name.as_deref())
+        .chain(statuses.keep_services.iter().map(String::as_str))
+        .collect();
+    for name in existing.keys().filter(|n| !wanted.contains(n.as_str())) {
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {
+                tracing::info!(service = %name, "gateway controller: Service of a gone Gateway deleted");
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                tracing::warn!(service = %name, error = %e, "gateway controller: deleting a Service failed");
+                failed += 1;
+            }
+        }
+    }
+    failed
 }

@@ -101,6 +101,36 @@ pub struct GatewaySpec {
     /// Listeners.
     #[serde(default)]
     pub listeners: Vec<Listener>,
+    /// Requested addresses (`IPAddress` ones become the managed Service's IP).
+    #[serde(default)]
+    pub addresses: Vec<GatewayAddress>,
+    /// Labels and annotations for the managed Service.
+    #[serde(default)]
+    pub infrastructure: Option<Infrastructure>,
+}
+
+/// A `Gateway.spec.addresses` entry.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayAddress {
+    /// `IPAddress` (the default), `Hostname` or a domain-prefixed custom type.
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    /// The address.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `Gateway.spec.infrastructure`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Infrastructure {
+    /// Labels for the resources the implementation creates.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Annotations for them.
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// A Gateway listener.

@@ -18,6 +18,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
+use super::services::Settings;
 use super::translate::Snapshot;
 use super::types::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 
@@ -141,106 +142,19 @@ impl Stores {
         }
     }
 
-    /// The current objects; `service` (`namespace/name`) gives the Gateways' addresses.
-    pub fn snapshot(&self, controller_name: &str, service: Option<&str>) -> Snapshot {
-        let services = self.services.state();
-        let addresses = service.map(|s| addresses(&services, s)).unwrap_or_default();
+    /// The current objects; `settings` say where the Gateways' Services are.
+    pub fn snapshot(&self, controller_name: &str, settings: &Settings) -> Snapshot {
         Snapshot {
             controller_name: controller_name.to_owned(),
             gateway_classes: self.classes.state(),
             gateways: self.gateways.state(),
             routes: self.routes.state(),
             grants: self.grants.state(),
-            services,
+            services: self.services.state(),
             slices: self.slices.state(),
             secrets: self.secrets.state(),
             namespaces: self.namespaces.state(),
-            addresses,
+            service_settings: settings.clone(),
         }
-    }
-}
-
-/// The Service's load-balancer ingress addresses, else its ClusterIP(s).
-pub fn addresses(services: &[Arc<Service>], service: &str) -> Vec<(String, String)> {
-    let Some((ns, name)) = service.split_once('/') else {
-        return Vec::new();
-    };
-    let Some(svc) = services.iter().find(|s| {
-        s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name)
-    }) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let ingress = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref());
-    for i in ingress.into_iter().flatten() {
-        if let Some(ip) = &i.ip {
-            out.push(("IPAddress".to_owned(), ip.clone()));
-        } else if let Some(host) = &i.hostname {
-            out.push(("Hostname".to_owned(), host.clone()));
-        }
-    }
-    if out.is_empty() {
-        let spec = svc.spec.as_ref();
-        let ips = spec.and_then(|s| s.cluster_ips.clone()).unwrap_or_default();
-        let ips = if ips.is_empty() {
-            spec.and_then(|s| s.cluster_ip.clone())
-                .into_iter()
-                .collect()
-        } else {
-            ips
-        };
-        out.extend(
-            ips.into_iter()
-                .filter(|ip| !ip.is_empty() && ip != "None")
-                .map(|ip| ("IPAddress".to_owned(), ip)),
-        );
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn service(v: &serde_json::Value) -> Arc<Service> {
-        Arc::new(serde_json::from_value(v.clone()).expect("service"))
-    }
-
-    #[test]
-    fn addresses_prefer_the_load_balancer_then_the_cluster_ips() {
-        let lb = service(
-            &serde_json::json!({"metadata": {"namespace": "gw", "name": "lb"},
-            "spec": {"clusterIP": "10.0.0.1"},
-            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}, {"hostname": "lb.example.com"}]}}}),
-        );
-        let dual = service(
-            &serde_json::json!({"metadata": {"namespace": "gw", "name": "dual"},
-            "spec": {"clusterIP": "10.0.0.2", "clusterIPs": ["10.0.0.2", "fd00::2"]}}),
-        );
-        let headless = service(
-            &serde_json::json!({"metadata": {"namespace": "gw", "name": "headless"},
-            "spec": {"clusterIP": "None"}}),
-        );
-        let all = [lb, dual, headless];
-        let pairs = |v: &[(&str, &str)]| {
-            v.iter()
-                .map(|(t, a)| ((*t).to_owned(), (*a).to_owned()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            addresses(&all, "gw/lb"),
-            pairs(&[("IPAddress", "203.0.113.7"), ("Hostname", "lb.example.com")])
-        );
-        assert_eq!(
-            addresses(&all, "gw/dual"),
-            pairs(&[("IPAddress", "10.0.0.2"), ("IPAddress", "fd00::2")])
-        );
-        assert!(addresses(&all, "gw/headless").is_empty());
-        assert!(addresses(&all, "gw/missing").is_empty());
-        assert!(addresses(&all, "no-slash").is_empty());
     }
 }

@@ -172,7 +172,11 @@ impl forward::Router for PortRouter {
     ) -> Routing<Attempts, Routed> {
         let served = self.state.served();
         let host = routing::request_host(uri, headers);
-        let rule = find_port(&served.table, self.port)
+        let port = find_port(&served.table, self.port);
+        // Redirects without a port keep the port the client used: the Gateway listener's,
+        // not the internal one this socket is bound on.
+        let listener_port = port.map_or(self.port, |p| p.listener_port);
+        let rule = port
             .and_then(|p| routing::listener(p, &host))
             .and_then(|l| routing::virtual_host(l, &host))
             .and_then(|v| routing::rule(v, method, uri, headers));
@@ -196,7 +200,7 @@ impl forward::Router for PortRouter {
             &mut response_filters,
             prefix_len,
             scheme,
-            self.port,
+            listener_port,
         ) {
             for m in &response_filters {
                 filters::modify_headers(redirect.headers_mut(), m);
@@ -240,7 +244,7 @@ impl forward::Router for PortRouter {
             &mut response_filters,
             prefix_len,
             scheme,
-            self.port,
+            listener_port,
         ) {
             self.count(&rule.route, &Arc::from(""), redirect.status().as_u16());
             return Err(Box::new(redirect));

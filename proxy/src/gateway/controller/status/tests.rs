@@ -29,7 +29,6 @@ fn snapshot(route_status: &Value) -> Snapshot {
             &json!({"metadata": {"namespace": "apps", "name": "r", "generation": 7, "resourceVersion": "42"},
             "spec": {"parentRefs": [{"name": "gw", "namespace": "infra"}]}, "status": route_status}),
         )],
-        addresses: vec![("IPAddress".into(), "10.96.0.1".into())],
         ..Snapshot::default()
     }
 }
@@ -67,7 +66,7 @@ fn apply(snapshot: &mut Snapshot, writes: Vec<(&'static str, Option<String>, Str
 #[test]
 fn nothing_is_written_twice() {
     let mut s = snapshot(&json!({}));
-    let (_, statuses) = translate::translate(&s);
+    let (_, statuses) = translate::translate(&translate::tests::served(&s));
     let writes = diff(&s, &statuses, "2026-01-01T00:00:00Z");
     let kinds: Vec<&str> = writes.iter().map(|w| w.0).collect();
     assert_eq!(kinds, ["GatewayClass", "Gateway", "HTTPRoute"]);
@@ -82,7 +81,7 @@ fn nothing_is_written_twice() {
     assert_eq!(gw["conditions"][0]["observedGeneration"], 4);
     assert_eq!(writes[2].3["resourceVersion"], "42");
     apply(&mut s, writes);
-    let (_, statuses) = translate::translate(&s);
+    let (_, statuses) = translate::translate(&translate::tests::served(&s));
     assert!(
         diff(&s, &statuses, "2026-02-02T00:00:00Z").is_empty(),
         "an unchanged state writes nothing"
@@ -90,7 +89,7 @@ fn nothing_is_written_twice() {
 
     // A new generation is a change.
     Arc::make_mut(&mut s.gateways[0]).metadata.generation = Some(5);
-    let (_, statuses) = translate::translate(&s);
+    let (_, statuses) = translate::translate(&translate::tests::served(&s));
     let writes = diff(&s, &statuses, "2026-02-02T00:00:00Z");
     assert_eq!(writes.len(), 1);
     assert_eq!(
@@ -104,7 +103,7 @@ fn other_controllers_route_entries_are_kept_and_stale_ones_of_ours_removed() {
     let other = json!({"parentRef": {"name": "theirs"}, "controllerName": "example.com/other", "conditions": []});
     let stale = json!({"parentRef": {"name": "old-gw", "namespace": "infra"}, "controllerName": CTL, "conditions": []});
     let s = snapshot(&json!({"parents": [other, stale]}));
-    let (_, statuses) = translate::translate(&s);
+    let (_, statuses) = translate::translate(&translate::tests::served(&s));
     let writes = diff(&s, &statuses, "2026-01-01T00:00:00Z");
     let route = writes
         .iter()
@@ -122,7 +121,7 @@ fn other_controllers_route_entries_are_kept_and_stale_ones_of_ours_removed() {
     // A route that no longer names our Gateway loses our entry and keeps theirs.
     let mut s = snapshot(&json!({"parents": [other, stale]}));
     Arc::make_mut(&mut s.routes[0]).spec.parent_refs.clear();
-    let (_, statuses) = translate::translate(&s);
+    let (_, statuses) = translate::translate(&translate::tests::served(&s));
     let writes = diff(&s, &statuses, "2026-01-01T00:00:00Z");
     let route = writes
         .iter()

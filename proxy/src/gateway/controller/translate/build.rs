@@ -1,4 +1,4 @@
-//! The table itself: ports, listeners (merged across Gateways), virtual hosts with their
+//! The table itself: ports (one per Gateway and listener port), listeners, virtual hosts with their
 //! rules in precedence order, and the endpoints of every Service backend.
 
 use std::cmp::Reverse;
@@ -78,50 +78,53 @@ fn precedence(
     )
 }
 
+/// One table listener in the making: protocol, listener port, listener, attached routes.
+type Merged<'r, 'a> = (Protocol, u16, Listener, Vec<&'r Attached<'a>>);
+
 /// Build the table from the programmed listeners and their attached routes.
 pub fn table(
     index: &Index<'_>,
     gateways: &[GatewayState<'_>],
     routes: &BTreeMap<Arc<str>, CompiledRoute<'_>>,
 ) -> Table {
-    // All Gateways share the gateway's address, so listeners of several Gateways with the
-    // same port and hostname are one listener here: it serves the routes of all of them (the
-    // oldest Gateway's listener gives its name and its certificates come first).
-    let mut merged: BTreeMap<(u16, HostKey), (Protocol, Listener, Vec<&Attached<'_>>)> =
-        BTreeMap::new();
+    // Each served listener is bound on its own Gateway's internal port, so listeners of
+    // different Gateways never share a port; those of one Gateway on one listener port share
+    // its internal port, most specific hostname first.
+    let mut merged: BTreeMap<(u16, HostKey), Merged<'_, '_>> = BTreeMap::new();
     let mut protocols: BTreeMap<u16, Protocol> = BTreeMap::new();
     for gw in gateways {
-        for l in gw.listeners.iter().filter(|l| l.programmed()) {
-            let Some(protocol) = l.protocol else { continue };
-            // The listener pass already marks a listener Conflicted when an older Gateway has
-            // its port with the other protocol; this keeps one protocol per port regardless.
-            if *protocols.entry(l.port).or_insert(protocol) != protocol {
+        for l in gw.listeners.iter().filter(|l| l.served()) {
+            let (Some(protocol), Some(internal)) = (l.protocol, l.internal_port) else {
+                continue;
+            };
+            // The listener pass marks a listener Conflicted when an earlier one of its Gateway
+            // has its port with the other protocol; a Service edited by hand could still map
+            // two Gateways to one internal port: the older Gateway keeps it.
+            if *protocols.entry(internal).or_insert(protocol) != protocol {
                 continue;
             }
-            let (_, listener, attached) = merged
-                .entry((l.port, specificity(l.hostname.as_ref())))
-                .or_insert_with(|| {
-                    let name = format!("{}/{}/{}", gw.namespace, gw.name, l.spec.name);
-                    let listener = Listener {
-                        name: name.into(),
-                        hostname: l.hostname.clone(),
-                        certificates: Vec::new(),
-                        virtual_hosts: Vec::new(),
-                    };
-                    (protocol, listener, Vec::new())
-                });
-            listener.certificates.extend(l.certificates.iter().cloned());
-            attached.extend(&l.attached);
+            let entry = merged.entry((internal, specificity(l.hostname.as_ref())));
+            if let std::collections::btree_map::Entry::Vacant(v) = entry {
+                let name = format!("{}/{}/{}", gw.namespace, gw.name, l.spec.name);
+                let listener = Listener {
+                    name: name.into(),
+                    hostname: l.hostname.clone(),
+                    certificates: l.certificates.clone(),
+                    virtual_hosts: Vec::new(),
+                };
+                v.insert((protocol, l.port, listener, l.attached.iter().collect()));
+            }
         }
     }
     let mut ports: BTreeMap<u16, Port> = BTreeMap::new();
     // Keys sort by port, then most specific hostname first: the order the data plane wants.
-    for ((port, _), (protocol, mut listener, attached)) in merged {
+    for ((port, _), (protocol, listener_port, mut listener, attached)) in merged {
         listener.virtual_hosts = virtual_hosts(routes, &attached);
         ports
             .entry(port)
             .or_insert_with(|| Port {
                 port,
+                listener_port,
                 protocol,
                 listeners: Vec::new(),
             })

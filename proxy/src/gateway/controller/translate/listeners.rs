@@ -1,6 +1,7 @@
 //! GatewayClasses, Gateways and listeners: which are ours, which listeners are valid (protocol,
 //! TLS certificates from Secrets, allowed route kinds), which conflict, and their conditions.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -10,6 +11,7 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{ClassStatus, Cond, GatewayStatus, Index, ListenerStatus, Statuses, core_group};
+use crate::gateway::controller::services::{self, PlanError};
 use crate::gateway::controller::types::{GROUP, Gateway, HttpRoute, Listener};
 use crate::gateway::table::{Hostname, Protocol};
 
@@ -62,6 +64,8 @@ pub struct ListenerState<'a> {
     pub certificates: Vec<Arc<CertifiedKey>>,
     /// Routes attached (filled by the route pass).
     pub attached: Vec<Attached<'a>>,
+    /// The pod port serving it: the `targetPort` of its port in the Gateway's Service.
+    pub internal_port: Option<u16>,
 }
 
 impl ListenerState<'_> {
@@ -72,6 +76,11 @@ impl ListenerState<'_> {
             && self.conflicted.is_none()
             && !self.supported_kinds.is_empty()
             && !matches!(self.unresolved, Some((reason, _)) if reason != "InvalidRouteKinds")
+    }
+
+    /// Whether it is valid and its internal port is known: the data plane binds it.
+    pub fn served(&self) -> bool {
+        self.programmed() && self.internal_port.is_some()
     }
 
     fn status(&self) -> ListenerStatus {
@@ -85,12 +94,19 @@ impl ListenerState<'_> {
                 conditions.push(Cond::new("Accepted", true, "Accepted", "listener accepted"));
             }
         }
-        if self.programmed() {
+        if self.served() {
             conditions.push(Cond::new(
                 "Programmed",
                 true,
                 "Programmed",
                 "listener programmed",
+            ));
+        } else if self.programmed() {
+            conditions.push(Cond::new(
+                "Programmed",
+                false,
+                "Pending",
+                "waiting for the Gateway's Service to hold this port",
             ));
         } else {
             let reason = conflict.map_or("Invalid", |(r, _)| *r);
@@ -143,8 +159,12 @@ pub struct GatewayState<'a> {
     pub name: String,
     /// Listeners in spec order.
     pub listeners: Vec<ListenerState<'a>>,
-    /// Addresses for the status.
+    /// Addresses for the status (its Service's).
     pub addresses: Vec<(String, String)>,
+    /// Whether its Service exists.
+    pub service: bool,
+    /// Why it has no (new) Service.
+    pub plan_error: Option<PlanError>,
 }
 
 impl GatewayState<'_> {
@@ -155,7 +175,9 @@ impl GatewayState<'_> {
             .iter()
             .filter(|l| l.not_accepted.is_none() && l.conflicted.is_none())
             .count();
-        let accepted = if valid == self.listeners.len() && valid > 0 {
+        let accepted = if let Some(PlanError::UnsupportedAddress(msg)) = &self.plan_error {
+            Cond::new("Accepted", false, "UnsupportedAddress", msg.clone())
+        } else if valid == self.listeners.len() && valid > 0 {
             Cond::new("Accepted", true, "Accepted", "gateway accepted")
         } else if valid > 0 {
             Cond::new(
@@ -172,10 +194,25 @@ impl GatewayState<'_> {
                 "no listener is valid",
             )
         };
-        let programmed = if self.listeners.iter().any(ListenerState::programmed) {
-            Cond::new("Programmed", true, "Programmed", "gateway programmed")
-        } else {
-            Cond::new("Programmed", false, "Invalid", "no listener is programmed")
+        let programmed = match &self.plan_error {
+            Some(PlanError::UnsupportedAddress(msg)) => {
+                Cond::new("Programmed", false, "AddressNotUsable", msg.clone())
+            }
+            Some(PlanError::Exhausted(msg)) => {
+                Cond::new("Programmed", false, "NoResources", msg.clone())
+            }
+            None if !self.listeners.iter().any(ListenerState::programmed) => {
+                Cond::new("Programmed", false, "Invalid", "no listener is programmed")
+            }
+            None if !self.service || !self.listeners.iter().any(ListenerState::served) => {
+                Cond::new(
+                    "Programmed",
+                    false,
+                    "Pending",
+                    "waiting for the Gateway's Service",
+                )
+            }
+            None => Cond::new("Programmed", true, "Programmed", "gateway programmed"),
         };
         GatewayStatus {
             namespace: self.namespace.clone(),
@@ -222,7 +259,7 @@ pub fn gateways<'a>(index: &Index<'a>, statuses: &mut Statuses) -> Vec<GatewaySt
         .filter(|g| ours.contains(&g.spec.gateway_class_name))
         .filter(|g| g.metadata.deletion_timestamp.is_none())
         .collect();
-    // Oldest first: on a port two Gateways disagree about, the older one wins.
+    // Oldest first: when two Services claim one internal port, the older Gateway keeps it.
     gateways.sort_by(|a, b| {
         let key = |g: &Gateway| {
             (
@@ -233,33 +270,48 @@ pub fn gateways<'a>(index: &Index<'a>, statuses: &mut Statuses) -> Vec<GatewaySt
         };
         key(a).cmp(&key(b))
     });
-    let mut states: Vec<GatewayState<'a>> = gateways
-        .into_iter()
-        .filter_map(|g| gateway(index, g))
-        .collect();
-    // All Gateways share the gateway's pods and address, so one port has one protocol across
-    // them: the oldest Gateway's listener sets it, a younger one with the other conflicts.
-    let mut protocols: std::collections::BTreeMap<u16, (Protocol, String)> =
-        std::collections::BTreeMap::new();
-    for gw in &mut states {
-        let owner = format!("{}/{}", gw.namespace, gw.name);
-        for l in gw.listeners.iter_mut().filter(|l| l.programmed()) {
-            let Some(protocol) = l.protocol else { continue };
-            let (first, by) = protocols
-                .entry(l.port)
-                .or_insert_with(|| (protocol, owner.clone()));
-            if *first != protocol {
-                l.conflicted = Some((
-                    "ProtocolConflict",
-                    format!("port {} is {first:?} on Gateway {by}", l.port),
-                ));
+    let settings = &snapshot.service_settings;
+    let managed = services::managed(&snapshot.services, &settings.namespace);
+    let plan = services::plan(&gateways, &managed, settings);
+    for gw in &gateways {
+        let key = gateway_key(gw);
+        match plan.get(&key) {
+            // A Service needs a port: a Gateway without HTTP(S) listeners gets none.
+            Some(Ok(ports)) if !ports.is_empty() => statuses
+                .services
+                .push(services::desired(gw, ports, settings)),
+            Some(Err(PlanError::Exhausted(_))) => {
+                statuses
+                    .keep_services
+                    .push(services::service_name(&key.0, &key.1));
             }
+            _ => {}
         }
     }
-    states
+    // Listeners conflict only within one Gateway: each Gateway has its own Service and
+    // internal ports.
+    gateways
+        .into_iter()
+        .filter_map(|g| {
+            let key = gateway_key(g);
+            gateway(index, g, managed.get(&key), plan.get(&key))
+        })
+        .collect()
 }
 
-fn gateway<'a>(index: &Index<'a>, gateway: &'a Gateway) -> Option<GatewayState<'a>> {
+fn gateway_key(g: &Gateway) -> services::GatewayKey {
+    (
+        g.metadata.namespace.clone().unwrap_or_default(),
+        g.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+fn gateway<'a>(
+    index: &Index<'a>,
+    gateway: &'a Gateway,
+    managed: Option<&services::Managed>,
+    plan: Option<&Result<BTreeMap<u16, u16>, PlanError>>,
+) -> Option<GatewayState<'a>> {
     let namespace = gateway.metadata.namespace.clone()?;
     let name = gateway.metadata.name.clone()?;
     let mut listeners: Vec<ListenerState<'a>> = gateway
@@ -304,12 +356,20 @@ fn gateway<'a>(index: &Index<'a>, gateway: &'a Gateway) -> Option<GatewayState<'
             }
         }
     }
+    // Served only on the internal ports its Service holds (the leader writes them).
+    if let Some(m) = managed {
+        for l in &mut listeners {
+            l.internal_port = m.ports.get(&l.port).copied();
+        }
+    }
     Some(GatewayState {
         gateway,
         namespace,
         name,
         listeners,
-        addresses: index.snapshot.addresses.clone(),
+        addresses: managed.map(|m| m.addresses.clone()).unwrap_or_default(),
+        service: managed.is_some(),
+        plan_error: plan.and_then(|p| p.clone().err()),
     })
 }
 
@@ -343,6 +403,7 @@ fn listener<'a>(index: &Index<'a>, namespace: &str, spec: &'a Listener) -> Liste
         conflicted: None,
         certificates: Vec::new(),
         attached: Vec::new(),
+        internal_port: None,
     };
     if protocol.is_none() {
         state.not_accepted = Some((

@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use super::services::Settings;
 use super::types::{GROUP, Gateway, GatewayClass, HttpRoute, ParentRef, ReferenceGrant};
 use crate::gateway::table::Table;
 
@@ -45,8 +46,9 @@ pub struct Snapshot {
     pub secrets: Vec<Arc<Secret>>,
     /// Namespaces (for their labels).
     pub namespaces: Vec<Arc<Namespace>>,
-    /// What to write into every Gateway's `status.addresses`: (`IPAddress`|`Hostname`, value).
-    pub addresses: Vec<(String, String)>,
+    /// Where and how the Gateways' Services are made (the managed ones are read from
+    /// `services`).
+    pub service_settings: Settings,
 }
 
 /// One status condition, without the time (the writer keeps `lastTransitionTime` stable).
@@ -153,7 +155,7 @@ pub struct RouteStatus {
 }
 
 /// Every status the translation wants written.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Statuses {
     /// Our GatewayClasses.
     pub classes: Vec<ClassStatus>,
@@ -161,6 +163,11 @@ pub struct Statuses {
     pub gateways: Vec<GatewayStatus>,
     /// HTTPRoutes with at least one of our Gateways as parent.
     pub routes: Vec<RouteStatus>,
+    /// The Service every Gateway should have (the leader creates or updates them).
+    pub services: Vec<Service>,
+    /// Managed Services to leave as they are (their Gateway's plan failed); every other managed
+    /// Service not in `services` is deleted.
+    pub keep_services: Vec<String>,
 }
 
 /// Build the table and the statuses from a snapshot.
@@ -264,4 +271,4 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

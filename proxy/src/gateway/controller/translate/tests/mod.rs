@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::gateway::table::{Backend, Hostname, PathMatch, Protocol};
+use crate::gateway::table::{Backend, Hostname, PathMatch, Protocol, Table};
 
 pub(super) const CTL: &str = "outrigger.dev/gateway-controller";
 
@@ -76,6 +76,29 @@ pub(super) fn base() -> Snapshot {
     }
 }
 
+/// `snapshot` after the leader created the Services the translation asks for, each with a
+/// ClusterIP 10.96.0.<n> (n from 1, in the order asked).
+pub(crate) fn served(snapshot: &Snapshot) -> Snapshot {
+    let (_, st) = super::translate(snapshot);
+    let mut s = snapshot.clone();
+    for (i, svc) in st.services.into_iter().enumerate() {
+        let mut svc = svc;
+        if let Some(spec) = svc.spec.as_mut() {
+            spec.cluster_ip
+                .get_or_insert_with(|| format!("10.96.0.{}", i + 1));
+        }
+        let name = svc.metadata.name.clone();
+        s.services.retain(|e| e.metadata.name != name);
+        s.services.push(Arc::new(svc));
+    }
+    s
+}
+
+/// [`super::translate`] once the leader made the Gateways' Services, as in a running cluster.
+pub(crate) fn translate(snapshot: &Snapshot) -> (Table, Statuses) {
+    super::translate(&served(snapshot))
+}
+
 pub(super) fn simple_route() -> Arc<HttpRoute> {
     route(
         "apps",
@@ -106,7 +129,6 @@ pub(super) fn route_cond(st: &Statuses, name: &str, type_: &str) -> Cond {
 fn basic_path_builds_table_and_statuses() {
     let mut s = base();
     s.routes.push(simple_route());
-    s.addresses = vec![("IPAddress".into(), "10.96.0.10".into())];
     let (table, st) = translate(&s);
     assert_eq!(st.classes.len(), 1);
     assert!(cond(&st.classes[0].conditions, "Accepted").status);
@@ -114,7 +136,10 @@ fn basic_path_builds_table_and_statuses() {
     assert_eq!(gw.generation, Some(3));
     assert_eq!(cond(&gw.conditions, "Accepted").reason, "Accepted");
     assert!(cond(&gw.conditions, "Programmed").status);
-    assert_eq!(gw.addresses, s.addresses);
+    assert_eq!(
+        gw.addresses,
+        vec![("IPAddress".to_owned(), "10.96.0.1".to_owned())]
+    );
     assert_eq!(gw.listeners[0].attached_routes, 1);
     assert_eq!(gw.listeners[0].supported_kinds, vec!["HTTPRoute"]);
     assert_eq!(route_cond(&st, "web", "Accepted").reason, "Accepted");
@@ -122,7 +147,10 @@ fn basic_path_builds_table_and_statuses() {
 
     assert_eq!(table.ports.len(), 1);
     let port = &table.ports[0];
-    assert_eq!((port.port, port.protocol), (80, Protocol::Http));
+    assert_eq!(
+        (port.port, port.listener_port, port.protocol),
+        (10_000, 80, Protocol::Http)
+    );
     let rule = &port.listeners[0].virtual_hosts[0].rules[0];
     assert!(matches!(&rule.matches.path, PathMatch::Prefix(p) if &**p == "/app"));
     let Backend::Service(key) = &rule.backends[0].backend else {
@@ -179,7 +207,7 @@ fn unsupported_protocol_and_invalid_kinds() {
         cond(&mixed.conditions, "ResolvedRefs").reason,
         "InvalidRouteKinds"
     );
-    let ports: Vec<u16> = table.ports.iter().map(|p| p.port).collect();
+    let ports: Vec<u16> = table.ports.iter().map(|p| p.listener_port).collect();
     assert_eq!(ports, vec![80, 82]);
 }
 
@@ -193,6 +221,9 @@ fn only_invalid_listeners_reject_the_gateway() {
     let accepted = cond(&st.gateways[0].conditions, "Accepted");
     assert!(!accepted.status);
     assert_eq!(accepted.reason, "ListenersNotValid");
+    let programmed = cond(&st.gateways[0].conditions, "Programmed");
+    assert_eq!((programmed.status, programmed.reason), (false, "Invalid"));
+    assert!(st.services.is_empty(), "a Service without ports is invalid");
 }
 
 #[test]
@@ -334,7 +365,7 @@ fn rsa_pkcs1_secrets_load() {
 }
 
 #[test]
-fn a_port_has_one_protocol_across_gateways() {
+fn gateways_may_use_one_port_with_other_protocols() {
     let mut s = base();
     s.secrets = vec![tls_secret("infra", "good")];
     let mut younger = serde_json::to_value(&*https_gateway(None, "good")).expect("json");
@@ -343,13 +374,35 @@ fn a_port_has_one_protocol_across_gateways() {
     younger["spec"]["listeners"][0]["port"] = json!(80);
     s.gateways.push(obj(younger));
     let (table, st) = translate(&s);
-    let gw2 = st.gateways.iter().find(|g| g.name == "gw2").expect("gw2");
-    let conflicted = cond(&gw2.listeners[0].conditions, "Conflicted");
-    assert!(
-        conflicted.status && conflicted.reason == "ProtocolConflict",
-        "{conflicted:?}"
+    for gw in &st.gateways {
+        let l = &gw.listeners[0];
+        assert!(!cond(&l.conditions, "Conflicted").status, "{gw:?}");
+        assert!(cond(&l.conditions, "Programmed").status, "{gw:?}");
+    }
+    let ports: Vec<_> = table
+        .ports
+        .iter()
+        .map(|p| (p.port, p.listener_port, p.protocol))
+        .collect();
+    assert_eq!(
+        ports,
+        [(10_000, 80, Protocol::Http), (10_001, 80, Protocol::Https)]
     );
-    assert!(!cond(&gw2.listeners[0].conditions, "Programmed").status);
-    assert_eq!(table.ports.len(), 1);
-    assert_eq!(table.ports[0].protocol, Protocol::Http);
+}
+
+#[test]
+fn a_gateway_without_its_service_is_pending() {
+    let mut s = base();
+    s.routes.push(simple_route());
+    // Not `translate` of this module: no leader has made the Service yet.
+    let (table, st) = super::translate(&s);
+    assert!(table.ports.is_empty());
+    let gw = &st.gateways[0];
+    assert_eq!(cond(&gw.conditions, "Programmed").reason, "Pending");
+    assert_eq!(
+        cond(&gw.listeners[0].conditions, "Programmed").reason,
+        "Pending"
+    );
+    assert!(gw.addresses.is_empty());
+    assert_eq!(st.services.len(), 1, "the leader is asked for the Service");
 }

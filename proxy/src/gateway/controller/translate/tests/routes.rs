@@ -424,35 +424,55 @@ fn selectors() {
 }
 
 #[test]
-fn gateways_sharing_a_port_and_hostname_share_one_listener() {
+fn gateways_sharing_a_port_route_independently() {
     let mut s = base();
     s.gateways.push(obj(json!({"metadata": meta("infra", "gw2"), "spec": {"gatewayClassName": "outrigger",
         "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}},
-                      {"name": "tls", "port": 80, "protocol": "HTTP", "hostname": "x.example.com",
+                      {"name": "x", "port": 80, "protocol": "HTTP", "hostname": "x.example.com",
                        "allowedRoutes": {"namespaces": {"from": "All"}}}]}})));
-    let on = |gw: &str, path: &str| {
-        json!({"parentRefs": [{"name": gw, "namespace": "infra"}],
+    let on = |gws: &[&str], path: &str| {
+        let parents: Vec<Value> = gws
+            .iter()
+            .map(|g| json!({"name": g, "namespace": "infra"}))
+            .collect();
+        json!({"parentRefs": parents,
             "rules": [{"matches": [{"path": {"value": path}}], "backendRefs": [{"name": "web", "port": 8080}]}]})
     };
     s.routes = vec![
-        route("apps", "one", on("gw", "/one")),
-        route("apps", "two", on("gw2", "/two")),
+        route("apps", "one", on(&["gw"], "/")),
+        route("apps", "two", on(&["gw2"], "/")),
+        route("apps", "shared", on(&["gw", "gw2"], "/shared")),
     ];
     let (table, st) = translate(&s);
-    assert_eq!(table.ports.len(), 1);
-    let listeners = &table.ports[0].listeners;
-    let names: Vec<&str> = listeners.iter().map(|l| &*l.name).collect();
+    assert_eq!(table.ports.len(), 2, "one internal port per Gateway");
+    let routes = |l: &crate::gateway::table::Listener| -> Vec<String> {
+        l.virtual_hosts
+            .last()
+            .expect("catch-all host")
+            .rules
+            .iter()
+            .map(|r| r.route.to_string())
+            .collect()
+    };
+    let (gw, gw2) = (&table.ports[0], &table.ports[1]);
+    assert_eq!((gw.port, gw.listener_port), (10_000, 80));
+    assert_eq!((gw2.port, gw2.listener_port), (10_001, 80));
+    assert_eq!(gw.listeners.len(), 1);
+    assert_eq!(routes(&gw.listeners[0]), ["apps/shared", "apps/one"]);
+    let names: Vec<&str> = gw2.listeners.iter().map(|l| &*l.name).collect();
     assert_eq!(
         names,
-        ["infra/gw2/tls", "infra/gw/http"],
+        ["infra/gw2/x", "infra/gw2/http"],
         "most specific hostname first"
     );
-    let routes: Vec<&str> = listeners[1].virtual_hosts[0]
-        .rules
+    assert_eq!(routes(&gw2.listeners[1]), ["apps/shared", "apps/two"]);
+    // Each Gateway reports its own Service's address.
+    let addrs: Vec<&str> = st
+        .gateways
         .iter()
-        .map(|r| &*r.route)
+        .map(|g| g.addresses[0].1.as_str())
         .collect();
-    assert_eq!(routes, ["apps/one", "apps/two"]);
+    assert_eq!(addrs, ["10.96.0.1", "10.96.0.2"]);
     // Route two names gw2 without a section: it attaches to both of gw2's listeners.
     let gw2 = st.gateways.iter().find(|g| g.name == "gw2").expect("gw2");
     assert_eq!(
@@ -460,6 +480,6 @@ fn gateways_sharing_a_port_and_hostname_share_one_listener() {
             gw2.listeners[0].attached_routes,
             gw2.listeners[1].attached_routes
         ),
-        (1, 1)
+        (2, 2)
     );
 }
