@@ -65,11 +65,12 @@ cluster-down: ## stop the local cluster and remove everything it created (idempo
 	scripts/cluster.sh down
 
 # The last step of `make test` (root; without root it is skipped, and under CI=true that fails).
-# Writes target/cluster-e2e/summary.json; the GitOps loop runs after the other tests even when one
-# of them failed, and adds its figures under "gitops".
-cluster-e2e: ## up, build images, helm install, end-to-end tests (rollouts under load, logs, metrics), down; then gitops-e2e (root; docs/cluster.md)
-	scripts/tools.sh apt go cluster flux certmanager loki monitoring
-	rc=0; scripts/cluster-e2e.sh || rc=$$?; scripts/gitops-e2e.sh || rc=1; exit $$rc
+# Writes target/cluster-e2e/summary.json; the Gateway API conformance suite and the GitOps loop run
+# after the other tests even when one of them failed, and add theirs under "gateway_conformance" and
+# "gitops".
+cluster-e2e: ## up, build images, helm install, end-to-end tests (rollouts under load, logs, metrics), down; then gateway-conformance and gitops-e2e (root; docs/cluster.md)
+	scripts/tools.sh apt go cluster flux certmanager gateway loki monitoring
+	rc=0; scripts/cluster-e2e.sh || rc=$$?; scripts/gateway-conformance.sh || rc=1; scripts/gitops-e2e.sh || rc=1; exit $$rc
 
 gitops-e2e: ## Flux on the local node reconciles flux/clusters/local from a local Git server; a commit becomes a zero-failure rollout (root; docs/cluster.md)
 	scripts/tools.sh apt go cluster flux certmanager loki monitoring
