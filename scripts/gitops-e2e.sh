@@ -86,8 +86,9 @@ PROM_URL=http://$PROM_IP:9090
 # certificate); Loki before the Outrigger release (its agent ships there).
 HR_CHAINS=("outrigger-system/gateway-api-crds,cert-manager/cert-manager,outrigger-system/outrigger"
   "monitoring/loki,outrigger-system/outrigger" "monitoring/kube-prometheus-stack,outrigger-system/outrigger")
-# outrigger's gateway: its Service's fixed address (flux/infrastructure/local/controllers/
-# outrigger-values.yaml) and the apps' hostnames on the local entry (flux/clusters/local, domain).
+# outrigger's gateway: the public Gateway's fixed address, which its Service gets (spec.addresses in
+# flux/infrastructure/local/configs/kustomization.yaml), and the apps' hostnames on the local entry
+# (flux/clusters/local, domain).
 GATEWAY_IP=10.242.0.13
 DOMAIN=local.outrigger.invalid
 APP_HOST=hello.$DOMAIN
@@ -269,8 +270,8 @@ grep -q "clusterIP: $PROM_IP\$" flux/infrastructure/local/controllers/kube-prome
   die "Prometheus's Service address in the tree is not $PROM_IP (flux/infrastructure/local/controllers/kube-prometheus-stack-values.yaml)"
 grep -q "clusterIP: $LOKI_IP\$" flux/infrastructure/local/controllers/loki-source.yaml ||
   die "Loki's Service address in the tree is not $LOKI_URL (flux/infrastructure/local/controllers/loki-source.yaml)"
-grep -q "clusterIP: $GATEWAY_IP\$" flux/infrastructure/local/controllers/outrigger-values.yaml ||
-  die "the gateway's Service address in the tree is not $GATEWAY_IP (flux/infrastructure/local/controllers/outrigger-values.yaml)"
+grep -q "value: $GATEWAY_IP\$" flux/infrastructure/local/configs/kustomization.yaml ||
+  die "the public Gateway's address in the tree is not $GATEWAY_IP (spec.addresses in flux/infrastructure/local/configs/kustomization.yaml)"
 [[ "$(grep -c "domain: $DOMAIN\$" flux/clusters/local/apps.yaml flux/clusters/local/infrastructure.yaml | awk -F: '{ n += $2 } END { print n }')" == 2 ]] ||
   die "the local entry's domain is not $DOMAIN in both flux/clusters/local/apps.yaml and infrastructure.yaml"
 say "cluster up, images and the podinfo, cert-manager, Loki and kube-prometheus-stack charts in the node's registry"

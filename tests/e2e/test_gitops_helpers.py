@@ -397,7 +397,17 @@ def test_the_e2e_addresses_and_hostnames_are_the_trees():
     assert len(set(fixed)) == len(fixed)
     assert all(ip.startswith("10.242.0.") and 1 <= int(ip.rsplit(".", 1)[1]) <= 15 for ip in fixed)
     outrigger = yaml.safe_load((controllers / "outrigger-values.yaml").read_text())
-    assert outrigger["spec"]["values"]["gateway"]["service"]["clusterIP"] == consts["GATEWAY_IP"]
+    # The public Gateway asks for its Service's address (the gateway makes one Service per Gateway).
+    configs = yaml.safe_load(
+        (ROOT / "flux" / "infrastructure" / "local" / "configs" / "kustomization.yaml").read_text()
+    )
+    [gateway_patch] = [
+        doc
+        for p in configs["patches"]
+        for doc in [yaml.safe_load(p["patch"])]
+        if doc.get("kind") == "Gateway" and "spec" in doc
+    ]
+    assert gateway_patch["spec"]["addresses"] == [{"type": "IPAddress", "value": consts["GATEWAY_IP"]}]
     assert (
         outrigger["spec"]["values"]["agent"]["loki"]["url"]
         == f"http://{consts['LOKI_IP']}:3100/loki/api/v1/push"
