@@ -114,30 +114,19 @@ type Desired = Option<Arc<(translate::Snapshot, translate::Statuses)>>;
 /// failed writes after a pause.
 async fn write_statuses(
     client: kube::Client,
-    mut desired: watch::Receiver<Desired>,
-    mut leader: watch::Receiver<bool>,
+    desired: watch::Receiver<Desired>,
+    leader: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut retry = false;
-    loop {
-        tokio::select! {
-            r = desired.changed() => if r.is_err() { return },
-            r = leader.changed() => if r.is_err() { return },
-            () = tokio::time::sleep(STATUS_RETRY), if retry => {}
-            () = &mut shutdown => return,
+    let leading = leader.clone();
+    on_leader(desired, leader, shutdown, |current| {
+        let (client, leading) = (&client, &leading);
+        async move {
+            let (snapshot, statuses) = &*current;
+            status::write(client, snapshot, statuses, &|| *leading.borrow()).await
         }
-        if !*leader.borrow_and_update() {
-            retry = false;
-            continue;
-        }
-        let Some(current) = desired.borrow_and_update().clone() else {
-            continue;
-        };
-        let (snapshot, statuses) = &*current;
-        let leading = || *leader.borrow();
-        retry = status::write(&client, snapshot, statuses, &leading).await > 0;
-    }
+    })
+    .await;
 }
 
 /// Create, update and delete the Gateways' Services (leader only) whenever the desired ones
@@ -145,11 +134,33 @@ async fn write_statuses(
 async fn manage_services(
     client: kube::Client,
     namespace: String,
-    mut desired: watch::Receiver<Desired>,
-    mut leader: watch::Receiver<bool>,
+    desired: watch::Receiver<Desired>,
+    leader: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()>,
 ) {
     let api: kube::Api<Service> = kube::Api::namespaced(client, &namespace);
+    on_leader(desired, leader, shutdown, |current| {
+        let (api, namespace) = (&api, &namespace);
+        async move {
+            let (snapshot, statuses) = &*current;
+            sync_services(api, namespace, snapshot, statuses).await
+        }
+    })
+    .await;
+}
+
+/// The leader-only write loop the status writer and the Service manager share: `pass` runs with
+/// the latest desired state whenever it changes or leadership is gained, and again after
+/// [`STATUS_RETRY`] while it reports failed writes; a replica that is not the leader does nothing.
+async fn on_leader<F, Fut>(
+    mut desired: watch::Receiver<Desired>,
+    mut leader: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()>,
+    mut pass: F,
+) where
+    F: FnMut(Arc<(translate::Snapshot, translate::Statuses)>) -> Fut,
+    Fut: Future<Output = usize>,
+{
     let mut shutdown = std::pin::pin!(shutdown);
     let mut retry = false;
     loop {
@@ -166,8 +177,7 @@ async fn manage_services(
         let Some(current) = desired.borrow_and_update().clone() else {
             continue;
         };
-        let (snapshot, statuses) = &*current;
-        retry = sync_services(&api, &namespace, snapshot, statuses).await > 0;
+        retry = pass(current).await > 0;
     }
 }
 
