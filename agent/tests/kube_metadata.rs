@@ -206,98 +206,26 @@ fn pod_metadata_from_recorded_api_responses() {
     let _ = Duration::ZERO;
 }
 
-use outrigger_test_support::repo_root;
+use outrigger_test_support::KubeTestEnv;
 
-/// A real etcd + kube-apiserver started by `scripts/kube-test-env.sh` in a private state dir.
-struct KubeEnv {
-    state: std::path::PathBuf,
-    url: String,
-    kubeconfig: String,
-}
-
-impl KubeEnv {
-    fn start(dir: &std::path::Path) -> Option<KubeEnv> {
-        let state = dir.join("kube");
-        let out = std::process::Command::new(repo_root().join("scripts/kube-test-env.sh"))
-            .arg("start")
-            .env("OUTRIGGER_KUBE_TEST_DIR", &state)
-            .output()
-            .unwrap();
-        if out.status.code() == Some(2) {
-            outrigger_test_support::skip(String::from_utf8_lossy(&out.stderr).trim());
-            return None;
-        }
-        assert!(
-            out.status.success(),
-            "kube-test-env start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let url = std::fs::read_to_string(state.join("api-url"))
-            .unwrap()
-            .trim()
-            .to_string();
-        Some(KubeEnv {
-            state,
-            url,
-            kubeconfig,
-        })
-    }
-
-    /// `curl` with the admin client certificate; returns (status, body).
-    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-        let s = &self.state;
-        let mut cmd = std::process::Command::new("curl");
-        cmd.args([
-            "-sS",
-            "--max-time",
-            "10",
-            "-X",
-            method,
-            "-H",
-            "Content-Type: application/json",
-        ])
-        .arg("--cacert")
-        .arg(s.join("ca.crt"))
-        .arg("--cert")
-        .arg(s.join("admin.crt"))
-        .arg("--key")
-        .arg(s.join("admin.key"))
-        .args(["-w", "\n%{http_code}"])
-        .arg(format!("{}{path}", self.url));
-        if let Some(b) = body {
-            cmd.args(["-d", b]);
-        }
-        let out = cmd.output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let (json, code) = text.rsplit_once('\n').unwrap();
-        (
-            code.trim().parse().unwrap(),
-            serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
-        )
-    }
-
-    fn create_pod(&self, ns: &str, name: &str, node: &str, labels: &str, owner: &str) -> String {
-        let body = format!(
-            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{labels}{owner}}},"spec":{{"nodeName":"{node}","containers":[{{"name":"c","image":"busybox"}}]}}}}"#
-        );
-        let (code, v) = self.call(
-            "POST",
-            &format!("/api/v1/namespaces/{ns}/pods"),
-            Some(&body),
-        );
-        assert_eq!(code, 201, "create pod {name}: {v}");
-        v["metadata"]["uid"].as_str().unwrap().to_string()
-    }
-}
-
-impl Drop for KubeEnv {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(repo_root().join("scripts/kube-test-env.sh"))
-            .arg("stop")
-            .env("OUTRIGGER_KUBE_TEST_DIR", &self.state)
-            .output();
-    }
+fn create_pod(
+    kube: &KubeTestEnv,
+    ns: &str,
+    name: &str,
+    node: &str,
+    labels: &str,
+    owner: &str,
+) -> String {
+    let body = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{labels}{owner}}},"spec":{{"nodeName":"{node}","containers":[{{"name":"c","image":"busybox"}}]}}}}"#
+    );
+    let (code, v) = kube.api(
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        Some(&body),
+    );
+    assert_eq!(code, 201, "create pod {name}: {v}");
+    v["metadata"]["uid"].as_str().unwrap().to_string()
 }
 
 /// The same flow against a real kube-apiserver (TLS, client certificate auth, real list/watch
@@ -307,25 +235,26 @@ fn pod_metadata_from_real_kube_apiserver() {
     if outrigger_test_support::require_tool("kube-apiserver").is_none() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(kube) = KubeEnv::start(tmp.path()) else {
+    let Some(kube) = KubeTestEnv::start() else {
         return;
     };
-    let (code, v) = kube.call(
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, v) = kube.api(
         "POST",
         "/api/v1/namespaces",
         Some(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop"}}"#),
     );
     assert_eq!(code, 201, "{v}");
     let rs_owner = r#","ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-5d8c7f9b4","uid":"11111111-2222-3333-4444-555555555555","controller":true}]"#;
-    let web_uid = kube.create_pod(
+    let web_uid = create_pod(
+        &kube,
         "shop",
         "web-5d8c7f9b4-abcde",
         "node-a",
         r#"{"app.kubernetes.io/name":"web","pod-template-hash":"5d8c7f9b4"}"#,
         rs_owner,
     );
-    let far_uid = kube.create_pod("shop", "elsewhere", "node-b", r#"{"app":"far"}"#, "");
+    let far_uid = create_pod(&kube, "shop", "elsewhere", "node-b", r#"{"app":"far"}"#, "");
     let root = tmp.path().join("pods");
     let state = tmp.path().join("state");
     let mk = |pod: &str, uid: &str| {
@@ -345,13 +274,13 @@ fn pod_metadata_from_real_kube_apiserver() {
     let far = mk("elsewhere", &far_uid);
     std::fs::create_dir_all(&state).unwrap();
     let sink = Sink::start(Mode::Accept);
-    let agent = kube_agent(&root, &state, &sink, &kube.kubeconfig);
+    let agent = kube_agent(&root, &state, &sink, &kube.kubeconfig().to_string_lossy());
     // Only node-a's pod is listed (field selector).
     wait_for("list", 30, || {
         agent.metric("outrigger_agent_kube_pods") == Some(1.0)
     });
     // A pod created later arrives through the watch.
-    let late_uid = kube.create_pod("shop", "late", "node-a", r#"{"app":"late"}"#, "");
+    let late_uid = create_pod(&kube, "shop", "late", "node-a", r#"{"app":"late"}"#, "");
     let late = mk("late", &late_uid);
     wait_for("watch ADDED", 30, || {
         agent.metric("outrigger_agent_kube_pods") == Some(2.0)
@@ -370,7 +299,7 @@ fn pod_metadata_from_real_kube_apiserver() {
         Some("late")
     );
     // Delete the web pod in the API: kept while its files are still there.
-    let (code, v) = kube.call(
+    let (code, v) = kube.api(
         "DELETE",
         "/api/v1/namespaces/shop/pods/web-5d8c7f9b4-abcde?gracePeriodSeconds=0",
         None,

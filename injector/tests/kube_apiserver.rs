@@ -13,48 +13,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Injector, Pki, repo_root, sample, scrape};
+use common::{Injector, Pki, sample, scrape};
+use outrigger_test_support::KubeTestEnv;
 use serde_json::{Value, json};
 
-/// The kube test env in a private dir; always stopped on drop (also when an assert fails).
-struct KubeEnv {
-    state: PathBuf,
-    url: String,
-    _dir: tempfile::TempDir,
-}
+/// The kube test env (outrigger_test_support::KubeTestEnv) with this test's API helpers.
+struct KubeEnv(KubeTestEnv);
 
 impl KubeEnv {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("kube");
-        let script = repo_root().join("scripts/kube-test-env.sh");
-        let mut env = Self {
-            state: state.clone(),
-            url: String::new(),
-            _dir: dir,
-        };
-        let out = Command::new(&script)
-            .arg("start")
-            .env("OUTRIGGER_KUBE_TEST_DIR", &state)
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "kube-test-env.sh start failed");
-        let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        assert!(
-            Path::new(&kubeconfig).is_file(),
-            "no kubeconfig at {kubeconfig:?}"
-        );
-        std::fs::read_to_string(state.join("api-url"))
-            .unwrap()
-            .trim()
-            .clone_into(&mut env.url);
-        env
+    fn start() -> Option<Self> {
+        KubeTestEnv::start().map(Self)
     }
 
     /// Creates `pod` in namespace `ns` (201 expected) and reads it back as the API server stored
@@ -70,41 +41,18 @@ impl KubeEnv {
 
     /// One API call with the admin client certificate; returns (status, JSON body).
     fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut cmd = self.curl(method);
-        cmd.args(["-w", "\n%{http_code}"]);
-        if let Some(b) = body {
-            cmd.args(["--data-binary", &b.to_string()]);
-        }
-        let out = cmd.arg(format!("{}{path}", self.url)).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (json, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-        (
-            code.trim().parse().unwrap_or(0),
-            serde_json::from_str(json).unwrap_or(Value::Null),
-        )
-    }
-
-    /// curl with the admin client certificate, the test CA and a JSON content type.
-    fn curl(&self, method: &str) -> Command {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "--max-time", "30", "-X", method])
-            .arg("--cacert")
-            .arg(self.state.join("ca.crt"))
-            .arg("--cert")
-            .arg(self.state.join("admin.crt"))
-            .arg("--key")
-            .arg(self.state.join("admin.key"))
-            .args(["-H", "Content-Type: application/json"]);
-        cmd
+        self.0
+            .api(method, path, body.map(Value::to_string).as_deref())
     }
 
     /// POST `body` and return (status, the API server's `Warning` header values).
     fn create_warnings(&self, path: &str, body: &Value) -> (u16, Vec<String>) {
         let out = self
+            .0
             .curl("POST")
             .args(["-o", "/dev/null", "-D", "-"])
             .args(["--data-binary", &body.to_string()])
-            .arg(format!("{}{path}", self.url))
+            .arg(format!("{}{path}", self.0.url()))
             .output()
             .unwrap();
         let head = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -123,15 +71,6 @@ impl KubeEnv {
             .map(|w| w.trim().to_owned())
             .collect();
         (code, warnings)
-    }
-}
-
-impl Drop for KubeEnv {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/kube-test-env.sh"))
-            .arg("stop")
-            .env("OUTRIGGER_KUBE_TEST_DIR", &self.state)
-            .status();
     }
 }
 
@@ -210,7 +149,9 @@ fn injects_through_a_real_api_server() {
         &pki,
         &["--proxy-image", "registry.test/outrigger-proxy:0.1.0"],
     );
-    let kube = KubeEnv::start();
+    let Some(kube) = KubeEnv::start() else {
+        return;
+    };
 
     let ca = base64::engine::general_purpose::STANDARD.encode(pki.ca.pem());
     let base = format!("https://127.0.0.1:{}", injector.webhook.port());

@@ -57,7 +57,9 @@ async fn controller_publishes_the_table_and_writes_status() {
         return;
     };
     let Some(crds) = crd_dir(&go) else { return };
-    let env = KubeEnv::start();
+    let Some(env) = KubeEnv::start() else {
+        return;
+    };
     env.kubectl(
         &kubectl,
         &["apply", "--server-side", "-f", crds.to_str().unwrap()],

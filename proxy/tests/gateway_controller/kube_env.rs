@@ -1,51 +1,30 @@
-//! The kube test env (scripts/kube-test-env.sh) and small API helpers of the controller test.
+//! The kube test env (outrigger_test_support::KubeTestEnv) and small API helpers of the controller
+//! test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kube::api::{DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
-use outrigger_test_support::repo_root;
+use outrigger_test_support::KubeTestEnv;
 use serde_json::Value;
 
-/// The kube test env in a private dir; stopped on drop (also when an assert fails).
-pub struct KubeEnv {
-    state: PathBuf,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
-}
+/// The kube test env (outrigger_test_support::KubeTestEnv) with kubectl and a kube client.
+pub struct KubeEnv(KubeTestEnv);
 
 impl KubeEnv {
-    pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("kube");
-        let out = Command::new(repo_root().join("scripts/kube-test-env.sh"))
-            .arg("start")
-            .env("OUTRIGGER_KUBE_TEST_DIR", &state)
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "kube-test-env.sh start failed");
-        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        assert!(
-            kubeconfig.is_file(),
-            "no kubeconfig at {}",
-            kubeconfig.display()
-        );
-        Self {
-            state,
-            kubeconfig,
-            _dir: dir,
-        }
+    /// `None` after a skip (a failure in CI) when a tool is missing.
+    pub fn start() -> Option<Self> {
+        KubeTestEnv::start().map(Self)
     }
 
     pub fn kubectl(&self, kubectl: &Path, args: &[&str]) {
         let status = Command::new(kubectl)
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(self.0.kubeconfig())
             .args(args)
             .status()
             .unwrap_or_else(|e| {
@@ -58,21 +37,12 @@ impl KubeEnv {
     }
 
     pub async fn client(&self) -> Client {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let kubeconfig = Kubeconfig::read_from(self.0.kubeconfig()).unwrap();
         let config =
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
                 .unwrap();
         Client::try_from(config).unwrap()
-    }
-}
-
-impl Drop for KubeEnv {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/kube-test-env.sh"))
-            .arg("stop")
-            .env("OUTRIGGER_KUBE_TEST_DIR", &self.state)
-            .status();
     }
 }
 
