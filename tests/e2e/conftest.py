@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+TOOLS = Path(os.environ.get("OUTRIGGER_TOOLS", ROOT / ".tools"))
+LOCAL_CONTROLLERS = ROOT / "flux" / "infrastructure" / "local" / "controllers"
 TARGET = (ROOT / os.environ.get("CARGO_TARGET_DIR", "target")).resolve()
 APP_SRC = ROOT / "apps" / "flask-hello-world" / "src"
 
@@ -156,3 +159,66 @@ def need(tool: str) -> str:
     if path is None:
         pytest.fail(f"{tool} is not installed: run scripts/tools.sh")
     return path
+
+
+def skip_or_fail(what: str) -> None:
+    """The repository's skip policy (scripts/lib/skip.sh): fail under CI=true, else skip loudly
+    and record the skip in $OUTRIGGER_SKIP_LOG for the summary at the end of ``make test``."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI=true: a missing tool is a failure; run scripts/tools.sh)")
+    print(f"SKIPPED: {what}", file=sys.stderr)
+    if log := os.environ.get("OUTRIGGER_SKIP_LOG"):
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"SKIPPED: tests/e2e: {what}\n")
+    pytest.skip(what)
+
+
+def tool(name: str) -> str:
+    """A binary of the toolchain (.tools/bin), under the skip policy when it is missing."""
+    path = TOOLS / "bin" / name
+    if not path.exists():
+        skip_or_fail(f"{name} not installed (scripts/tools.sh)")
+    return str(path)
+
+
+def run(argv: list[str], stdin: str | None = None, env: dict[str, str] | None = None) -> str:
+    """Run a command from the repository root; its stdout, or a failure with its stderr's tail."""
+    out = subprocess.run(
+        argv,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+    assert out.returncode == 0, f"{argv[0]} failed: {out.stderr[-2000:]}"
+    return out.stdout
+
+
+def local_chart_and_values(tmp: Path, chart_script: str, release: str, step: str) -> tuple[str, Path]:
+    """A chart as the local node gets it (scripts/CHART_SCRIPT packages it from the Go module cache
+    into tmp) and the values the local Flux entry gives its HelmRelease, written to a file."""
+    env_path = f"{TOOLS / 'bin'}:{os.environ.get('PATH', '')}"
+    chart = subprocess.run(
+        [str(ROOT / "scripts" / chart_script), str(tmp / "chart")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PATH": env_path},
+    )
+    if chart.returncode != 0 and "not in the Go module cache" in chart.stderr:
+        skip_or_fail(f"{release}'s chart module is not in the Go module cache (scripts/tools.sh {step})")
+    assert chart.returncode == 0, chart.stderr
+    built = run([tool("kustomize"), "build", str(LOCAL_CONTROLLERS)])
+    helm_release = next(
+        d
+        for d in yaml.safe_load_all(built)
+        if d and d["kind"] == "HelmRelease" and d["metadata"]["name"] == release
+    )
+    values = tmp / "values.yaml"
+    values.write_text(yaml.safe_dump(helm_release["spec"]["values"]), encoding="utf-8")
+    return chart.stdout.strip(), values

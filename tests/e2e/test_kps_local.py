@@ -29,12 +29,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, Procs, free_port, http_get, wait_until
+from conftest import (
+    ROOT,
+    Procs,
+    free_port,
+    http_get,
+    local_chart_and_values,
+    run,
+    tool,
+    wait_until,
+)
 
-TOOLS = Path(os.environ.get("OUTRIGGER_TOOLS", ROOT / ".tools"))
 GITOPS = ROOT / "tests" / "cluster" / "gitops.py"
 RECEIVER = ROOT / "scripts" / "lib" / "alert-receiver.py"
-LOCAL_CONTROLLERS = ROOT / "flux" / "infrastructure" / "local" / "controllers"
 OUTRIGGER_RULE = ROOT / "charts" / "outrigger" / "files" / "prometheusrule.yaml"
 RELEASE = "kube-prometheus-stack"
 # The Kubernetes version the toolchain pins (the chart requires >= 1.25; helm's default is older).
@@ -48,63 +55,10 @@ sys.path.insert(0, str(ROOT / "tools" / "checks"))
 from outrigger_checks.promql import dashboard_exprs, grafana_to_promql
 
 
-def skip_or_fail(what: str) -> None:
-    """The repository's skip policy (scripts/lib/skip.sh): fail under CI=true, else skip loudly."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} (CI=true: a missing tool is a failure; run scripts/tools.sh)")
-    print(f"SKIPPED: {what}", file=sys.stderr)
-    if log := os.environ.get("OUTRIGGER_SKIP_LOG"):
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(f"SKIPPED: tests/e2e: {what}\n")
-    pytest.skip(what)
-
-
-def tool(name: str) -> str:
-    path = TOOLS / "bin" / name
-    if not path.exists():
-        skip_or_fail(f"{name} not installed (scripts/tools.sh)")
-    return str(path)
-
-
-def run(argv: list[str], stdin: str | None = None, env: dict[str, str] | None = None) -> str:
-    out = subprocess.run(
-        argv,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
-    assert out.returncode == 0, f"{argv[0]} failed: {out.stderr[-2000:]}"
-    return out.stdout
-
-
 def render(tmp: Path, include_crds: bool = False) -> list[dict]:
     """The chart with the values the local entry gives the release, as helm template renders it."""
-    env_path = f"{TOOLS / 'bin'}:{os.environ.get('PATH', '')}"
-    chart = subprocess.run(
-        [str(ROOT / "scripts" / "kps-chart.sh"), str(tmp / "chart")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "PATH": env_path},
-    )
-    if chart.returncode != 0 and "not in the Go module cache" in chart.stderr:
-        skip_or_fail("the helm-charts module is not in the Go module cache (scripts/tools.sh monitoring)")
-    assert chart.returncode == 0, chart.stderr
-    built = run([tool("kustomize"), "build", str(LOCAL_CONTROLLERS)])
-    release = next(
-        d
-        for d in yaml.safe_load_all(built)
-        if d and d["kind"] == "HelmRelease" and d["metadata"]["name"] == RELEASE
-    )
-    values = tmp / "values.yaml"
-    values.write_text(yaml.safe_dump(release["spec"]["values"]), encoding="utf-8")
-    argv = [tool("helm"), "template", RELEASE, chart.stdout.strip(), "-n", "monitoring"]
+    chart, values = local_chart_and_values(tmp, "kps-chart.sh", RELEASE, "monitoring")
+    argv = [tool("helm"), "template", RELEASE, chart, "-n", "monitoring"]
     argv += ["--kube-version", KUBE_VERSION, "-f", str(values)]
     out = run(argv + (["--include-crds"] if include_crds else []))
     if include_crds:

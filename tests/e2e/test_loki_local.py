@@ -9,71 +9,22 @@ GitOps e2e runs on the node."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 import yaml
-from conftest import ROOT, Procs, binary, free_port, http_get, wait_until
+from conftest import ROOT, Procs, binary, free_port, http_get, local_chart_and_values, run, tool, wait_until
 
-TOOLS = Path(os.environ.get("OUTRIGGER_TOOLS", ROOT / ".tools"))
 GITOPS = ROOT / "tests" / "cluster" / "gitops.py"
-LOCAL_CONTROLLERS = ROOT / "flux" / "infrastructure" / "local" / "controllers"
-
-
-def skip_or_fail(what: str) -> None:
-    """The repository's skip policy (scripts/lib/skip.sh): fail under CI=true, else skip loudly
-    and record the skip in $OUTRIGGER_SKIP_LOG for the summary at the end of ``make test``."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} (CI=true: a missing tool is a failure; run scripts/tools.sh)")
-    print(f"SKIPPED: {what}", file=sys.stderr)
-    if log := os.environ.get("OUTRIGGER_SKIP_LOG"):
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(f"SKIPPED: tests/e2e: {what}\n")
-    pytest.skip(what)
-
-
-def tool(name: str) -> str:
-    path = TOOLS / "bin" / name
-    if not path.exists():
-        skip_or_fail(f"{name} not installed (scripts/tools.sh)")
-    return str(path)
-
-
-def run(argv: list[str]) -> str:
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
-    assert out.returncode == 0, f"{argv[0]} failed: {out.stderr[-2000:]}"
-    return out.stdout
 
 
 def rendered_config(tmp: Path) -> dict:
     """config.yaml of the chart's ConfigMap, from the values the local entry gives the release."""
-    env_path = f"{TOOLS / 'bin'}:{os.environ.get('PATH', '')}"
-    chart = subprocess.run(
-        [str(ROOT / "scripts" / "loki-chart.sh"), str(tmp / "chart")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "PATH": env_path},
-    )
-    if chart.returncode != 0 and "not in the Go module cache" in chart.stderr:
-        skip_or_fail("the Loki module is not in the Go module cache (scripts/tools.sh loki)")
-    assert chart.returncode == 0, chart.stderr
-    built = run([tool("kustomize"), "build", str(LOCAL_CONTROLLERS)])
-    release = next(
-        d
-        for d in yaml.safe_load_all(built)
-        if d and d["kind"] == "HelmRelease" and d["metadata"]["name"] == "loki"
-    )
-    values = tmp / "values.yaml"
-    values.write_text(yaml.safe_dump(release["spec"]["values"]), encoding="utf-8")
-    out = run([tool("helm"), "template", "loki", chart.stdout.strip(), "-n", "monitoring", "-f", str(values)])
+    chart, values = local_chart_and_values(tmp, "loki-chart.sh", "loki", "loki")
+    out = run([tool("helm"), "template", "loki", chart, "-n", "monitoring", "-f", str(values)])
     config_map = next(
         d
         for d in yaml.safe_load_all(out)
