@@ -10,5 +10,6 @@ ARG VERSION
 LABEL org.opencontainers.image.title=${NAME} org.opencontainers.image.version=${VERSION} \
   org.opencontainers.image.source=https://github.com/coredns/coredns
 COPY binary /coredns
+# hadolint ignore=DL3002
 USER 0:0
 ENTRYPOINT ["/coredns"]
