@@ -15,9 +15,12 @@ install_gateway_conformance() {
     "coredns|$COREDNS_VERSION|github.com/coredns/coredns@$COREDNS_VERSION|$coredns_ldflags"
   keep_modules_cached "the chart's Gateway API CRDs" "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"
   # The suite's flags are registered by its package; -h lists them (exit status 0 with -h is not
-  # guaranteed by the testing package, so the listing is what is checked).
-  "$GOBIN/gateway-conformance" -h 2>&1 | grep -q -- '-gateway-class' ||
-    die "gateway-conformance -h lists no -gateway-class"
+  # guaranteed by the testing package, so the listing is what is checked). Captured first: piped
+  # into `grep -q`, which exits at the first match, the binary could die of SIGPIPE mid-listing and
+  # pipefail would fail the step now and then.
+  local usage
+  usage="$("$GOBIN/gateway-conformance" -h 2>&1 || true)"
+  grep -q -- '-gateway-class' <<<"$usage" || die "gateway-conformance -h lists no -gateway-class"
   "$GOBIN/coredns" -version >/dev/null || die "coredns -version failed"
   log "version gateway-api conformance $GATEWAY_API_VERSION (+ echo-basic), coredns $COREDNS_VERSION"
 }
