@@ -44,20 +44,7 @@ T="$(mktemp -d)"
 trap bench_cleanup EXIT
 
 for port in "${UPSTREAMS[@]}"; do
-  mkdir -p "$T/up$port"
-  {
-    nginx_head "$T/up$port"
-    cat <<CONF
-  server {
-    listen 127.0.0.1:$port backlog=4096;
-    location / { default_type text/plain; return 200 "hello world\n"; }
-  }
-}
-CONF
-  } >"$T/up$port/nginx.conf"
-  taskset -c "$LOAD_CPU" nginx -p "$T/up$port" -e "$T/up$port/error.log" -c "$T/up$port/nginx.conf" &
-  PIDS+=($!)
-  wait_port "$port"
+  start_hello_nginx "$T/up$port" "$port"
 done
 
 endpoints=$(printf '{"address":"127.0.0.1:%s"},' "${UPSTREAMS[@]}")

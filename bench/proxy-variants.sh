@@ -44,21 +44,29 @@ EOF
 }
 
 # --- upstream app: nginx, 1 worker, on the load-generator CPU --------------------------------
-start_upstream() {
-  mkdir -p "$T/up" "$T/ng"
+# start_hello_nginx DIR PORT: one-worker nginx answering "hello world" on 127.0.0.1:PORT, on the
+# load-generator CPU (also bench/gateway.sh's four upstreams).
+start_hello_nginx() {
+  local dir=$1 port=$2
+  mkdir -p "$dir"
   {
-    nginx_head "$T/up"
+    nginx_head "$dir"
     cat <<EOF
   server {
-    listen 127.0.0.1:$UP_PORT backlog=4096;
+    listen 127.0.0.1:$port backlog=4096;
     location / { default_type text/plain; return 200 "hello world\n"; }
   }
 }
 EOF
-  } >"$T/up/nginx.conf"
-  taskset -c "$LOAD_CPU" nginx -p "$T/up" -e "$T/up/error.log" -c "$T/up/nginx.conf" &
+  } >"$dir/nginx.conf"
+  taskset -c "$LOAD_CPU" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" &
   PIDS+=($!)
-  wait_port "$UP_PORT"
+  wait_port "$port"
+}
+
+start_upstream() {
+  mkdir -p "$T/ng"
+  start_hello_nginx "$T/up" "$UP_PORT"
   write_proxy_configs
 }
 
