@@ -46,16 +46,14 @@ macro_rules! resource {
 
 /// `GatewayClass` (cluster-scoped).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewayClass {
     /// Metadata.
-    #[serde(default)]
     pub metadata: ObjectMeta,
     /// Spec.
-    #[serde(default)]
     pub spec: GatewayClassSpec,
     /// Raw status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<serde_json::Value>,
 }
 resource!(
@@ -68,173 +66,144 @@ resource!(
 
 /// `GatewayClass.spec`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewayClassSpec {
     /// Which controller owns the class.
-    #[serde(default)]
     pub controller_name: String,
 }
 
 /// `Gateway`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Gateway {
     /// Metadata.
-    #[serde(default)]
     pub metadata: ObjectMeta,
     /// Spec.
-    #[serde(default)]
     pub spec: GatewaySpec,
     /// Raw status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<serde_json::Value>,
 }
 resource!(Gateway, NamespaceResourceScope, "v1", "Gateway", "gateways");
 
 /// `Gateway.spec`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewaySpec {
     /// The class.
-    #[serde(default)]
     pub gateway_class_name: String,
     /// Listeners.
-    #[serde(default)]
     pub listeners: Vec<Listener>,
     /// Requested addresses (`IPAddress` ones become the managed Service's IP).
-    #[serde(default)]
     pub addresses: Vec<GatewayAddress>,
     /// Labels and annotations for the managed Service.
-    #[serde(default)]
     pub infrastructure: Option<Infrastructure>,
 }
 
 /// A `Gateway.spec.addresses` entry.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GatewayAddress {
     /// `IPAddress` (the default), `Hostname` or a domain-prefixed custom type.
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub type_: Option<String>,
     /// The address.
-    #[serde(default)]
     pub value: String,
 }
 
 /// `Gateway.spec.infrastructure`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Infrastructure {
     /// Labels for the resources the implementation creates.
-    #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
     /// Annotations for them.
-    #[serde(default)]
     pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// A Gateway listener.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Listener {
     /// Unique within the Gateway.
-    #[serde(default)]
     pub name: String,
     /// Hostname (may be a `*.` wildcard).
-    #[serde(default)]
     pub hostname: Option<String>,
     /// Port.
-    #[serde(default)]
     pub port: i64,
     /// `HTTP`, `HTTPS`, `TLS`, `TCP`, `UDP` or a domain-prefixed custom one.
-    #[serde(default)]
     pub protocol: String,
     /// TLS settings.
-    #[serde(default)]
     pub tls: Option<ListenerTls>,
     /// Which routes may attach.
-    #[serde(default)]
     pub allowed_routes: Option<AllowedRoutes>,
 }
 
 /// `listeners[].tls`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ListenerTls {
     /// `Terminate` (default) or `Passthrough`.
-    #[serde(default)]
     pub mode: Option<String>,
     /// Certificates.
-    #[serde(default)]
     pub certificate_refs: Vec<ObjectRef>,
 }
 
 /// `SecretObjectReference` and the like: group, kind, name, namespace.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ObjectRef {
     /// API group (`""` is core).
-    #[serde(default)]
     pub group: Option<String>,
     /// Kind.
-    #[serde(default)]
     pub kind: Option<String>,
     /// Name.
-    #[serde(default)]
     pub name: String,
     /// Namespace (defaults to the referrer's).
-    #[serde(default)]
     pub namespace: Option<String>,
 }
 
 /// `listeners[].allowedRoutes`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct AllowedRoutes {
     /// Namespaces.
-    #[serde(default)]
     pub namespaces: Option<RouteNamespaces>,
     /// Kinds (empty: those of the protocol).
-    #[serde(default)]
     pub kinds: Option<Vec<RouteGroupKind>>,
 }
 
 /// `allowedRoutes.namespaces`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RouteNamespaces {
     /// `Same` (default), `All` or `Selector`.
-    #[serde(default)]
     pub from: Option<String>,
     /// With `Selector`.
-    #[serde(default)]
     pub selector: Option<LabelSelector>,
 }
 
 /// A route group and kind.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RouteGroupKind {
     /// Group (defaults to the Gateway API's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind.
-    #[serde(default)]
     pub kind: String,
 }
 
 /// `HTTPRoute`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRoute {
     /// Metadata.
-    #[serde(default)]
     pub metadata: ObjectMeta,
     /// Spec.
-    #[serde(default)]
     pub spec: HttpRouteSpec,
     /// Raw status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<serde_json::Value>,
 }
 resource!(
@@ -247,250 +216,206 @@ resource!(
 
 /// `HTTPRoute.spec`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRouteSpec {
     /// Parents.
-    #[serde(default)]
     pub parent_refs: Vec<ParentRef>,
     /// Hostnames.
-    #[serde(default)]
     pub hostnames: Vec<String>,
     /// Rules (the CRD defaults one rule matching `/`).
-    #[serde(default)]
     pub rules: Vec<HttpRouteRule>,
 }
 
 /// `parentRefs[]`; written back as is in `status.parents[].parentRef`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ParentRef {
     /// Group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// Kind.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Name.
-    #[serde(default)]
     pub name: String,
     /// Listener name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub section_name: Option<String>,
     /// Listener port.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
 }
 
 /// `rules[]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRouteRule {
     /// Matches (empty: prefix `/`).
-    #[serde(default)]
     pub matches: Vec<HttpRouteMatch>,
     /// Filters.
-    #[serde(default)]
     pub filters: Vec<HttpRouteFilter>,
     /// Backends.
-    #[serde(default)]
     pub backend_refs: Vec<HttpBackendRef>,
     /// Timeouts.
-    #[serde(default)]
     pub timeouts: Option<HttpRouteTimeouts>,
 }
 
 /// `matches[]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRouteMatch {
     /// Path (defaults to prefix `/`).
-    #[serde(default)]
     pub path: Option<PathMatchSpec>,
     /// Headers.
-    #[serde(default)]
     pub headers: Vec<ValueMatchSpec>,
     /// Query parameters.
-    #[serde(default)]
     pub query_params: Vec<ValueMatchSpec>,
     /// Method.
-    #[serde(default)]
     pub method: Option<String>,
 }
 
 /// `matches[].path`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct PathMatchSpec {
     /// `Exact`, `PathPrefix` (default) or `RegularExpression`.
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub type_: Option<String>,
     /// Value (default `/`).
-    #[serde(default)]
     pub value: Option<String>,
 }
 
 /// A header or query parameter match.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ValueMatchSpec {
     /// `Exact` (default) or `RegularExpression`.
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub type_: Option<String>,
     /// Name.
-    #[serde(default)]
     pub name: String,
     /// Value.
-    #[serde(default)]
     pub value: String,
 }
 
 /// `filters[]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRouteFilter {
     /// Filter type.
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub type_: String,
     /// `RequestHeaderModifier`.
-    #[serde(default)]
     pub request_header_modifier: Option<HeaderFilterSpec>,
     /// `ResponseHeaderModifier`.
-    #[serde(default)]
     pub response_header_modifier: Option<HeaderFilterSpec>,
     /// `RequestRedirect`.
-    #[serde(default)]
     pub request_redirect: Option<RedirectSpec>,
     /// `URLRewrite`.
-    #[serde(default)]
     pub url_rewrite: Option<RewriteSpec>,
 }
 
 /// `HTTPHeaderFilter`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HeaderFilterSpec {
     /// Set.
-    #[serde(default)]
     pub set: Vec<HeaderSpec>,
     /// Add.
-    #[serde(default)]
     pub add: Vec<HeaderSpec>,
     /// Remove.
-    #[serde(default)]
     pub remove: Vec<String>,
 }
 
 /// A header name and value.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HeaderSpec {
     /// Name.
-    #[serde(default)]
     pub name: String,
     /// Value.
-    #[serde(default)]
     pub value: String,
 }
 
 /// `HTTPRequestRedirectFilter`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RedirectSpec {
     /// Scheme.
-    #[serde(default)]
     pub scheme: Option<String>,
     /// Hostname.
-    #[serde(default)]
     pub hostname: Option<String>,
     /// Path.
-    #[serde(default)]
     pub path: Option<PathModifierSpec>,
     /// Port.
-    #[serde(default)]
     pub port: Option<i64>,
     /// Status code (default 302).
-    #[serde(default)]
     pub status_code: Option<i64>,
 }
 
 /// `HTTPURLRewriteFilter`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RewriteSpec {
     /// Hostname.
-    #[serde(default)]
     pub hostname: Option<String>,
     /// Path.
-    #[serde(default)]
     pub path: Option<PathModifierSpec>,
 }
 
 /// `HTTPPathModifier`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct PathModifierSpec {
     /// `ReplaceFullPath` or `ReplacePrefixMatch`.
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub type_: String,
     /// With `ReplaceFullPath`.
-    #[serde(default)]
     pub replace_full_path: Option<String>,
     /// With `ReplacePrefixMatch`.
-    #[serde(default)]
     pub replace_prefix_match: Option<String>,
 }
 
 /// `backendRefs[]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpBackendRef {
     /// Group (`""`: core).
-    #[serde(default)]
     pub group: Option<String>,
     /// Kind (default `Service`).
-    #[serde(default)]
     pub kind: Option<String>,
     /// Name.
-    #[serde(default)]
     pub name: String,
     /// Namespace (default the route's).
-    #[serde(default)]
     pub namespace: Option<String>,
     /// Port (required for Services).
-    #[serde(default)]
     pub port: Option<i64>,
     /// Weight (default 1).
-    #[serde(default)]
     pub weight: Option<i64>,
     /// Per-backend filters.
-    #[serde(default)]
     pub filters: Vec<HttpRouteFilter>,
 }
 
 /// `rules[].timeouts` (Gateway API durations, e.g. `1s`, `500ms`, `1h30m`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HttpRouteTimeouts {
     /// `request`.
-    #[serde(default)]
     pub request: Option<String>,
     /// `backendRequest`.
-    #[serde(default)]
     pub backend_request: Option<String>,
 }
 
 /// `ReferenceGrant` (v1beta1).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ReferenceGrant {
     /// Metadata.
-    #[serde(default)]
     pub metadata: ObjectMeta,
     /// Spec.
-    #[serde(default)]
     pub spec: ReferenceGrantSpec,
 }
 resource!(
@@ -503,42 +428,34 @@ resource!(
 
 /// `ReferenceGrant.spec`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ReferenceGrantSpec {
     /// Who may refer.
-    #[serde(default)]
     pub from: Vec<GrantFrom>,
     /// To what (in the grant's namespace).
-    #[serde(default)]
     pub to: Vec<GrantTo>,
 }
 
 /// `from[]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GrantFrom {
     /// Group.
-    #[serde(default)]
     pub group: String,
     /// Kind.
-    #[serde(default)]
     pub kind: String,
     /// Namespace.
-    #[serde(default)]
     pub namespace: String,
 }
 
 /// `to[]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GrantTo {
     /// Group.
-    #[serde(default)]
     pub group: String,
     /// Kind.
-    #[serde(default)]
     pub kind: String,
     /// Name (none: every object of the kind).
-    #[serde(default)]
     pub name: Option<String>,
 }
