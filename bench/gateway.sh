@@ -74,25 +74,8 @@ mkdir -p "$T/ng"
 CONF
 } >"$T/ng/nginx.conf"
 {
-  cat <<CONF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-  option http-keep-alive
-  option forwardfor
-  http-reuse always
-frontend f
-  bind 127.0.0.1:$GHA_PORT
-  default_backend b
-backend b
-  balance roundrobin
-CONF
+  haproxy_head "127.0.0.1:$GHA_PORT"
+  echo "  balance roundrobin"
   for port in "${UPSTREAMS[@]}"; do echo "  server up$port 127.0.0.1:$port"; done
 } >"$T/haproxy.cfg"
 

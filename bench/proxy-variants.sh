@@ -26,6 +26,29 @@ bench_cleanup() {
   rm -rf "$T"
 }
 
+# haproxy_head BIND...: the start of a haproxy.cfg shared by the proxy and gateway benches (one
+# thread, keep-alive both ways, connection reuse), one `bind` line per argument, open at the
+# `backend b` section for the caller's `server` lines.
+haproxy_head() {
+  cat <<EOF
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+frontend f
+EOF
+  printf '  bind %s\n' "$@"
+  printf '  default_backend b\nbackend b\n'
+}
+
 # nginx_head DIR: the start of an nginx.conf shared by the upstream and the nginx variant (one
 # worker, state and temp files in DIR, no access log, unlimited keep-alive), open at `http {`.
 nginx_head() {
@@ -89,26 +112,10 @@ write_proxy_configs() {
 }
 EOF
   } >"$T/ng/nginx.conf"
-  cat >"$T/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-  option http-keep-alive
-  option forwardfor
-  http-reuse always
-frontend f
-  bind 127.0.0.1:$HA_PORT
-  bind 127.0.0.1:$HA_H2_PORT proto h2
-  default_backend b
-backend b
-  server app 127.0.0.1:$UP_PORT
-EOF
+  {
+    haproxy_head "127.0.0.1:$HA_PORT" "127.0.0.1:$HA_H2_PORT proto h2"
+    echo "  server app 127.0.0.1:$UP_PORT"
+  } >"$T/haproxy.cfg"
 }
 
 # start_variant NAME: sets VPID (the pid whose process tree is measured; empty for direct),
