@@ -28,15 +28,10 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
-# shellcheck source=scripts/lib/host-snapshot.sh
-source "$OUTRIGGER_ROOT/scripts/lib/host-snapshot.sh"
 # shellcheck source=scripts/lib/node-e2e.sh
 source "$OUTRIGGER_ROOT/scripts/lib/node-e2e.sh"
 cd "$OUTRIGGER_ROOT"
 
-CLUSTER=$OUTRIGGER_ROOT/scripts/cluster.sh
-STATE=${OUTRIGGER_CLUSTER_DIR:-/tmp/outrigger-cluster}
-IMAGES=${OUTRIGGER_IMAGES_DIR:-/tmp/outrigger-images}
 OUT=$OUTRIGGER_ROOT/target/cluster-e2e
 E2E=$OUTRIGGER_ROOT/tests/cluster/e2e.py
 LOADGEN=$OUTRIGGER_ROOT/tests/cluster/loadgen.py

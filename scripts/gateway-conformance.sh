@@ -28,17 +28,12 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
-# shellcheck source=scripts/lib/host-snapshot.sh
-source "$OUTRIGGER_ROOT/scripts/lib/host-snapshot.sh"
 # shellcheck source=scripts/lib/node-e2e.sh
 source "$OUTRIGGER_ROOT/scripts/lib/node-e2e.sh"
 # shellcheck source=tools/versions.sh
 source "$OUTRIGGER_ROOT/tools/versions.sh"
 cd "$OUTRIGGER_ROOT"
 
-CLUSTER=$OUTRIGGER_ROOT/scripts/cluster.sh
-STATE=${OUTRIGGER_CLUSTER_DIR:-/tmp/outrigger-cluster}
-IMAGES=${OUTRIGGER_IMAGES_DIR:-/tmp/outrigger-images}
 OUT=$OUTRIGGER_ROOT/target/cluster-e2e/gateway-conformance
 REPORT=$OUTRIGGER_ROOT/target/cluster-e2e/gateway-conformance-report.yaml
 SUMMARY=$OUTRIGGER_ROOT/target/cluster-e2e/summary.json

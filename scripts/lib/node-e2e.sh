@@ -1,8 +1,17 @@
 # shellcheck shell=bash
-# Shared by scripts/cluster-e2e.sh and scripts/gitops-e2e.sh: commands inside the local node's
-# namespaces, background processes there, and the load generator through a Service. The caller
-# sets CLUSTER and STATE (scripts/cluster.sh and its state folder), OUT (its output folder, with logs/, pids/ and load/),
-# LOADGEN and RATE (the load generator), E2E and PROM (Prometheus), and defines say.
+# Shared by scripts/cluster-e2e.sh, scripts/gateway-conformance.sh and scripts/gitops-e2e.sh:
+# commands inside the local node's namespaces, background processes there, and the load generator
+# through a Service. The caller
+# sets OUT (its output folder, with logs/, pids/ and load/), LOADGEN and RATE (the load generator),
+# E2E and PROM (Prometheus), and defines say; this file sets CLUSTER, STATE and IMAGES (the
+# cluster script, its state folder and the image cache) and brings host-snapshot.sh.
+
+# shellcheck source=scripts/lib/host-snapshot.sh
+source "$OUTRIGGER_ROOT/scripts/lib/host-snapshot.sh"
+CLUSTER=$OUTRIGGER_ROOT/scripts/cluster.sh
+STATE=${OUTRIGGER_CLUSTER_DIR:-/tmp/outrigger-cluster}
+# shellcheck disable=SC2034 # read by the scripts that source this
+IMAGES=${OUTRIGGER_IMAGES_DIR:-/tmp/outrigger-images}
 
 # node_run CMD...: CMD inside the node's network and mount namespaces (like `cluster.sh exec`).
 # Entering a mount namespace moves the working directory to its root: every path given to a
