@@ -14,6 +14,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_BODY = 1 << 20
+# How much of a refused body is read and dropped before closing, and for how long at most.
+MAX_DISCARD = 16 << 20
+DISCARD_SECONDS = 5
 HOST, PORT, OUT = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 LOCK = threading.Lock()
 
@@ -29,7 +32,11 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(411)
             return
         if length < 0 or length > MAX_BODY:
+            # Closing at once would reset a client still sending the body before it reads the
+            # 413: read and drop what it declared (bounded), then close.
+            self.close_connection = True
             self.answer(413)
+            self.discard(length)
             return
         try:
             body = json.loads(self.rfile.read(length))
@@ -44,7 +51,21 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self, status: int) -> None:
         self.send_response(status)
         self.send_header("Content-Length", "0")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
+
+    def discard(self, length: int) -> None:
+        left = min(length, MAX_DISCARD)
+        self.connection.settimeout(DISCARD_SECONDS)
+        try:
+            while left > 0:
+                chunk = self.rfile.read1(min(left, 1 << 16))
+                if not chunk:
+                    return
+                left -= len(chunk)
+        except OSError:
+            return
 
     def log_message(self, *args: object) -> None:
         pass
