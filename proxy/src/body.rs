@@ -85,6 +85,13 @@ impl ReqBody {
         }
     }
 
+    /// A complete (replayable) body.
+    pub fn full(b: Bytes) -> Self {
+        Self {
+            kind: ReqKind::Full(Some(b)),
+        }
+    }
+
     /// The whole body when it is in hand (`Ok(None)`: empty), else the streaming body back.
     pub fn into_full(self) -> Result<Option<Bytes>, Self> {
         match self.kind {
