@@ -44,11 +44,11 @@ pub struct Decoder {
 impl Decoder {
     /// The decoder for `head`'s body, fed the bytes read with the head. After a `101` those
     /// bytes belong to the new protocol and are kept as they are.
-    pub fn start(head: &Head, rest: &[u8]) -> Result<Self, AppError> {
+    pub fn start(head: &Head, rest: Bytes) -> Result<Self, AppError> {
         if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
             return Ok(Self {
                 state: State::Done,
-                ready: (!rest.is_empty()).then(|| Bytes::copy_from_slice(rest)),
+                ready: (!rest.is_empty()).then_some(rest),
                 extra: false,
             });
         }
@@ -63,7 +63,20 @@ impl Decoder {
             ready: None,
             extra: false,
         };
-        dec.feed(rest)?;
+        match &mut dec.state {
+            // Shared with the head's copy rather than copied again.
+            State::Length(left) if !rest.is_empty() => {
+                let n = rest.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                *left -= n as u64;
+                dec.extra = n < rest.len();
+                if *left == 0 {
+                    dec.state = State::Done;
+                }
+                dec.ready = Some(rest.slice(..n));
+            }
+            State::Close if !rest.is_empty() => dec.ready = Some(rest),
+            _ => dec.feed(&rest)?,
+        }
         Ok(dec)
     }
 

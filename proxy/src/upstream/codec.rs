@@ -5,7 +5,7 @@
 
 use std::io::Write as _;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 
@@ -123,9 +123,10 @@ pub struct Head {
 }
 
 /// Parse a response head from the start of `buf` into `headers` (cleared first, so the request's
-/// map is reused). `Ok(None)`: incomplete, read more.
+/// map is reused). The values share `buf` (one allocation for the head, not one per value).
+/// `Ok(None)`: incomplete, read more.
 pub fn parse_head(
-    buf: &[u8],
+    buf: &Bytes,
     headers: &mut HeaderMap,
     method: &Method,
 ) -> Result<Option<Head>, AppError> {
@@ -156,7 +157,7 @@ pub fn parse_head(
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| AppError::Head(httparse::Error::HeaderName))?;
-        let value = HeaderValue::from_bytes(h.value)
+        let value = HeaderValue::from_maybe_shared(buf.slice_ref(h.value))
             .map_err(|_| AppError::Head(httparse::Error::HeaderValue))?;
         headers.append(name, value);
     }
@@ -541,7 +542,8 @@ mod tests {
 
     fn parse(wire: &[u8], method: &Method) -> Result<Option<(Head, HeaderMap)>, AppError> {
         let mut h = HeaderMap::new();
-        Ok(parse_head(wire, &mut h, method)?.map(|head| (head, h)))
+        let wire = Bytes::copy_from_slice(wire);
+        Ok(parse_head(&wire, &mut h, method)?.map(|head| (head, h)))
     }
 
     #[test]

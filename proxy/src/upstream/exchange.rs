@@ -559,7 +559,9 @@ fn poll_early(
     let acc = early.get_or_insert_with(BytesMut::new);
     acc.extend_from_slice(buf.filled());
     loop {
-        match codec::parse_head(acc, &mut out.headers, &out.method)? {
+        // A copy to parse from: this path is rare.
+        let snapshot = Bytes::copy_from_slice(acc);
+        match codec::parse_head(&snapshot, &mut out.headers, &out.method)? {
             None => return Poll::Ready(Ok(false)),
             Some(head) if is_interim(head.status) => acc.advance(head.len),
             Some(_) => return Poll::Ready(Ok(true)),
@@ -583,13 +585,15 @@ fn read_head(
 ) -> Poll<Result<(Head, Decoder), AppError>> {
     loop {
         if let Some(buf) = acc.as_mut().filter(|b| !b.is_empty()) {
-            match codec::parse_head(buf, headers, method)? {
+            // A head that took several reads (rare): parsed from a copy of what is there.
+            let all = Bytes::copy_from_slice(buf);
+            match codec::parse_head(&all, headers, method)? {
                 Some(head) if is_interim(head.status) => {
                     buf.advance(head.len);
                     continue;
                 }
                 Some(head) => {
-                    let dec = Decoder::start(&head, &buf[head.len..])?;
+                    let dec = Decoder::start(&head, all.slice(head.len..))?;
                     *acc = None;
                     return Poll::Ready(Ok((head, dec)));
                 }
@@ -607,24 +611,25 @@ fn read_head(
         if got.is_empty() {
             return Poll::Ready(Err(AppError::Closed));
         }
-        match acc.as_mut().filter(|b| !b.is_empty()) {
-            Some(buf) => buf.extend_from_slice(got),
-            None => match codec::parse_head(got, headers, method)? {
-                // The common case: the whole head (and often the body) in one read.
-                Some(head) if !is_interim(head.status) => {
-                    let dec = Decoder::start(&head, &got[head.len..])?;
-                    *acc = None;
-                    return Poll::Ready(Ok((head, dec)));
-                }
-                Some(head) => {
-                    *acc = Some(BytesMut::from(&got[head.len..]));
-                }
-                None => {
-                    let mut buf = BytesMut::with_capacity(got.len().max(8 * 1024));
-                    buf.extend_from_slice(got);
-                    *acc = Some(buf);
-                }
-            },
+        if let Some(buf) = acc.as_mut().filter(|b| !b.is_empty()) {
+            buf.extend_from_slice(got);
+            continue;
+        }
+        // The common case: the whole head (and often the body) in one read, copied once; the
+        // header values and the first body frame share the copy.
+        let all = Bytes::copy_from_slice(got);
+        match codec::parse_head(&all, headers, method)? {
+            Some(head) if !is_interim(head.status) => {
+                let dec = Decoder::start(&head, all.slice(head.len..))?;
+                *acc = None;
+                return Poll::Ready(Ok((head, dec)));
+            }
+            Some(head) => *acc = Some(BytesMut::from(&all[head.len..])),
+            None => {
+                let mut buf = BytesMut::with_capacity(got.len().max(8 * 1024));
+                buf.extend_from_slice(got);
+                *acc = Some(buf);
+            }
         }
     }
 }
