@@ -15,9 +15,11 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::AppError;
-use super::codec::{ChunkedDecoder, Head, RespFraming};
-use super::exchange::{READ_CHUNK, RequestTx};
+use super::chunked::ChunkedDecoder;
+use super::codec::{Head, RespFraming};
+use super::exchange::READ_CHUNK;
 use super::pool::Lease;
+use super::request::RequestTx;
 use super::upgrade::Upgraded;
 
 #[derive(Debug)]

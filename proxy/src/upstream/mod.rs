@@ -11,9 +11,11 @@
 //! - [`pool`]: the LIFO idle list, its sweeper, [`Upstream::send`] (checkout or connect, then one
 //!   exchange) and the [`Lease`] that returns a connection to the list;
 //! - `codec`: request heads out, response heads in (`httparse`), the response framing rules
-//!   (RFC 9112 §6.3) and the chunked decoder;
-//! - `exchange`: one request written (head, body, trailers) and its response head read, with an
-//!   early response read while the body is still going out;
+//!   (RFC 9112 §6.3);
+//! - `chunked`: the chunked decoder of response bodies;
+//! - `exchange`: one request written and its response head read, with an early response read
+//!   while the body is still going out;
+//! - `request`: the write side (head, small body in the same write, streamed body, trailers);
 //! - [`body`]: the app's response body ([`AppBody`]);
 //! - [`upgrade`]: the app side of a `101 Switching Protocols` tunnel ([`Upgraded`]).
 //!
@@ -24,9 +26,11 @@
 //! closed an idle connection is noticed at checkout.
 
 pub mod body;
+mod chunked;
 mod codec;
 mod exchange;
 pub mod pool;
+mod request;
 pub mod upgrade;
 
 pub use self::body::AppBody;
@@ -42,6 +46,9 @@ pub enum AppError {
     /// The app closed the connection before its response was complete.
     #[error("the app closed the connection before the response was complete")]
     Closed,
+    /// The app sent a response before any of the request was written.
+    #[error("the app answered before the request was sent")]
+    Unsolicited,
     /// The response head did not parse.
     #[error("invalid response head from the app")]
     Head(#[source] httparse::Error),
