@@ -406,8 +406,9 @@ async fn an_early_413_reaches_the_client_while_its_body_is_still_being_sent() {
         )
         .await
         .unwrap();
-        // Never reads the body; closes later.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Never reads the body, and keeps the connection open well past the client's wait: the
+        // answer must come from reading while writing, not from a failed write.
+        tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
     let proxy = Proxy::start(addr, &["--max-body-bytes", "1GiB"], &[]).await;
@@ -432,7 +433,7 @@ async fn an_early_413_reaches_the_client_while_its_body_is_still_being_sent() {
     });
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
         while !out.ends_with(b"big!") {
             let n = rd.read(&mut buf).await.unwrap();
             if n == 0 {
