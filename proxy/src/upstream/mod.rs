@@ -5,7 +5,7 @@
 //! the response head on the leased socket itself, and the response body reads the rest when it is
 //! polled. An idle connection is only its `TcpStream`; buffers exist only while a read or a write
 //! is in progress (a stack buffer for each read, the encoded head while it is written), where
-//! hyper's client connection kept a task, its request channel and 16 KiB of buffers per
+//! hyper's client connection kept a task, its request channel and read and write buffers per
 //! connection for the connection's whole life (docs/benchmarks.md, issue 21).
 //!
 //! - [`pool`]: the LIFO idle list, its sweeper, [`Upstream::send`] (checkout or connect, then one
