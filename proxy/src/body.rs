@@ -18,10 +18,7 @@ use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::telemetry::Completion;
-use crate::upstream::Lease;
-
-/// The app connection a response body streams from.
-type AppLease = Lease<ReqBody>;
+use crate::upstream::{AppBody, AppError};
 
 /// Errors a proxied request body can produce.
 #[derive(Debug, thiserror::Error)]
@@ -61,9 +58,7 @@ impl Accounting {
 enum ReqKind {
     /// Fully buffered (replayable); `None` = empty.
     Full(Option<Bytes>),
-    /// Boxed: every request sits in a slot of hyper's per-connection request channel, whose
-    /// blocks of 32 slots stay allocated for the app connection's life (two of them once it has
-    /// served 32 requests), so the bodyless common case must keep the body small.
+    /// Boxed: the bodyless common case keeps every request's future small.
     Stream(Box<Streaming>),
 }
 
@@ -87,6 +82,21 @@ impl ReqBody {
     pub fn empty() -> Self {
         Self {
             kind: ReqKind::Full(None),
+        }
+    }
+
+    /// A complete (replayable) body.
+    pub fn full(b: Bytes) -> Self {
+        Self {
+            kind: ReqKind::Full(Some(b)),
+        }
+    }
+
+    /// The whole body when it is in hand (`Ok(None)`: empty), else the streaming body back.
+    pub fn into_full(self) -> Result<Option<Bytes>, Self> {
+        match self.kind {
+            ReqKind::Full(b) => Ok(b),
+            ReqKind::Stream(_) => Err(self),
         }
     }
 
@@ -242,7 +252,8 @@ impl Body for ReqBody {
 #[derive(Debug)]
 enum RespKind {
     Full(Option<Bytes>),
-    Stream(Incoming),
+    /// The app's body; it holds the app connection and returns it to the pool at its end.
+    Stream(AppBody),
 }
 
 /// Body sent to the client.
@@ -250,8 +261,6 @@ enum RespKind {
 pub struct RespBody {
     kind: RespKind,
     done: Option<Completion>,
-    /// The app connection the body streams from; back to the pool when the body ends.
-    lease: Option<AppLease>,
 }
 
 impl RespBody {
@@ -261,16 +270,14 @@ impl RespBody {
         Self {
             kind: RespKind::Full((!b.is_empty()).then_some(b)),
             done: None,
-            lease: None,
         }
     }
 
-    /// The app's body, streamed from the leased connection.
-    pub fn stream(b: Incoming, lease: Option<AppLease>) -> Self {
+    /// The app's body, streamed from its connection.
+    pub fn stream(b: AppBody) -> Self {
         Self {
             kind: RespKind::Stream(b),
             done: None,
-            lease,
         }
     }
 
@@ -287,33 +294,20 @@ impl RespBody {
     }
 
     fn finish(&mut self) {
-        // Returned before the completion runs, so a client's next request finds it pooled.
-        self.lease.take();
+        // The app's body returned its connection when it read the last byte, before this.
         // Dropping the completion records it.
         self.done.take();
     }
 }
 
-impl Drop for RespBody {
-    fn drop(&mut self) {
-        // Dropped before its end (client gone, or a response that has no body to send, like
-        // HEAD): pool the connection only if the app's body is known to be complete.
-        if let Some(lease) = self.lease.take()
-            && !self.is_end_stream()
-        {
-            lease.discard();
-        }
-    }
-}
-
 impl Body for RespBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = AppError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, AppError>>> {
         let this = self.get_mut();
         let polled = match &mut this.kind {
             RespKind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
@@ -331,9 +325,6 @@ impl Body for RespBody {
             Poll::Ready(Some(Err(_))) => {
                 if let Some(done) = this.done.as_mut() {
                     done.mark_error();
-                }
-                if let Some(lease) = this.lease.take() {
-                    lease.discard();
                 }
                 this.finish();
             }
@@ -364,7 +355,7 @@ mod tests {
 
     #[test]
     fn a_request_body_stays_small() {
-        // It sits in every slot of hyper's request channel (see `ReqKind::Stream`).
+        // It is in every request's future (see `ReqKind::Stream`).
         assert!(std::mem::size_of::<ReqBody>() <= 40);
     }
 }

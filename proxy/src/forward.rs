@@ -201,7 +201,7 @@ pub struct Route<T, R> {
 pub struct App;
 
 impl Router for App {
-    type Targets<'a> = &'a Arc<crate::upstream::Upstream<body::ReqBody>>;
+    type Targets<'a> = &'a Arc<crate::upstream::Upstream>;
     type Routed = ();
 
     #[inline]
@@ -364,23 +364,19 @@ fn forward<'a, R: Router>(
 
         let mut upstream = None;
         let mut response = match result {
-            Ok((mut resp, lease)) => {
+            Ok(mut resp) => {
                 upstream = at.map(|s| s.elapsed());
                 let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-                let lease = if switching {
-                    // The connection now belongs to the tunnel (or is unusable without one).
-                    lease.discard();
-                    None
-                } else {
-                    Some(lease)
-                };
-                if switching && let Some(client_upgrade) = client_upgrade {
+                // After a 101 the connection belongs to the tunnel (or is closed without one).
+                let app_upgrade = resp.body_mut().take_upgrade();
+                if switching
+                    && let (Some(client_upgrade), Some(app_upgrade)) = (client_upgrade, app_upgrade)
+                {
                     conn.track.mark_upgraded();
-                    let app_upgrade = hyper::upgrade::on(&mut resp);
                     spawn_tunnel(conn.drain.clone(), client_upgrade, app_upgrade);
                 }
                 headers::strip_hop_by_hop(resp.headers_mut(), switching && upgrade, false);
-                resp.map(|app_body| RespBody::stream(app_body, lease))
+                resp.map(RespBody::stream)
             }
             Err(e) if retry::body_too_large(&e) => {
                 local(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", metrics)
@@ -527,18 +523,17 @@ pub fn local(status: StatusCode, reason: &'static str, metrics: &Metrics) -> Res
 pub fn spawn_tunnel(
     mut drain: Watcher,
     client: hyper::upgrade::OnUpgrade,
-    app: hyper::upgrade::OnUpgrade,
+    mut app: crate::upstream::Upgraded,
 ) {
     tokio::spawn(async move {
-        let (client, app) = match tokio::try_join!(client, app) {
-            Ok(pair) => pair,
+        let client = match client.await {
+            Ok(client) => client,
             Err(e) => {
                 tracing::debug!(error = %e, "upgrade failed");
                 return;
             }
         };
         let mut client = TokioIo::new(client);
-        let mut app = TokioIo::new(app);
         tokio::select! {
             res = tokio::io::copy_bidirectional(&mut client, &mut app) => {
                 if let Err(e) = res {

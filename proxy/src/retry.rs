@@ -10,14 +10,13 @@ use std::time::Duration;
 use bytes::BytesMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget as _, TpsBudget};
 
 use crate::body::{BodyError, ReqBody};
 use crate::config::RetryConfig;
 use crate::metrics::Metrics;
-use crate::upstream::{Lease, Upstream, UpstreamError};
+use crate::upstream::{AppBody, Upstream, UpstreamError};
 
 /// Reasons a retryable failure was not retried (metric label values).
 pub mod skip {
@@ -48,8 +47,8 @@ pub fn status_reason(status: StatusCode) -> Option<&'static str> {
     }
 }
 
-/// A request's headers kept for another attempt. The map itself goes to the app (hyper parses
-/// the response into the map it sent), so a retry rebuilds one from this list: one allocation
+/// A request's headers kept for another attempt. The map itself goes to the app (the response
+/// is parsed into the map that was sent), so a retry rebuilds one from this list: one allocation
 /// for the list and one for the values, where a `HeaderMap` clone also copies its index table.
 /// Nearly every copy is dropped unused, so the copy is what must be cheap.
 #[derive(Debug)]
@@ -174,7 +173,7 @@ impl Policy {
 /// retryable, or a request body over the cap).
 fn failure_reason(result: &Attempt) -> Option<&'static str> {
     match result {
-        Ok((resp, _)) => status_reason(resp.status()),
+        Ok(resp) => status_reason(resp.status()),
         Err(e) if e.is_no_endpoint() => None,
         Err(e) if e.is_connect() => Some("connect_error"),
         Err(e) if body_too_large(e) => None,
@@ -194,8 +193,9 @@ pub fn body_too_large(e: &UpstreamError) -> bool {
     false
 }
 
-/// One attempt's result: the app's response and the connection it came on, or why it failed.
-pub type Attempt = Result<(Response<Incoming>, Lease<ReqBody>), UpstreamError>;
+/// One attempt's result: the app's response (its body holds the connection it came on), or why
+/// it failed.
+pub type Attempt = Result<Response<AppBody>, UpstreamError>;
 
 /// Where each attempt goes: the sidecar's one app pool, or the gateway's balancer choosing an
 /// endpoint per attempt (another one after a failure). Generic rather than a trait object so the
@@ -215,7 +215,7 @@ pub trait Targets {
     fn done(&mut self, pick: Self::Pick, result: &Attempt);
 }
 
-impl Targets for &Arc<Upstream<ReqBody>> {
+impl Targets for &Arc<Upstream> {
     type Pick = ();
 
     #[inline]
@@ -345,10 +345,9 @@ pub fn send<'a, T: Targets + 'a>(
                 };
             }
             metrics.retry(reason);
-            if let Ok((_, lease)) = result {
-                // The unread error body leaves the connection's state unknown.
-                lease.discard();
-            }
+            // An unread error body closes its connection (its state is unknown) unless it was
+            // read whole with the head.
+            drop(result);
             Box::pin(tokio::time::sleep(policy.backoff(retries))).await;
             retries += 1;
             req.body = next_body;

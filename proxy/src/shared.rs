@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::body::ReqBody;
 use crate::config::Config;
 use crate::drain;
 use crate::metrics::Metrics;
@@ -22,7 +21,7 @@ pub struct Shared {
     /// Golden metrics.
     pub metrics: Arc<Metrics>,
     /// Pooled keep-alive connections to the app.
-    pub upstream: Arc<Upstream<ReqBody>>,
+    pub upstream: Arc<Upstream>,
     /// Retry budget and backoff.
     pub retry: Policy,
     /// OTLP tracing when configured.

@@ -63,25 +63,21 @@ fn get() -> Request<ReqBody> {
 const IDLE: Duration = Duration::from_secs(60);
 
 /// A pool (connect timeout 1 s, up to 8 idle connections) to `addr`.
-fn pool(addr: std::net::SocketAddr, idle: Duration) -> Arc<Upstream<ReqBody>> {
+fn pool(addr: std::net::SocketAddr, idle: Duration) -> Arc<Upstream> {
     Upstream::new(addr, Duration::from_secs(1), idle, 8)
 }
 
 /// A pool to a fresh [`app`], and the app's count of accepted connections.
-async fn pooled(
-    close_after_each: bool,
-    idle: Duration,
-) -> (Arc<Upstream<ReqBody>>, Arc<AtomicUsize>) {
+async fn pooled(close_after_each: bool, idle: Duration) -> (Arc<Upstream>, Arc<AtomicUsize>) {
     let (addr, accepted) = app(close_after_each).await;
     (pool(addr, idle), accepted)
 }
 
-async fn send_ok(pool: &Arc<Upstream<ReqBody>>) {
-    let (resp, lease) = pool.send(get()).await.expect("request");
+async fn send_ok(pool: &Arc<Upstream>) {
+    let resp = pool.send(get()).await.expect("request");
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"ok");
-    drop(lease);
 }
 
 #[tokio::test]
@@ -135,11 +131,42 @@ async fn idle_connections_expire() {
 
 #[tokio::test]
 async fn an_unread_body_does_not_return_its_connection() {
-    let (pool, accepted) = pooled(false, IDLE).await;
-    let (resp, lease) = pool.send(get()).await.unwrap();
-    lease.discard();
+    // The body comes after the head, so the response is not read whole with it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while s.read(&mut buf).await.unwrap_or(0) > 0 {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let _ = s.write_all(b"ok").await;
+                }
+            });
+        }
+    });
+    let pool = pool(addr, IDLE);
+    let resp = pool.send(get()).await.unwrap();
     drop(resp);
     assert_eq!(pool.idle_count(), 0);
     send_ok(&pool).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_response_read_whole_with_its_head_returns_the_connection_at_once() {
+    let (pool, accepted) = pooled(false, IDLE).await;
+    let resp = pool.send(get()).await.unwrap();
+    // The body has not been polled, yet every byte of it was read with the head.
+    assert_eq!(pool.idle_count(), 1);
+    drop(resp);
+    send_ok(&pool).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }

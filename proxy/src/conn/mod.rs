@@ -33,6 +33,7 @@ mod drive;
 mod guard;
 mod park;
 mod rewind;
+pub use self::rewind::Rewind;
 mod track;
 
 use std::convert::Infallible;
@@ -57,7 +58,6 @@ use crate::metrics::{ConnLabels, Metrics, Protocol, ReasonLabels};
 use self::drive::{Ended, drive};
 use self::guard::HeadGuard;
 use self::park::{next_park_after, park};
-use self::rewind::Rewind;
 pub use self::track::{Active, ConnTrack};
 
 /// Per-connection facts the request path needs.

@@ -44,7 +44,7 @@ pub struct EndpointState {
     /// Pod address and target port.
     pub addr: SocketAddr,
     /// Keep-alive connections to it.
-    pub pool: Arc<Upstream<ReqBody>>,
+    pub pool: Arc<Upstream>,
     in_flight: AtomicU32,
     ewma_ns: AtomicU64,
     failures: AtomicU32,
@@ -397,7 +397,7 @@ impl Targets for Attempts {
 
     fn done(&mut self, pick: Picked, result: &Attempt) {
         let failed = match result {
-            Ok((resp, _)) => resp.status().is_server_error(),
+            Ok(resp) => resp.status().is_server_error(),
             // Failures of the client's body are not the endpoint's.
             Err(e) => !crate::retry::body_too_large(e),
         };
