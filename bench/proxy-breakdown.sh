@@ -52,7 +52,9 @@ source "$(dirname "$0")/proxy-variants.sh"
 
 require_tools bench/proxy-breakdown.sh perf nginx haproxy wrk h2load taskset ss
 build_proxy_binaries
-if [[ ! -x "$PROF_BIN" ]]; then
+# Built every time unless named (a no-op when up to date), like the release binary: a stale
+# profiling build would silently profile old code.
+if [[ -z "${OUTRIGGER_PROXY_PROF_BIN:-}" ]]; then
   echo "building outrigger-proxy with symbols and frame pointers for perf record..." >&2
   (cd "$OUTRIGGER_ROOT" && CARGO_TARGET_DIR="$PROF_TARGET" CARGO_PROFILE_RELEASE_STRIP=none \
     CARGO_PROFILE_RELEASE_DEBUG=line-tables-only RUSTFLAGS="-C force-frame-pointers=yes" \
