@@ -36,6 +36,9 @@ pub mod upgrade;
 pub use self::body::AppBody;
 pub use self::pool::{Lease, Upstream};
 pub use self::upgrade::Upgraded;
+// The chunked coding and its lines are the same on the inbound side (`conn::h1`).
+pub(crate) use self::chunked::ChunkedDecoder;
+pub(crate) use self::codec::{chunk_line, encode_last_chunk};
 
 /// Why an exchange with the app failed, once a connection was there.
 #[derive(Debug, thiserror::Error)]
