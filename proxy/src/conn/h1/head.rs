@@ -95,11 +95,8 @@ pub(super) fn parse(
     let mut req = httparse::Request::new(slots);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) if len <= max_bytes => len,
-        Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => {
-            return Err(Reject::TooLarge);
-        }
         Ok(httparse::Status::Partial) if buf.len() < max_bytes => return Ok(None),
-        Ok(httparse::Status::Partial) => {
+        Ok(httparse::Status::Complete(_) | httparse::Status::Partial) => {
             // A request line that alone goes past the limit: its target is the culprit.
             let line = memchr::memchr(b'\n', buf.trim_ascii_start());
             return Err(if line.is_some_and(|end| end < max_bytes) {
@@ -108,6 +105,7 @@ pub(super) fn parse(
                 Reject::UriTooLong
             });
         }
+        Err(httparse::Error::TooManyHeaders) => return Err(Reject::TooLarge),
         Err(_) => return Err(Reject::Malformed),
     };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
