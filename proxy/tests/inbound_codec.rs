@@ -366,3 +366,26 @@ async fn a_head_split_across_reads_is_served() {
     assert!(out.ends_with("\r\n\r\nhello"), "{out:?}");
     assert_eq!(app.state.hits("/hello"), 1);
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_its_request() {
+    let app = App::start().await;
+    let proxy = Proxy::start(app.addr, &[], &[]).await;
+    let in_flight = |m: String| common::metric(&m, "outrigger_proxy_requests_in_flight", &[]);
+    let mut s = TcpStream::connect(proxy.inbound).await.unwrap();
+    s.write_all(b"GET /slow/3000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(in_flight(proxy.metrics().await), 1.0);
+    drop(s);
+    // Well before the app would answer.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while in_flight(proxy.metrics().await) != 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request outlived its client"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

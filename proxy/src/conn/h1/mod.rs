@@ -94,7 +94,7 @@ pub(super) async fn serve<IO, M>(
             }
             Waited::Failed => return,
         };
-        match exchange(wire, head, &service).await {
+        match exchange(wire, head, &service, cfg.max_header_bytes).await {
             Next::Keep(w) if drain.phase() < Phase::Closing => wire = w,
             Next::Keep(mut w) | Next::Close(mut w) => {
                 let _ = w.io.shutdown().await;
@@ -327,7 +327,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Place<IO> {
 }
 
 /// One request and its response.
-async fn exchange<IO, S, B>(wire: Wire<IO>, head: Head, service: &S) -> Next<IO>
+async fn exchange<IO, S, B>(wire: Wire<IO>, head: Head, service: &S, max_ahead: usize) -> Next<IO>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<InBody>, Response = Response<B>, Error = Infallible>,
@@ -353,9 +353,23 @@ where
         req.extensions_mut().insert(OnUpgrade::new(rx));
         tx
     });
-    let response = match service.call(req).await {
-        Ok(r) => r,
-        Err(never) => match never {},
+    let call = service.call(req);
+    let answered = match &mut place {
+        // A bodyless request's socket is watched meanwhile: a client that goes away cancels the
+        // request (hyper did the same). A body being read watches the socket by itself.
+        Place::Own(wire) => {
+            tokio::select! {
+                biased;
+                answered = call => Some(answered),
+                () = client_gone(wire, max_ahead) => None,
+            }
+        }
+        Place::Lent(_) => Some(call.await),
+    };
+    let response = match answered {
+        Some(Ok(r)) => r,
+        Some(Err(never)) => match never {},
+        None => return Next::Done,
     };
     let (mut parts, body) = response.into_parts();
     let hint = http_body::Body::size_hint(&body).exact();
@@ -395,6 +409,24 @@ where
     } else {
         Next::Close(wire)
     }
+}
+
+/// Resolves when the client closes the connection (or it fails) while a request is served;
+/// bytes it sends meanwhile (a pipelined request) are kept, up to `max_ahead`, after which the
+/// socket is left alone until the response is written.
+async fn client_gone<IO: AsyncRead + Unpin>(wire: &mut Wire<IO>, max_ahead: usize) {
+    std::future::poll_fn(|cx| {
+        while wire.ahead.len() < max_ahead {
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut buf = ReadBuf::new(&mut chunk);
+            match ready!(Pin::new(&mut wire.io).poll_read(cx, &mut buf)) {
+                Ok(()) if !buf.filled().is_empty() => wire.keep(buf.filled()),
+                _ => return Poll::Ready(()),
+            }
+        }
+        Poll::Pending
+    })
+    .await;
 }
 
 /// Lends the wire to the request body for an exchange with a body.
