@@ -94,7 +94,9 @@ pub(super) async fn serve<IO, M>(
             }
             Waited::Failed => return,
         };
-        match exchange(wire, head, &service, cfg.max_header_bytes).await {
+        // Boxed per request: inline, the request path's future would sit in every connection's
+        // task for its whole life, idle or not.
+        match Box::pin(exchange(wire, head, &service, cfg.max_header_bytes)).await {
             Next::Keep(w) if drain.phase() < Phase::Closing => wire = w,
             Next::Keep(mut w) | Next::Close(mut w) => {
                 let _ = w.io.shutdown().await;
