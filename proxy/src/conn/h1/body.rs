@@ -14,7 +14,7 @@ use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::READ_CHUNK;
-use crate::upstream::ChunkedDecoder;
+use crate::chunked::ChunkedDecoder;
 
 /// Errors of an HTTP/1 request body.
 #[derive(Debug, thiserror::Error)]

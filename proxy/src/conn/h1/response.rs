@@ -14,8 +14,8 @@ use http::{Method, StatusCode, Version};
 use http_body::Body;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
+use crate::chunked::{chunk_line, encode_last_chunk};
 use crate::headers::connection_has;
-use crate::upstream::{chunk_line, encode_last_chunk};
 
 /// First body bytes up to this size go out in the head's write.
 const COALESCE: usize = 16 * 1024;
