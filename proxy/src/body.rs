@@ -14,9 +14,9 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
 
+use crate::conn::{InBody, InBodyError};
 use crate::telemetry::Completion;
 use crate::upstream::{AppBody, AppError};
 
@@ -28,7 +28,7 @@ pub enum BodyError {
     TooLarge,
     /// Reading from the client failed.
     #[error("reading request body: {0}")]
-    Read(#[from] hyper::Error),
+    Read(#[source] InBodyError),
 }
 
 /// Size accounting shared by both body shapes.
@@ -67,7 +67,7 @@ enum ReqKind {
 struct Streaming {
     prefix: Option<Bytes>,
     trailers: Option<HeaderMap>,
-    inner: Option<Incoming>,
+    inner: Option<InBody>,
     acct: Accounting,
 }
 
@@ -115,7 +115,7 @@ impl ReqBody {
 /// retried) bodies of at most `n` bytes are read fully so they can be replayed; the boolean says
 /// whether that worked. Bytes are counted into `counter` and checked against `limit`.
 pub async fn prepare(
-    mut body: Incoming,
+    mut body: InBody,
     replay_cap: Option<usize>,
     limit: Option<u64>,
     counter: Counter,
@@ -154,7 +154,7 @@ pub async fn prepare(
                 true,
             ));
         };
-        let frame = frame?;
+        let frame = frame.map_err(BodyError::Read)?;
         match frame.into_data() {
             Ok(data) => {
                 acct.add(data.len())?;

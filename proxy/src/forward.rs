@@ -22,13 +22,12 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use crate::body::{self, BodyError, RespBody};
 use crate::config::Config;
-use crate::conn::{Active, ConnInfo};
+use crate::conn::h1::OnUpgrade;
+use crate::conn::{Active, ConnInfo, InBody};
 use crate::deadline::Deadline;
 use crate::drain::{Phase, Watcher};
 use crate::headers;
@@ -40,15 +39,15 @@ use crate::telemetry::{Completion, LogFields};
 /// Header slots reserved beyond a request's own (see [`rewrite`]).
 const FORWARD_HEADROOM: usize = 12;
 
-/// The hyper service for one inbound connection (built per hyper connection). Its future is a
-/// plain `async` block, not a boxed trait object: hyper keeps an HTTP/1 connection's in-flight
-/// future in one slot it allocates per connection, so a request costs no allocation for it.
+/// The service for one inbound connection. Its future is a plain `async` block, not a boxed
+/// trait object: the HTTP/1 connection awaits it in place, so a request costs no allocation for
+/// it.
 pub fn service<R: Router>(
     shared: Arc<Shared>,
     router: R,
     conn: Arc<ConnInfo>,
 ) -> impl hyper::service::Service<
-    Request<Incoming>,
+    Request<InBody>,
     Response = Response<RespBody>,
     Error = Infallible,
     Future: Send + 'static,
@@ -67,7 +66,7 @@ fn handle<R: Router>(
     shared: Arc<Shared>,
     router: R,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<InBody>,
 ) -> impl Future<Output = Result<Response<RespBody>, Infallible>> {
     // A function returning its future, not an `async fn`: an async fn keeps each argument twice
     // in its future (as passed, and as moved into the body), and the request is 264 bytes.
@@ -84,12 +83,6 @@ fn handle<R: Router>(
         };
         let method = Method::from(req.method());
         let version = req.version();
-        // Only a bodyless HTTP/1.1 keep-alive exchange leaves nothing unread on the socket that
-        // hyper would otherwise have had to drain, so only then may the idle connection be parked.
-        let mut reusable = conn.protocol == Protocol::Http1
-            && version == Version::HTTP_11
-            && http_body::Body::is_end_stream(req.body())
-            && !headers::connection_has(req.headers(), "close");
         let protocol = match version {
             Version::HTTP_2 => "HTTP/2",
             Version::HTTP_10 => "HTTP/1.0",
@@ -125,13 +118,11 @@ fn handle<R: Router>(
         let status = response.status().as_u16();
         // The app may speak HTTP/1.0; the client gets the protocol it used.
         *response.version_mut() = version;
-        reusable &= response.status() != StatusCode::SWITCHING_PROTOCOLS;
         if shared.is_draining()
             && conn.protocol == Protocol::Http1
             && response.status() != StatusCode::SWITCHING_PROTOCOLS
         {
-            reusable = false;
-            // Tell HTTP/1 clients to reconnect elsewhere; hyper closes after this response.
+            // Tell HTTP/1 clients to reconnect elsewhere; the connection closes after this response.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -150,7 +141,6 @@ fn handle<R: Router>(
             retries,
             bytes_out: 0,
             error: false,
-            reusable,
             log,
             span,
         };
@@ -239,7 +229,7 @@ impl InFlight<'_> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        // Still open: the request was cancelled; dropping `active` ends it as not reusable.
+        // Still open: the request was cancelled; dropping `active` ends it.
         if self.active.is_open() {
             self.metrics.in_flight.dec();
         }
@@ -277,7 +267,7 @@ fn forward<'a, R: Router>(
     shared: &'a Arc<Shared>,
     router: &'a R,
     conn: &'a ConnInfo,
-    mut req: Request<Incoming>,
+    mut req: Request<InBody>,
     bytes_in: Option<Arc<AtomicU64>>,
     start: Instant,
 ) -> impl Future<Output = Forwarded> + 'a {
@@ -290,7 +280,11 @@ fn forward<'a, R: Router>(
         }
 
         let upgrade = conn.protocol == Protocol::Http1 && headers::wants_upgrade(req.headers());
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let client_upgrade = if upgrade {
+            OnUpgrade::take(&mut req)
+        } else {
+            None
+        };
         let (method, mut uri, mut headers, incoming, span) = rewrite(shared, conn, req, upgrade);
         let Route {
             targets,
@@ -372,7 +366,6 @@ fn forward<'a, R: Router>(
                 if switching
                     && let (Some(client_upgrade), Some(app_upgrade)) = (client_upgrade, app_upgrade)
                 {
-                    conn.track.mark_upgraded();
                     spawn_tunnel(conn.drain.clone(), client_upgrade, app_upgrade);
                 }
                 headers::strip_hop_by_hop(resp.headers_mut(), switching && upgrade, false);
@@ -404,8 +397,8 @@ fn forward<'a, R: Router>(
 }
 
 /// The limits checked before anything is forwarded: the status and reason to answer with.
-fn rejected(req: &Request<Incoming>, cfg: &Config) -> Option<(StatusCode, &'static str)> {
-    // HTTP/1 header limits are enforced by hyper (431); HTTP/2 header *count* is checked here.
+fn rejected(req: &Request<InBody>, cfg: &Config) -> Option<(StatusCode, &'static str)> {
+    // HTTP/1 header limits are enforced by the codec (431); HTTP/2 header *count* is checked here.
     if req.headers().len() > cfg.max_headers {
         return Some((
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -435,13 +428,13 @@ fn rejected(req: &Request<Incoming>, cfg: &Config) -> Option<(StatusCode, &'stat
 fn rewrite(
     shared: &Shared,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: Request<InBody>,
     upgrade: bool,
 ) -> (
     http::Method,
     Uri,
     HeaderMap,
-    Incoming,
+    InBody,
     Option<opentelemetry::Context>,
 ) {
     let (mut parts, incoming) = req.into_parts();
@@ -460,8 +453,8 @@ fn rewrite(
         None
     };
     headers::strip_hop_by_hop(&mut headers, upgrade, true);
-    // Room for the forwarding headers and for the app's response, which hyper parses into the
-    // map it sent: growing the map (sized by hyper to the request's headers) once, ahead, is
+    // Room for the forwarding headers and for the app's response, which is parsed into the
+    // map it sent: growing the map (sized by the codec to the request's headers) once, ahead, is
     // cheaper than growing it as headers are added.
     headers.reserve(FORWARD_HEADROOM);
     headers::add_forwarded(&mut headers, &conn.forwarded_for, conn.tls);
@@ -520,20 +513,15 @@ pub fn local(status: StatusCode, reason: &'static str, metrics: &Metrics) -> Res
 
 /// Splice an upgraded client connection to the upgraded app connection until either side closes
 /// or the drain is forced.
-pub fn spawn_tunnel(
-    mut drain: Watcher,
-    client: hyper::upgrade::OnUpgrade,
-    mut app: crate::upstream::Upgraded,
-) {
+pub fn spawn_tunnel(mut drain: Watcher, client: OnUpgrade, mut app: crate::upstream::Upgraded) {
     tokio::spawn(async move {
-        let client = match client.await {
+        let mut client = match client.wait().await {
             Ok(client) => client,
             Err(e) => {
                 tracing::debug!(error = %e, "upgrade failed");
                 return;
             }
         };
-        let mut client = TokioIo::new(client);
         tokio::select! {
             res = tokio::io::copy_bidirectional(&mut client, &mut app) => {
                 if let Err(e) = res {

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod chunked;
 pub mod coalesce;
 pub mod config;
 pub mod conn;

@@ -229,13 +229,13 @@ impl Metrics {
         let parked_connections = registered(
             r,
             "parked_connections",
-            "Idle HTTP/1 keep-alive connections parked without HTTP buffers (see --park-after)",
+            "HTTP/1 keep-alive connections waiting for their next request (they hold no HTTP buffers)",
             Gauge::default(),
         );
         let parks = registered(
             r,
             "parks",
-            "Times an idle HTTP/1 connection was parked (see --park-after)",
+            "Times an HTTP/1 keep-alive connection began waiting for its next request",
             Counter::default(),
         );
         let connections = registered(

@@ -204,8 +204,6 @@ pub struct Completion {
     pub bytes_out: u64,
     /// The response body failed mid-stream.
     pub error: bool,
-    /// The exchange may leave the connection parkable (see `Active::end`).
-    pub reusable: bool,
     /// Access-log fields when the log is on.
     pub log: Option<Box<LogFields>>,
     /// Server span when tracing is on.
@@ -234,7 +232,7 @@ impl Drop for Completion {
         m.count_request(self.method, self.status);
         m.response_bytes.inc_by(self.bytes_out);
         m.in_flight.dec();
-        self.active.end(self.reusable && !self.error, now);
+        self.active.end(now);
 
         if let Some(cx) = self.span.take() {
             let span = cx.span();

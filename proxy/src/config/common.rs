@@ -33,8 +33,8 @@ pub struct CommonArgs {
     /// Idle keep-alive timeout for client connections (and pooled app connections).
     #[arg(long, env = "OUTRIGGER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse::positive_duration)]
     pub idle_timeout: Duration,
-    /// An HTTP/1 keep-alive connection idle this long hands its HTTP buffers back and waits for
-    /// the next request with a few hundred bytes of state (0 disables).
+    /// Accepted for compatibility; no effect: an idle HTTP/1 keep-alive connection holds no HTTP
+    /// buffers from the moment it waits for its next request.
     #[arg(long, env = "OUTRIGGER_PARK_AFTER", default_value = "10ms", value_parser = parse::duration)]
     pub park_after: Duration,
     /// Maximum total size of request headers, 1KiB..=1MiB (answered with 431).

@@ -236,8 +236,6 @@ pub struct Config {
     pub request_timeout: Option<Duration>,
     /// Idle keep-alive timeout.
     pub idle_timeout: Duration,
-    /// Idle time after which an HTTP/1 connection is parked; `None` when disabled.
-    pub park_after: Option<Duration>,
     /// Maximum request header bytes.
     pub max_header_bytes: usize,
     /// Maximum number of request headers.
@@ -378,7 +376,6 @@ impl Config {
             connect_timeout: cli.connect_timeout,
             request_timeout: Some(cli.request_timeout).filter(|d| !d.is_zero()),
             idle_timeout: cli.idle_timeout,
-            park_after: Some(cli.park_after).filter(|d| !d.is_zero()),
             max_header_bytes: cli.max_header_bytes as usize,
             max_headers: usize::from(cli.max_headers),
             max_body_bytes: Some(cli.max_body_bytes).filter(|n| *n > 0),
@@ -574,7 +571,6 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(c.drain_timeout, Duration::from_secs(90));
-        assert_eq!(c.park_after, None);
         assert_eq!(c.request_timeout, None);
         assert_eq!(c.max_body_bytes, None);
         assert!(!c.access_log);

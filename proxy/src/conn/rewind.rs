@@ -1,5 +1,5 @@
-//! Replaying bytes already read from a connection: the protocol sniff's prefix, and the first
-//! bytes of the next request read while the connection was parked.
+//! Replaying bytes already read from a connection: the protocol sniff's prefix, and the bytes
+//! read past a `101 Switching Protocols` head on either side of a tunnel.
 
 use std::io;
 use std::pin::Pin;
@@ -25,23 +25,6 @@ impl<T> Rewind<T> {
             prefix: (!prefix.is_empty()).then_some(prefix),
             inner,
         }
-    }
-
-    /// Replay `front` before anything still waiting to be replayed (bytes hyper read but did not
-    /// parse, handed back when a connection is parked).
-    pub fn unread(&mut self, front: Bytes) {
-        if front.is_empty() {
-            return;
-        }
-        self.prefix = Some(match self.prefix.take() {
-            None => front,
-            Some(rest) => {
-                let mut joined = bytes::BytesMut::with_capacity(front.len() + rest.len());
-                joined.extend_from_slice(&front);
-                joined.extend_from_slice(&rest);
-                joined.freeze()
-            }
-        });
     }
 }
 

@@ -15,12 +15,12 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::AppError;
-use super::chunked::ChunkedDecoder;
 use super::codec::{Head, RespFraming};
 use super::exchange::READ_CHUNK;
 use super::pool::Lease;
 use super::request::RequestTx;
 use super::upgrade::Upgraded;
+use crate::chunked::ChunkedDecoder;
 
 #[derive(Debug)]
 enum State {

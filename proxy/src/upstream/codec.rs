@@ -1,6 +1,6 @@
 //! The HTTP/1.1 wire format towards the app: request heads (and the chunked coding's lines)
 //! encoded, response heads parsed with `httparse` into a header map, and the response framing
-//! decided by RFC 9112 §6.3 (the chunked decoder is `chunked.rs`).
+//! decided by RFC 9112 §6.3 (the chunked coding is the crate's `chunked.rs`).
 
 use std::io::Write as _;
 
@@ -67,28 +67,6 @@ pub fn encode_head(
         ReqFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// The chunk-size line for a chunk of `len` bytes, written into `line`; returns its length.
-pub fn chunk_line(len: usize, line: &mut [u8; 20]) -> usize {
-    let mut cursor = std::io::Cursor::new(&mut line[..]);
-    // 16 hex digits and CRLF always fit.
-    let _ = write!(cursor, "{len:x}\r\n");
-    cursor.position() as usize
-}
-
-/// The end of a chunked body: the last chunk, the trailer fields, the final CRLF.
-pub fn encode_last_chunk(trailers: Option<&HeaderMap>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5);
-    out.extend_from_slice(b"0\r\n");
-    for (name, value) in trailers.into_iter().flatten() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// How the response body is delimited (RFC 9112 §6.3).
@@ -281,17 +259,6 @@ mod tests {
             ),
             "POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
         );
-    }
-
-    #[test]
-    fn chunk_lines_and_the_last_chunk() {
-        let mut line = [0u8; 20];
-        let n = chunk_line(0x1a2b, &mut line);
-        assert_eq!(&line[..n], b"1a2b\r\n");
-        let mut t = HeaderMap::new();
-        t.insert("x-sum", HeaderValue::from_static("abc"));
-        assert_eq!(encode_last_chunk(Some(&t)), b"0\r\nx-sum: abc\r\n\r\n");
-        assert_eq!(encode_last_chunk(None), b"0\r\n\r\n");
     }
 
     fn parse(wire: &[u8], method: &Method) -> Result<Option<(Head, HeaderMap)>, AppError> {

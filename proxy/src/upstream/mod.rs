@@ -26,7 +26,6 @@
 //! closed an idle connection is noticed at checkout.
 
 pub mod body;
-mod chunked;
 mod codec;
 mod exchange;
 pub mod pool;
@@ -36,6 +35,8 @@ pub mod upgrade;
 pub use self::body::AppBody;
 pub use self::pool::{Lease, Upstream};
 pub use self::upgrade::Upgraded;
+// Trailer sections are bounded like response heads (`crate::chunked`).
+pub(crate) use self::codec::{MAX_HEAD, MAX_HEADERS};
 
 /// Why an exchange with the app failed, once a connection was there.
 #[derive(Debug, thiserror::Error)]
@@ -109,5 +110,14 @@ impl UpstreamError {
     /// No endpoint could be chosen (the gateway answers 503).
     pub fn is_no_endpoint(&self) -> bool {
         matches!(self, Self::NoEndpoint)
+    }
+}
+
+impl From<crate::chunked::ChunkedError> for AppError {
+    fn from(e: crate::chunked::ChunkedError) -> Self {
+        match e {
+            crate::chunked::ChunkedError::Malformed => Self::Chunked,
+            crate::chunked::ChunkedError::TrailersTooLarge => Self::HeadTooLarge,
+        }
     }
 }

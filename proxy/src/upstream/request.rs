@@ -265,7 +265,9 @@ impl RequestTx {
                 Poll::Ready(None) => {
                     self.body = None;
                     return Poll::Ready(match self.framing {
-                        ReqFraming::Chunked => Ok(Piece::Last(codec::encode_last_chunk(None))),
+                        ReqFraming::Chunked => {
+                            Ok(Piece::Last(crate::chunked::encode_last_chunk(None)))
+                        }
                         ReqFraming::Length(n) if n != self.body_bytes => Err(AppError::BodyLength),
                         _ => Ok(Piece::Done),
                     });
@@ -283,7 +285,7 @@ impl RequestTx {
                     if chunked {
                         self.body = None;
                         let trailers = frame.into_trailers().ok();
-                        return Poll::Ready(Ok(Piece::Last(codec::encode_last_chunk(
+                        return Poll::Ready(Ok(Piece::Last(crate::chunked::encode_last_chunk(
                             trailers.as_ref(),
                         ))));
                     }
@@ -301,7 +303,7 @@ impl RequestTx {
             }
             let mut line = [0u8; 20];
             let line_len = if chunked {
-                codec::chunk_line(data.len(), &mut line) as u8
+                crate::chunked::chunk_line(data.len(), &mut line) as u8
             } else {
                 0
             };

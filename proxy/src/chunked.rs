@@ -1,12 +1,48 @@
-//! The chunked transfer coding of the app's response bodies (RFC 9112 §7.1), decoded
-//! incrementally: a chunk line, chunk data or the trailer section may be split across reads at
-//! any byte. Chunk extensions are skipped; the trailer section is bounded like a head.
+//! The chunked transfer coding (RFC 9112 §7.1), shared by both HTTP/1 codecs: the app's
+//! response bodies (`upstream/`) and the clients' request bodies (`conn/h1/`) are decoded
+//! incrementally (a chunk line, chunk data or the trailer section may be split across reads at
+//! any byte; chunk extensions are skipped; the trailer section is bounded like a head), and the
+//! bodies the proxy sends are framed with [`chunk_line`] and [`encode_last_chunk`].
+
+use std::io::Write as _;
 
 use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::AppError;
-use super::codec::{MAX_HEAD, MAX_HEADERS};
+use crate::upstream::{MAX_HEAD, MAX_HEADERS};
+
+/// A chunked body that cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkedError {
+    /// A chunk line, chunk delimiter or trailer field is malformed.
+    #[error("malformed chunked encoding")]
+    Malformed,
+    /// The trailer section is larger than a head may be.
+    #[error("the chunked body's trailer section is too large")]
+    TrailersTooLarge,
+}
+
+/// The chunk-size line for a chunk of `len` bytes, written into `line`; returns its length.
+pub fn chunk_line(len: usize, line: &mut [u8; 20]) -> usize {
+    let mut cursor = std::io::Cursor::new(&mut line[..]);
+    // 16 hex digits and CRLF always fit.
+    let _ = write!(cursor, "{len:x}\r\n");
+    cursor.position() as usize
+}
+
+/// The end of a chunked body: the last chunk, the trailer fields, the final CRLF.
+pub fn encode_last_chunk(trailers: Option<&HeaderMap>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5);
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers.into_iter().flatten() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
 
 /// The longest chunk line (size and extensions) accepted.
 const MAX_CHUNK_LINE: usize = 4096;
@@ -76,7 +112,7 @@ impl ChunkedDecoder {
 
     /// Decode `input`, appending chunk data to `data`. Returns how many bytes were used: all of
     /// them, unless the body ended inside `input`.
-    pub fn decode(&mut self, input: &[u8], data: &mut BytesMut) -> Result<usize, AppError> {
+    pub fn decode(&mut self, input: &[u8], data: &mut BytesMut) -> Result<usize, ChunkedError> {
         let mut i = 0;
         while i < input.len() {
             if self.state == ChunkState::Data {
@@ -96,12 +132,12 @@ impl ChunkedDecoder {
                     self.line += 1;
                     if let Some(d) = (b as char).to_digit(16) {
                         if digits >= 16 {
-                            return Err(AppError::Chunked);
+                            return Err(ChunkedError::Malformed);
                         }
                         self.size = self.size * 16 + u64::from(d);
                         ChunkState::Size { digits: digits + 1 }
                     } else if digits == 0 {
-                        return Err(AppError::Chunked);
+                        return Err(ChunkedError::Malformed);
                     } else {
                         self.after_size(b)?
                     }
@@ -110,17 +146,17 @@ impl ChunkedDecoder {
                 ChunkState::Extension => {
                     self.line += 1;
                     if self.line > MAX_CHUNK_LINE {
-                        return Err(AppError::Chunked);
+                        return Err(ChunkedError::Malformed);
                     }
                     match b {
                         b'\r' => ChunkState::SizeLf,
-                        b'\n' => return Err(AppError::Chunked),
+                        b'\n' => return Err(ChunkedError::Malformed),
                         _ => ChunkState::Extension,
                     }
                 }
                 ChunkState::SizeLf => {
                     if b != b'\n' {
-                        return Err(AppError::Chunked);
+                        return Err(ChunkedError::Malformed);
                     }
                     self.line = 0;
                     if self.size == 0 {
@@ -139,7 +175,7 @@ impl ChunkedDecoder {
                 // A bad CRLF after chunk data; data is taken before this match, and nothing is
                 // decoded once done.
                 ChunkState::DataCr | ChunkState::DataLf | ChunkState::Data | ChunkState::Done => {
-                    return Err(AppError::Chunked);
+                    return Err(ChunkedError::Malformed);
                 }
             };
             if self.state == ChunkState::Done {
@@ -150,20 +186,20 @@ impl ChunkedDecoder {
     }
 
     /// A byte after the size digits (or their whitespace).
-    fn after_size(&mut self, b: u8) -> Result<ChunkState, AppError> {
+    fn after_size(&mut self, b: u8) -> Result<ChunkState, ChunkedError> {
         self.line += 1;
         match b {
             b' ' | b'\t' => Ok(ChunkState::SizeSpace),
             b';' => Ok(ChunkState::Extension),
             b'\r' => Ok(ChunkState::SizeLf),
-            _ => Err(AppError::Chunked),
+            _ => Err(ChunkedError::Malformed),
         }
     }
 
     /// A byte of the trailer section was appended: is the section complete?
-    fn trailer_byte(&mut self) -> Result<ChunkState, AppError> {
+    fn trailer_byte(&mut self) -> Result<ChunkState, ChunkedError> {
         if self.trailer.len() > MAX_HEAD {
-            return Err(AppError::HeadTooLarge);
+            return Err(ChunkedError::TrailersTooLarge);
         }
         if self.trailer == b"\r\n" {
             self.trailer = Vec::new();
@@ -177,15 +213,16 @@ impl ChunkedDecoder {
             Ok(httparse::Status::Complete((_, fields))) => {
                 let mut map = HeaderMap::with_capacity(fields.len());
                 for f in fields {
-                    let name =
-                        HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| AppError::Chunked)?;
-                    let value = HeaderValue::from_bytes(f.value).map_err(|_| AppError::Chunked)?;
+                    let name = HeaderName::from_bytes(f.name.as_bytes())
+                        .map_err(|_| ChunkedError::Malformed)?;
+                    let value =
+                        HeaderValue::from_bytes(f.value).map_err(|_| ChunkedError::Malformed)?;
                     map.append(name, value);
                 }
                 map
             }
             Ok(httparse::Status::Partial) => return Ok(ChunkState::Trailers),
-            Err(_) => return Err(AppError::Chunked),
+            Err(_) => return Err(ChunkedError::Malformed),
         };
         self.trailer = Vec::new();
         self.trailers = (!parsed.is_empty()).then_some(parsed);
@@ -201,7 +238,7 @@ mod tests {
     fn decode_in_steps(
         wire: &[u8],
         step: usize,
-    ) -> Result<(Vec<u8>, Option<HeaderMap>, usize), AppError> {
+    ) -> Result<(Vec<u8>, Option<HeaderMap>, usize), ChunkedError> {
         let mut d = ChunkedDecoder::default();
         let mut data = BytesMut::new();
         let mut used = 0;
@@ -235,6 +272,17 @@ mod tests {
         assert_eq!(data, b"abc");
         assert!(trailers.is_none());
         assert_eq!(used, 13, "the bytes after the body are not used");
+    }
+
+    #[test]
+    fn chunk_lines_and_the_last_chunk() {
+        let mut line = [0u8; 20];
+        let n = chunk_line(0x1a2b, &mut line);
+        assert_eq!(&line[..n], b"1a2b\r\n");
+        let mut t = HeaderMap::new();
+        t.insert("x-sum", HeaderValue::from_static("abc"));
+        assert_eq!(encode_last_chunk(Some(&t)), b"0\r\nx-sum: abc\r\n\r\n");
+        assert_eq!(encode_last_chunk(None), b"0\r\n\r\n");
     }
 
     #[test]

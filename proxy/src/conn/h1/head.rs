@@ -1,0 +1,267 @@
+//! Request heads off the wire: `httparse` within the configured limits, the request built as an
+//! `http::Request`, and what the head says about the exchange (RFC 9112): how the body is framed,
+//! whether the connection stays open, `Expect: 100-continue`, a protocol upgrade.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+
+use crate::headers::{connection_has, wants_upgrade};
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body.
+    Empty,
+    /// `Content-Length` bytes (more than zero).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+pub(super) struct Head {
+    pub request: Request<()>,
+    pub framing: Framing,
+    /// The client keeps the connection open after this exchange (as far as it is concerned).
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request.
+    pub expect_continue: bool,
+    /// `Connection: upgrade` with an `Upgrade` header.
+    pub upgrade: bool,
+}
+
+/// A head the codec answers itself, without a request reaching the request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reject {
+    /// Malformed (400).
+    Malformed,
+    /// The request line alone exceeds the head limit (414).
+    UriTooLong,
+    /// The head exceeds the size or field-count limit (431).
+    TooLarge,
+}
+
+impl Reject {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Malformed => StatusCode::BAD_REQUEST,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        }
+    }
+
+    /// The `local_responses` reason, as the proxy has always counted these answers.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed_request",
+            Self::UriTooLong => "uri_too_long",
+            Self::TooLarge => "headers_too_large",
+        }
+    }
+
+    /// The whole response (the connection is closed after it).
+    pub fn response(self) -> &'static [u8] {
+        match self {
+            Self::Malformed => {
+                b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+            }
+            Self::UriTooLong => {
+                b"HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+            }
+            Self::TooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+        }
+    }
+}
+
+/// Header slots parsed on the stack; a larger `--max-headers` uses a heap array per head.
+const STACK_HEADERS: usize = 100;
+
+/// Parses the head at the start of `buf`: the head and its length, `None` when it is not
+/// complete yet (and still within `max_bytes`).
+pub(super) fn parse(
+    buf: &[u8],
+    max_bytes: usize,
+    max_headers: usize,
+) -> Result<Option<(Head, usize)>, Reject> {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap;
+    let slots: &mut [httparse::Header<'_>] = if max_headers <= STACK_HEADERS {
+        &mut stack[..max_headers]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; max_headers];
+        &mut heap
+    };
+    let mut req = httparse::Request::new(slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len <= max_bytes => len,
+        Ok(httparse::Status::Partial) if buf.len() < max_bytes => return Ok(None),
+        Ok(httparse::Status::Complete(_) | httparse::Status::Partial) => {
+            // A request line that alone goes past the limit: its target is the culprit.
+            let line = memchr::memchr(b'\n', buf.trim_ascii_start());
+            return Err(if line.is_some_and(|end| end < max_bytes) {
+                Reject::TooLarge
+            } else {
+                Reject::UriTooLong
+            });
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(Reject::TooLarge),
+        Err(_) => return Err(Reject::Malformed),
+    };
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(Reject::Malformed);
+    };
+    let method = Method::from_bytes(method.as_bytes()).map_err(|_| Reject::Malformed)?;
+    let uri = Uri::try_from(target).map_err(|_| Reject::Malformed)?;
+    let version = if minor == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    for field in req.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| Reject::Malformed)?;
+        let value = HeaderValue::from_bytes(field.value).map_err(|_| Reject::Malformed)?;
+        headers.append(name, value);
+    }
+    let framing = framing(&headers, version)?;
+    let keep_alive = if version == Version::HTTP_11 {
+        !connection_has(&headers, "close")
+    } else {
+        connection_has(&headers, "keep-alive") && !connection_has(&headers, "close")
+    };
+    let expect_continue = version == Version::HTTP_11
+        && headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let upgrade = wants_upgrade(&headers);
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    Ok(Some((
+        Head {
+            request,
+            framing,
+            keep_alive,
+            expect_continue,
+            upgrade,
+        },
+        len,
+    )))
+}
+
+/// The request body's framing (RFC 9112 §6.3): a `Transfer-Encoding` must end in `chunked` and
+/// comes without `Content-Length` (and not on HTTP/1.0); `Content-Length` values must agree.
+fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
+    if codings.peek().is_some() {
+        if version == Version::HTTP_10 || headers.contains_key(header::CONTENT_LENGTH) {
+            return Err(Reject::Malformed);
+        }
+        let last = codings
+            .last()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim);
+        return match last {
+            Some(c) if c.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
+            _ => Err(Reject::Malformed),
+        };
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        let text = value.to_str().map_err(|_| Reject::Malformed)?;
+        for item in text.split(',') {
+            let item = item.trim();
+            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Reject::Malformed);
+            }
+            let n: u64 = item.parse().map_err(|_| Reject::Malformed)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Reject::Malformed);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        None | Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framing_of(wire: &str) -> Result<Framing, Reject> {
+        parse(wire.as_bytes(), 16 * 1024, 100).map(|h| h.map(|(h, _)| h.framing).unwrap())
+    }
+
+    #[test]
+    fn request_framing_follows_rfc_9112() {
+        let h = "POST / HTTP/1.1\r\nHost: a\r\n";
+        assert_eq!(framing_of(&format!("{h}\r\n")), Ok(Framing::Empty));
+        assert_eq!(
+            framing_of(&format!("{h}Content-Length: 5\r\n\r\n")),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            framing_of(&format!("{h}Content-Length: 5, 5\r\n\r\n")),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            framing_of(&format!(
+                "{h}Content-Length: 5\r\nContent-Length: 6\r\n\r\n"
+            )),
+            Err(Reject::Malformed)
+        );
+        assert_eq!(
+            framing_of(&format!("{h}Content-Length: +5\r\n\r\n")),
+            Err(Reject::Malformed)
+        );
+        assert_eq!(
+            framing_of(&format!("{h}Transfer-Encoding: gzip, chunked\r\n\r\n")),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(
+            framing_of(&format!("{h}Transfer-Encoding: chunked, gzip\r\n\r\n")),
+            Err(Reject::Malformed)
+        );
+        assert_eq!(
+            framing_of(&format!(
+                "{h}Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+            )),
+            Err(Reject::Malformed)
+        );
+        assert_eq!(
+            framing_of("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(Reject::Malformed)
+        );
+    }
+
+    #[test]
+    fn heads_are_bounded() {
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(2000));
+        assert_eq!(
+            parse(long.as_bytes(), 1024, 100).unwrap_err(),
+            Reject::UriTooLong
+        );
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(2000));
+        assert_eq!(
+            parse(big.as_bytes(), 1024, 100).unwrap_err(),
+            Reject::TooLarge
+        );
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(5));
+        assert_eq!(
+            parse(many.as_bytes(), 1024, 4).unwrap_err(),
+            Reject::TooLarge
+        );
+        assert!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\n", 1024, 4)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
