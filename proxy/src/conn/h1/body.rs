@@ -4,6 +4,7 @@
 //! bodyless requests never build one. `100 Continue` is sent when the body is first polled.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
@@ -174,8 +175,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + Send> Source for Mutex<Exchange<IO>> {
                 continue;
             }
             // Read on the stack: only what this exchange does not consume is kept.
-            let mut chunk = [0u8; READ_CHUNK];
-            let mut buf = ReadBuf::new(&mut chunk);
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut chunk);
             if let Err(e) = ready!(Pin::new(&mut wire.io).poll_read(cx, &mut buf)) {
                 return Poll::Ready(Some(Err(H1BodyError::Io(e))));
             }

@@ -23,6 +23,7 @@ pub use self::upgrade::{ClientUpgraded, NotUpgraded, OnUpgrade};
 
 use std::convert::Infallible;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -225,8 +226,9 @@ fn poll_head<IO: AsyncRead + Unpin>(
     (max_bytes, max_headers): (usize, usize),
     cx: &mut Context<'_>,
 ) -> Poll<Result<Option<Head>, Waited>> {
-    let mut chunk = [0u8; READ_CHUNK];
-    let mut buf = ReadBuf::new(&mut chunk);
+    // Uninitialised: zeroing the array on every read would cost more than parsing a head.
+    let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+    let mut buf = ReadBuf::uninit(&mut chunk);
     if ready!(Pin::new(&mut wire.io).poll_read(cx, &mut buf)).is_err() {
         return Poll::Ready(Err(Waited::Failed));
     }
@@ -419,8 +421,8 @@ where
 async fn client_gone<IO: AsyncRead + Unpin>(wire: &mut Wire<IO>, max_ahead: usize) {
     std::future::poll_fn(|cx| {
         while wire.ahead.len() < max_ahead {
-            let mut chunk = [0u8; READ_CHUNK];
-            let mut buf = ReadBuf::new(&mut chunk);
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut chunk);
             match ready!(Pin::new(&mut wire.io).poll_read(cx, &mut buf)) {
                 Ok(()) if !buf.filled().is_empty() => wire.keep(buf.filled()),
                 _ => return Poll::Ready(()),
