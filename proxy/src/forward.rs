@@ -37,7 +37,7 @@ use crate::shared::Shared;
 use crate::telemetry::{Completion, LogFields};
 
 /// Header slots reserved beyond a request's own (see [`rewrite`]).
-const FORWARD_HEADROOM: usize = 12;
+pub(crate) const FORWARD_HEADROOM: usize = 12;
 
 /// The service for one inbound connection. Its future is a plain `async` block, not a boxed
 /// trait object: the HTTP/1 connection awaits it in place, so a request costs no allocation for

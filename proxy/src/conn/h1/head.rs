@@ -124,7 +124,10 @@ pub(super) fn parse(
     } else {
         Version::HTTP_11
     };
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    // With the room the request path needs for the fields it adds: the map is not regrown per
+    // request there.
+    let mut headers =
+        HeaderMap::with_capacity(req.headers.len() + crate::forward::FORWARD_HEADROOM);
     for field in req.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| Reject::Malformed)?;
         let value = HeaderValue::from_bytes(field.value).map_err(|_| Reject::Malformed)?;
