@@ -20,8 +20,8 @@
 # Layout as in bench/proxy.sh (proxy pinned to CPU 0; load generator + upstream on CPU 1).
 #
 # Usage: bench/proxy-breakdown.sh   (SECS=6 per run; BREAKDOWN_VARIANTS="outrigger-proxy nginx
-#        haproxy", any of bench/proxy.sh's variants, and outrigger-proxy-nopark: parking off;
-#        output also in $OUT, default bench/proxy/breakdown.md; ~4 minutes)
+#        haproxy", any of bench/proxy.sh's variants; output also in $OUT, default
+#        bench/proxy/breakdown.md; ~4 minutes)
 # Needs: perf (run as root, or perf_event_paranoid <= 1 and tracefs access), nginx, haproxy,
 # wrk, h2load, taskset.
 # shellcheck source=scripts/lib/env.sh

@@ -11,7 +11,7 @@
 #
 # Usage: bench/proxy-memory.sh NAME=BINARY[,ARG...] ...   e.g.
 #   bench/proxy-memory.sh base=/tmp/base/outrigger-proxy this=target/release/outrigger-proxy \
-#     nopark=target/release/outrigger-proxy,--park-after,0s
+#     idle10s=target/release/outrigger-proxy,--idle-timeout,10s
 # The name nginx (no binary) adds bench/proxy.sh's nginx proxy. Env: MEM_ROUNDS (5), PEAK_SECS
 # (5), MEM_CONNS (1000), OUT (printed only unless set).
 # Needs: nginx, wrk, taskset, ss, python3.

@@ -9,7 +9,7 @@ UP_PORT=18081 OR_PORT=18443 OR_ADMIN=18191 NG_PORT=18444 HA_PORT=18445 FL_PORT=1
 BASE_PORT=18447 BASE_ADMIN=18192
 # nginx 1.22 and HAProxy 2.6 take prior-knowledge h2c only on a listener of its own; the
 # outrigger-proxy variants tell h2c from HTTP/1 by the connection preface on one port.
-NG_H2_PORT=18448 HA_H2_PORT=18449 NOPARK_PORT=18450 NOPARK_ADMIN=18193
+NG_H2_PORT=18448 HA_H2_PORT=18449
 PIDS=()
 
 # bench_start: a scratch dir T, removed on exit after every process in PIDS is stopped; then
@@ -135,11 +135,6 @@ start_variant() {
         --admin "127.0.0.1:$BASE_ADMIN" --app "127.0.0.1:$UP_PORT" --workers 1 \
         >"$T/base.out" 2>"$T/base.err" &
       VPID=$! VPORT=$BASE_PORT VH2PORT=$BASE_PORT ;;
-    outrigger-proxy-nopark) # a diagnosis variant: this tree's proxy with parking off
-      OUTRIGGER_ACCESS_LOG=false taskset -c "$PROXY_CPU" "$BIN" --inbound "127.0.0.1:$NOPARK_PORT" \
-        --admin "127.0.0.1:$NOPARK_ADMIN" --app "127.0.0.1:$UP_PORT" --workers 1 --park-after 0s \
-        >"$T/nopark.out" 2>"$T/nopark.err" &
-      VPID=$! VPORT=$NOPARK_PORT VH2PORT=$NOPARK_PORT ;;
     hyper-floor)
       taskset -c "$PROXY_CPU" "$FLOOR_BIN" "127.0.0.1:$FL_PORT" "127.0.0.1:$UP_PORT" >"$T/fl.log" 2>&1 &
       VPID=$! VPORT=$FL_PORT ;;
