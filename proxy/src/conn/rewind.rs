@@ -10,7 +10,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pin_project_lite::pin_project! {
     /// Replays `prefix` before reading from `inner` (bytes consumed by protocol sniffing).
-    #[derive(Debug)]
     pub struct Rewind<T> {
         prefix: Option<Bytes>,
         #[pin]
@@ -54,5 +53,14 @@ impl<T: AsyncWrite> AsyncWrite for Rewind<T> {
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
+    }
+}
+
+// By hand: an upgraded client connection's transport is a trait object without `Debug`.
+impl<T> std::fmt::Debug for Rewind<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rewind")
+            .field("replay", &self.prefix.as_ref().map_or(0, Bytes::len))
+            .finish_non_exhaustive()
     }
 }

@@ -184,7 +184,7 @@ fn respond(
     let status = head.status;
     let body = if status == StatusCode::SWITCHING_PROTOCOLS {
         match lease.into_stream() {
-            Some(stream) => AppBody::upgraded(Upgraded::new(stream, dec.take_ready())),
+            Some(stream) => AppBody::upgraded(Upgraded::new(dec.take_ready(), stream)),
             None => AppBody::empty(),
         }
     } else {

@@ -19,7 +19,7 @@ mod response;
 mod upgrade;
 
 pub use self::body::{H1Body, H1BodyError};
-pub use self::upgrade::{ClientUpgraded, NotUpgraded, OnUpgrade};
+pub use self::upgrade::{ClientIo, ClientUpgraded, NotUpgraded, OnUpgrade};
 
 use std::convert::Infallible;
 use std::io;
@@ -401,7 +401,8 @@ where
             Some(tx) => {
                 let Wire { io, ahead } = wire;
                 // The tunnel may be gone already (its app side failed); the socket goes with it.
-                let _ = tx.send(ClientUpgraded::new(Box::new(io), ahead.freeze()));
+                let io: Box<dyn ClientIo> = Box::new(io);
+                let _ = tx.send(ClientUpgraded::new(ahead.freeze(), io));
                 Next::Done
             }
             None => Next::Close(wire),

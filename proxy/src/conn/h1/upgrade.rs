@@ -2,13 +2,9 @@
 //! 101 head it hands its socket (and the bytes the client sent past its request) through a
 //! oneshot to whoever took the request's [`OnUpgrade`] (see `forward::spawn_tunnel`).
 
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 
 use crate::conn::Rewind;
@@ -17,24 +13,9 @@ use crate::conn::Rewind;
 pub trait ClientIo: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> ClientIo for T {}
 
-/// The client's connection after it switched protocols.
-pub struct ClientUpgraded {
-    io: Rewind<Box<dyn ClientIo>>,
-}
-
-impl std::fmt::Debug for ClientUpgraded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientUpgraded").finish_non_exhaustive()
-    }
-}
-
-impl ClientUpgraded {
-    pub(super) fn new(io: Box<dyn ClientIo>, read_ahead: Bytes) -> Self {
-        Self {
-            io: Rewind::new(read_ahead, io),
-        }
-    }
-}
+/// The client's connection after it switched protocols (built with the bytes the client sent
+/// past its request as the prefix).
+pub type ClientUpgraded = Rewind<Box<dyn ClientIo>>;
 
 /// The upgrade did not happen (the connection ended before the 101 was written).
 #[derive(Debug, thiserror::Error)]
@@ -66,45 +47,5 @@ impl OnUpgrade {
             .take()
             .ok_or(NotUpgraded)?;
         rx.await.map_err(|_| NotUpgraded)
-    }
-}
-
-impl AsyncRead for ClientUpgraded {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ClientUpgraded {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
