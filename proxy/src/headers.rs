@@ -51,6 +51,45 @@ pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 
 /// Remove hop-by-hop headers, including every header named in `Connection`. With `keep_upgrade`
 /// the `Upgrade` header and a `Connection: upgrade` survive (protocol switch pass-through).
+/// Whether the last transfer coding of a message is `chunked` (RFC 9112 §6.3: only then is a
+/// body with `Transfer-Encoding` delimited by its coding).
+pub fn chunked_is_last(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
+}
+
+/// A `Content-Length` that is not one valid length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid Content-Length")]
+pub struct InvalidContentLength;
+
+/// A message's `Content-Length` (RFC 9112 §6.3): `None` without one; a list or repeated field
+/// of one value counts as that value; anything else (signs, blanks, values that disagree, an
+/// overflow) is invalid.
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, InvalidContentLength> {
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        let text = value.to_str().map_err(|_| InvalidContentLength)?;
+        for item in text.split(',') {
+            let item = item.trim();
+            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(InvalidContentLength);
+            }
+            let n: u64 = item.parse().map_err(|_| InvalidContentLength)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(InvalidContentLength);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
+}
+
 /// `TE: trailers` is kept on requests because it is end-to-end information gRPC relies on.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request: bool) {
     // One walk over the entries (no hashing) finds the two common cases: no hop-by-hop field

@@ -9,7 +9,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 
 use super::AppError;
-use crate::headers::connection_has;
+use crate::headers::{chunked_is_last, connection_has, content_length};
 
 /// The largest response head accepted (hyper's default read buffer limit).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -175,34 +175,12 @@ fn framing(
             keep_alive = false;
         }
         // Chunked must be the last coding; anything else is read until the app closes.
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim);
-        if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) {
+        if chunked_is_last(headers) {
             return Ok((RespFraming::Chunked, keep_alive));
         }
         return Ok((RespFraming::Close, false));
     }
-    let mut length: Option<u64> = None;
-    for value in &headers.get_all(header::CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| AppError::ContentLength)?;
-        for part in text.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(AppError::ContentLength);
-            }
-            let n: u64 = part.parse().map_err(|_| AppError::ContentLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(AppError::ContentLength);
-            }
-            length = Some(n);
-        }
-    }
-    match length {
+    match content_length(headers).map_err(|_| AppError::ContentLength)? {
         Some(n) => Ok((RespFraming::Length(n), keep_alive)),
         None => Ok((RespFraming::Close, false)),
     }

@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
-use crate::headers::{connection_has, wants_upgrade};
+use crate::headers::{chunked_is_last, connection_has, content_length, wants_upgrade};
 
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,40 +164,22 @@ pub(super) fn parse(
 /// The request body's framing (RFC 9112 §6.3): a `Transfer-Encoding` must end in `chunked` and
 /// comes without `Content-Length` (and not on HTTP/1.0); `Content-Length` values must agree.
 fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
-    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
-    if codings.peek().is_some() {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
         if version == Version::HTTP_10 || headers.contains_key(header::CONTENT_LENGTH) {
             return Err(Reject::Malformed);
         }
-        let last = codings
-            .last()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim);
-        return match last {
-            Some(c) if c.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
-            _ => Err(Reject::Malformed),
+        return if chunked_is_last(headers) {
+            Ok(Framing::Chunked)
+        } else {
+            Err(Reject::Malformed)
         };
     }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| Reject::Malformed)?;
-        for item in text.split(',') {
-            let item = item.trim();
-            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Reject::Malformed);
-            }
-            let n: u64 = item.parse().map_err(|_| Reject::Malformed)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(Reject::Malformed);
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
-        None | Some(0) => Framing::Empty,
-        Some(n) => Framing::Length(n),
-    })
+    Ok(
+        match content_length(headers).map_err(|_| Reject::Malformed)? {
+            None | Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+        },
+    )
 }
 
 #[cfg(test)]

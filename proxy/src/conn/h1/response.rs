@@ -8,14 +8,14 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf as _, Bytes};
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::response::Parts;
 use http::{Method, StatusCode, Version};
 use http_body::Body;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::chunked::{chunk_line, encode_last_chunk};
-use crate::headers::connection_has;
+use crate::headers::{connection_has, content_length};
 
 /// First body bytes up to this size go out in the head's write.
 const COALESCE: usize = 16 * 1024;
@@ -59,7 +59,7 @@ pub(super) fn encode(parts: &mut Parts, ask: Ask<'_>, hint: Option<u64>) -> Enco
     } else if let Some(n) = hint {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         Framing::Length(n)
-    } else if let Some(n) = declared_length(headers) {
+    } else if let Ok(Some(n)) = content_length(headers) {
         Framing::Length(n)
     } else if ask.version == Version::HTTP_11 {
         headers.remove(header::CONTENT_LENGTH);
@@ -110,13 +110,6 @@ pub(super) fn encode(parts: &mut Parts, ask: Ask<'_>, hint: Option<u64>) -> Enco
         framing,
         keep_alive,
     }
-}
-
-/// The app's own `Content-Length`, when it is one valid number.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
-    let first = values.next()?.to_str().ok()?.trim().parse().ok()?;
-    values.next().is_none().then_some(first)
 }
 
 thread_local! {
