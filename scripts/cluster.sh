@@ -77,6 +77,20 @@ need_tools() {
   [[ $(id -u) -eq 0 ]] || fail "needs root (network, mount namespaces and cgroups)"
 }
 
+# The node's images, containers, pod logs and etcd live in $STATE, and kubelet evicts every pod
+# once its filesystem has less than 2% free (evictionHard below): a nearly full disk would show up
+# minutes later as Pending pods ("untolerated taint" node.kubernetes.io/disk-pressure), so refuse
+# to start and say so. The margin is what one e2e run writes (images, logs, etcd) on top of that.
+MIN_FREE_MARGIN_GB=${OUTRIGGER_CLUSTER_MIN_FREE_GB:-4}
+check_disk() {
+  local size avail need
+  read -r size avail < <(df -B1 --output=size,avail "$STATE" | tail -n 1)
+  need=$(( size / 50 + MIN_FREE_MARGIN_GB * 1024 * 1024 * 1024 ))
+  if (( avail < need )); then
+    fail "only $(( avail / 1024 / 1024 / 1024 )) GiB free on the filesystem of $STATE; the node evicts its pods below 2% free ($(( size / 50 / 1024 / 1024 / 1024 )) GiB) and a run needs ${MIN_FREE_MARGIN_GB} GiB more, so $(( need / 1024 / 1024 / 1024 )) GiB: free space (old target/ dirs, ~/.cache/go-build) or set OUTRIGGER_CLUSTER_DIR to a bigger filesystem (OUTRIGGER_CLUSTER_MIN_FREE_GB sets the margin)"
+  fi
+}
+
 # cgroup_dirs NAME: NAME's directory in every cgroup hierarchy of the host (v1 controllers and the
 # v2 `unified` one of the hybrid layout).
 cgroup_dirs() {
@@ -486,6 +500,7 @@ up() {
   down_quiet
   local start_s=$SECONDS
   mkdir -p "$STATE/logs"
+  check_disk
   chmod 700 "$STATE"
   say "state in $STATE, node IP $NODE_IP"
   # Everything started from here on (daemons, shims, their children) lives in the node's cgroups.
