@@ -131,8 +131,13 @@ async fn sigterm_drains_without_failing_requests() {
     assert_eq!(metric(&m, "outrigger_proxy_draining", &[]), 1.0);
     assert!(metric(&m, "outrigger_proxy_draining_connections", &[]) >= 1.0);
 
-    // Kubernetes removes the endpoint during the drain delay; clients then stop sending.
-    tokio::time::sleep(delay.saturating_sub(Duration::from_millis(600))).await;
+    // Kubernetes removes the endpoint during the drain delay; clients then stop sending. The stop
+    // is anchored to the SIGTERM, not to when this task saw `/ready` turn 503 (which takes longer
+    // on a busy machine), so a request started just before it still has most of the delay to
+    // connect and finish before the listener closes; and it comes at least 200 ms after `termed`,
+    // so both protocols serve requests during the delay.
+    let stop_at = (term_at + delay / 2).max(Instant::now() + Duration::from_millis(200));
+    tokio::time::sleep_until(stop_at.into()).await;
     stop.store(true, Ordering::Release);
     for t in load {
         t.await.unwrap();
