@@ -22,6 +22,7 @@
 #                                              pods pull it as $REGISTRY/REF (see `registry`)
 #        scripts/cluster.sh registry           print the registry host pods pull from (localhost:5000)
 # State dir: ${OUTRIGGER_CLUSTER_DIR:-/tmp/outrigger-cluster}; its logs/ stays after `down`.
+# `up` refuses to start with less than 2% + ${OUTRIGGER_CLUSTER_MIN_FREE_GB:-4} GiB free there (kubelet evicts below 2%).
 set -euo pipefail
 # shellcheck source=scripts/lib/env.sh
 source "$(dirname "$0")/lib/env.sh"
