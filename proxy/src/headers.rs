@@ -49,8 +49,6 @@ pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.eq_ignore_ascii_case(token))
 }
 
-/// Remove hop-by-hop headers, including every header named in `Connection`. With `keep_upgrade`
-/// the `Upgrade` header and a `Connection: upgrade` survive (protocol switch pass-through).
 /// Whether the last transfer coding of a message is `chunked` (RFC 9112 §6.3: only then is a
 /// body with `Transfer-Encoding` delimited by its coding).
 pub fn chunked_is_last(headers: &HeaderMap) -> bool {
@@ -90,6 +88,8 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, InvalidContent
     Ok(length)
 }
 
+/// Remove hop-by-hop headers, including every header named in `Connection`. With `keep_upgrade`
+/// the `Upgrade` header and a `Connection: upgrade` survive (protocol switch pass-through).
 /// `TE: trailers` is kept on requests because it is end-to-end information gRPC relies on.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request: bool) {
     // One walk over the entries (no hashing) finds the two common cases: no hop-by-hop field
