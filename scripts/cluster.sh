@@ -79,16 +79,19 @@ need_tools() {
 }
 
 # The node's images, containers, pod logs and etcd live in $STATE, and kubelet evicts every pod
-# once its filesystem has less than 2% free (evictionHard below): a nearly full disk would show up
-# minutes later as Pending pods ("untolerated taint" node.kubernetes.io/disk-pressure), so refuse
-# to start and say so. The margin is what one e2e run writes (images, logs, etcd) on top of that.
+# once its filesystem has less than EVICT_FREE_PCT free (kubelet's evictionHard): a nearly full
+# disk would show up minutes later as Pending pods ("untolerated taint"
+# node.kubernetes.io/disk-pressure), so refuse to start and say so. The margin is what one e2e run
+# writes (images, logs, etcd) on top of that.
+EVICT_FREE_PCT=2
 MIN_FREE_MARGIN_GB=${OUTRIGGER_CLUSTER_MIN_FREE_GB:-4}
 check_disk() {
-  local size avail need
+  local size avail evict need gib=$(( 1024 * 1024 * 1024 ))
   read -r size avail < <(df -B1 --output=size,avail "$STATE" | tail -n 1)
-  need=$(( size / 50 + MIN_FREE_MARGIN_GB * 1024 * 1024 * 1024 ))
+  evict=$(( size * EVICT_FREE_PCT / 100 ))
+  need=$(( evict + MIN_FREE_MARGIN_GB * gib ))
   if (( avail < need )); then
-    fail "only $(( avail / 1024 / 1024 / 1024 )) GiB free on the filesystem of $STATE; the node evicts its pods below 2% free ($(( size / 50 / 1024 / 1024 / 1024 )) GiB) and a run needs ${MIN_FREE_MARGIN_GB} GiB more, so $(( need / 1024 / 1024 / 1024 )) GiB: free space (old target/ dirs, ~/.cache/go-build) or set OUTRIGGER_CLUSTER_DIR to a bigger filesystem (OUTRIGGER_CLUSTER_MIN_FREE_GB sets the margin)"
+    fail "only $(( avail / gib )) GiB free on the filesystem of $STATE; the node evicts its pods below ${EVICT_FREE_PCT}% free ($(( evict / gib )) GiB) and a run needs ${MIN_FREE_MARGIN_GB} GiB more, so $(( need / gib )) GiB: free space (old target/ dirs, ~/.cache/go-build) or set OUTRIGGER_CLUSTER_DIR to a bigger filesystem (OUTRIGGER_CLUSTER_MIN_FREE_GB sets the margin)"
   fi
 }
 
@@ -274,7 +277,7 @@ resolvConf: "$c/resolv.conf"
 failSwapOn: false
 serializeImagePulls: false
 # The state folder's disk is shared with everything else on this machine: evict only when nearly full.
-evictionHard: {memory.available: "100Mi", nodefs.available: "2%", imagefs.available: "2%", nodefs.inodesFree: "2%"}
+evictionHard: {memory.available: "100Mi", nodefs.available: "$EVICT_FREE_PCT%", imagefs.available: "$EVICT_FREE_PCT%", nodefs.inodesFree: "$EVICT_FREE_PCT%"}
 imageGCHighThresholdPercent: 100
 EOF
   cat >"$c/kube-proxy.yaml" <<EOF
