@@ -329,7 +329,7 @@ fn forward<'a, R: Router>(
         let outbound = Outbound {
             method: &method,
             uri: &uri,
-            headers: Some(headers),
+            headers,
             body: Some(body),
             replayable,
         };
@@ -343,7 +343,6 @@ fn forward<'a, R: Router>(
             plan,
             outbound,
             cfg.access_log,
-            FORWARD_HEADROOM,
         ));
         let Some(Sent {
             result,
@@ -472,9 +471,9 @@ fn rewrite(
 }
 
 /// Origin-form target for the app (`/path?query`); the Host header carries the authority.
-/// Copied rather than shared with the client's request: the request's target lives in the client
-/// connection's read buffer, which a shared target would keep alive until the app answers (see
-/// `retry::HeaderCopy::of`).
+/// Copied rather than shared with the client's request: an HTTP/2 request's target lives in
+/// hyper's read buffer for the connection, which a shared target would keep alive until the app
+/// answers.
 fn upstream_uri(uri: &Uri) -> Uri {
     let pq = match uri.path_and_query() {
         Some(pq) if pq.as_str() != "/" => pq,

@@ -1,22 +1,20 @@
 //! Sending a request to the app with bounded retries: which requests may be retried, on which
 //! outcomes, how long to wait, the budget (tower's `TpsBudget`: a fraction of requests plus a
-//! per-second floor over a 10 s window) that keeps retries from ever storming the app, the copy
-//! of a request's headers kept for another attempt, and the attempt loop itself ([`send`]).
+//! per-second floor over a 10 s window) that keeps retries from ever storming the app, and the
+//! attempt loop itself ([`send`]), which lends the request's parts to each attempt.
 
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Response, StatusCode, Uri};
 use tokio::time::Instant;
 use tower::retry::budget::{Budget as _, TpsBudget};
 
 use crate::body::{BodyError, ReqBody};
 use crate::config::RetryConfig;
 use crate::metrics::Metrics;
-use crate::upstream::{AppBody, Upstream, UpstreamError};
+use crate::upstream::{AppBody, RequestHead, Upstream, UpstreamError};
 
 /// Reasons a retryable failure was not retried (metric label values).
 pub mod skip {
@@ -44,47 +42,6 @@ pub fn status_reason(status: StatusCode) -> Option<&'static str> {
         503 => Some("status_503"),
         504 => Some("status_504"),
         _ => None,
-    }
-}
-
-/// A request's headers kept for another attempt. The map itself goes to the app (the response
-/// is parsed into the map that was sent), so a retry rebuilds one from this list: one allocation
-/// for the list and one for the values, where a `HeaderMap` clone also copies its index table.
-/// Nearly every copy is dropped unused, so the copy is what must be cheap.
-#[derive(Debug)]
-pub struct HeaderCopy(Vec<(HeaderName, HeaderValue)>);
-
-impl HeaderCopy {
-    /// Copy every field of `headers` (repeated fields stay in order). The values are copied into
-    /// one buffer of the copy's own rather than shared: a value parsed by hyper shares the
-    /// client connection's whole read buffer, and hyper reads into a fresh one while the request
-    /// is out (it watches for the client's EOF), so a shared copy would keep a second read buffer
-    /// per connection alive until the app answers.
-    pub fn of(headers: &HeaderMap) -> Self {
-        let total = headers.values().map(HeaderValue::len).sum();
-        let mut values = BytesMut::with_capacity(total);
-        for v in headers.values() {
-            values.extend_from_slice(v.as_bytes());
-        }
-        let mut values = values.freeze();
-        let mut fields = Vec::with_capacity(headers.len());
-        for (name, v) in headers {
-            let own = values.split_to(v.len());
-            // The bytes were a valid value already; the fallback only satisfies the type.
-            let mut value = HeaderValue::from_maybe_shared(own).unwrap_or_else(|_| v.clone());
-            value.set_sensitive(v.is_sensitive());
-            fields.push((name.clone(), value));
-        }
-        Self(fields)
-    }
-
-    /// The headers as a map with room for `headroom` more fields.
-    pub fn into_map(self, headroom: usize) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.0.len() + headroom);
-        for (name, value) in self.0 {
-            map.append(name, value);
-        }
-        map
     }
 }
 
@@ -205,11 +162,13 @@ pub trait Targets {
     type Pick;
     /// The target of the next attempt; `Err(UpstreamError::NoEndpoint)` when there is none.
     fn pick(&mut self) -> Result<Self::Pick, UpstreamError>;
-    /// Send one attempt to `pick` (the gateway bounds it by the rule's `backendRequest` timeout).
+    /// Send one attempt of `head` and `body` to `pick` (the gateway bounds it by the rule's
+    /// `backendRequest` timeout). The head is encoded before this returns.
     fn send<'s>(
         &'s self,
         pick: &'s Self::Pick,
-        req: Request<ReqBody>,
+        head: RequestHead<'_>,
+        body: ReqBody,
     ) -> impl Future<Output = Attempt> + Send + 's;
     /// The attempt on `pick` ended with `result` (the balancer's latency and failure record).
     fn done(&mut self, pick: Self::Pick, result: &Attempt);
@@ -227,9 +186,10 @@ impl Targets for &Arc<Upstream> {
     fn send<'s>(
         &'s self,
         (): &'s (),
-        req: Request<ReqBody>,
+        head: RequestHead<'_>,
+        body: ReqBody,
     ) -> impl Future<Output = Attempt> + Send + 's {
-        Upstream::send(self, req)
+        Upstream::send_head(self, head, body)
     }
 
     #[inline]
@@ -252,8 +212,8 @@ pub struct Outbound<'a> {
     pub method: &'a Method,
     /// Origin-form target.
     pub uri: &'a Uri,
-    /// Request headers as they go to the app (taken by the first attempt).
-    pub headers: Option<HeaderMap>,
+    /// Request headers as they go to the app (lent to every attempt).
+    pub headers: HeaderMap,
     /// The prepared body (taken by the first attempt); replayable ones are copied for each
     /// further attempt.
     pub body: Option<ReqBody>,
@@ -262,9 +222,9 @@ pub struct Outbound<'a> {
 }
 
 /// Sends `req` to the app, retrying failures as `plan` and the budget allow, with backoff in
-/// between; `headroom`: header slots reserved in a rebuilt map. Returns the last attempt's
-/// result. A function returning its future, not an `async fn`: the request's parts are kept
-/// once, in the future's captures (an async fn keeps each argument twice).
+/// between. Returns the last attempt's result. A function returning its future, not an
+/// `async fn`: the request's parts are kept once, in the future's captures (an async fn keeps
+/// each argument twice).
 #[allow(
     clippy::manual_async_fn,
     reason = "an async fn stores its arguments twice"
@@ -276,38 +236,29 @@ pub fn send<'a, T: Targets + 'a>(
     plan: Plan,
     mut req: Outbound<'a>,
     time_upstream: bool,
-    headroom: usize,
 ) -> impl Future<Output = Sent> + 'a {
     // The request's parts are used where they were captured: moved into locals, each would take
     // a second slot in the future.
     async move {
-        let mut headers_copy: Option<HeaderCopy> = None;
         let mut retries = 0u32;
         loop {
             let this_body = req.body.take().unwrap_or_else(ReqBody::empty);
-            let can_retry_more = plan.can_retry_more(retries);
-            let next_body = if can_retry_more {
+            let next_body = if plan.can_retry_more(retries) {
                 this_body.replay()
             } else {
                 None
             };
-            // The map itself goes to the app and a copy stays for the next attempt.
-            let this_headers = match (req.headers.take(), headers_copy.take()) {
-                (Some(map), _) => map,
-                (None, copy) => copy.map(|c| c.into_map(headroom)).unwrap_or_default(),
+            // Lent, not moved: the attempt encodes the head at once, and the parts stay here
+            // for the next attempt without a copy.
+            let head = RequestHead {
+                method: req.method,
+                uri: req.uri,
+                headers: &req.headers,
             };
-            if can_retry_more && next_body.is_some() {
-                headers_copy = Some(HeaderCopy::of(&this_headers));
-            }
-            let mut r = Request::new(this_body);
-            *r.method_mut() = req.method.clone();
-            *r.uri_mut() = req.uri.clone();
-            *r.version_mut() = Version::HTTP_11;
-            *r.headers_mut() = this_headers;
             let at = time_upstream.then(Instant::now);
             let result = match targets.pick() {
                 Ok(pick) => {
-                    let result = targets.send(&pick, r).await;
+                    let result = targets.send(&pick, head, this_body).await;
                     targets.done(pick, &result);
                     result
                 }
@@ -403,29 +354,5 @@ mod tests {
         for n in 0..20 {
             assert!(p.backoff(n) <= Duration::from_secs(1));
         }
-    }
-
-    #[test]
-    fn header_copy_keeps_fields_in_order_without_sharing_the_read_buffer() {
-        // Values sliced out of one buffer, as hyper parses a request head.
-        let head = bytes::Bytes::from(b"example.test|a|b|secret".to_vec());
-        let mut h = HeaderMap::new();
-        let value =
-            |r: std::ops::Range<usize>| HeaderValue::from_maybe_shared(head.slice(r)).unwrap();
-        h.insert(http::header::HOST, value(0..12));
-        h.append("x-many", value(13..14));
-        h.append("x-many", value(15..16));
-        let mut secret = value(17..23);
-        secret.set_sensitive(true);
-        h.insert(http::header::AUTHORIZATION, secret);
-        let copy = HeaderCopy::of(&h);
-        drop(h);
-        assert!(head.is_unique(), "the copy still shares the read buffer");
-        let map = copy.into_map(4);
-        assert_eq!(map["host"], "example.test");
-        let many: Vec<_> = map.get_all("x-many").iter().collect();
-        assert_eq!(many, ["a", "b"]);
-        assert!(map["authorization"].is_sensitive());
-        assert!(map.capacity() >= 4 + 4);
     }
 }

@@ -5,7 +5,7 @@
 //! arrive meanwhile (`100 Continue`) are skipped and the body keeps going.
 //!
 //! Reads go into a stack buffer and what is kept is copied out: the head's fields into the
-//! request's own header map (cleared), the body bytes read with it into the first frame. A heap
+//! response's header map, the body bytes read with it into the first frame. A heap
 //! buffer exists only while a head spans several reads.
 
 use std::mem::MaybeUninit;
@@ -13,16 +13,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf as _, Bytes, BytesMut};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::AppError;
 use super::body::{AppBody, Decoder};
 use super::codec::{self, Head};
 use super::pool::Lease;
 use super::request::RequestTx;
 use super::upgrade::Upgraded;
+use super::{AppError, RequestHead};
 use crate::body::ReqBody;
 
 /// Bytes read from the app per read call (on the stack).
@@ -31,20 +31,18 @@ pub const READ_CHUNK: usize = 16 * 1024;
 /// A request as it goes to the app, kept across a connection that failed before writing it.
 pub struct Outgoing {
     method: Method,
-    /// The request's fields; the response's once its head is read (the map is reused).
+    /// The response's fields once its head is read (allocated then, sized to the head).
     headers: HeaderMap,
     tx: RequestTx,
 }
 
 impl Outgoing {
-    /// Encode `req`'s head.
-    pub fn new(req: Request<ReqBody>) -> Self {
-        let (parts, body) = req.into_parts();
-        let tx = RequestTx::new(&parts, body);
+    /// Encode `head` for `body`.
+    pub fn new(head: RequestHead<'_>, body: ReqBody) -> Self {
         Self {
-            method: parts.method,
-            headers: parts.headers,
-            tx,
+            method: head.method.clone(),
+            headers: HeaderMap::new(),
+            tx: RequestTx::new(head, body),
         }
     }
 }

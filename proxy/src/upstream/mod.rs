@@ -35,6 +35,28 @@ pub mod upgrade;
 pub use self::body::AppBody;
 pub use self::pool::{Lease, Upstream};
 pub use self::upgrade::Upgraded;
+
+/// The head of a request as it goes to the app: encoded from these borrowed parts when the
+/// exchange starts, so the caller keeps them for another attempt without copying them.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// Request method.
+    pub method: &'a http::Method,
+    /// Origin-form target.
+    pub uri: &'a http::Uri,
+    /// Fields as they go to the app (the codec writes its own framing fields).
+    pub headers: &'a http::HeaderMap,
+}
+
+impl<'a> From<&'a http::request::Parts> for RequestHead<'a> {
+    fn from(parts: &'a http::request::Parts) -> Self {
+        Self {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+        }
+    }
+}
 // Trailer sections are bounded like response heads (`crate::chunked`).
 pub(crate) use self::codec::{MAX_HEAD, MAX_HEADERS};
 

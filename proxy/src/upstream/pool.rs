@@ -20,9 +20,9 @@ use http::{Request, Response};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::UpstreamError;
 use super::body::AppBody;
 use super::exchange::{self, Outgoing};
+use super::{RequestHead, UpstreamError};
 use crate::body::ReqBody;
 
 struct Idle {
@@ -109,19 +109,32 @@ impl Upstream {
         pool
     }
 
-    /// Send `req` (origin-form URI) on a pooled or new connection. The response body holds the
-    /// connection until it has been read (or returns it at once when it was read with the head).
-    #[allow(
-        clippy::manual_async_fn,
-        reason = "an async fn stores its arguments twice"
-    )]
+    /// Send `req` (origin-form URI) on a pooled or new connection: [`Upstream::send_head`] for a
+    /// whole request.
     pub fn send(
         self: &Arc<Self>,
         req: Request<ReqBody>,
     ) -> impl Future<Output = Result<Response<AppBody>, UpstreamError>> + Send {
+        let (parts, body) = req.into_parts();
+        self.send_head(RequestHead::from(&parts), body)
+    }
+
+    /// Send `head` (origin-form target) and `body` on a pooled or new connection. The head is
+    /// encoded before this returns, so the caller keeps its parts for another attempt. The
+    /// response body holds the connection until it has been read (or returns it at once when
+    /// it was read with the head).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
+    pub fn send_head<'s>(
+        self: &'s Arc<Self>,
+        head: RequestHead<'_>,
+        body: ReqBody,
+    ) -> impl Future<Output = Result<Response<AppBody>, UpstreamError>> + Send + use<'s> {
+        let mut out = Outgoing::new(head, body);
         // Not an `async fn`: its future would keep the request twice (see `forward::handle`).
         async move {
-            let mut out = Outgoing::new(req);
             loop {
                 let (stream, fresh) = match self.take_idle() {
                     Some(s) => (s, false),

@@ -9,14 +9,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::request::Parts;
 use http_body::Body as _;
 use smallvec::SmallVec;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
-use super::AppError;
 use super::codec::{self, ReqFraming};
+use super::{AppError, RequestHead};
 use crate::body::ReqBody;
 use crate::coalesce::COALESCE_MAX;
 
@@ -72,8 +71,8 @@ impl std::fmt::Debug for RequestTx {
 }
 
 impl RequestTx {
-    /// Frame `body` and encode the head of `parts` for it.
-    pub fn new(parts: &Parts, body: ReqBody) -> Self {
+    /// Frame `body` and encode `head` for it.
+    pub fn new(head: RequestHead<'_>, body: ReqBody) -> Self {
         let (framing, mut full, body) = match body.into_full() {
             Ok(None) => (ReqFraming::Empty, None, None),
             Ok(Some(b)) => (ReqFraming::Length(b.len() as u64), Some(b), None),
@@ -83,13 +82,7 @@ impl RequestTx {
             },
         };
         let mut wire = Vec::new();
-        codec::encode_head(
-            &mut wire,
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            framing,
-        );
+        codec::encode_head(&mut wire, head.method, head.uri, head.headers, framing);
         if let Some(b) = full.take_if(|b| b.len() <= COALESCE_MAX) {
             wire.extend_from_slice(&b);
         }

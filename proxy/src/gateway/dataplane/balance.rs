@@ -23,13 +23,11 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 
-use http::Request;
-
 use crate::body::ReqBody;
 use crate::gateway::config::Balancing;
 use crate::gateway::table::{BackendKey, Table};
 use crate::retry::{Attempt, Targets};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::{RequestHead, Upstream, UpstreamError};
 
 /// Latency assumed for an endpoint not measured yet.
 const INITIAL_EWMA_NS: u64 = 1_000_000;
@@ -381,11 +379,12 @@ impl Targets for Attempts {
     fn send<'s>(
         &'s self,
         pick: &'s Picked,
-        req: Request<ReqBody>,
+        head: RequestHead<'_>,
+        body: ReqBody,
     ) -> impl Future<Output = Attempt> + Send + 's {
         let limit = self.attempt_timeout;
+        let send = pick.ep.pool.send_head(head, body);
         async move {
-            let send = pick.ep.pool.send(req);
             match limit {
                 None => send.await,
                 Some(t) => tokio::time::timeout(t, send)
