@@ -1,6 +1,7 @@
 //! Header rewriting for a forwarding hop (RFC 9110 §7.6.1): connection-specific ("hop-by-hop")
 //! headers are removed in both directions, and `X-Forwarded-For` / `X-Forwarded-Proto` are added
-//! on the way to the app.
+//! on the way to the app; and what a head's connection and framing fields say ([`FieldFacts`]),
+//! gathered by the HTTP/1 codecs as they parse or write it.
 
 use std::net::IpAddr;
 
@@ -24,20 +25,25 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
 }
 
-/// The elements of a comma-separated list header value, trimmed (none if it is not text).
-fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
-    value
-        .to_str()
-        .ok()
+/// Whether a field value is text: visible ASCII and tabs, as `HeaderValue::to_str` accepts it.
+/// The list rules below work on the bytes of such values (no UTF-8 pass: they are ASCII).
+fn is_text(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (32..127).contains(&b))
+}
+
+/// The elements of a comma-separated list field value, trimmed (none if it is not text).
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    is_text(value)
+        .then_some(value)
         .into_iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
 }
 
 /// `close` and `keep-alive`: the `Connection` tokens that name no header to remove with it
 /// (`Keep-Alive` is hop-by-hop in its own right).
-fn is_plain_connection_token(token: &str) -> bool {
-    token.eq_ignore_ascii_case("close") || token.eq_ignore_ascii_case("keep-alive")
+fn is_plain_connection_token(token: &[u8]) -> bool {
+    token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive")
 }
 
 /// Whether the `Connection` header lists `token` (case-insensitive).
@@ -45,20 +51,18 @@ pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .flat_map(tokens)
-        .any(|t| t.eq_ignore_ascii_case(token))
+        .flat_map(|v| tokens(v.as_bytes()))
+        .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// Whether the last transfer coding of a message is `chunked` (RFC 9112 §6.3: only then is a
-/// body with `Transfer-Encoding` delimited by its coding).
-pub fn chunked_is_last(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
+/// Whether a `Transfer-Encoding` value's last coding is `chunked` (RFC 9112 §6.3: only then is
+/// a body with `Transfer-Encoding` delimited by its coding).
+fn ends_in_chunked(value: &[u8]) -> bool {
+    is_text(value)
+        && value
+            .rsplit(|&b| b == b',')
+            .next()
+            .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// A `Content-Length` that is not one valid length.
@@ -66,26 +70,111 @@ pub fn chunked_is_last(headers: &HeaderMap) -> bool {
 #[error("invalid Content-Length")]
 pub struct InvalidContentLength;
 
-/// A message's `Content-Length` (RFC 9112 §6.3): `None` without one; a list or repeated field
-/// of one value counts as that value; anything else (signs, blanks, values that disagree, an
-/// overflow) is invalid.
-pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, InvalidContentLength> {
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| InvalidContentLength)?;
-        for item in text.split(',') {
-            let item = item.trim();
-            if item.is_empty() || !item.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(InvalidContentLength);
+/// Adds one `Content-Length` field to the length `length` says so far (RFC 9112 §6.3): a list or
+/// repeated field of one value counts as that value; anything else (signs, blanks, values that
+/// disagree, an overflow) is invalid. `None` so far: no field yet.
+fn add_content_length(length: &mut Option<u64>, value: &[u8]) -> Result<(), InvalidContentLength> {
+    if !is_text(value) {
+        return Err(InvalidContentLength);
+    }
+    for item in value.split(|&b| b == b',') {
+        let item = item.trim_ascii();
+        if item.is_empty() {
+            return Err(InvalidContentLength);
+        }
+        let n = item.iter().try_fold(0u64, |n, &b| {
+            let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
+            n.checked_mul(10)?.checked_add(digit)
+        });
+        let n = n.ok_or(InvalidContentLength)?;
+        if length.is_some_and(|l| l != n) {
+            return Err(InvalidContentLength);
+        }
+        *length = Some(n);
+    }
+    Ok(())
+}
+
+/// What a message head's connection and framing fields say, gathered field by field while the
+/// head is parsed: the codecs then decide framing and keep-alive without looking the fields up
+/// in the map again.
+#[derive(Debug)]
+pub struct FieldFacts {
+    /// A `Connection` field is present.
+    pub connection: bool,
+    /// `Connection` lists `close`.
+    pub close: bool,
+    /// `Connection` lists `keep-alive`.
+    pub keep_alive: bool,
+    /// `Connection` lists `upgrade`.
+    pub connection_upgrade: bool,
+    /// An `Upgrade` field is present.
+    pub upgrade: bool,
+    /// Whether the last `Transfer-Encoding` field ends in `chunked`; `None` without one.
+    pub chunked_last: Option<bool>,
+    /// A `Content-Length` field is present.
+    pub has_content_length: bool,
+    /// The `Content-Length` so far; `Err` once a field was invalid.
+    pub content_length: Result<Option<u64>, InvalidContentLength>,
+    /// Whether the first `Expect` field is `100-continue`; `None` without one.
+    pub expect_continue: Option<bool>,
+}
+
+impl FieldFacts {
+    /// Takes note of one field (`value` as it came off the wire). Returns whether the field has a
+    /// place in the message's map: a `Connection` that says only `close` or `keep-alive` does
+    /// not, since it is this hop's alone and [`strip_hop_by_hop`] would only remove it again.
+    pub fn see(&mut self, name: &HeaderName, value: &[u8]) -> bool {
+        // Standard names compare as enum tags: nothing is hashed here.
+        if *name == header::CONNECTION {
+            self.connection = true;
+            let mut plain = true;
+            for token in tokens(value) {
+                let close = token.eq_ignore_ascii_case(b"close");
+                let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+                self.close |= close;
+                self.keep_alive |= keep_alive;
+                self.connection_upgrade |= token.eq_ignore_ascii_case(b"upgrade");
+                plain &= close || keep_alive;
             }
-            let n: u64 = item.parse().map_err(|_| InvalidContentLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(InvalidContentLength);
+            return !plain;
+        } else if *name == header::CONTENT_LENGTH {
+            self.has_content_length = true;
+            if let Ok(length) = &mut self.content_length
+                && let Err(e) = add_content_length(length, value)
+            {
+                self.content_length = Err(e);
             }
-            length = Some(n);
+        } else if *name == header::TRANSFER_ENCODING {
+            self.chunked_last = Some(ends_in_chunked(value));
+        } else if *name == header::UPGRADE {
+            self.upgrade = true;
+        } else if *name == header::EXPECT && self.expect_continue.is_none() {
+            self.expect_continue = Some(value.eq_ignore_ascii_case(b"100-continue"));
+        }
+        true
+    }
+
+    /// Whether the message asks for a protocol upgrade ([`wants_upgrade`]).
+    pub fn wants_upgrade(&self) -> bool {
+        self.upgrade && self.connection_upgrade
+    }
+}
+
+impl Default for FieldFacts {
+    fn default() -> Self {
+        Self {
+            connection: false,
+            close: false,
+            keep_alive: false,
+            connection_upgrade: false,
+            upgrade: false,
+            chunked_last: None,
+            has_content_length: false,
+            content_length: Ok(None),
+            expect_continue: None,
         }
     }
-    Ok(length)
 }
 
 /// Remove hop-by-hop headers, including every header named in `Connection`. With `keep_upgrade`
@@ -100,7 +189,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
     for (name, value) in headers.iter() {
         if *name == header::CONNECTION {
             connection = true;
-            only_plain_connection &= tokens(value).all(is_plain_connection_token);
+            only_plain_connection &= tokens(value.as_bytes()).all(is_plain_connection_token);
         } else if is_hop_by_hop(name) {
             only_plain_connection = false;
         }
@@ -115,8 +204,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
         && headers
             .get_all(header::TE)
             .iter()
-            .flat_map(tokens)
-            .any(|t| t.eq_ignore_ascii_case("trailers"));
+            .flat_map(|v| tokens(v.as_bytes()))
+            .any(|t| t.eq_ignore_ascii_case(b"trailers"));
     // The headers `Connection` names are removed by name. Its values are found by walking the
     // few entries (no hashing) and cloned (a reference count each, no copy) so the map can change
     // while they are read; a single field, the usual case, needs no allocation.
@@ -130,15 +219,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
         headers.remove(header::CONNECTION);
     }
     for value in first.iter().chain(&more) {
-        for token in tokens(value) {
+        for token in tokens(value.as_bytes()) {
             // Nearly every `Connection` says `close` or `keep-alive`: the first names no header,
             // the second is removed below anyway, and a lookup by name costs more than all the
             // rest of this function.
             let skip = is_plain_connection_token(token)
-                || (keep_upgrade && token.eq_ignore_ascii_case("upgrade"));
-            if !skip {
-                // A token that is no valid header name matches nothing.
-                headers.remove(token);
+                || (keep_upgrade && token.eq_ignore_ascii_case(b"upgrade"));
+            // A token that is no valid header name matches nothing.
+            if !skip && let Ok(name) = HeaderName::from_bytes(token) {
+                headers.remove(name);
             }
         }
     }
@@ -225,6 +314,81 @@ mod tests {
         let mut h = map(pairs);
         add_forwarded(&mut h, &forwarded_for(ip.parse().unwrap()), tls);
         h
+    }
+
+    /// The facts of `pairs`, seen in order.
+    fn facts(pairs: &[(&str, &[u8])]) -> FieldFacts {
+        let mut f = FieldFacts::default();
+        for (k, v) in pairs {
+            let _ = f.see(&HeaderName::from_bytes(k.as_bytes()).unwrap(), v);
+        }
+        f
+    }
+
+    #[test]
+    fn field_facts_follow_the_list_and_repetition_rules() {
+        let f = facts(&[
+            ("Connection", b"Keep-Alive, Upgrade"),
+            ("upgrade", b"websocket"),
+        ]);
+        assert!(f.connection && f.keep_alive && !f.close && f.wants_upgrade());
+        let f = facts(&[("x-other", b"close"), ("connection", b"\xffclose")]);
+        assert!(
+            f.connection && !f.close,
+            "a value that is not text lists nothing"
+        );
+        assert!(!facts(&[("connection", b"upgrade")]).wants_upgrade());
+        let mut f = FieldFacts::default();
+        assert!(
+            !f.see(&header::CONNECTION, b"Close, keep-alive"),
+            "a plain one is not kept"
+        );
+        assert!(
+            f.see(&header::CONNECTION, b"close, x-a"),
+            "one naming a field is"
+        );
+        assert!(f.see(&header::CONTENT_LENGTH, b"1"));
+
+        let f = facts(&[("content-length", b"5"), ("Content-Length", b"5, 5")]);
+        assert_eq!(
+            (f.has_content_length, f.content_length),
+            (true, Ok(Some(5)))
+        );
+        for bad in [
+            &b"5, 6"[..],
+            b"+5",
+            b"",
+            b" ",
+            b"99999999999999999999",
+            b"5\x80",
+        ] {
+            let f = facts(&[("content-length", b"5"), ("content-length", bad)]);
+            assert_eq!(f.content_length, Err(InvalidContentLength), "{bad:?}");
+        }
+        // Invalid stays invalid whatever follows.
+        let f = facts(&[("content-length", b"x"), ("content-length", b"5")]);
+        assert_eq!(f.content_length, Err(InvalidContentLength));
+        assert_eq!(facts(&[]).content_length, Ok(None));
+
+        let te = |v: &[&[u8]]| {
+            facts(
+                &v.iter()
+                    .map(|v| ("transfer-encoding", *v))
+                    .collect::<Vec<_>>(),
+            )
+            .chunked_last
+        };
+        assert_eq!(te(&[b"gzip, Chunked "]), Some(true));
+        assert_eq!(
+            te(&[b"chunked", b"gzip"]),
+            Some(false),
+            "the last field counts"
+        );
+        assert_eq!(te(&[]), None);
+
+        let f = facts(&[("expect", b"100-Continue"), ("expect", b"other")]);
+        assert_eq!(f.expect_continue, Some(true), "the first field counts");
+        assert_eq!(facts(&[("expect", b"x")]).expect_continue, Some(false));
     }
 
     /// Each case: the headers in, `upgrade` and `te`, and every header that must come out.

@@ -9,7 +9,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 
 use super::AppError;
-use crate::headers::{chunked_is_last, connection_has, content_length};
+use crate::headers::FieldFacts;
 
 /// The largest response head accepted (hyper's default read buffer limit).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -97,8 +97,9 @@ pub struct Head {
     pub keep_alive: bool,
 }
 
-/// Parse a response head from the start of `buf` into `headers` (cleared first, so the request's
-/// map is reused). The values share `buf` (one allocation for the head, not one per value).
+/// Parse a response head from the start of `buf` into `headers` (cleared first: an informational
+/// head may have been parsed into it). The values share `buf` (one allocation for the head, not
+/// one per value), and the map grows once, to the head's field count.
 /// `Ok(None)`: incomplete, read more.
 pub fn parse_head(
     buf: &Bytes,
@@ -132,14 +133,19 @@ pub fn parse_head(
         Version::HTTP_11
     };
     headers.clear();
+    headers.reserve(resp.headers.len());
+    let mut facts = FieldFacts::default();
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| AppError::Head(httparse::Error::HeaderName))?;
+        if !facts.see(&name, h.value) {
+            continue;
+        }
         let value = HeaderValue::from_maybe_shared(buf.slice_ref(h.value))
             .map_err(|_| AppError::Head(httparse::Error::HeaderValue))?;
         headers.append(name, value);
     }
-    let (framing, keep_alive) = framing(method, status, version, headers)?;
+    let (framing, keep_alive) = framing(method, status, version, &facts, headers)?;
     Ok(Some(Head {
         len,
         status,
@@ -149,19 +155,20 @@ pub fn parse_head(
     }))
 }
 
-/// The body framing and whether the connection stays open (RFC 9112 §6.3 and §9.3). A response
-/// with both `Transfer-Encoding` and `Content-Length` loses the latter (the client's framing is
-/// hyper's, from the body) and closes the connection afterwards, as the RFC asks.
+/// The body framing and whether the connection stays open (RFC 9112 §6.3 and §9.3), from the
+/// head's `facts`. A response with both `Transfer-Encoding` and `Content-Length` loses the latter
+/// (the client's framing is the body's) and closes the connection afterwards, as the RFC asks.
 fn framing(
     method: &Method,
     status: StatusCode,
     version: Version,
+    facts: &FieldFacts,
     headers: &mut HeaderMap,
 ) -> Result<(RespFraming, bool), AppError> {
     let mut keep_alive = if version == Version::HTTP_11 {
-        !connection_has(headers, "close")
+        !facts.close
     } else {
-        connection_has(headers, "keep-alive")
+        facts.keep_alive
     };
     if *method == Method::HEAD
         || status.is_informational()
@@ -170,17 +177,18 @@ fn framing(
     {
         return Ok((RespFraming::Empty, keep_alive));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        if headers.remove(header::CONTENT_LENGTH).is_some() {
+    if let Some(chunked_last) = facts.chunked_last {
+        if facts.has_content_length {
+            headers.remove(header::CONTENT_LENGTH);
             keep_alive = false;
         }
         // Chunked must be the last coding; anything else is read until the app closes.
-        if chunked_is_last(headers) {
+        if chunked_last {
             return Ok((RespFraming::Chunked, keep_alive));
         }
         return Ok((RespFraming::Close, false));
     }
-    match content_length(headers).map_err(|_| AppError::ContentLength)? {
+    match facts.content_length.map_err(|_| AppError::ContentLength)? {
         Some(n) => Ok((RespFraming::Length(n), keep_alive)),
         None => Ok((RespFraming::Close, false)),
     }

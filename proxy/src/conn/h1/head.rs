@@ -4,10 +4,10 @@
 
 use std::mem::MaybeUninit;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
-use crate::headers::{chunked_is_last, connection_has, content_length, wants_upgrade};
+use crate::headers::FieldFacts;
 
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,22 +128,23 @@ pub(super) fn parse(
     // request there.
     let mut headers =
         HeaderMap::with_capacity(req.headers.len() + crate::forward::FORWARD_HEADROOM);
+    let mut facts = FieldFacts::default();
     for field in req.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| Reject::Malformed)?;
+        if !facts.see(&name, field.value) {
+            continue;
+        }
         let value = HeaderValue::from_bytes(field.value).map_err(|_| Reject::Malformed)?;
         headers.append(name, value);
     }
-    let framing = framing(&headers, version)?;
+    let framing = framing(&facts, version)?;
     let keep_alive = if version == Version::HTTP_11 {
-        !connection_has(&headers, "close")
+        !facts.close
     } else {
-        connection_has(&headers, "keep-alive") && !connection_has(&headers, "close")
+        facts.keep_alive && !facts.close
     };
-    let expect_continue = version == Version::HTTP_11
-        && headers
-            .get(header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let upgrade = wants_upgrade(&headers);
+    let expect_continue = version == Version::HTTP_11 && facts.expect_continue == Some(true);
+    let upgrade = facts.wants_upgrade();
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -163,23 +164,17 @@ pub(super) fn parse(
 
 /// The request body's framing (RFC 9112 §6.3): a `Transfer-Encoding` must end in `chunked` and
 /// comes without `Content-Length` (and not on HTTP/1.0); `Content-Length` values must agree.
-fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, Reject> {
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        if version == Version::HTTP_10 || headers.contains_key(header::CONTENT_LENGTH) {
+fn framing(facts: &FieldFacts, version: Version) -> Result<Framing, Reject> {
+    if let Some(chunked_last) = facts.chunked_last {
+        if version == Version::HTTP_10 || facts.has_content_length || !chunked_last {
             return Err(Reject::Malformed);
         }
-        return if chunked_is_last(headers) {
-            Ok(Framing::Chunked)
-        } else {
-            Err(Reject::Malformed)
-        };
+        return Ok(Framing::Chunked);
     }
-    Ok(
-        match content_length(headers).map_err(|_| Reject::Malformed)? {
-            None | Some(0) => Framing::Empty,
-            Some(n) => Framing::Length(n),
-        },
-    )
+    Ok(match facts.content_length.map_err(|_| Reject::Malformed)? {
+        None | Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+    })
 }
 
 #[cfg(test)]

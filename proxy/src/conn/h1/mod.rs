@@ -375,7 +375,7 @@ where
         Some(Err(never)) => match never {},
         None => return Next::Done,
     };
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let hint = http_body::Body::size_hint(&body).exact();
     let ask = Ask {
         method: &method,
@@ -383,7 +383,7 @@ where
         keep_alive,
     };
     let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
-    let encoded = response::encode(&mut parts, ask, hint);
+    let encoded = response::encode(&parts, ask, hint);
     drop(parts);
     let keep = encoded.keep_alive;
     let written = match response::write(&mut place, encoded, body).await {

@@ -8,14 +8,14 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf as _, Bytes};
-use http::header::{self, HeaderValue};
+use http::header;
 use http::response::Parts;
 use http::{Method, StatusCode, Version};
 use http_body::Body;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::chunked::{chunk_line, encode_last_chunk};
-use crate::headers::{connection_has, content_length};
+use crate::headers::FieldFacts;
 
 /// First body bytes up to this size go out in the head's write.
 const COALESCE: usize = 16 * 1024;
@@ -45,11 +45,21 @@ pub(super) struct Encoded {
     pub keep_alive: bool,
 }
 
-/// Serializes `parts` for the request `ask`; `hint` is the body's exact size, if known.
-pub(super) fn encode(parts: &mut Parts, ask: Ask<'_>, hint: Option<u64>) -> Encoded {
+/// Serializes `parts` for the request `ask`; `hint` is the body's exact size, if known. The
+/// fields are walked once to size the head and note what the framing depends on, and once to
+/// write them; the framing fields are this codec's own, written after them.
+pub(super) fn encode(parts: &Parts, ask: Ask<'_>, hint: Option<u64>) -> Encoded {
     let status = parts.status;
-    let headers = &mut parts.headers;
-    let mut keep_alive = ask.keep_alive && !connection_has(headers, "close");
+    let headers = &parts.headers;
+    let mut facts = FieldFacts::default();
+    let mut has_date = false;
+    let mut fields = 0;
+    for (name, value) in headers {
+        let _ = facts.see(name, value.as_bytes());
+        has_date |= name == header::DATE;
+        fields += name.as_str().len() + value.len() + 4;
+    }
+    let mut keep_alive = ask.keep_alive && !facts.close;
     let bodyless = *ask.method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -57,21 +67,18 @@ pub(super) fn encode(parts: &mut Parts, ask: Ask<'_>, hint: Option<u64>) -> Enco
     let framing = if bodyless {
         Framing::None
     } else if let Some(n) = hint {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         Framing::Length(n)
-    } else if let Ok(Some(n)) = content_length(headers) {
+    } else if let Ok(Some(n)) = facts.content_length {
         Framing::Length(n)
     } else if ask.version == Version::HTTP_11 {
-        headers.remove(header::CONTENT_LENGTH);
         Framing::Chunked
     } else {
         keep_alive = false;
         Framing::Close
     };
-    let fields: usize = headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum();
+    // A known size replaces the response's `Content-Length`, and the chunked coding goes
+    // without one (an invalid one, since a valid one would have framed the body).
+    let own_length = !bodyless && (hint.is_some() || framing == Framing::Chunked);
     let mut head = Vec::with_capacity(fields + 128);
     head.extend_from_slice(if ask.version == Version::HTTP_10 {
         b"HTTP/1.0 "
@@ -82,24 +89,32 @@ pub(super) fn encode(parts: &mut Parts, ask: Ask<'_>, hint: Option<u64>) -> Enco
     head.push(b' ');
     head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     head.extend_from_slice(b"\r\n");
-    for (name, value) in headers.iter() {
+    for (name, value) in headers {
+        if own_length && name == header::CONTENT_LENGTH {
+            continue;
+        }
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    if framing == Framing::Chunked {
-        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    match framing {
+        Framing::Length(n) if hint.is_some() => {
+            head.extend_from_slice(b"content-length: ");
+            head.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        _ => {}
     }
-    if status != StatusCode::SWITCHING_PROTOCOLS {
-        let has_connection = headers.contains_key(header::CONNECTION);
-        if !keep_alive && ask.version == Version::HTTP_11 && !has_connection {
+    if status != StatusCode::SWITCHING_PROTOCOLS && !facts.connection {
+        if !keep_alive && ask.version == Version::HTTP_11 {
             head.extend_from_slice(b"connection: close\r\n");
-        } else if keep_alive && ask.version == Version::HTTP_10 && !has_connection {
+        } else if keep_alive && ask.version == Version::HTTP_10 {
             head.extend_from_slice(b"connection: keep-alive\r\n");
         }
     }
-    if !headers.contains_key(header::DATE) {
+    if !has_date {
         head.extend_from_slice(b"date: ");
         with_date(|d| head.extend_from_slice(d));
         head.extend_from_slice(b"\r\n");
@@ -272,7 +287,7 @@ async fn flush_head<W: AsyncWrite + Unpin>(io: &mut W, pending: &[u8]) -> std::i
 
 /// The framing a response to `ask` gets for `parts` (for tests of the head alone).
 #[cfg(test)]
-fn head_of(parts: &mut Parts, ask: Ask<'_>, hint: Option<u64>) -> String {
+fn head_of(parts: &Parts, ask: Ask<'_>, hint: Option<u64>) -> String {
     String::from_utf8(encode(parts, ask, hint).head).unwrap()
 }
 
@@ -294,15 +309,15 @@ mod tests {
 
     #[test]
     fn response_framing_follows_rfc_9112() {
-        let h = head_of(&mut parts(200), GET11, Some(5));
+        let h = head_of(&parts(200), GET11, Some(5));
         assert!(
             h.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n"),
             "{h}"
         );
         assert!(h.contains("\r\ndate: "));
-        let h = head_of(&mut parts(200), GET11, None);
+        let h = head_of(&parts(200), GET11, None);
         assert!(h.contains("transfer-encoding: chunked\r\n"), "{h}");
-        let h = head_of(&mut parts(204), GET11, Some(0));
+        let h = head_of(&parts(204), GET11, Some(0));
         assert!(
             !h.contains("content-length") && !h.contains("chunked"),
             "{h}"
@@ -311,14 +326,68 @@ mod tests {
             version: Version::HTTP_10,
             ..GET11
         };
-        let enc = encode(&mut parts(200), ask10, None);
+        let enc = encode(&parts(200), ask10, None);
         assert!(!enc.keep_alive);
-        let h = head_of(&mut parts(200), ask10, Some(1));
+        let h = head_of(&parts(200), ask10, Some(1));
         assert!(h.starts_with("HTTP/1.0 200 OK\r\n") && h.contains("connection: keep-alive"));
         let close = Ask {
             keep_alive: false,
             ..GET11
         };
-        assert!(head_of(&mut parts(200), close, Some(1)).contains("connection: close\r\n"));
+        assert!(head_of(&parts(200), close, Some(1)).contains("connection: close\r\n"));
+    }
+
+    #[test]
+    fn the_codec_writes_the_framing_fields() {
+        let with = |fields: &[(&str, &str)]| {
+            let mut p = parts(200);
+            for (n, v) in fields {
+                p.headers.append(
+                    http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            p
+        };
+        // A known size replaces the app's length.
+        let h = head_of(
+            &with(&[("content-length", "99"), ("x-a", "1")]),
+            GET11,
+            Some(3),
+        );
+        assert_eq!(h.matches("content-length").count(), 1, "{h}");
+        assert!(h.contains("x-a: 1\r\ncontent-length: 3\r\n"), "{h}");
+        // Without one, a valid length frames the body as it is.
+        let enc = encode(&with(&[("content-length", "7")]), GET11, None);
+        assert_eq!(enc.framing, Framing::Length(7));
+        let h = String::from_utf8(enc.head).unwrap();
+        assert_eq!(h.matches("content-length: 7").count(), 1, "{h}");
+        // An invalid one is dropped for the chunked coding.
+        let h = head_of(&with(&[("content-length", "7, 8")]), GET11, None);
+        assert!(
+            !h.contains("content-length") && h.contains("chunked"),
+            "{h}"
+        );
+        // A bodyless response keeps what the app said.
+        let h = head_of(&with(&[("content-length", "7")]), GET11, Some(0));
+        let head = Ask {
+            method: &Method::HEAD,
+            ..GET11
+        };
+        let h2 = head_of(&with(&[("content-length", "7")]), head, Some(0));
+        assert!(h.contains("content-length: 0\r\n"), "{h}");
+        assert!(h2.contains("content-length: 7\r\n"), "{h2}");
+        // The app's `Connection` and `Date` are not doubled.
+        let h = head_of(
+            &with(&[("connection", "close"), ("date", "x")]),
+            GET11,
+            Some(0),
+        );
+        assert_eq!(
+            h.matches("connection").count() + h.matches("date").count(),
+            2,
+            "{h}"
+        );
+        assert!(!encode(&with(&[("connection", "close")]), GET11, Some(0)).keep_alive);
     }
 }
