@@ -69,12 +69,18 @@ where
         None => None,
     };
 
-    let runtime = match start::runtime(
-        BIN,
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.workers)
-            .max_blocking_threads(4),
-    ) {
+    // One worker (a sidecar limited to one core): the current-thread scheduler on the main
+    // thread, as linkerd2-proxy runs on one core. A multi-thread runtime with one worker still
+    // pays for what only several workers need: the shared inject queue, the idle-worker
+    // bookkeeping on every wake-up, and a worker thread beside the main one.
+    let mut builder = if config.workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(config.workers);
+        b
+    };
+    let runtime = match start::runtime(BIN, builder.max_blocking_threads(4)) {
         Ok(r) => r,
         Err(code) => return code,
     };

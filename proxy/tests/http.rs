@@ -14,8 +14,18 @@ use http_body_util::Full;
 
 #[tokio::test]
 async fn forwards_http1_and_h2c_with_pooled_keepalive() {
+    // One worker: the current-thread runtime, as every binary here runs unless told otherwise.
+    forwards_with_workers("1").await;
+}
+
+#[tokio::test]
+async fn forwards_the_same_with_two_workers() {
+    forwards_with_workers("2").await;
+}
+
+async fn forwards_with_workers(workers: &str) {
     let app = App::start().await;
-    let proxy = Proxy::start(app.addr, &[], &[]).await;
+    let proxy = Proxy::start(app.addr, &["--workers", workers], &[]).await;
 
     let h1 = h1_client();
     for _ in 0..5 {

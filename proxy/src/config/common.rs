@@ -17,7 +17,8 @@ pub struct CommonArgs {
     /// forcibly closed [default: derived from OUTRIGGER_TERMINATION_GRACE_PERIOD, else 25s].
     #[arg(long, env = "OUTRIGGER_DRAIN_TIMEOUT", value_parser = parse::duration)]
     pub drain_timeout: Option<Duration>,
-    /// Worker threads, 1..=256 [default: available cores, at most 2].
+    /// Worker threads, 1..=256 [default: available cores, at most 2]; 1 runs everything on one
+    /// thread (tokio's current-thread scheduler).
     #[arg(long, env = "OUTRIGGER_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
     /// Time a client has to send complete request headers (slowloris guard; answered with 408).

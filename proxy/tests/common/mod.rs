@@ -201,7 +201,8 @@ pub fn binary() -> &'static str {
 }
 
 impl Proxy {
-    /// Start with `--app app` plus `args`; waits until `/live` answers.
+    /// Start with `--app app` plus `args` (one worker unless they say otherwise); waits until
+    /// `/live` answers.
     pub async fn start(app: SocketAddr, args: &[&str], env: &[(&str, &str)]) -> Self {
         let inbound = free_addr();
         let admin = free_addr();
@@ -216,6 +217,8 @@ impl Proxy {
             .env_remove("OUTRIGGER_TERMINATION_GRACE_PERIOD")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env("OUTRIGGER_LOG", "info")
+            // One core, as a sidecar usually gets (the current-thread runtime); a flag overrides.
+            .env("OUTRIGGER_WORKERS", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
