@@ -112,9 +112,7 @@ pub struct FieldFacts {
     pub upgrade: bool,
     /// Whether the last `Transfer-Encoding` field ends in `chunked`; `None` without one.
     pub chunked_last: Option<bool>,
-    /// A `Content-Length` field is present.
-    pub has_content_length: bool,
-    /// The `Content-Length` so far; `Err` once a field was invalid.
+    /// The `Content-Length` so far: `Ok(None)` without one, `Err` once a field was invalid.
     pub content_length: Result<Option<u64>, InvalidContentLength>,
     /// Whether the first `Expect` field is `100-continue`; `None` without one.
     pub expect_continue: Option<bool>,
@@ -139,7 +137,6 @@ impl FieldFacts {
             }
             return !plain;
         } else if *name == header::CONTENT_LENGTH {
-            self.has_content_length = true;
             if let Ok(length) = &mut self.content_length
                 && let Err(e) = add_content_length(length, value)
             {
@@ -153,6 +150,11 @@ impl FieldFacts {
             self.expect_continue = Some(value.eq_ignore_ascii_case(b"100-continue"));
         }
         true
+    }
+
+    /// Whether a `Content-Length` field is present: every field leaves a length or an error.
+    pub fn has_content_length(&self) -> bool {
+        self.content_length != Ok(None)
     }
 
     /// Whether the message asks for a protocol upgrade ([`wants_upgrade`]).
@@ -170,7 +172,6 @@ impl Default for FieldFacts {
             connection_upgrade: false,
             upgrade: false,
             chunked_last: None,
-            has_content_length: false,
             content_length: Ok(None),
             expect_continue: None,
         }
@@ -225,9 +226,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, is_request:
             // rest of this function.
             let skip = is_plain_connection_token(token)
                 || (keep_upgrade && token.eq_ignore_ascii_case(b"upgrade"));
-            // A token that is no valid header name matches nothing.
-            if !skip && let Ok(name) = HeaderName::from_bytes(token) {
-                headers.remove(name);
+            // Removed by `&str` (no name allocated); a token that is no valid header name
+            // matches nothing. Tokens are visible ASCII, so the conversion never fails.
+            if !skip && let Ok(token) = std::str::from_utf8(token) {
+                headers.remove(token);
             }
         }
     }
@@ -351,7 +353,7 @@ mod tests {
 
         let f = facts(&[("content-length", b"5"), ("Content-Length", b"5, 5")]);
         assert_eq!(
-            (f.has_content_length, f.content_length),
+            (f.has_content_length(), f.content_length),
             (true, Ok(Some(5)))
         );
         for bad in [
@@ -369,6 +371,8 @@ mod tests {
         let f = facts(&[("content-length", b"x"), ("content-length", b"5")]);
         assert_eq!(f.content_length, Err(InvalidContentLength));
         assert_eq!(facts(&[]).content_length, Ok(None));
+        assert!(!facts(&[]).has_content_length());
+        assert!(facts(&[("content-length", b"")]).has_content_length());
 
         let te = |v: &[&[u8]]| {
             facts(

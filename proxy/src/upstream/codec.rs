@@ -178,7 +178,7 @@ fn framing(
         return Ok((RespFraming::Empty, keep_alive));
     }
     if let Some(chunked_last) = facts.chunked_last {
-        if facts.has_content_length {
+        if facts.has_content_length() {
             headers.remove(header::CONTENT_LENGTH);
             keep_alive = false;
         }

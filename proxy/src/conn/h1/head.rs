@@ -166,7 +166,7 @@ pub(super) fn parse(
 /// comes without `Content-Length` (and not on HTTP/1.0); `Content-Length` values must agree.
 fn framing(facts: &FieldFacts, version: Version) -> Result<Framing, Reject> {
     if let Some(chunked_last) = facts.chunked_last {
-        if version == Version::HTTP_10 || facts.has_content_length || !chunked_last {
+        if version == Version::HTTP_10 || facts.has_content_length() || !chunked_last {
             return Err(Reject::Malformed);
         }
         return Ok(Framing::Chunked);
