@@ -307,10 +307,16 @@ test_kill() {
 # service-through-sidecar: requests through podinfo's and the app's Services show up in the
 # sidecars' outrigger_proxy_requests_total (read from every meshed pod's admin port).
 test_service() {
-  local rel sel before after sent delta injected problems=() details="{}"
+  local rel sel before after sent delta injected workers problems=() details="{}"
   injected=$(k -n "$APPS" get pods -l app.kubernetes.io/name=podinfo -o json |
     jq '[.items[] | select(.metadata.deletionTimestamp == null) | select(any(.spec.initContainers[]?; .name == "outrigger-proxy"))] | length')
   [[ "$injected" -ge 1 ]] || problems+=("no podinfo pod has the injected outrigger-proxy")
+  # Injected (podinfo) and chart-rendered (hello) sidecars both run the one-worker runtime that
+  # bench/proxy.sh measures, whatever the node's core count.
+  workers=$(k -n "$APPS" get pods -o json | jq -c '[.items[] | select(.metadata.deletionTimestamp == null)
+    | .spec.initContainers[]? | select(.name == "outrigger-proxy")
+    | ([(.env // [])[] | select(.name == "OUTRIGGER_WORKERS") | .value] | first // "unset")] | unique')
+  [[ "$workers" == '["1"]' ]] || problems+=("the sidecars' OUTRIGGER_WORKERS values are $workers, not 1")
   for rel in hello podinfo; do
     # podinfo's chart selects its pods by name only.
     sel=app.kubernetes.io/instance=$rel
@@ -328,8 +334,8 @@ test_service() {
     jq -e -n "$delta >= $sent" >/dev/null || problems+=("$rel: $sent requests through the Service, the sidecars counted $delta")
   done
   result service-through-sidecar "$(jq -n --argjson d "$details" --argjson i "$injected" \
-    --arg p "$(printf '%s; ' "${problems[@]}")" \
-    '{name: "service-through-sidecar", pass: ($p == "; " or $p == ""), podinfo_pods_injected: $i, services: $d,
+    --argjson w "$workers" --arg p "$(printf '%s; ' "${problems[@]}")" \
+    '{name: "service-through-sidecar", pass: ($p == "; " or $p == ""), podinfo_pods_injected: $i, sidecar_workers: $w, services: $d,
       detail: (if ($p == "; " or $p == "") then ($d | tostring) else $p end)}')"
 }
 

@@ -84,6 +84,12 @@ pub struct Args {
         value_parser = optional_quantity
     )]
     pub proxy_memory_limit: String,
+    /// Worker threads of the injected proxy, passed as OUTRIGGER_WORKERS: 1..=256, or `auto` for
+    /// the proxy's own choice (the CPUs its cgroup allows, at most 2). 1 runs the proxy's
+    /// current-thread runtime, the one measured in bench/proxy.sh: a sidecar's load is one pod's,
+    /// and without a CPU limit `auto` would see every core of the node.
+    #[arg(long, env = "OUTRIGGER_INJECTOR_PROXY_WORKERS", default_value = "1", value_parser = proxy_workers)]
+    pub proxy_workers: String,
     /// Log filter passed to the proxy as OUTRIGGER_LOG.
     #[arg(long, env = "OUTRIGGER_INJECTOR_PROXY_LOG", default_value = "info", value_parser = parse::log_filter)]
     pub proxy_log: String,
@@ -133,6 +139,8 @@ pub struct ProxySpec {
     pub memory_limit: String,
     /// OUTRIGGER_LOG.
     pub log: String,
+    /// OUTRIGGER_WORKERS; `auto`: not set.
+    pub workers: String,
     /// OUTRIGGER_DRAIN_DELAY; empty: not set.
     pub drain_delay: String,
     /// OUTRIGGER_DRAIN_TIMEOUT; empty: not set.
@@ -153,6 +161,7 @@ impl Default for ProxySpec {
             cpu_limit: String::new(),
             memory_limit: "128Mi".to_owned(),
             log: "info".to_owned(),
+            workers: "1".to_owned(),
             drain_delay: String::new(),
             drain_timeout: String::new(),
         }
@@ -214,6 +223,17 @@ fn forwarded_duration(s: &str) -> Result<String, ValueError> {
     parse::duration(s).map(|_| s.to_owned())
 }
 
+/// The proxy's worker count as it accepts it (1..=256), or `auto`.
+fn proxy_workers(s: &str) -> Result<String, ValueError> {
+    if s == "auto" || s.parse::<u16>().is_ok_and(|n| (1..=256).contains(&n)) {
+        Ok(s.to_owned())
+    } else {
+        Err(ValueError::new(format!(
+            "{s:?} is not a worker count: 1..=256 or auto"
+        )))
+    }
+}
+
 impl Args {
     /// Check the rules that span several flags; returns the proxy spec on success.
     pub fn validate(&self) -> Result<ProxySpec, ConfigError> {
@@ -231,6 +251,7 @@ impl Args {
             cpu_limit: self.proxy_cpu_limit.clone(),
             memory_limit: self.proxy_memory_limit.clone(),
             log: self.proxy_log.clone(),
+            workers: self.proxy_workers.clone(),
             drain_delay: self.proxy_drain_delay.clone(),
             drain_timeout: self.proxy_drain_timeout.clone(),
         })
@@ -279,6 +300,13 @@ mod tests {
         assert!(refused(&["--tls-reload-interval", "0s"]).contains("--tls-reload-interval"));
         assert!(refused(&["--max-body", "1000"]).contains("--max-body"));
         assert!(refused(&["--proxy-image", "a b"]).contains("--proxy-image"));
+        for bad in ["0", "257", "two", ""] {
+            let e = refused(&["--proxy-workers", bad]);
+            assert!(
+                e.contains("--proxy-workers (OUTRIGGER_INJECTOR_PROXY_WORKERS)"),
+                "{bad}: {e}"
+            );
+        }
         let e = refused(&["--listen", "127.0.0.1:9", "--admin", "127.0.0.1:9"]);
         assert!(e.contains("--admin"), "{e}");
         let ok = Args::parse_from([
@@ -291,7 +319,12 @@ mod tests {
             "2min",
             "--proxy-cpu-limit",
             "",
+            "--proxy-workers",
+            "auto",
         ]);
-        assert_eq!(ok.validate().unwrap().drain_timeout, "2min");
+        let spec = ok.validate().unwrap();
+        assert_eq!(spec.drain_timeout, "2min");
+        assert_eq!(spec.workers, "auto");
+        assert_eq!(base.validate().unwrap().workers, "1");
     }
 }

@@ -39,6 +39,10 @@ Extra dict key: terminationGracePeriodSeconds (passed on as OUTRIGGER_TERMINATIO
   value: {{ printf "0.0.0.0:%v" $c.ports.admin | quote }}
 - name: OUTRIGGER_LOG
   value: {{ $c.logLevel | quote }}
+{{- if ne (toString $c.workers) "auto" }}
+- name: OUTRIGGER_WORKERS
+  value: {{ $c.workers | toString | quote }}
+{{- end }}
 {{- with .terminationGracePeriodSeconds }}
 - name: OUTRIGGER_TERMINATION_GRACE_PERIOD
   value: {{ . | quote }}

@@ -25,6 +25,10 @@ drainTimeout: ""
 drainToken: ""
 drainTokenSeed: ""
 logLevel: info
+# OUTRIGGER_WORKERS: 1..256, or "auto" for the proxy's own choice (the CPUs its cgroup allows, at
+# most 2). One worker runs the proxy's current-thread runtime, the configuration bench/proxy.sh
+# measures; without a CPU limit "auto" would see every core of the node.
+workers: "1"
 # Any other proxy setting as NAME: value (e.g. OUTRIGGER_REQUEST_TIMEOUT: 30s); see `outrigger-proxy --help`.
 config: {}
 tls:

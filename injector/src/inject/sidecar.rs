@@ -19,8 +19,13 @@ pub fn container(proxy: &ProxySpec, app_port: i32, grace_seconds: i64, drain_tok
         json!({"name": "OUTRIGGER_APP", "value": format!("127.0.0.1:{app_port}")}),
         json!({"name": "OUTRIGGER_ADMIN", "value": format!("0.0.0.0:{ADMIN_PORT}")}),
         json!({"name": "OUTRIGGER_LOG", "value": proxy.log}),
-        json!({"name": "OUTRIGGER_TERMINATION_GRACE_PERIOD", "value": grace_seconds.to_string()}),
     ];
+    if proxy.workers != "auto" {
+        env.push(json!({"name": "OUTRIGGER_WORKERS", "value": proxy.workers}));
+    }
+    env.push(
+        json!({"name": "OUTRIGGER_TERMINATION_GRACE_PERIOD", "value": grace_seconds.to_string()}),
+    );
     if !proxy.drain_delay.is_empty() {
         env.push(json!({"name": "OUTRIGGER_DRAIN_DELAY", "value": proxy.drain_delay}));
     }
@@ -164,5 +169,37 @@ mod tests {
         let env = c["env"].as_array().unwrap();
         assert!(env.contains(&json!({"name": "OUTRIGGER_DRAIN_DELAY", "value": "3s"})));
         assert!(env.contains(&json!({"name": "OUTRIGGER_DRAIN_TIMEOUT", "value": "20s"})));
+    }
+
+    fn workers_env(spec: &ProxySpec) -> Vec<Value> {
+        let c = container(spec, 8000, 30, "t0123456789abcdef");
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"] == "OUTRIGGER_WORKERS")
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn one_worker_unless_auto() {
+        assert_eq!(
+            workers_env(&ProxySpec::default()),
+            [json!({"name": "OUTRIGGER_WORKERS", "value": "1"})]
+        );
+        let two = ProxySpec {
+            workers: "2".into(),
+            ..ProxySpec::default()
+        };
+        assert_eq!(
+            workers_env(&two),
+            [json!({"name": "OUTRIGGER_WORKERS", "value": "2"})]
+        );
+        let auto = ProxySpec {
+            workers: "auto".into(),
+            ..ProxySpec::default()
+        };
+        assert!(workers_env(&auto).is_empty());
     }
 }
