@@ -22,15 +22,17 @@ require_tools() {
   done
 }
 
-# build_proxy_binaries: the release outrigger-proxy ($BIN) and hyper-floor example ($FLOOR_BIN),
-# unless OUTRIGGER_PROXY_BIN names the proxy to measure (then only a missing $FLOOR_BIN is built).
+# build_proxy_binaries: the release outrigger-proxy ($BIN) and the hyper-floor ($FLOOR_BIN) and
+# paced_load ($PACED_BIN) examples, unless OUTRIGGER_PROXY_BIN names the proxy to measure (then
+# only missing examples are built).
 # Always built otherwise (a no-op when up to date): a stale binary would silently measure old code.
 build_proxy_binaries() {
   if [[ -z "${OUTRIGGER_PROXY_BIN:-}" ]]; then
     echo "building release binaries..." >&2
-    (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --bin outrigger-proxy --example hyper_floor >&2)
-  elif [[ ! -x "$FLOOR_BIN" ]]; then
-    (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --example hyper_floor >&2)
+    (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --bin outrigger-proxy \
+      --example hyper_floor --example paced_load >&2)
+  elif [[ ! -x "$FLOOR_BIN" || ! -x "${PACED_BIN:-$CARGO_TARGET_DIR/release/examples/paced_load}" ]]; then
+    (cd "$OUTRIGGER_ROOT" && cargo build --release -p outrigger-proxy --example hyper_floor --example paced_load >&2)
   fi
   [[ -x "$BIN" ]] || { echo "no executable proxy at $BIN" >&2; exit 1; }
 }

@@ -5,30 +5,45 @@
 # bench/proxy.sh, which has started the upstream and defined VARIANTS; writes $OUT_REGIMES
 # (default bench/proxy/regimes.md).
 #
-# - "at 1k / 5k req/s over 32 connections": h2load --h1 -c32 --rps (rate / 32 per connection)
-#   for REGIME_SECS; added p50 / p99 = the median over REGIME_ROUNDS rounds of (variant - direct
-#   in the same round), the first second of each run (connection setup) left out; CPU-ms per 1k
-#   requests = the process tree's CPU time (every thread's schedstat) over the whole run divided
-#   by the requests it completed;
-# - "max req/s, 32 connections": wrk -t1 -c32, median of the rounds;
-# - "h2c req/s": h2load -c32 -m10 (prior-knowledge h2c), median of the rounds;
+# - "at 1k req/s over 32 connections": every variant at once, each with its 32 keep-alive
+#   connections from one proxy/examples/paced_load process (load generator CPU) for PACED_SECS:
+#   all 32 connections of a variant send together once per 32 ms (the load shape of h2load --rps,
+#   which fires its connections' timers together), and the variants' ticks are spread evenly
+#   over those 32 ms, so they are measured side by side on the same machine state rather than one
+#   after the other: direct-to-app latency alone moves by 0.2 ms between 4 s runs taken a minute
+#   apart, more than a proxy adds (docs/benchmarks.md, session 20). Added p50 / p99 = the
+#   variant's percentile minus direct's, the first second (connection setup) left out; CPU-ms per
+#   1k requests = the process tree's CPU time (every thread's schedstat) over the run, per request
+#   completed;
+# - "at 5k req/s over 32 connections": RATE_ROUNDS interleaved rounds, each running every variant
+#   alone (in an order rotated by one per round) under h2load --h1 -c32 --rps 156.25 for
+#   REGIME_SECS; added p50 / p99 = the percentile of every round's requests pooled per variant,
+#   minus direct's, the first second of each run left out; CPU-ms per 1k requests as above,
+#   median of the rounds;
+# - "max req/s, 32 connections": wrk -t1 -c32, median of REGIME_ROUNDS interleaved rounds;
+# - "h2c req/s": h2load -c32 -m10 (prior-knowledge h2c), median of the same rounds;
 # - "peak RSS, 1,000 busy keep-alive connections": a fresh process per variant after the rounds,
 #   wrk -t1 -c1000 for PEAK_SECS; the figure is the process tree's summed VmHWM (the kernel's
 #   own peak of resident memory; the process had only served a short warm-up before);
 # - "idle RSS": VmRSS of that fresh process after a 1 s warm-up with 4 connections.
 #
-# Env: REGIME_ROUNDS (3), REGIME_SECS (6), REGIME_CONNS (32), PEAK_SECS (5), OUT_REGIMES.
+# Env: PACED_SECS (120), PACED_LOGS (a directory to keep paced_load's per-variant logs in),
+# RATE_ROUNDS (10), REGIME_SECS (4), REGIME_ROUNDS (3), REGIME_CONNS (32),
+# PEAK_SECS (5), OUT_REGIMES.
 
+PACED_SECS="${PACED_SECS:-120}"
+RATE_ROUNDS="${RATE_ROUNDS:-10}"
 REGIME_ROUNDS="${REGIME_ROUNDS:-3}"
-REGIME_SECS="${REGIME_SECS:-6}"
+REGIME_SECS="${REGIME_SECS:-4}"
 REGIME_CONNS="${REGIME_CONNS:-32}"
 PEAK_SECS="${PEAK_SECS:-5}"
 OUT_REGIMES="${OUT_REGIMES:-$OUTRIGGER_ROOT/bench/proxy/regimes.md}"
 
-# regime_rate PORT RATE LOG: h2load at RATE req/s in total over REGIME_CONNS connections; prints
-# "p50 p99 cpu-ms-per-1k" (cpu "-" for direct).
+# regime_rate PORT RATE LOG POOL: h2load at RATE req/s in total over REGIME_CONNS connections;
+# appends the run's settled requests (first second left out) to the h2load-format log POOL and
+# prints "p50 p99 cpu-ms-per-1k" of this run alone (cpu "-" for direct).
 regime_rate() {
-  local port=$1 rate=$2 log=$3 c0=0 c1=0 n
+  local port=$1 rate=$2 log=$3 pool=$4 c0=0 c1=0 n
   local rps
   rps=$(awk -v r="$rate" -v c="$REGIME_CONNS" 'BEGIN { printf "%.4f", r / c }')
   [[ -n "$VPID" ]] && c0=$(cpu_ns "$VPID")
@@ -36,6 +51,7 @@ regime_rate() {
     --log-file "$log" "http://127.0.0.1:$port/" >"$log.report" 2>&1 || true
   [[ -n "$VPID" ]] && c1=$(cpu_ns "$VPID")
   n=$(awk -F'\t' '$2 == 200' "$log" | wc -l)
+  settled "$log" 1000000 >>"$pool"
   read -r p50 p99 _ <<<"$(percentiles "$log" 1000000)"
   local cpu="-"
   if [[ -n "$VPID" ]] && (( n > 0 )); then
@@ -44,21 +60,75 @@ regime_rate() {
   echo "$p50 $p99 $cpu"
 }
 
+# settled LOG SKIP-µs: the lines of an h2load --log-file for requests that started at least
+# SKIP-µs after the run's first one.
+settled() {
+  awk -F'\t' -v skip="$2" 'NR == FNR { if (FNR == 1 || $1 < first) first = $1; next }
+    $1 >= first + skip' "$1" "$1"
+}
+
+# rotated ROUND: VARIANTS, starting at the (ROUND-1)th one.
+rotated() {
+  local n=${#VARIANTS[@]} i
+  for ((i = 0; i < n; i++)); do echo "${VARIANTS[$(((i + $1 - 1) % n))]}"; done
+}
+
+# paced_1k: every variant started at once, then one paced_load run at 1k req/s each; sets P1
+# (percentiles) and CPU1 (CPU-ms per 1k requests) per variant.
+paced_1k() {
+  local v targets=() n
+  declare -A PID C0
+  for v in "${VARIANTS[@]}"; do
+    start_variant "$v"
+    PID[$v]=$VPID
+    targets+=("$v=127.0.0.1:$VPORT")
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$REGIME_CONNS" -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
+  done
+  for v in "${VARIANTS[@]}"; do [[ -n "${PID[$v]}" ]] && C0[$v]=$(cpu_ns "${PID[$v]}"); done
+  echo "== regimes, 1k req/s over $REGIME_CONNS connections, every variant side by side for ${PACED_SECS}s" >&2
+  taskset -c "$LOAD_CPU" "$PACED_BIN" --rate 1000 --conns "$REGIME_CONNS" --secs "$PACED_SECS" \
+    --out "$T/paced" "${targets[@]}" >&2
+  for v in "${VARIANTS[@]}"; do
+    P1[$v]=$(percentiles "$T/paced/$v.log" 1000000)
+    CPU1[$v]="-"
+    if [[ -n "${PID[$v]}" ]]; then
+      n=$(awk -F'\t' '$2 == 200' "$T/paced/$v.log" | wc -l)
+      CPU1[$v]=$(awk -v d=$(($(cpu_ns "${PID[$v]}") - C0[$v])) -v n="$n" 'BEGIN { printf "%.1f", d / 1e6 / (n / 1000) }')
+    fi
+    echo "   $v: p50 p99 p99.9 ${P1[$v]} ms, CPU-ms/1k ${CPU1[$v]}" >&2
+  done
+  if [[ -n "${PACED_LOGS:-}" ]]; then mkdir -p "$PACED_LOGS" && cp "$T"/paced/*.log "$PACED_LOGS"/; fi
+  for v in "${VARIANTS[@]}"; do
+    [[ -n "${PID[$v]}" ]] || continue
+    kill "${PID[$v]}" 2>/dev/null || true
+    wait "${PID[$v]}" 2>/dev/null || true
+  done
+}
+
 regimes_table() {
-  declare -A ADD1_50 ADD1_99 ADD5_50 ADD5_99 CPU1 CPU5 MAX32 H2C IDLE PEAK
+  declare -A CPU1 CPU5 MAX32 H2C IDLE PEAK P1 P5
   local r v out p50 p99 cpu
-  for r in $(seq 1 "$REGIME_ROUNDS"); do
-    declare -A L1=() L5=()
-    for v in "${VARIANTS[@]}"; do
-      echo "== regimes, round $r/$REGIME_ROUNDS: $v" >&2
+  paced_1k
+  for r in $(seq 1 "$RATE_ROUNDS"); do
+    for v in $(rotated "$r"); do
+      echo "== regimes, 5k req/s round $r/$RATE_ROUNDS: $v" >&2
       start_variant "$v"
       taskset -c "$LOAD_CPU" wrk -t1 -c"$REGIME_CONNS" -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
-      read -r p50 p99 cpu <<<"$(regime_rate "$VPORT" 1000 "$T/rg-$v-1k-$r.log")"
-      L1[$v]="$p50 $p99"
-      CPU1[$v]+="$cpu "
-      read -r p50 p99 cpu <<<"$(regime_rate "$VPORT" 5000 "$T/rg-$v-5k-$r.log")"
-      L5[$v]="$p50 $p99"
+      read -r p50 p99 cpu <<<"$(regime_rate "$VPORT" 5000 "$T/rg-$v-5k-$r.log" "$T/rg-$v-5k.pool")"
       CPU5[$v]+="$cpu "
+      echo "   5k: p50 $p50 p99 $p99 ms, CPU-ms/1k $cpu" >&2
+      stop_variant
+    done
+  done
+  for v in "${VARIANTS[@]}"; do
+    P5[$v]=$(percentiles "$T/rg-$v-5k.pool")
+    echo "== regimes, 5k req/s pooled p50 p99 p99.9 (ms) of $v: ${P5[$v]} ($(wc -l <"$T/rg-$v-5k.pool") requests)" >&2
+  done
+
+  for r in $(seq 1 "$REGIME_ROUNDS"); do
+    for v in $(rotated "$r"); do
+      echo "== regimes, throughput round $r/$REGIME_ROUNDS: $v" >&2
+      start_variant "$v"
       out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$REGIME_CONNS" -d"${MAX_DURATION}s" "http://127.0.0.1:$VPORT/")
       MAX32[$v]+="$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out") "
       if [[ -n "$VH2PORT" ]]; then
@@ -71,18 +141,9 @@ regimes_table() {
           /^status codes:/ {ok = $3; bad = $7 + $9}
           END { if (rps != "" && ok > 0 && !bad && !errs) printf "%d", rps; else print "failed" }' <<<"$out") "
       fi
-      echo "   1k: ${L1[$v]} ms, CPU-ms/1k: ${CPU1[$v]}; 5k: ${L5[$v]} ms, ${CPU5[$v]}; max -c$REGIME_CONNS: ${MAX32[$v]}; h2c: ${H2C[$v]:-}" >&2
+      echo "   max -c$REGIME_CONNS: ${MAX32[$v]}; h2c: ${H2C[$v]:-}" >&2
       if [[ "${H2C[$v]:-}" == *failed* ]]; then grep -E '^(finished|requests|status)' "$T/rg-$v-h2c-$r.out" >&2 || true; fi
       stop_variant
-    done
-    local d1 d5
-    d1=${L1[direct]:-} d5=${L5[direct]:-}
-    for v in "${VARIANTS[@]}"; do
-      [[ -n "$d1" ]] || break
-      ADD1_50[$v]+="$(diff_ms "${L1[$v]% *}" "${d1% *}") "
-      ADD1_99[$v]+="$(diff_ms "${L1[$v]#* }" "${d1#* }") "
-      ADD5_50[$v]+="$(diff_ms "${L5[$v]% *}" "${d5% *}") "
-      ADD5_99[$v]+="$(diff_ms "${L5[$v]#* }" "${d5#* }") "
     done
   done
 
@@ -104,20 +165,20 @@ regimes_table() {
   {
     run_line
     echo "Tools: $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}'), h2load $(h2load --version | awk '{print $2}'); outrigger-proxy $("$BIN" --version | awk '{print $2}') --workers 1, access log off"
-    echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; $REGIME_ROUNDS interleaved rounds, each running every variant for h2load --h1 -c$REGIME_CONNS at 1k and 5k req/s (${REGIME_SECS}s each, first second left out of the latencies), wrk -t1 -c$REGIME_CONNS -d${MAX_DURATION}s and h2load -c$REGIME_CONNS -m10 -D$MAX_DURATION (h2c); added latency: median of the per-round differences to direct; CPU: schedstat of every thread of the process tree over the whole rate run, per request completed; req/s: median of the rounds; memory: one fresh process per variant, idle = VmRSS after wrk -c4 -d1s, peak = summed VmHWM after wrk -t1 -c1000 -d${PEAK_SECS}s"
+    echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; 1k req/s: every variant side by side under one paced_load (${REGIME_CONNS} connections each, sending together every 32 ms, the variants' ticks spread over those 32 ms) for ${PACED_SECS}s; 5k req/s: $RATE_ROUNDS interleaved rounds (variant order rotated each round), each running every variant alone under h2load --h1 -c$REGIME_CONNS for ${REGIME_SECS}s, requests pooled over the rounds; first second of each run left out of the latencies; added latency: the variant's percentile minus direct's; CPU: schedstat of every thread of the process tree over the rate run, per request completed (5k: median of the rounds); then $REGIME_ROUNDS throughput rounds of wrk -t1 -c$REGIME_CONNS -d${MAX_DURATION}s and h2load -c$REGIME_CONNS -m10 -D$MAX_DURATION (h2c), req/s: median of the rounds; memory: one fresh process per variant, idle = VmRSS after wrk -c4 -d1s, peak = summed VmHWM after wrk -t1 -c1000 -d${PEAK_SECS}s"
     echo
     row="| regime |"
     for v in "${cols[@]}"; do row+=" $v |"; done
     echo "$row"
     echo "$sep"
     row="| added p50 / p99 at 1k req/s over $REGIME_CONNS connections (ms) |"
-    for v in "${VARIANTS[@]}"; do row+=" $(median_of "${ADD1_50[$v]:-}" "%+.3f") / $(median_of "${ADD1_99[$v]:-}" "%+.3f") |"; done
+    for v in "${VARIANTS[@]}"; do row+=" $(added_pooled "${P1[$v]}" "${P1[direct]:-}") |"; done
     echo "$row"
     row="| CPU-ms per 1k requests at 1k req/s |"
-    for v in "${VARIANTS[@]}"; do row+=" $(median_of "${CPU1[$v]//-/}" "%.1f") |"; done
+    for v in "${VARIANTS[@]}"; do row+=" ${CPU1[$v]} |"; done
     echo "$row"
     row="| added p50 / p99 at 5k req/s over $REGIME_CONNS connections (ms) |"
-    for v in "${VARIANTS[@]}"; do row+=" $(median_of "${ADD5_50[$v]:-}" "%+.3f") / $(median_of "${ADD5_99[$v]:-}" "%+.3f") |"; done
+    for v in "${VARIANTS[@]}"; do row+=" $(added_pooled "${P5[$v]}" "${P5[direct]:-}") |"; done
     echo "$row"
     row="| CPU-ms per 1k requests at 5k req/s |"
     for v in "${VARIANTS[@]}"; do row+=" $(median_of "${CPU5[$v]//-/}" "%.1f") |"; done
@@ -139,4 +200,11 @@ regimes_table() {
   } | tee "$OUT_REGIMES"
 }
 
-diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "") print ""; else printf "%.4f", a - b }'; }
+# added_pooled "p50 p99 p99.9" "direct's p50 p99 p99.9" -> "+p50 / +p99" in ms ("-": no direct)
+added_pooled() {
+  awk -v v="$1" -v d="$2" 'BEGIN {
+    nv = split(v, a, " "); nd = split(d, b, " ")
+    if (nv < 2 || nd < 2 || a[1] == "-" || b[1] == "-") { print "-"; exit }
+    printf "%+.3f / %+.3f", a[1] - b[1], a[2] - b[2]
+  }'
+}
