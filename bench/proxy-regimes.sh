@@ -6,15 +6,17 @@
 # (default bench/proxy/regimes.md).
 #
 # - "at 1k req/s over 32 connections": every variant at once, each with its 32 keep-alive
-#   connections from one proxy/examples/paced_load process (load generator CPU) for PACED_SECS:
+#   connections from proxy/examples/paced_load (load generator CPU) for PACED_SECS in all:
 #   all 32 connections of a variant send together once per 32 ms (the load shape of h2load --rps,
 #   which fires its connections' timers together), and the variants' ticks are spread evenly
 #   over those 32 ms, so they are measured side by side on the same machine state rather than one
 #   after the other: direct-to-app latency alone moves by 0.2 ms between 4 s runs taken a minute
-#   apart, more than a proxy adds (docs/benchmarks.md, session 20). Added p50 / p99 = the
-#   variant's percentile minus direct's, the first second (connection setup) left out; CPU-ms per
-#   1k requests = the process tree's CPU time (every thread's schedstat) over the run, per request
-#   completed;
+#   apart, more than a proxy adds (docs/benchmarks.md, session 20). The run is cut into one
+#   segment per variant with the order of the ticks rotated by one each segment (a variant whose
+#   burst overruns delays the next one's). Added p50 / p99 = the variant's percentile minus
+#   direct's, over every segment's requests but the first second of each (connection setup);
+#   CPU-ms per 1k requests = the process tree's CPU time (every thread's schedstat) over the run,
+#   per request completed;
 # - "at 5k req/s over 32 connections": RATE_ROUNDS interleaved rounds, each running every variant
 #   alone (in an order rotated by one per round) under h2load --h1 -c32 --rps 156.25 for
 #   REGIME_SECS; added p50 / p99 = the percentile of every round's requests pooled per variant,
@@ -73,29 +75,41 @@ rotated() {
   for ((i = 0; i < n; i++)); do echo "${VARIANTS[$(((i + $1 - 1) % n))]}"; done
 }
 
-# paced_1k: every variant started at once, then one paced_load run at 1k req/s each; sets P1
-# (percentiles) and CPU1 (CPU-ms per 1k requests) per variant.
+# paced_1k: every variant started at once, then paced_load at 1k req/s to each for PACED_SECS in
+# all, in one segment per variant, each segment with the variants' ticks in an order rotated by
+# one (a variant whose burst overruns delays the one after it, so each follows every other for
+# the same time); sets P1 (percentiles over every segment's settled requests) and CPU1 (CPU-ms
+# per 1k requests over the segments) per variant.
 paced_1k() {
-  local v targets=() n
-  declare -A PID C0
+  local v r targets n segs=${#VARIANTS[@]} seg_secs
+  declare -A PID C0 SERVED
+  seg_secs=$(((PACED_SECS + segs - 1) / segs))
   for v in "${VARIANTS[@]}"; do
     start_variant "$v"
     PID[$v]=$VPID
-    targets+=("$v=127.0.0.1:$VPORT")
+    SERVED[$v]=0
     taskset -c "$LOAD_CPU" wrk -t1 -c"$REGIME_CONNS" -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
   done
   for v in "${VARIANTS[@]}"; do [[ -n "${PID[$v]}" ]] && C0[$v]=$(cpu_ns "${PID[$v]}"); done
-  echo "== regimes, 1k req/s over $REGIME_CONNS connections, every variant side by side for ${PACED_SECS}s" >&2
-  taskset -c "$LOAD_CPU" "$PACED_BIN" --rate 1000 --conns "$REGIME_CONNS" --secs "$PACED_SECS" \
-    --out "$T/paced" "${targets[@]}" >&2
+  mkdir -p "$T/paced"
+  for r in $(seq 1 "$segs"); do
+    targets=()
+    for v in $(rotated "$r"); do targets+=("$v=127.0.0.1:$(variant_port "$v")"); done
+    echo "== regimes, 1k req/s over $REGIME_CONNS connections, every variant side by side, segment $r/$segs (${seg_secs}s): ${targets[*]}" >&2
+    taskset -c "$LOAD_CPU" "$PACED_BIN" --rate 1000 --conns "$REGIME_CONNS" --secs "$seg_secs" \
+      --out "$T/paced-$r" "${targets[@]}" >&2
+    for v in "${VARIANTS[@]}"; do
+      settled "$T/paced-$r/$v.log" 1000000 >>"$T/paced/$v.log"
+      SERVED[$v]=$((SERVED[$v] + $(awk -F'\t' '$2 == 200' "$T/paced-$r/$v.log" | wc -l)))
+    done
+  done
   for v in "${VARIANTS[@]}"; do
-    P1[$v]=$(percentiles "$T/paced/$v.log" 1000000)
+    P1[$v]=$(percentiles "$T/paced/$v.log")
     CPU1[$v]="-"
     if [[ -n "${PID[$v]}" ]]; then
-      n=$(awk -F'\t' '$2 == 200' "$T/paced/$v.log" | wc -l)
-      CPU1[$v]=$(awk -v d=$(($(cpu_ns "${PID[$v]}") - C0[$v])) -v n="$n" 'BEGIN { printf "%.1f", d / 1e6 / (n / 1000) }')
+      CPU1[$v]=$(awk -v d=$(($(cpu_ns "${PID[$v]}") - C0[$v])) -v n="${SERVED[$v]}" 'BEGIN { printf "%.1f", d / 1e6 / (n / 1000) }')
     fi
-    echo "   $v: p50 p99 p99.9 ${P1[$v]} ms, CPU-ms/1k ${CPU1[$v]}" >&2
+    echo "   $v: p50 p99 p99.9 ${P1[$v]} ms over $(wc -l <"$T/paced/$v.log") settled requests, CPU-ms/1k ${CPU1[$v]}" >&2
   done
   if [[ -n "${PACED_LOGS:-}" ]]; then mkdir -p "$PACED_LOGS" && cp "$T"/paced/*.log "$PACED_LOGS"/; fi
   for v in "${VARIANTS[@]}"; do
@@ -165,7 +179,7 @@ regimes_table() {
   {
     run_line
     echo "Tools: $(nginx -v 2>&1 | cut -d' ' -f3), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), wrk $(wrk --version 2>&1 | awk 'NR==1 {print $2}'), h2load $(h2load --version | awk '{print $2}'); outrigger-proxy $("$BIN" --version | awk '{print $2}') --workers 1, access log off"
-    echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; 1k req/s: every variant side by side under one paced_load (${REGIME_CONNS} connections each, sending together every 32 ms, the variants' ticks spread over those 32 ms) for ${PACED_SECS}s; 5k req/s: $RATE_ROUNDS interleaved rounds (variant order rotated each round), each running every variant alone under h2load --h1 -c$REGIME_CONNS for ${REGIME_SECS}s, requests pooled over the rounds; first second of each run left out of the latencies; added latency: the variant's percentile minus direct's; CPU: schedstat of every thread of the process tree over the rate run, per request completed (5k: median of the rounds); then $REGIME_ROUNDS throughput rounds of wrk -t1 -c$REGIME_CONNS -d${MAX_DURATION}s and h2load -c$REGIME_CONNS -m10 -D$MAX_DURATION (h2c), req/s: median of the rounds; memory: one fresh process per variant, idle = VmRSS after wrk -c4 -d1s, peak = summed VmHWM after wrk -t1 -c1000 -d${PEAK_SECS}s"
+    echo "Proxy pinned to CPU $PROXY_CPU; load generator + upstream (nginx, 12-byte body) on CPU $LOAD_CPU; 1k req/s: every variant side by side under paced_load (${REGIME_CONNS} connections each, sending together every 32 ms, the variants' ticks spread over those 32 ms) for ${PACED_SECS}s, in ${#VARIANTS[@]} segments with the tick order rotated each segment; 5k req/s: $RATE_ROUNDS interleaved rounds (variant order rotated each round), each running every variant alone under h2load --h1 -c$REGIME_CONNS for ${REGIME_SECS}s, requests pooled over the rounds; first second of each run left out of the latencies; added latency: the variant's percentile minus direct's; CPU: schedstat of every thread of the process tree over the rate run, per request completed (5k: median of the rounds); then $REGIME_ROUNDS throughput rounds of wrk -t1 -c$REGIME_CONNS -d${MAX_DURATION}s and h2load -c$REGIME_CONNS -m10 -D$MAX_DURATION (h2c), req/s: median of the rounds; memory: one fresh process per variant, idle = VmRSS after wrk -c4 -d1s, peak = summed VmHWM after wrk -t1 -c1000 -d${PEAK_SECS}s"
     echo
     row="| regime |"
     for v in "${cols[@]}"; do row+=" $v |"; done

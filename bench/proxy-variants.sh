@@ -151,6 +151,19 @@ start_variant() {
   sleep 0.3
 }
 
+# variant_port NAME: the HTTP/1.1 port start_variant gives NAME.
+variant_port() {
+  case "$1" in
+    direct) echo "$UP_PORT" ;;
+    outrigger-proxy) echo "$OR_PORT" ;;
+    outrigger-proxy-base) echo "$BASE_PORT" ;;
+    hyper-floor) echo "$FL_PORT" ;;
+    nginx) echo "$NG_PORT" ;;
+    haproxy) echo "$HA_PORT" ;;
+    *) echo "unknown variant $1" >&2; exit 1 ;;
+  esac
+}
+
 stop_variant() {
   if [[ -n "$VPID" ]]; then
     kill "$VPID" 2>/dev/null || true
