@@ -62,13 +62,6 @@ regime_rate() {
   echo "$p50 $p99 $cpu"
 }
 
-# settled LOG SKIP-µs: the lines of an h2load --log-file for requests that started at least
-# SKIP-µs after the run's first one.
-settled() {
-  awk -F'\t' -v skip="$2" 'NR == FNR { if (FNR == 1 || $1 < first) first = $1; next }
-    $1 >= first + skip' "$1" "$1"
-}
-
 # rotated ROUND: VARIANTS, starting at the (ROUND-1)th one.
 rotated() {
   local n=${#VARIANTS[@]} i
@@ -82,11 +75,11 @@ rotated() {
 # per 1k requests over the segments) per variant.
 paced_1k() {
   local v r targets n segs=${#VARIANTS[@]} seg_secs
-  declare -A PID C0 SERVED
+  declare -A PID PORTS C0 SERVED
   seg_secs=$(((PACED_SECS + segs - 1) / segs))
   for v in "${VARIANTS[@]}"; do
     start_variant "$v"
-    PID[$v]=$VPID
+    PID[$v]=$VPID PORTS[$v]=$VPORT
     SERVED[$v]=0
     taskset -c "$LOAD_CPU" wrk -t1 -c"$REGIME_CONNS" -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
   done
@@ -94,7 +87,7 @@ paced_1k() {
   mkdir -p "$T/paced"
   for r in $(seq 1 "$segs"); do
     targets=()
-    for v in $(rotated "$r"); do targets+=("$v=127.0.0.1:$(variant_port "$v")"); done
+    for v in $(rotated "$r"); do targets+=("$v=127.0.0.1:${PORTS[$v]}"); done
     echo "== regimes, 1k req/s over $REGIME_CONNS connections, every variant side by side, segment $r/$segs (${seg_secs}s): ${targets[*]}" >&2
     taskset -c "$LOAD_CPU" "$PACED_BIN" --rate 1000 --conns "$REGIME_CONNS" --secs "$seg_secs" \
       --out "$T/paced-$r" "${targets[@]}" >&2

@@ -151,19 +151,6 @@ start_variant() {
   sleep 0.3
 }
 
-# variant_port NAME: the HTTP/1.1 port start_variant gives NAME.
-variant_port() {
-  case "$1" in
-    direct) echo "$UP_PORT" ;;
-    outrigger-proxy) echo "$OR_PORT" ;;
-    outrigger-proxy-base) echo "$BASE_PORT" ;;
-    hyper-floor) echo "$FL_PORT" ;;
-    nginx) echo "$NG_PORT" ;;
-    haproxy) echo "$HA_PORT" ;;
-    *) echo "unknown variant $1" >&2; exit 1 ;;
-  esac
-}
-
 stop_variant() {
   if [[ -n "$VPID" ]]; then
     kill "$VPID" 2>/dev/null || true
@@ -216,10 +203,9 @@ cpu_ns() { # CPU time of every thread in the process tree, in ns (schedstat: exa
 }
 
 percentiles() { # h2load --log-file [skip-µs] -> "p50 p99 p99.9" in ms over the requests that
-  # started at least skip-µs after the first one (connection setup and warm-up left out)
-  awk -F'\t' -v skip="${2:-0}" '
-    $2 == 200 { n++; s[n] = $1; d[n] = $3; if (n == 1 || $1 < first) first = $1 }
-    END { for (i = 1; i <= n; i++) if (s[i] >= first + skip) print d[i] }' "$1" | sort -n | awk '
+  # succeeded and started at least skip-µs after the run's first one (connection setup and
+  # warm-up left out)
+  settled "$1" "${2:-0}" | awk -F'\t' '$2 == 200 { print $3 }' | sort -n | awk '
     { v[NR] = $1 }
     END {
       if (NR == 0) { print "- - -"; exit }
@@ -228,6 +214,13 @@ percentiles() { # h2load --log-file [skip-µs] -> "p50 p99 p99.9" in ms over the
       i999 = int(NR * 0.999); if (i999 < 1) i999 = 1
       printf "%.3f %.3f %.3f\n", v[i50] / 1000, v[i99] / 1000, v[i999] / 1000
     }'
+}
+
+# settled LOG SKIP-µs: the lines of an h2load --log-file (or paced_load's) for requests that
+# started at least SKIP-µs after the run's first one.
+settled() {
+  awk -F'\t' -v skip="$2" 'NR == FNR { if (FNR == 1 || $1 < first) first = $1; next }
+    $1 >= first + skip' "$1" "$1"
 }
 
 median_of() { # "space-separated numbers" printf-format -> their median, formatted ("-": none)
