@@ -223,15 +223,14 @@ fn forwarded_duration(s: &str) -> Result<String, ValueError> {
     parse::duration(s).map(|_| s.to_owned())
 }
 
-/// The proxy's worker count as it accepts it (1..=256), or `auto`.
+/// The proxy's worker count as the proxy's own parser accepts it, or `auto`.
 fn proxy_workers(s: &str) -> Result<String, ValueError> {
-    if s == "auto" || s.parse::<u16>().is_ok_and(|n| (1..=256).contains(&n)) {
-        Ok(s.to_owned())
-    } else {
-        Err(ValueError::new(format!(
-            "{s:?} is not a worker count: 1..=256 or auto"
-        )))
+    if s == "auto" {
+        return Ok(s.to_owned());
     }
+    parse::workers(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| ValueError::new(format!("{e}, or auto")))
 }
 
 impl Args {

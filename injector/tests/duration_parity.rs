@@ -1,7 +1,8 @@
-//! One duration syntax across the binaries, end to end: every drain duration the real injector
-//! accepts is written into the sidecar container it renders, and the real proxy started with that
-//! container's environment accepts it; every value the injector refuses (exit 64) is refused by
-//! the proxy too (exit 64), so no setting can make every injected proxy fail to start.
+//! One duration syntax and one worker-count range across the binaries, end to end: every drain
+//! duration and worker count the real injector accepts is written into the sidecar container it
+//! renders, and the real proxy started with that container's environment accepts it; every value
+//! the injector refuses (exit 64) is refused by the proxy too (exit 64), so no setting can make
+//! every injected proxy fail to start.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -76,6 +77,56 @@ fn proxy_command(bin: &PathBuf, env: &[(String, String)]) -> Command {
     cmd
 }
 
+/// Starts the proxy with `env` and waits until it serves its admin port: up means the
+/// configuration was accepted, since a refused one exits 64 before binding.
+fn assert_proxy_starts(proxy: &PathBuf, env: &[(String, String)], what: &str) {
+    let admin = free_addr();
+    let mut cmd = proxy_command(proxy, env);
+    cmd.args(["--admin", &admin.to_string()]);
+    let mut running = Daemon::spawn(&mut cmd);
+    running.wait_for_port(admin, Duration::from_secs(20));
+    assert!(
+        running
+            .stderr_lines()
+            .iter()
+            .all(|l| !l.contains("invalid configuration")),
+        "{what}: {:?}",
+        running.stderr_lines()
+    );
+}
+
+/// The injector refuses `value` in `var` with exit 64 and a line naming `var`.
+fn assert_injector_refuses(pki: &Pki, var: &str, value: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_outrigger-injector"))
+        .args(["--tls-cert", pki.path("tls.crt").to_str().unwrap()])
+        .args(["--tls-key", pki.path("tls.key").to_str().unwrap()])
+        .args([
+            "--listen",
+            &free_addr().to_string(),
+            "--admin",
+            &free_addr().to_string(),
+        ])
+        .env(var, value)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "injector took {var}={value:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(var), "{err}");
+}
+
+/// The proxy refuses `value` in `var` with exit 64 and one line naming `setting`.
+fn assert_proxy_refuses(proxy: &PathBuf, var: &str, setting: &str, value: &str) {
+    let env = vec![(var.to_owned(), value.to_owned())];
+    let out = proxy_command(proxy, &env)
+        .args(["--admin", &free_addr().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "proxy took {var}={value:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(setting), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durations_the_injector_accepts_start_the_proxy() {
     let proxy = proxy_binary();
@@ -92,20 +143,7 @@ async fn durations_the_injector_accepts_start_the_proxy() {
                 "{name} in {env:?}"
             );
         }
-        let admin = free_addr();
-        let mut cmd = proxy_command(&proxy, &env);
-        cmd.args(["--admin", &admin.to_string()]);
-        let mut running = Daemon::spawn(&mut cmd);
-        // Up means the configuration was accepted: a refused one exits 64 before binding.
-        running.wait_for_port(admin, Duration::from_secs(20));
-        assert!(
-            running
-                .stderr_lines()
-                .iter()
-                .all(|l| !l.contains("invalid configuration")),
-            "{value}: {:?}",
-            running.stderr_lines()
-        );
+        assert_proxy_starts(&proxy, &env, value);
     }
 }
 
@@ -114,36 +152,53 @@ fn durations_the_injector_refuses_are_refused_by_the_proxy() {
     let proxy = proxy_binary();
     let pki = Pki::new();
     for value in ["30", "1 0s", "soon", "2y", "-1s", "5S"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_outrigger-injector"))
-            .args(["--tls-cert", pki.path("tls.crt").to_str().unwrap()])
-            .args(["--tls-key", pki.path("tls.key").to_str().unwrap()])
-            .args([
-                "--listen",
-                &free_addr().to_string(),
-                "--admin",
-                &free_addr().to_string(),
-            ])
-            .env("OUTRIGGER_INJECTOR_PROXY_DRAIN_TIMEOUT", value)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(64), "injector took {value:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("OUTRIGGER_INJECTOR_PROXY_DRAIN_TIMEOUT"),
-            "{err}"
+        assert_injector_refuses(&pki, "OUTRIGGER_INJECTOR_PROXY_DRAIN_TIMEOUT", value);
+        assert_proxy_refuses(
+            &proxy,
+            "OUTRIGGER_DRAIN_TIMEOUT",
+            "--drain-timeout (OUTRIGGER_DRAIN_TIMEOUT)",
+            value,
         );
+    }
+}
 
-        let env = vec![("OUTRIGGER_DRAIN_TIMEOUT".to_owned(), value.to_owned())];
-        let out = proxy_command(&proxy, &env)
-            .args(["--admin", &free_addr().to_string()])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(64), "proxy took {value:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(
-            err.contains("--drain-timeout (OUTRIGGER_DRAIN_TIMEOUT)"),
-            "{err}"
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_counts_the_injector_accepts_start_the_proxy() {
+    let proxy = proxy_binary();
+    let pki = Pki::new();
+    for value in ["1", "3", "256", "auto"] {
+        let inj = Injector::start(&pki, &["--proxy-workers", value]);
+        let env = rendered_env(&inj, &pki).await;
+        let workers: Vec<_> = env
+            .iter()
+            .filter(|(k, _)| k == "OUTRIGGER_WORKERS")
+            .collect();
+        if value == "auto" {
+            assert!(
+                workers.is_empty(),
+                "auto leaves the count to the proxy: {env:?}"
+            );
+        } else {
+            assert_eq!(
+                workers,
+                [&("OUTRIGGER_WORKERS".to_owned(), value.to_owned())]
+            );
+        }
+        assert_proxy_starts(&proxy, &env, value);
+    }
+}
+
+#[test]
+fn worker_counts_the_injector_refuses_are_refused_by_the_proxy() {
+    let proxy = proxy_binary();
+    let pki = Pki::new();
+    for value in ["0", "257", "-1", "1.5", "two", "65536"] {
+        assert_injector_refuses(&pki, "OUTRIGGER_INJECTOR_PROXY_WORKERS", value);
+        assert_proxy_refuses(
+            &proxy,
+            "OUTRIGGER_WORKERS",
+            "--workers (OUTRIGGER_WORKERS)",
+            value,
         );
     }
 }

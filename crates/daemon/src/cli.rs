@@ -299,6 +299,23 @@ pub fn socket_addr(s: &str) -> Result<SocketAddr, ValueError> {
         .ok_or_else(|| ValueError(format!("{s:?} resolves to no address")))
 }
 
+/// Worker threads a daemon's runtime may be given.
+pub const WORKERS: std::ops::RangeInclusive<u16> = 1..=256;
+
+/// A worker-thread count in [`WORKERS`].
+pub fn workers(s: &str) -> Result<u16, ValueError> {
+    s.parse::<u16>()
+        .ok()
+        .filter(|n| WORKERS.contains(n))
+        .ok_or_else(|| {
+            ValueError(format!(
+                "{s:?} is not a worker count ({}..={})",
+                WORKERS.start(),
+                WORKERS.end()
+            ))
+        })
+}
+
 /// A `tracing` filter (EnvFilter syntax), checked so a typo exits 64 instead of logging nothing.
 pub fn log_filter(s: &str) -> Result<String, ValueError> {
     tracing_subscriber::EnvFilter::try_new(s)
@@ -309,6 +326,15 @@ pub fn log_filter(s: &str) -> Result<String, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn worker_counts_are_whole_numbers_in_range() {
+        assert_eq!(workers("1").unwrap(), 1);
+        assert_eq!(workers("256").unwrap(), 256);
+        for bad in ["0", "257", "-1", "1.5", "", " 2", "two", "auto"] {
+            assert!(workers(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn durations_use_humantime_units() {

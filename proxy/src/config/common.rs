@@ -19,7 +19,7 @@ pub struct CommonArgs {
     pub drain_timeout: Option<Duration>,
     /// Worker threads, 1..=256 [default: available cores, at most 2]; 1 runs everything on one
     /// thread (tokio's current-thread scheduler).
-    #[arg(long, env = "OUTRIGGER_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, env = "OUTRIGGER_WORKERS", value_parser = parse::workers)]
     pub workers: Option<u16>,
     /// Time a client has to send complete request headers (slowloris guard; answered with 408).
     #[arg(long, env = "OUTRIGGER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse::positive_duration)]
