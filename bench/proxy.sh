@@ -37,7 +37,7 @@ OUT="${OUT:-$OUTRIGGER_ROOT/bench/proxy/results.md}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$OUTRIGGER_ROOT/target}"
 BIN="${OUTRIGGER_PROXY_BIN:-$CARGO_TARGET_DIR/release/outrigger-proxy}"
 FLOOR_BIN="$CARGO_TARGET_DIR/release/examples/hyper_floor"
-# The paced generator of the regimes table's 1k req/s rows (proxy/examples/paced_load.rs).
+# The paced generator of the regimes table's side-by-side rows (proxy/examples/paced_load.rs).
 PACED_BIN="$CARGO_TARGET_DIR/release/examples/paced_load"
 # The variant outrigger-proxy-base runs this binary (bench/proxy-compare.sh builds it from an
 # older commit), so a before/after comparison shares one run's machine state.

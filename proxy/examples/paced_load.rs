@@ -1,6 +1,6 @@
 //! A paced HTTP/1.1 load generator that drives several targets in lockstep, so their latencies
 //! are compared under the same machine conditions. `bench/proxy.sh`'s regimes table uses it for
-//! the rows at 1k req/s over 32 connections.
+//! the rows at 1k req/s over 32 connections and for the side-by-side CPU row at 5k req/s.
 //!
 //! Why not h2load alone: `h2load --rps` fires the timers of all its connections together, so "1k
 //! req/s over 32 connections" is a burst of 32 requests every 32 ms, and a request's latency is
