@@ -22,8 +22,8 @@
 #   REGIME_SECS; added p50 / p99 = the percentile of every round's requests pooled per variant,
 #   minus direct's, the first second of each run left out; CPU-ms per 1k requests as above,
 #   median of the rounds ("each variant alone");
-# - "CPU at 5k req/s, every variant side by side": the alone figure moves by ±5 % between rounds
-#   of the same variant, as much as nginx and outrigger-proxy differ by, so it is also measured
+# - "CPU at 5k req/s, every variant side by side": the alone figure's rounds spread by ±20 % for
+#   one variant, more than nginx and outrigger-proxy differ by, so it is also measured
 #   paired, as at 1k: paced_load at 5k req/s to every variant at once for PACED_5K_SECS (the
 #   proxies then share their core, four bursts of 32 requests per 6.4 ms; the latencies of that
 #   run are in the log only, as they include waiting for the other proxies' bursts);
