@@ -90,13 +90,13 @@ rotated() {
 # settled requests) and PACED_CPU[RATE,variant] (CPU-ms per 1k requests over the segments).
 declare -A PACED_P PACED_CPU
 paced() {
-  local rate=$1 v r targets segs=${#VARIANTS[@]} seg_secs p c
-  declare -A PID PORTS C0 SERVED
+  local rate=$1 v r targets segs=${#VARIANTS[@]} seg_secs p c sb
+  declare -A PID PORTS C0 SERVED SLOW BURSTS
   seg_secs=$(((PACED_SECS + segs - 1) / segs))
   for v in "${VARIANTS[@]}"; do
     start_variant "$v"
     PID[$v]=$VPID PORTS[$v]=$VPORT
-    SERVED[$v]=0
+    SERVED[$v]=0 SLOW[$v]=0 BURSTS[$v]=0
     taskset -c "$LOAD_CPU" wrk -t1 -c"$REGIME_CONNS" -d1s "http://127.0.0.1:$VPORT/" >/dev/null 2>&1 || true
   done
   for v in "${VARIANTS[@]}"; do [[ -n "${PID[$v]}" ]] && C0[$v]=$(cpu_ns "${PID[$v]}"); done
@@ -108,7 +108,10 @@ paced() {
     taskset -c "$LOAD_CPU" "$PACED_BIN" --rate "$rate" --conns "$REGIME_CONNS" --secs "$seg_secs" \
       --out "$T/paced-$rate-$r" "${targets[@]}" >&2
     for v in "${VARIANTS[@]}"; do
-      settled "$T/paced-$rate-$r/$v.log" 1000000 >>"$T/paced-$rate/$v.log"
+      settled "$T/paced-$rate-$r/$v.log" 1000000 >"$T/paced-$rate-$r/$v.settled"
+      cat "$T/paced-$rate-$r/$v.settled" >>"$T/paced-$rate/$v.log"
+      read -r sb c < <(slow_bursts "$T/paced-$rate-$r/$v.settled" $((REGIME_CONNS * 1000000 / rate)))
+      SLOW[$v]=$((SLOW[$v] + sb)) BURSTS[$v]=$((BURSTS[$v] + c))
       SERVED[$v]=$((SERVED[$v] + $(awk -F'\t' '$2 == 200' "$T/paced-$rate-$r/$v.log" | wc -l)))
     done
   done
@@ -118,7 +121,7 @@ paced() {
       c=$(awk -v d=$(($(cpu_ns "${PID[$v]}") - C0[$v])) -v n="${SERVED[$v]}" 'BEGIN { printf "%.1f", d / 1e6 / (n / 1000) }')
     fi
     PACED_P[$rate,$v]=$p PACED_CPU[$rate,$v]=$c
-    echo "   $v: p50 p99 p99.9 $p ms over $(wc -l <"$T/paced-$rate/$v.log") settled requests, CPU-ms/1k $c" >&2
+    echo "   $v: p50 p99 p99.9 $p ms over $(wc -l <"$T/paced-$rate/$v.log") settled requests (${SLOW[$v]} of ${BURSTS[$v]} bursts had one over 1.5 ms), CPU-ms/1k $c" >&2
   done
   if [[ -n "${PACED_LOGS:-}" ]]; then mkdir -p "$PACED_LOGS/$rate" && cp "$T/paced-$rate"/*.log "$PACED_LOGS/$rate"/; fi
   for v in "${VARIANTS[@]}"; do

@@ -216,6 +216,21 @@ percentiles() { # h2load --log-file [skip-µs] -> "p50 p99 p99.9" in ms over the
     }'
 }
 
+# slow_bursts LOG PERIOD-µs: "SLOW ALL" over a paced_load log: ALL bursts (the requests sent at
+# one tick; ticks are PERIOD-µs apart), SLOW of them with a request over 1.5 ms. Whole bursts
+# stall at random, direct included, and a variant's p99 sits where its share of them puts it, so
+# the paced rows print this beside their percentiles.
+slow_bursts() {
+  awk -F'\t' -v period="$2" '
+    NR == 1 { off = $1 % period }
+    {
+      b = int(($1 - off) / period + 0.5)
+      if (!(b in seen)) { seen[b] = 1; all++ }
+      if ($3 > 1500 && !(b in slow)) { slow[b] = 1; n++ }
+    }
+    END { printf "%d %d\n", n, all }' "$1"
+}
+
 # settled LOG SKIP-µs: the lines of an h2load --log-file (or paced_load's) for requests that
 # started at least SKIP-µs after the run's first one.
 settled() {
