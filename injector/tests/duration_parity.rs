@@ -95,36 +95,46 @@ fn assert_proxy_starts(proxy: &PathBuf, env: &[(String, String)], what: &str) {
     );
 }
 
-/// The injector refuses `value` in `var` with exit 64 and a line naming `var`.
-fn assert_injector_refuses(pki: &Pki, var: &str, value: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_outrigger-injector"))
-        .args(["--tls-cert", pki.path("tls.crt").to_str().unwrap()])
-        .args(["--tls-key", pki.path("tls.key").to_str().unwrap()])
-        .args([
-            "--listen",
-            &free_addr().to_string(),
-            "--admin",
-            &free_addr().to_string(),
-        ])
-        .env(var, value)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64), "injector took {var}={value:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(var), "{err}");
-}
+/// Each of `values` is refused by both binaries with exit 64: by the injector in `injector_var`
+/// (a line naming it), and by the proxy in `proxy_var` (one line naming `setting`).
+fn assert_both_refuse(values: &[&str], injector_var: &str, proxy_var: &str, setting: &str) {
+    let proxy = proxy_binary();
+    let pki = Pki::new();
+    for value in values {
+        let out = Command::new(env!("CARGO_BIN_EXE_outrigger-injector"))
+            .args(["--tls-cert", pki.path("tls.crt").to_str().unwrap()])
+            .args(["--tls-key", pki.path("tls.key").to_str().unwrap()])
+            .args([
+                "--listen",
+                &free_addr().to_string(),
+                "--admin",
+                &free_addr().to_string(),
+            ])
+            .env(injector_var, value)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "injector took {injector_var}={value:?}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(injector_var), "{err}");
 
-/// The proxy refuses `value` in `var` with exit 64 and one line naming `setting`.
-fn assert_proxy_refuses(proxy: &PathBuf, var: &str, setting: &str, value: &str) {
-    let env = vec![(var.to_owned(), value.to_owned())];
-    let out = proxy_command(proxy, &env)
-        .args(["--admin", &free_addr().to_string()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64), "proxy took {var}={value:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains(setting), "{err}");
+        let env = vec![(proxy_var.to_owned(), (*value).to_owned())];
+        let out = proxy_command(&proxy, &env)
+            .args(["--admin", &free_addr().to_string()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "proxy took {proxy_var}={value:?}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(setting), "{err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,17 +159,12 @@ async fn durations_the_injector_accepts_start_the_proxy() {
 
 #[test]
 fn durations_the_injector_refuses_are_refused_by_the_proxy() {
-    let proxy = proxy_binary();
-    let pki = Pki::new();
-    for value in ["30", "1 0s", "soon", "2y", "-1s", "5S"] {
-        assert_injector_refuses(&pki, "OUTRIGGER_INJECTOR_PROXY_DRAIN_TIMEOUT", value);
-        assert_proxy_refuses(
-            &proxy,
-            "OUTRIGGER_DRAIN_TIMEOUT",
-            "--drain-timeout (OUTRIGGER_DRAIN_TIMEOUT)",
-            value,
-        );
-    }
+    assert_both_refuse(
+        &["30", "1 0s", "soon", "2y", "-1s", "5S"],
+        "OUTRIGGER_INJECTOR_PROXY_DRAIN_TIMEOUT",
+        "OUTRIGGER_DRAIN_TIMEOUT",
+        "--drain-timeout (OUTRIGGER_DRAIN_TIMEOUT)",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,15 +195,10 @@ async fn worker_counts_the_injector_accepts_start_the_proxy() {
 
 #[test]
 fn worker_counts_the_injector_refuses_are_refused_by_the_proxy() {
-    let proxy = proxy_binary();
-    let pki = Pki::new();
-    for value in ["0", "257", "-1", "1.5", "two", "65536"] {
-        assert_injector_refuses(&pki, "OUTRIGGER_INJECTOR_PROXY_WORKERS", value);
-        assert_proxy_refuses(
-            &proxy,
-            "OUTRIGGER_WORKERS",
-            "--workers (OUTRIGGER_WORKERS)",
-            value,
-        );
-    }
+    assert_both_refuse(
+        &["0", "257", "-1", "1.5", "two", "65536"],
+        "OUTRIGGER_INJECTOR_PROXY_WORKERS",
+        "OUTRIGGER_WORKERS",
+        "--workers (OUTRIGGER_WORKERS)",
+    );
 }
