@@ -90,7 +90,7 @@ rotated() {
 # settled requests) and PACED_CPU[RATE,variant] (CPU-ms per 1k requests over the segments).
 declare -A PACED_P PACED_CPU
 paced() {
-  local rate=$1 v r targets segs=${#VARIANTS[@]} seg_secs p c sb
+  local rate=$1 v r targets segs=${#VARIANTS[@]} seg_secs p c sb nb
   declare -A PID PORTS C0 SERVED SLOW BURSTS
   seg_secs=$(((PACED_SECS + segs - 1) / segs))
   for v in "${VARIANTS[@]}"; do
@@ -108,10 +108,9 @@ paced() {
     taskset -c "$LOAD_CPU" "$PACED_BIN" --rate "$rate" --conns "$REGIME_CONNS" --secs "$seg_secs" \
       --out "$T/paced-$rate-$r" "${targets[@]}" >&2
     for v in "${VARIANTS[@]}"; do
-      settled "$T/paced-$rate-$r/$v.log" 1000000 >"$T/paced-$rate-$r/$v.settled"
-      cat "$T/paced-$rate-$r/$v.settled" >>"$T/paced-$rate/$v.log"
-      read -r sb c < <(slow_bursts "$T/paced-$rate-$r/$v.settled" $((REGIME_CONNS * 1000000 / rate)))
-      SLOW[$v]=$((SLOW[$v] + sb)) BURSTS[$v]=$((BURSTS[$v] + c))
+      settled "$T/paced-$rate-$r/$v.log" 1000000 | tee -a "$T/paced-$rate/$v.log" >"$T/paced-$rate-$r/$v.settled"
+      read -r sb nb < <(slow_bursts "$T/paced-$rate-$r/$v.settled" $((REGIME_CONNS * 1000000 / rate)))
+      SLOW[$v]=$((SLOW[$v] + sb)) BURSTS[$v]=$((BURSTS[$v] + nb))
       SERVED[$v]=$((SERVED[$v] + $(awk -F'\t' '$2 == 200' "$T/paced-$rate-$r/$v.log" | wc -l)))
     done
   done
@@ -136,7 +135,7 @@ paced() {
 # LOAD_CPU; appends to PAIRED[variant] the ratio of its requests per CPU-second to
 # outrigger-proxy's in each round (the rounds alternate which of the two starts first).
 paired_max() {
-  local v r first a b pa pb porta portb port ca cb na nb rate_a rate_b loads
+  local v r first a b pa pb porta portb port ca cb na nb rate_a rate_b rate_v rate_o loads
   for v in "${VARIANTS[@]}"; do
     [[ "$v" == direct || "$v" == outrigger-proxy ]] && continue
     for r in $(seq 1 "$PAIRED_ROUNDS"); do
@@ -164,11 +163,9 @@ paired_max() {
       else
         rate_a=$(awk -v n="$na" -v c="$ca" 'BEGIN { printf "%d", n / (c / 1e9) }')
         rate_b=$(awk -v n="$nb" -v c="$cb" 'BEGIN { printf "%d", n / (c / 1e9) }')
-        if [[ "$a" == outrigger-proxy ]]; then
-          PAIRED[$v]+="$(awk -v x="$rate_b" -v o="$rate_a" 'BEGIN { printf "%.3f", x / o }') "
-        else
-          PAIRED[$v]+="$(awk -v x="$rate_a" -v o="$rate_b" 'BEGIN { printf "%.3f", x / o }') "
-        fi
+        rate_v=$rate_a rate_o=$rate_b
+        [[ "$a" == outrigger-proxy ]] && rate_v=$rate_b rate_o=$rate_a
+        PAIRED[$v]+="$(awk -v x="$rate_v" -v o="$rate_o" 'BEGIN { printf "%.3f", x / o }') "
         echo "   paired round $r/$PAIRED_ROUNDS: $a $na requests on $((ca / 1000000)) CPU-ms ($rate_a per CPU-s), $b $nb on $((cb / 1000000)) ($rate_b); core busy $(awk -v c=$((ca + cb)) -v d="$MAX_DURATION" 'BEGIN { printf "%.0f", c / 1e7 / d }') %; $v / outrigger-proxy: ${PAIRED[$v]}" >&2
       fi
       stop_variant
